@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs everything `npm test`, `npm run demo`, `npm run scenarios` and
+# `npm run bench` need on a fresh Debian machine, idempotently: Debian
+# packages, npm modules (including the pinned Node 24), the C programs, and
+# the Go-built cluster binaries. When everything is present it returns in
+# well under a second, so every npm script can call it first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+# Debian packages: compilers and libbpf for the C programs, iproute2 and
+# util-linux (nsenter) for links and namespaces, socat for the API tunnel,
+# openssl for the test cluster's certificates, iperf3 for benchmarks.
+apt_packages=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make gcc
+  iproute2 util-linux socat openssl iperf3 pkg-config)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm modules, re-installed only when package-lock.json changed.
+stamp=node_modules/.palisade-lock-stamp
+if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+  log "installing npm modules"
+  npm ci --no-audit --no-fund --loglevel=error >&2
+  cp package-lock.json "$stamp"
+fi
+
+# C programs (CNI plugin, test pod servers and prober; later the eBPF datapath).
+make -s -C . all >&2
+
+# Cluster binaries built from their Go modules, cached by version.
+bash scripts/build-cluster-tools.sh all
