@@ -54,6 +54,15 @@ staging_replaces() {
   for m in "${mods[@]}"; do echo "k8s.io/$m => k8s.io/$m v0.$minor.$patch"; done
 }
 
+# `build-cluster-tools.sh path NAME` prints the cached binary's path (building it if needed).
+if [ "${1:-}" = path ]; then
+  case "${2:-}" in
+    kube-apiserver) v=$KUBERNETES_VERSION ;; etcd) v=$ETCD_VERSION ;; helm) v=$HELM_VERSION ;;
+    *) echo "unknown tool '${2:-}' (kube-apiserver, etcd, helm)" >&2; exit 2 ;;
+  esac
+  "$0" "$2" && echo "$bin/$2-$v"; exit
+fi
+
 want=${1:-all}
 if [ "$want" = all ] || [ "$want" = kube-apiserver ]; then
   mapfile -t reps < <(staging_replaces)
