@@ -1,0 +1,339 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { classifyApplyObject, clusterPods, parseScenario, ScenarioError, type KubeObject, type Step } from './format.ts';
+import { cellAt } from './matrix.ts';
+
+const EXAMPLES = new URL('../../../shared/scenarios/examples/', import.meta.url);
+
+// What each example must parse into: the step types, and the port label of each probe.
+const examples: { file: string; steps: string; cluster?: string[] }[] = [
+  // default cluster, one apply then one numbered TCP probe
+  { file: '01-egress-within-namespace.yaml', steps: 'apply probe:80/TCP' },
+  // a named UDP port with a matching protocol, then numbered probes
+  {
+    file: '02-named-udp-port-from-namespace.yaml',
+    steps: 'apply probe:81/UDP (serve-81-udp) probe:80/UDP probe:81/TCP',
+  },
+  // several probes over TCP and UDP
+  { file: '03-egress-port-ranges.yaml', steps: 'apply probe:80/TCP probe:81/TCP probe:81/UDP' },
+  // placeholders in an applied object are accepted as they are
+  { file: '04-ingress-ipblock-except.yaml', steps: 'apply probe:80/TCP' },
+  // a smaller cluster with a quoted 'y', label steps between probes
+  {
+    file: '05-labels-move-pods-in-and-out.yaml',
+    steps: 'apply probe:80/TCP labelPod probe:80/TCP labelNamespace probe:80/TCP labelPod probe:80/TCP',
+    cluster: ['x/a', 'x/b', 'y/a', 'y/b'],
+  },
+  // a replacing apply and a delete
+  { file: '06-policy-types-default.yaml', steps: 'apply probe:81/TCP apply probe:81/TCP delete probe:81/TCP' },
+];
+
+const summary = (steps: Step[]) => steps.map((s) => (s.type === 'probe' ? `probe:${s.portLabel}` : s.type)).join(' ');
+
+for (const row of examples) {
+  const url = new URL(row.file, EXAMPLES);
+  const skip = existsSync(url) ? false : `examples not found at ${EXAMPLES.pathname}`;
+  test(`example ${row.file} parses`, { skip }, () => {
+    const scenario = parseScenario(readFileSync(url, 'utf8'), row.file);
+    assert.equal(summary(scenario.steps), row.steps);
+    assert.deepEqual(clusterPods(scenario.cluster), row.cluster ?? ['x', 'y', 'z'].flatMap((n) => ['a', 'b', 'c'].map((p) => `${n}/${p}`)));
+  });
+}
+
+test('example 01: the matrix reads rows as sources and columns as destinations', { skip: !existsSync(EXAMPLES) }, () => {
+  const scenario = parseScenario(readFileSync(new URL('01-egress-within-namespace.yaml', EXAMPLES), 'utf8'), '01');
+  const probe = scenario.steps[1];
+  assert.equal(probe?.type, 'probe');
+  if (probe?.type !== 'probe') return;
+  assert.equal(cellAt(probe.expect, 'y/a', 'x/a'), 'X');
+  assert.equal(cellAt(probe.expect, 'x/a', 'y/a'), '.');
+});
+
+// A scenario of the default cluster around the given steps (YAML, indented by two).
+const HEAD = 'version: 1\nname: t\n';
+const open9 = ['x', 'y', 'z'].flatMap((n) => ['a', 'b', 'c'].map((p) => `${n}/${p}`));
+function matrix(pods: string[], rows: string[] = pods, header = ['-', ...pods]): string {
+  return [header.join(' '), ...rows.map((r) => [r, ...pods.map(() => '.')].join(' '))].join('\n');
+}
+function probe(fields: string, expect = matrix(open9)): string {
+  return `steps:\n  - probe:\n${fields}\n      expect: |\n${expect.replace(/^/gm, '        ')}\n`;
+}
+
+// Each malformed file and the exact message it must give.
+const malformed: { what: string; text: string; message: string | RegExp }[] = [
+  // the version key is required
+  { what: 'missing version', text: 'name: t\nsteps: [{delete: []}]\n', message: 'f.yaml: version: is missing (must be 1)' },
+  // only version 1 exists
+  { what: 'version 2', text: 'version: 2\nname: t\nsteps: [{delete: []}]\n', message: 'f.yaml: version: must be 1' },
+  // an empty file
+  { what: 'empty file', text: '', message: 'f.yaml: must be a YAML mapping with version, name and steps' },
+  // a file that is not YAML
+  { what: 'bad YAML', text: 'version: 1\nname: [t\n', message: /^f\.yaml: invalid YAML: / },
+  // a duplicate key is a YAML error, not a silent overwrite
+  { what: 'duplicate key', text: `${HEAD}name: u\nsteps: [{delete: []}]\n`, message: /^f\.yaml: invalid YAML: .*unique/ },
+  // a misspelt top-level key
+  { what: 'unknown key', text: `${HEAD}step: []\n`, message: 'f.yaml: steps: Invalid input: expected array, received undefined; Unrecognized key: "step"' },
+  // the name must be kebab-case
+  { what: 'bad name', text: 'version: 1\nname: Deny_All\nsteps: [{delete: []}]\n', message: 'f.yaml: name: must be kebab-case' },
+  // no steps at all
+  { what: 'empty steps', text: `${HEAD}steps: []\n`, message: 'f.yaml: steps: needs at least one step' },
+  // cluster names are DNS labels, with the issue path
+  {
+    what: 'bad namespace name',
+    text: `${HEAD}cluster: {namespaces: [x, Y_1]}\nsteps: [{delete: []}]\n`,
+    message: 'f.yaml: cluster.namespaces[1]: "Y_1" is not a DNS label',
+  },
+  // cluster names are unique
+  {
+    what: 'duplicate pod name',
+    text: `${HEAD}cluster: {pods: [a, a]}\nsteps: [{delete: []}]\n`,
+    message: 'f.yaml: cluster.pods: names must be unique',
+  },
+  // a step with two keys
+  {
+    what: 'two keys in a step',
+    text: `${HEAD}steps:\n  - {delete: [], labelPod: {pod: x/a}}\n`,
+    message: 'f.yaml: step 1: has 2 keys (delete, labelPod), expected exactly one of apply, delete, labelNamespace, labelPod, probe',
+  },
+  // an unknown step
+  {
+    what: 'unknown step',
+    text: `${HEAD}steps:\n  - {sleep: 3}\n`,
+    message: 'f.yaml: step 1: unknown step "sleep", expected exactly one of apply, delete, labelNamespace, labelPod, probe',
+  },
+  // a step that is not a mapping
+  {
+    what: 'step not a mapping',
+    text: `${HEAD}steps:\n  - probe\n`,
+    message: 'f.yaml: step 1: must be a mapping, expected exactly one of apply, delete, labelNamespace, labelPod, probe',
+  },
+  // a row with a missing cell; the step number counts from 1
+  {
+    what: 'short matrix row',
+    text: `${HEAD}steps:\n  - delete: []\n${probe('      port: 80', matrix(open9).replace('x/a . .', 'x/a .')).slice('steps:\n'.length)}`,
+    message: 'f.yaml: step 2 (probe): row "x/a" has 8 cells, expected 9',
+  },
+  // a cell other than . or X
+  {
+    what: 'bad cell',
+    text: HEAD + probe('      port: 80', matrix(open9).replace('x/b . .', 'x/b . x')),
+    message: 'f.yaml: step 1 (probe): row "x/b", column "x/b": cell "x" must be . or X',
+  },
+  // a pod missing from the rows
+  {
+    what: 'missing row',
+    text: HEAD + probe('      port: 80', matrix(open9, open9.slice(0, 8))),
+    message: 'f.yaml: step 1 (probe): rows: missing row for "z/c"',
+  },
+  // a header naming a pod outside the cluster
+  {
+    what: 'unknown pod in header',
+    text: HEAD + probe('      port: 80', matrix(open9, open9, ['-', ...open9.slice(0, 8), 'w/a'])),
+    message: 'f.yaml: step 1 (probe): header: column "w/a" is not a pod of the cluster',
+  },
+  // a probe port name that no test pod has
+  {
+    what: 'unknown port name',
+    text: HEAD + probe('      port: http'),
+    message:
+      'f.yaml: step 1 (probe): unknown port name "http", expected a number or one of serve-80-tcp, serve-80-udp, serve-80-sctp, serve-81-tcp, serve-81-udp, serve-81-sctp',
+  },
+  // a named port whose protocol contradicts the probe's
+  {
+    what: 'protocol mismatch',
+    text: HEAD + probe('      port: serve-80-udp\n      protocol: TCP'),
+    message: 'f.yaml: step 1 (probe): protocol TCP does not match port "serve-80-udp", which is UDP',
+  },
+  // a port number out of range
+  { what: 'port 0', text: HEAD + probe('      port: 0'), message: 'f.yaml: step 1 (probe): port 0 is not in 1-65535' },
+  // a protocol Kubernetes does not have, with the zod path inside the step
+  {
+    what: 'bad protocol',
+    text: HEAD + probe('      port: 80\n      protocol: ICMP'),
+    message: 'f.yaml: step 1 (probe): protocol: Invalid option: expected one of "TCP"|"UDP"|"SCTP"',
+  },
+  // labelPod of a pod outside the cluster
+  {
+    what: 'unknown pod',
+    text: `${HEAD}steps:\n  - labelPod: {pod: x/d, labels: {role: db}}\n`,
+    message:
+      'f.yaml: step 1 (labelPod): pod "x/d" is not in the cluster (pods are N/P with N in x, y, z and P in a, b, c)',
+  },
+  // labelNamespace of a namespace outside the cluster
+  {
+    what: 'unknown namespace',
+    text: `${HEAD}steps:\n  - labelNamespace: {namespace: w}\n`,
+    message: 'f.yaml: step 1 (labelNamespace): namespace "w" is not in the cluster (x, y, z)',
+  },
+  // a label value Kubernetes would reject
+  {
+    what: 'bad label value',
+    text: `${HEAD}steps:\n  - labelPod: {pod: x/a, labels: {role: 'a b'}}\n`,
+    message: 'f.yaml: step 1 (labelPod): labels.role: "a b" is not a valid label value',
+  },
+  // an applied object without metadata.name
+  {
+    what: 'object without name',
+    text: `${HEAD}steps:\n  - apply:\n      - {apiVersion: v1, kind: ConfigMap, metadata: {}}\n`,
+    message: 'f.yaml: step 1 (apply): object 1: metadata.name: Invalid input: expected string, received undefined',
+  },
+  // a placeholder naming a pod outside the cluster
+  {
+    what: 'placeholder of unknown pod',
+    text: `${HEAD}steps:\n  - apply:\n      - {apiVersion: v1, kind: ConfigMap, metadata: {name: m}, data: {ip: '\${podIP:w/a}'}}\n`,
+    message: 'f.yaml: step 1 (apply): object 1 (ConfigMap m): placeholder ${podIP:w/a}: unknown pod "w/a"',
+  },
+  // a placeholder with a prefix length over 32
+  {
+    what: 'bad placeholder',
+    text: `${HEAD}steps:\n  - apply:\n      - {apiVersion: v1, kind: ConfigMap, metadata: {name: m}, data: {ip: '\${podNet:x/a/33}'}}\n`,
+    message: 'f.yaml: step 1 (apply): object 1 (ConfigMap m): placeholder ${podNet:x/a/33}: prefix length must be 0-32',
+  },
+  // an object in a namespace outside the cluster
+  {
+    what: 'object in unknown namespace',
+    text: `${HEAD}steps:\n  - apply:\n      - {apiVersion: v1, kind: ConfigMap, metadata: {name: m, namespace: w}}\n`,
+    message: 'f.yaml: step 1 (apply): object 1 (ConfigMap m): namespace "w" is not in the cluster (x, y, z)',
+  },
+  // an applied Pod must be one of the cluster's pods
+  {
+    what: 'applied Pod outside the cluster',
+    text: `${HEAD}steps:\n  - apply:\n      - {apiVersion: v1, kind: Pod, metadata: {name: d, namespace: x}}\n`,
+    message:
+      'f.yaml: step 1 (apply): object 1 (Pod d): pod "x/d" is not in the cluster (pods are N/P with N in x, y, z and P in a, b, c)',
+  },
+  // a delete without a name
+  {
+    what: 'delete without name',
+    text: `${HEAD}steps:\n  - delete: [{kind: NetworkPolicy, namespace: x}]\n`,
+    message: 'f.yaml: step 1 (delete): [0].name: Invalid input: expected string, received undefined',
+  },
+];
+
+for (const row of malformed) {
+  test(`malformed: ${row.what}`, () => {
+    assert.throws(
+      () => parseScenario(row.text, 'f.yaml'),
+      (error: unknown) => {
+        assert.ok(error instanceof ScenarioError);
+        if (typeof row.message === 'string') assert.equal(error.message, row.message);
+        else assert.match(error.message, row.message);
+        return true;
+      },
+    );
+  });
+}
+
+test('a ScenarioError keeps its parts and its cause', () => {
+  const error = (() => {
+    try {
+      parseScenario(HEAD + probe('      port: 80', 'nonsense'), 'f.yaml');
+    } catch (e) {
+      return e;
+    }
+  })();
+  assert.ok(error instanceof ScenarioError);
+  assert.equal(error.file, 'f.yaml');
+  assert.deepEqual(error.step, { index: 1, type: 'probe' });
+  assert.ok(error.cause instanceof Error);
+});
+
+// Valid probe headers and what they resolve to.
+const probes: { what: string; fields: string; port: number; protocol: string; portLabel: string }[] = [
+  // a number without protocol is TCP
+  { what: 'number alone', fields: '      port: 81', port: 81, protocol: 'TCP', portLabel: '81/TCP' },
+  // a number with a protocol
+  { what: 'number with SCTP', fields: '      port: 80\n      protocol: SCTP', port: 80, protocol: 'SCTP', portLabel: '80/SCTP' },
+  // a name alone gives the protocol
+  { what: 'name alone', fields: '      port: serve-80-sctp', port: 80, protocol: 'SCTP', portLabel: '80/SCTP (serve-80-sctp)' },
+  // a name with the matching protocol
+  {
+    what: 'name with its protocol',
+    fields: '      port: serve-81-udp\n      protocol: UDP',
+    port: 81,
+    protocol: 'UDP',
+    portLabel: '81/UDP (serve-81-udp)',
+  },
+  // a quoted number is the number
+  { what: 'quoted number', fields: "      port: '80'", port: 80, protocol: 'TCP', portLabel: '80/TCP' },
+];
+
+for (const row of probes) {
+  test(`probe port: ${row.what}`, () => {
+    const [step] = parseScenario(HEAD + probe(row.fields), 'f.yaml').steps;
+    assert.equal(step?.type, 'probe');
+    if (step?.type !== 'probe') return;
+    assert.deepEqual([step.port, step.protocol, step.portLabel], [row.port, row.protocol, row.portLabel]);
+  });
+}
+
+test("YAML 1.2: unquoted y and n are namespace names, not booleans", () => {
+  const text = `${HEAD}cluster: {namespaces: [y, n], pods: [a]}\nsteps:\n  - labelNamespace: {namespace: y}\n`;
+  assert.deepEqual(parseScenario(text, 'f.yaml').cluster.namespaces, ['y', 'n']);
+});
+
+test('matrix rows in any order follow the header order', () => {
+  const text = `${HEAD}cluster: {namespaces: [x], pods: [a, b]}\nsteps:\n  - probe:\n      port: 80\n      expect: |\n        -   x/b x/a\n        x/a X   .\n        x/b .   .\n`;
+  const [step] = parseScenario(text, 'f.yaml').steps;
+  assert.ok(step?.type === 'probe');
+  assert.deepEqual(step.expect.pods, ['x/b', 'x/a']);
+  assert.deepEqual(step.expect.cells, [['.', '.'], ['X', '.']]);
+  assert.equal(cellAt(step.expect, 'x/a', 'x/b'), 'X');
+});
+
+const cluster = { namespaces: ['x', 'y'], pods: ['a', 'b'] };
+const obj = (kind: string, metadata: Record<string, unknown>): KubeObject =>
+  ({ apiVersion: 'v1', kind, metadata }) as KubeObject;
+
+// How applied objects are routed.
+const routes: { what: string; object: KubeObject; expected: unknown }[] = [
+  // a Namespace sets the namespace's labels
+  {
+    what: 'Namespace',
+    object: obj('Namespace', { name: 'y', labels: { team: 'blue' } }),
+    expected: { type: 'labelNamespace', namespace: 'y', labels: { team: 'blue' } },
+  },
+  // a Pod sets the pod's labels; no labels means none of its own
+  {
+    what: 'Pod without labels',
+    object: obj('Pod', { name: 'b', namespace: 'x' }),
+    expected: { type: 'labelPod', pod: 'x/b', namespace: 'x', name: 'b', labels: {} },
+  },
+  // anything else goes to the API as it is
+  {
+    what: 'NetworkPolicy',
+    object: obj('NetworkPolicy', { name: 'p', namespace: 'x' }),
+    expected: { type: 'object', object: obj('NetworkPolicy', { name: 'p', namespace: 'x' }) },
+  },
+];
+
+for (const row of routes) {
+  test(`classifyApplyObject: ${row.what}`, () => {
+    assert.deepEqual(classifyApplyObject(row.object, cluster), row.expected);
+  });
+}
+
+// Applied Namespace and Pod objects that cannot be routed.
+const badRoutes: { what: string; object: KubeObject; message: string }[] = [
+  // a Pod needs a namespace to name a pod of the cluster
+  { what: 'Pod without namespace', object: obj('Pod', { name: 'a' }), message: 'a Pod needs metadata.namespace' },
+  // a Namespace outside the cluster
+  {
+    what: 'unknown Namespace',
+    object: obj('Namespace', { name: 'w' }),
+    message: 'namespace "w" is not in the cluster (x, y)',
+  },
+  // labels are checked like a label step's
+  {
+    what: 'Pod with a non-string label',
+    object: obj('Pod', { name: 'a', namespace: 'x', labels: { tier: 1 } }),
+    message: 'metadata.labels: tier: Invalid input: expected string, received number',
+  },
+];
+
+for (const row of badRoutes) {
+  test(`classifyApplyObject rejects: ${row.what}`, () => {
+    assert.throws(() => classifyApplyObject(row.object, cluster), { message: row.message });
+  });
+}
