@@ -1,0 +1,44 @@
+// Serves the CNI binary's requests on a unix socket (see protocol.ts). The
+// socket is created mode 0600: only root on the node may wire pods.
+import { chmod, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { decodeRequest, encodeReply, type CniReply, type CniRequest } from './protocol.ts';
+
+const MAX_REQUEST_BYTES = 2 * 1024 * 1024;
+
+export async function serveCni(
+  socketPath: string,
+  handle: (request: CniRequest) => Promise<CniReply>,
+  log: (line: string) => void,
+): Promise<Server> {
+  await rm(socketPath, { force: true });
+  const server = createServer((socket) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    socket.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_REQUEST_BYTES) socket.destroy(new Error('CNI request too large'));
+      else chunks.push(chunk);
+    });
+    socket.on('error', (error) => log(`cni: connection error: ${error.message}`));
+    socket.on('end', () => {
+      let request: CniRequest;
+      try {
+        request = decodeRequest(Buffer.concat(chunks));
+      } catch (error) {
+        socket.end(encodeReply({ exitCode: 1, stdout: JSON.stringify({ cniVersion: '1.1.0', code: 6, msg: (error as Error).message }) }));
+        return;
+      }
+      void handle(request).then((reply) => {
+        log(`cni: ${request.env.CNI_COMMAND ?? '?'} ${request.env.CNI_CONTAINERID ?? ''} -> exit ${reply.exitCode}`);
+        socket.end(encodeReply(reply));
+      });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => resolve());
+  });
+  await chmod(socketPath, 0o600);
+  return server;
+}

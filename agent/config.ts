@@ -1,0 +1,44 @@
+// The agent's configuration, parsed once from its command line by a schema.
+// Each field's default is documented beside it.
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+
+const schema = z.object({
+  /** This node's name, as in its Node object. Required. */
+  node: z.string().min(1),
+  /** Kubeconfig to reach the API server; default: in-cluster service account. */
+  kubeconfig: z.string().optional(),
+  /** Directory for persistent state (IPAM allocations). Default /var/lib/palisade. */
+  stateDir: z.string().default('/var/lib/palisade'),
+  /** Unix socket the CNI binary connects to. Default /run/palisade/cni.sock. */
+  cniSocket: z.string().default('/run/palisade/cni.sock'),
+  /** bpffs directory for this node's pinned programs and maps. Default /sys/fs/bpf/palisade. */
+  bpffs: z.string().default('/sys/fs/bpf/palisade'),
+});
+export type AgentConfig = z.infer<typeof schema>;
+
+export function parseAgentConfig(argv: string[]): AgentConfig {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      node: { type: 'string' },
+      kubeconfig: { type: 'string' },
+      'state-dir': { type: 'string' },
+      'cni-socket': { type: 'string' },
+      bpffs: { type: 'string' },
+    },
+    strict: true,
+  });
+  const parsed = schema.safeParse({
+    node: values.node,
+    kubeconfig: values.kubeconfig,
+    stateDir: values['state-dir'],
+    cniSocket: values['cni-socket'],
+    bpffs: values.bpffs,
+  });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(`agent configuration: --${String(issue.path[0])}: ${issue.message}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,91 @@
+// A pod's connection to its node: a veth pair, routed at layer 3 (no bridge).
+//
+//   pod netns                         node netns
+//   eth0  10.200.1.5/32  <── veth ──> palXXXXXXXXXXX (no address)
+//   default via 169.254.1.1           10.200.1.5/32 dev palXXXXXXXXXXX
+//
+// The pod's gateway 169.254.1.1 is a link-local address nobody owns: the pod
+// holds a permanent neighbour entry mapping it to the host veth's MAC, and
+// the node holds one for the pod, so no ARP ever crosses the pair. Every pod
+// packet therefore enters the node through the host-side veth, which is
+// where the policy programs attach.
+import { ipBatch, ipJson, PALISADE_ROUTE_PROTO, SELF, type Netns } from './iproute.ts';
+
+export const POD_GATEWAY = '169.254.1.1';
+
+export interface PodLink {
+  /** Host-side veth name, in the node's namespace. */
+  hostIfName: string;
+  hostMac: string;
+  /** Interface name inside the pod (CNI_IFNAME). */
+  podIfName: string;
+  podMac: string;
+  /** The pod's network namespace, as a path (CNI_NETNS). */
+  netnsPath: string;
+  podIp: string;
+}
+
+export async function createPodLink(link: PodLink): Promise<void> {
+  const pod: Netns = { kind: 'path', path: link.netnsPath };
+  await ipBatch(SELF, [
+    `link add name ${link.hostIfName} address ${link.hostMac} type veth ` +
+      `peer name ${link.podIfName} address ${link.podMac} netns ${link.netnsPath}`,
+  ]);
+  await ipBatch(pod, [
+    'link set lo up',
+    `addr add ${link.podIp}/32 dev ${link.podIfName}`,
+    `link set ${link.podIfName} up`,
+    `neigh replace ${POD_GATEWAY} lladdr ${link.hostMac} dev ${link.podIfName} nud permanent`,
+    `route add ${POD_GATEWAY} dev ${link.podIfName} scope link`,
+    `route add default via ${POD_GATEWAY} dev ${link.podIfName}`,
+  ]);
+  await ipBatch(SELF, [
+    `link set ${link.hostIfName} up`,
+    `neigh replace ${link.podIp} lladdr ${link.podMac} dev ${link.hostIfName} nud permanent`,
+    `route replace ${link.podIp}/32 dev ${link.hostIfName} scope link proto ${PALISADE_ROUTE_PROTO}`,
+  ]);
+}
+
+/**
+ * Removes the host side of a pod link; the kernel then removes the peer and
+ * the routes through it. Returns false when there was nothing to remove, so
+ * that DEL stays idempotent.
+ */
+export async function deletePodLink(hostIfName: string): Promise<boolean> {
+  if (!(await linkExists(hostIfName))) return false;
+  await ipBatch(SELF, [`link del ${hostIfName}`]);
+  return true;
+}
+
+export async function linkExists(ifName: string): Promise<boolean> {
+  const links = await ipJson<{ ifname: string }>(SELF, ['link', 'show']);
+  return links.some((l) => l.ifname === ifName);
+}
+
+interface IpAddrJson {
+  ifname: string;
+  operstate: string;
+  address: string;
+  addr_info: Array<{ family: string; local: string; prefixlen: number }>;
+}
+
+/** Lists what differs from the expected link, for CNI CHECK; empty when all is well. */
+export async function inspectPodLink(link: PodLink): Promise<string[]> {
+  const problems: string[] = [];
+  const host = (await ipJson<IpAddrJson>(SELF, ['addr', 'show'])).find((l) => l.ifname === link.hostIfName);
+  if (!host) return [`host interface ${link.hostIfName} does not exist`];
+  if (host.operstate === 'DOWN') problems.push(`host interface ${link.hostIfName} is down`);
+  const pod = (await ipJson<IpAddrJson>({ kind: 'path', path: link.netnsPath }, ['addr', 'show'])).find(
+    (l) => l.ifname === link.podIfName,
+  );
+  if (!pod) return [...problems, `interface ${link.podIfName} does not exist in ${link.netnsPath}`];
+  if (pod.address !== link.podMac) problems.push(`interface ${link.podIfName} has MAC ${pod.address}, expected ${link.podMac}`);
+  if (!pod.addr_info.some((a) => a.family === 'inet' && a.local === link.podIp && a.prefixlen === 32)) {
+    problems.push(`interface ${link.podIfName} lacks address ${link.podIp}/32`);
+  }
+  const routes = await ipJson<{ dst: string; dev: string }>(SELF, ['route', 'show', 'proto', String(PALISADE_ROUTE_PROTO)]);
+  if (!routes.some((r) => r.dst === link.podIp && r.dev === link.hostIfName)) {
+    problems.push(`node has no route to ${link.podIp} via ${link.hostIfName}`);
+  }
+  return problems;
+}
