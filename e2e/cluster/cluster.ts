@@ -1,0 +1,81 @@
+// A whole simulated cluster for tests, the demo and the scenario runner: the
+// underlay, a real control plane, N nodes each running the Palisade agent,
+// and the kubelet stand-in that creates pods on them. stop() removes every
+// namespace, process, pin and file it created, in reverse order, and is also
+// what runs when starting fails half-way.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { startControlPlane, type ControlPlane } from './control-plane.ts';
+import { Kubelet, type SimPod } from './kubelet.ts';
+import { deleteNetns, listNetns, newRunId, sweepDeadRuns } from './netns.ts';
+import { startNode, type SimNode } from './node.ts';
+import { createUnderlay } from './underlay.ts';
+
+export interface Cluster {
+  runId: string;
+  runDir: string;
+  controlPlane: ControlPlane;
+  kubeconfig: KubeConfig;
+  core: CoreV1Api;
+  nodes: SimNode[];
+  kubelet: Kubelet;
+  pods: Map<string, SimPod>;
+  stop(): Promise<void>;
+}
+
+export interface ClusterOptions {
+  /** How many nodes; default 2. */
+  nodes?: number;
+  /** Pod CIDR of node i (1-based); default 10.200.i.0/24. All of them lie in 10.0.0.0/8. */
+  podCidr?: (index: number) => string;
+}
+
+export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  await sweepDeadRuns();
+  const runId = newRunId();
+  const runDir = await mkdtemp(join(tmpdir(), `${runId}-`));
+  const cleanup = new AsyncDisposableStack();
+  cleanup.defer(() => rm(runDir, { recursive: true, force: true }));
+  // Last line of defence: whatever namespace of this run is still there.
+  cleanup.defer(async () => {
+    for (const name of (await listNetns()).filter((n) => n.startsWith(`${runId}-`))) await deleteNetns(name);
+  });
+  try {
+    const underlay = await createUnderlay(runId);
+    cleanup.defer(() => deleteNetns(underlay.controlPlaneNetns));
+    const controlPlane = await startControlPlane({
+      runDir: join(runDir, 'control-plane'),
+      netns: underlay.controlPlaneNetns,
+      advertiseAddress: underlay.advertiseAddress,
+    });
+    cleanup.defer(() => controlPlane.stop());
+
+    const kubeconfig = new KubeConfig();
+    kubeconfig.loadFromFile(controlPlane.adminKubeconfig);
+    const core = kubeconfig.makeApiClient(CoreV1Api);
+
+    const nodes: SimNode[] = [];
+    for (let index = 1; index <= (options.nodes ?? 2); index++) {
+      const podCidr = options.podCidr?.(index) ?? `10.200.${index}.0/24`;
+      const node = await startNode({ runId, runDir, index, podCidr, underlay, core, nodeKubeconfig: controlPlane.nodeKubeconfig });
+      cleanup.defer(() => node.stop());
+      nodes.push(node);
+    }
+    const kubelet = new Kubelet(core, runId, runDir);
+    const pods = new Map<string, SimPod>();
+    // Pods go first on the way down, while their agents can still answer CNI DEL.
+    cleanup.defer(async () => {
+      for (const pod of pods.values()) await kubelet.stopPod(pod, { deleteObject: false }).catch(() => undefined);
+    });
+    const stack = cleanup.move();
+    return {
+      runId, runDir, controlPlane, kubeconfig, core, nodes, kubelet, pods,
+      stop: () => stack.disposeAsync(),
+    };
+  } catch (error) {
+    await cleanup.disposeAsync();
+    throw error;
+  }
+}

@@ -1,0 +1,87 @@
+// A simulated node: a network namespace on the underlay, a Node object with
+// its pod CIDR and address, and the Palisade agent running inside it with its
+// own state directory, CNI socket and bpffs pin directory.
+import { mkdir, rm } from 'node:fs/promises';
+import type { CoreV1Api } from '@kubernetes/client-node';
+import { createNetns, deleteNetns } from './netns.ts';
+import { NODE_BIN, programs } from './paths.ts';
+import { startProcess, type ManagedProcess } from './processes.ts';
+import { attachNode, type Underlay } from './underlay.ts';
+
+export interface SimNode {
+  name: string;
+  netns: string;
+  address: string;
+  podCidr: string;
+  cniSocket: string;
+  bpffs: string;
+  agent: ManagedProcess;
+  /** Stops the agent and removes the namespace, state and pins (not the Node object). */
+  stop(): Promise<void>;
+}
+
+export interface NodeOptions {
+  runId: string;
+  runDir: string;
+  index: number;
+  podCidr: string;
+  underlay: Underlay;
+  core: CoreV1Api;
+  /** Kubeconfig that reaches the API server from inside a node namespace. */
+  nodeKubeconfig: string;
+}
+
+export async function startNode(opts: NodeOptions): Promise<SimNode> {
+  const name = `node-${opts.index}`;
+  const netns = `${opts.runId}-n${opts.index}`;
+  const stateDir = `${opts.runDir}/${name}`;
+  const bpffs = `/sys/fs/bpf/${opts.runId}-n${opts.index}`;
+  const podCidr = opts.podCidr;
+  const cleanup = async () => {
+    await deleteNetns(netns);
+    await rm(bpffs, { recursive: true, force: true });
+  };
+  try {
+    await createNetns(netns);
+    await mkdir(stateDir, { recursive: true });
+    const address = await attachNode(opts.underlay, opts.index, netns);
+    await registerNode(opts.core, name, podCidr, address);
+    const agent = await startProcess({
+      name: `agent ${name}`,
+      command: NODE_BIN,
+      args: [programs.agent, '--node', name, '--kubeconfig', opts.nodeKubeconfig, '--state-dir', stateDir,
+        '--cni-socket', `${stateDir}/cni.sock`, '--bpffs', bpffs],
+      netns,
+      logFile: `${stateDir}/agent.log`,
+      readyLine: /ready node=/,
+    });
+    return {
+      name, netns, address, podCidr, cniSocket: `${stateDir}/cni.sock`, bpffs, agent,
+      async stop() {
+        await agent.stop();
+        await cleanup();
+      },
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}
+
+/** What the kubelet does at registration: the Node object, its address and readiness. */
+async function registerNode(core: CoreV1Api, name: string, podCidr: string, address: string): Promise<void> {
+  const node = await core.createNode({
+    body: { metadata: { name, labels: { 'kubernetes.io/hostname': name } }, spec: { podCIDR: podCidr, podCIDRs: [podCidr] } },
+  });
+  const now = new Date();
+  await core.replaceNodeStatus({
+    name,
+    body: {
+      ...node,
+      status: {
+        addresses: [{ type: 'InternalIP', address }, { type: 'Hostname', address: name }],
+        conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', lastHeartbeatTime: now, lastTransitionTime: now }],
+      },
+    },
+  });
+}
