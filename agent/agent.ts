@@ -1,10 +1,11 @@
 // The node agent: owns the datapath of its node. It learns its pod CIDR from
 // its Node object, serves the CNI binary (IPAM + pod links), and keeps routes
 // to every other node's pod CIDR in step with the Node objects.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig, makeInformer, type V1Node } from '@kubernetes/client-node';
 import type { Server } from 'node:net';
+import { ensurePinDir } from '../datapath/bpffs.ts';
 import { applyNodeRoutes, listNodeRoutes } from '../datapath/node-routes.ts';
 import type { AgentConfig } from './config.ts';
 import { createCniHandler } from './cni/handler.ts';
@@ -30,7 +31,7 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
 
   // Routing between pods and across nodes needs forwarding in this namespace.
   await writeFile('/proc/sys/net/ipv4/ip_forward', '1');
-  await mkdir(config.bpffs, { recursive: true });
+  await ensurePinDir(config.bpffs);
 
   const allocator = await IpAllocator.open(join(config.stateDir, 'ipam'), parseIpv4Cidr(podCidr), podCidr);
 

@@ -9,7 +9,7 @@
 // the node holds one for the pod, so no ARP ever crosses the pair. Every pod
 // packet therefore enters the node through the host-side veth, which is
 // where the policy programs attach.
-import { ipBatch, ipJson, PALISADE_ROUTE_PROTO, SELF, type Netns } from './iproute.ts';
+import { ipBatch, ipJson, IprouteError, PALISADE_ROUTE_PROTO, SELF } from './iproute.ts';
 
 export const POD_GATEWAY = '169.254.1.1';
 
@@ -26,23 +26,22 @@ export interface PodLink {
 }
 
 export async function createPodLink(link: PodLink): Promise<void> {
-  const pod: Netns = { kind: 'path', path: link.netnsPath };
+  // The node side is complete before the pod side is configured; a route to
+  // a pod that is not listening yet is harmless. Two processes in all.
   await ipBatch(SELF, [
     `link add name ${link.hostIfName} address ${link.hostMac} type veth ` +
       `peer name ${link.podIfName} address ${link.podMac} netns ${link.netnsPath}`,
+    `link set ${link.hostIfName} up`,
+    `neigh replace ${link.podIp} lladdr ${link.podMac} dev ${link.hostIfName} nud permanent`,
+    `route replace ${link.podIp}/32 dev ${link.hostIfName} scope link proto ${PALISADE_ROUTE_PROTO}`,
   ]);
-  await ipBatch(pod, [
+  await ipBatch({ kind: 'path', path: link.netnsPath }, [
     'link set lo up',
     `addr add ${link.podIp}/32 dev ${link.podIfName}`,
     `link set ${link.podIfName} up`,
     `neigh replace ${POD_GATEWAY} lladdr ${link.hostMac} dev ${link.podIfName} nud permanent`,
     `route add ${POD_GATEWAY} dev ${link.podIfName} scope link`,
     `route add default via ${POD_GATEWAY} dev ${link.podIfName}`,
-  ]);
-  await ipBatch(SELF, [
-    `link set ${link.hostIfName} up`,
-    `neigh replace ${link.podIp} lladdr ${link.podMac} dev ${link.hostIfName} nud permanent`,
-    `route replace ${link.podIp}/32 dev ${link.hostIfName} scope link proto ${PALISADE_ROUTE_PROTO}`,
   ]);
 }
 
@@ -52,14 +51,13 @@ export async function createPodLink(link: PodLink): Promise<void> {
  * that DEL stays idempotent.
  */
 export async function deletePodLink(hostIfName: string): Promise<boolean> {
-  if (!(await linkExists(hostIfName))) return false;
-  await ipBatch(SELF, [`link del ${hostIfName}`]);
-  return true;
-}
-
-export async function linkExists(ifName: string): Promise<boolean> {
-  const links = await ipJson<{ ifname: string }>(SELF, ['link', 'show']);
-  return links.some((l) => l.ifname === ifName);
+  try {
+    await ipBatch(SELF, [`link del ${hostIfName}`]);
+    return true;
+  } catch (error) {
+    if (error instanceof IprouteError && /Cannot find device/.test(error.stderr)) return false;
+    throw error;
+  }
 }
 
 interface IpAddrJson {

@@ -3,6 +3,9 @@
 # Go modules at pinned versions, and caches the binaries keyed by version under
 # ${PALISADE_CACHE:-~/.cache/palisade}. A second run finds them and returns at once.
 #
+#   build-cluster-tools.sh [all|kube-apiserver|etcd|helm]   build what is missing
+#   build-cluster-tools.sh path NAME                         print NAME's binary (building it if needed)
+#
 # Why a scratch module per tool: k8s.io/kubernetes (and etcd's server module)
 # carry `replace` directives to their in-repo staging trees, so `go install
 # pkg@version` refuses them. A scratch go.mod that requires the module and
@@ -20,30 +23,39 @@ mkdir -p "$bin"
 
 log() { printf '[cluster-tools] %s\n' "$*" >&2; }
 
-# build NAME VERSION MODULE@VERSION PACKAGE [replace lines...]
+k8s_minor=$(cut -d. -f2 <<<"$KUBERNETES_VERSION")
+k8s_patch=$(cut -d. -f3 <<<"$KUBERNETES_VERSION")
+
+# Cached file name of each tool; the "-stamped" suffix marks binaries whose
+# version is set at link time (a change of flags must not reuse an old binary).
+binary() {
+  case "$1" in
+    kube-apiserver) echo "$bin/kube-apiserver-$KUBERNETES_VERSION-stamped" ;;
+    etcd) echo "$bin/etcd-$ETCD_VERSION" ;;
+    helm) echo "$bin/helm-$HELM_VERSION" ;;
+    *) echo "unknown tool '$1' (kube-apiserver, etcd, helm)" >&2; return 2 ;;
+  esac
+}
+
+# build OUT "MODULE VERSION" PACKAGE LDFLAGS [replace lines...]
 build() {
-  local name=$1 version=$2 require=$3 pkg=$4; shift 4
-  local out="$bin/$name-$version"
+  local out=$1 require=$2 pkg=$3 ldflags=$4; shift 4
   [ -x "$out" ] && return 0
   local work; work=$(mktemp -d)
   trap 'rm -rf "$work"' RETURN
-  log "building $name $version (first run only; takes minutes)"
+  log "building $(basename "$out") (first run only; takes minutes)"
   {
-    echo "module palisade.local/build/$name"
+    echo "module palisade.local/build/tool"
     echo "go 1.26"
-    echo "require ${require% *} ${require#* }"
+    echo "require $require"
     for r in "$@"; do echo "replace $r"; done
   } >"$work/go.mod"
-  printf 'package tools\nimport _ "%s"\n' "$pkg" >"$work/tools.go"
-  (cd "$work" && GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || true
-   cd "$work" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags='-s -w' -o "$out.tmp" "$pkg")
+  (cd "$work" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags="-s -w $ldflags" -o "$out.tmp" "$pkg")
   mv "$out.tmp" "$out"
   log "built $out"
 }
 
-staging_replaces() {
-  local minor=${KUBERNETES_VERSION#v1.}; minor=${minor%%.*}
-  local patch=${KUBERNETES_VERSION##*.}
+build_kube_apiserver() {
   local mods=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go
     cloud-provider cluster-bootstrap code-generator component-base component-helpers
     controller-manager cri-api cri-client cri-streaming csi-translation-lib
@@ -51,27 +63,35 @@ staging_replaces() {
     kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics
     mount-utils pod-security-admission sample-apiserver sample-cli-plugin
     sample-controller streaming)
-  for m in "${mods[@]}"; do echo "k8s.io/$m => k8s.io/$m v0.$minor.$patch"; done
+  local reps=() m
+  for m in "${mods[@]}"; do reps+=("k8s.io/$m => k8s.io/$m v0.$k8s_minor.$k8s_patch"); done
+  # Stamp the version as Kubernetes' own build does, so /version tells the truth.
+  local v=k8s.io/component-base/version
+  build "$(binary kube-apiserver)" "k8s.io/kubernetes $KUBERNETES_VERSION" k8s.io/kubernetes/cmd/kube-apiserver \
+    "-X $v.gitVersion=$KUBERNETES_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$k8s_minor -X $v.gitTreeState=clean" \
+    "${reps[@]}"
 }
 
-# `build-cluster-tools.sh path NAME` prints the cached binary's path (building it if needed).
-if [ "${1:-}" = path ]; then
-  case "${2:-}" in
-    kube-apiserver) v=$KUBERNETES_VERSION ;; etcd) v=$ETCD_VERSION ;; helm) v=$HELM_VERSION ;;
-    *) echo "unknown tool '${2:-}' (kube-apiserver, etcd, helm)" >&2; exit 2 ;;
+build_tool() {
+  case "$1" in
+    kube-apiserver) build_kube_apiserver ;;
+    etcd) build "$(binary etcd)" "go.etcd.io/etcd/server/v3 $ETCD_VERSION" go.etcd.io/etcd/server/v3 "" ;;
+    helm) build "$(binary helm)" "helm.sh/helm/v4 $HELM_VERSION" helm.sh/helm/v4/cmd/helm \
+      "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" ;;
+    *) binary "$1" ;;
   esac
-  "$0" "$2" && echo "$bin/$2-$v"; exit
-fi
+}
 
-want=${1:-all}
-if [ "$want" = all ] || [ "$want" = kube-apiserver ]; then
-  mapfile -t reps < <(staging_replaces)
-  build kube-apiserver "$KUBERNETES_VERSION" "k8s.io/kubernetes $KUBERNETES_VERSION" \
-    k8s.io/kubernetes/cmd/kube-apiserver "${reps[@]}"
+# One build at a time per cache: a concurrent run waits instead of building twice.
+exec 9>"$bin/.lock"
+flock 9
+
+if [ "${1:-}" = path ]; then
+  build_tool "${2:-}"
+  binary "$2"
+  exit
 fi
-if [ "$want" = all ] || [ "$want" = etcd ]; then
-  build etcd "$ETCD_VERSION" "go.etcd.io/etcd/server/v3 $ETCD_VERSION" go.etcd.io/etcd/server/v3
-fi
-if [ "$want" = all ] || [ "$want" = helm ]; then
-  build helm "$HELM_VERSION" "helm.sh/helm/v4 $HELM_VERSION" helm.sh/helm/v4/cmd/helm
-fi
+case "${1:-all}" in
+  all) for tool in etcd kube-apiserver helm; do build_tool "$tool"; done ;;
+  *) build_tool "$1" ;;
+esac

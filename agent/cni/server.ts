@@ -12,7 +12,9 @@ export async function serveCni(
   log: (line: string) => void,
 ): Promise<Server> {
   await rm(socketPath, { force: true });
-  const server = createServer((socket) => {
+  // allowHalfOpen: the binary shuts down its write side to mark the end of
+  // the request, and the reply still has to go out after that.
+  const server = createServer({ allowHalfOpen: true }, (socket) => {
     const chunks: Buffer[] = [];
     let size = 0;
     socket.on('data', (chunk: Buffer) => {

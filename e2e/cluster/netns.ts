@@ -1,9 +1,12 @@
 // Network namespaces and the names of everything a test run creates.
 //
-// Every name starts with `pal-<pid>-<random>-`, so that runs never collide and
-// a later run can sweep away what a killed run left behind (its pid is gone).
+// Every name starts with `pal-<pid>-<random>-` (namespaces, the run directory
+// under the temp dir), so that runs never collide and a later run can sweep
+// away what a killed run left behind (its pid is gone).
 import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { execa } from 'execa';
 
 export const NETNS_DIR = '/var/run/netns';
@@ -43,10 +46,10 @@ export async function listNetns(): Promise<string[]> {
     .filter(Boolean);
 }
 
-/** Removes namespaces and bpffs directories of earlier runs whose process has died. */
+/** Removes what earlier runs whose process has died left behind: namespaces, bpffs mounts, run directories. */
 export async function sweepDeadRuns(): Promise<void> {
-  const dead = (name: string) => {
-    const match = RUN_NAME.exec(name);
+  const deadRun = (path: string) => {
+    const match = RUN_NAME.exec(basename(path));
     if (!match) return false;
     try {
       process.kill(Number(match[1]), 0);
@@ -55,9 +58,12 @@ export async function sweepDeadRuns(): Promise<void> {
       return true;
     }
   };
-  for (const name of (await listNetns()).filter(dead)) await deleteNetns(name);
-  const pins = await execa('ls', ['/sys/fs/bpf'], { reject: false });
-  for (const name of String(pins.stdout).split('\n').filter(dead)) {
-    await rm(`/sys/fs/bpf/${name}`, { recursive: true, force: true });
+  for (const name of (await listNetns()).filter(deadRun)) await deleteNetns(name);
+  const mounts = (await readFile('/proc/mounts', 'utf8')).split('\n').map((line) => line.split(' ')[1] ?? '');
+  for (const mountpoint of mounts.filter((m) => m.split('/').some(deadRun))) {
+    await execa('umount', [mountpoint], { reject: false });
+  }
+  for (const name of (await readdir(tmpdir())).filter(deadRun)) {
+    await rm(join(tmpdir(), name), { recursive: true, force: true });
   }
 }

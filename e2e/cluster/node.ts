@@ -1,7 +1,8 @@
 // A simulated node: a network namespace on the underlay, a Node object with
 // its pod CIDR and address, and the Palisade agent running inside it with its
 // own state directory, CNI socket and bpffs pin directory.
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { execa } from 'execa';
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { createNetns, deleteNetns } from './netns.ts';
 import { NODE_BIN, programs } from './paths.ts';
@@ -35,15 +36,18 @@ export async function startNode(opts: NodeOptions): Promise<SimNode> {
   const name = `node-${opts.index}`;
   const netns = `${opts.runId}-n${opts.index}`;
   const stateDir = `${opts.runDir}/${name}`;
-  const bpffs = `/sys/fs/bpf/${opts.runId}-n${opts.index}`;
+  // A bpffs instance of the node's own, as a real node has: pins of
+  // different simulated nodes (and runs) never meet, and /sys/fs/bpf is untouched.
+  const bpffs = `${stateDir}/bpffs`;
   const podCidr = opts.podCidr;
   const cleanup = async () => {
     await deleteNetns(netns);
-    await rm(bpffs, { recursive: true, force: true });
+    await execa('umount', [bpffs], { reject: false });
   };
   try {
     await createNetns(netns);
-    await mkdir(stateDir, { recursive: true });
+    await mkdir(bpffs, { recursive: true });
+    await execa('mount', ['-t', 'bpf', 'bpffs', bpffs]);
     const address = await attachNode(opts.underlay, opts.index, netns);
     await registerNode(opts.core, name, podCidr, address);
     const agent = await startProcess({

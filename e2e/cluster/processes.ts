@@ -23,7 +23,7 @@ export type ProcessOptions = {
   args: readonly string[];
   /**
    * Run inside this network namespace, through `nsenter --net`, which execs the command in place.
-   * Unlike `ip netns exec` it keeps the machine's mounts, so /sys/fs/bpf (pins) stays visible.
+   * Unlike `ip netns exec` it keeps the machine's mounts, so a node's bpffs mount stays visible.
    */
   netns?: string;
   /** stdout and stderr are appended here. */

@@ -90,21 +90,26 @@ export function compareMatrix(expected: Matrix, observed: Matrix<ObservedCell>):
 
 const MEANING: Record<ObservedCell, string> = { '.': 'allowed', X: 'blocked', '?': 'not probed' };
 
+/** A matrix as text, rows and columns in the given pod order. */
+export function renderMatrix(m: Matrix<ObservedCell>, pods: readonly string[] = m.pods): string {
+  return matrixLines(m, pods).map((line) => line.trimEnd()).join('\n');
+}
+
+function matrixLines(m: Matrix<ObservedCell>, pods: readonly string[]): string[] {
+  const width = Math.max(1, ...pods.map((p) => p.length)) + 1;
+  const row = (first: string, rest: readonly string[]) => [first, ...rest].map((c) => c.padEnd(width)).join('');
+  return [row('-', pods), ...pods.map((from) => row(from, pods.map((to) => cellAt(m, from, to))))];
+}
+
 /**
  * Both matrices next to each other, in the expectation's pod order, followed by
  * one line per differing cell.
  */
 export function renderSideBySide(expected: Matrix, observed: Matrix<ObservedCell>, diffs: readonly CellDiff[]): string {
   const pods = expected.pods;
-  const width = Math.max(1, ...pods.map((p) => p.length)) + 1;
-  const row = (first: string, rest: readonly string[]) => [first, ...rest].map((c) => c.padEnd(width)).join('');
-  const block = (m: Matrix<ObservedCell>) => [
-    row('-', pods),
-    ...pods.map((from) => row(from, pods.map((to) => cellAt(m, from, to)))),
-  ];
-  const left = block(expected);
-  const right = block(observed);
-  const leftWidth = width * (pods.length + 1) + 2;
+  const left = matrixLines(expected, pods);
+  const right = matrixLines(observed, pods);
+  const leftWidth = Math.max(...left.map((l) => l.length)) + 2;
   const lines = [
     'expected'.padEnd(leftWidth) + 'observed',
     ...left.map((line, i) => line.padEnd(leftWidth) + (right[i] ?? '')),

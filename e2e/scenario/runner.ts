@@ -1,0 +1,182 @@
+// Runs one parsed scenario against a running cluster: creates its namespaces
+// and pods, carries out each step through the Kubernetes API, probes every
+// pair of pods, and removes everything it created at the end (also when a
+// step fails), so the next scenario starts from a clean cluster.
+import { ApiException, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
+import type { Cluster as SimCluster } from '../cluster/cluster.ts';
+import type { SimPod } from '../cluster/kubelet.ts';
+import { probeAll } from '../cluster/probe.ts';
+import { createNamespace, startPods, stopPods } from '../cluster/workload.ts';
+import {
+  classifyApplyObject,
+  clusterPods,
+  namespaceLabels,
+  podLabels,
+  ScenarioError,
+  type KubeObject,
+  type ObjectRef,
+  type Scenario,
+  type Step,
+} from './format.ts';
+import { compareMatrix, matrixOf, renderSideBySide, type ObservedCell } from './matrix.ts';
+import { substitute } from './placeholders.ts';
+import type { ProbeRun } from './report.ts';
+
+export interface ScenarioRun {
+  probes: ProbeRun[];
+  /** Set when the scenario could not run to its end. */
+  error: ScenarioError | undefined;
+  /** Human-readable reports of failing probe steps. */
+  failures: string[];
+  sctpSupported: boolean;
+}
+
+export interface RunOptions {
+  probeTimeoutMs?: number;
+}
+
+export async function runScenario(cluster: SimCluster, scenario: Scenario, file: string, options: RunOptions = {}): Promise<ScenarioRun> {
+  const run: ScenarioRun = { probes: [], error: undefined, failures: [], sctpSupported: true };
+  const objects = KubernetesObjectApi.makeApiClient(cluster.kubeconfig);
+  const applied = new Map<string, KubernetesObject>();
+  const pods = new Map<string, SimPod>();
+  let index = 0;
+  try {
+    for (const ns of scenario.cluster.namespaces) await createNamespace(cluster, ns, namespaceLabels(ns));
+    const started = await startPods(
+      cluster,
+      clusterPods(scenario.cluster).map((id) => {
+        const [namespace, name] = id.split('/') as [string, string];
+        return { namespace, name, labels: podLabels(name) };
+      }),
+    );
+    for (const pod of started) pods.set(`${pod.namespace}/${pod.name}`, pod);
+    const podIps = new Map([...pods].map(([id, pod]) => [id, pod.ip]));
+
+    for (const step of scenario.steps) {
+      index++;
+      try {
+        await runStep(step);
+      } catch (error) {
+        if (error instanceof ScenarioError) throw error;
+        throw new ScenarioError(file, { index, type: step.type }, (error as Error).message, { cause: error });
+      }
+    }
+
+    async function runStep(step: Step): Promise<void> {
+      switch (step.type) {
+        case 'apply':
+          for (const raw of step.objects) {
+            const target = classifyApplyObject(substitute(raw, podIps) as KubeObject, scenario.cluster);
+            if (target.type === 'object') await applyObject(target.object);
+            else await runStep(target);
+          }
+          return;
+        case 'delete':
+          for (const ref of step.objects) await deleteObject(ref);
+          return;
+        case 'labelNamespace':
+          return relabel({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: step.namespace } }, namespaceLabels(step.namespace, step.labels));
+        case 'labelPod':
+          return relabel({ apiVersion: 'v1', kind: 'Pod', metadata: { name: step.name, namespace: step.namespace } }, podLabels(step.name, step.labels));
+        case 'probe': {
+          const ids = step.expect.pods;
+          const pairs = ids.flatMap((from) => ids.filter((to) => to !== from).map((to) => ({ from, to })));
+          const outcomes = await probeAll(
+            pairs.map(({ from, to }) => ({ from: pods.get(from)!, to: pods.get(to)!, port: step.port, protocol: step.protocol })),
+            options.probeTimeoutMs,
+          );
+          const observed = new Map<string, ObservedCell>();
+          pairs.forEach(({ from, to }, i) => {
+            const outcome = outcomes[i]!;
+            if (outcome.verdict === 'skip') run.sctpSupported = false;
+            observed.set(`${from}>${to}`, outcome.verdict === 'ok' ? '.' : outcome.verdict === 'fail' ? 'X' : '?');
+          });
+          if (outcomes.some((o) => o.verdict === 'skip')) {
+            run.probes.push({ protocol: step.protocol, status: 'unrun' });
+            return;
+          }
+          const matrix = matrixOf<ObservedCell>(ids, (from, to) => (from === to ? '.' : observed.get(`${from}>${to}`)!));
+          const diffs = compareMatrix(step.expect, matrix);
+          run.probes.push({ protocol: step.protocol, status: diffs.length === 0 ? 'passed' : 'failed' });
+          if (diffs.length > 0) {
+            run.failures.push(`step ${index} (probe ${step.portLabel}):\n${renderSideBySide(step.expect, matrix, diffs)}`);
+          }
+          return;
+        }
+      }
+    }
+
+    async function applyObject(object: KubeObject): Promise<void> {
+      const spec = object as KubernetesObject;
+      try {
+        await objects.create(spec);
+      } catch (error) {
+        if (!(error instanceof ApiException) || error.code !== 409) throw apiError('apply', object, error);
+        // Exists already: replace it, as FORMAT.md says an apply does.
+        const current = await objects.read(spec as Parameters<typeof objects.read>[0]);
+        await objects.replace({ ...spec, metadata: { ...spec.metadata, resourceVersion: current.metadata?.resourceVersion } }).catch((e: unknown) => {
+          throw apiError('replace', object, e);
+        });
+      }
+      applied.set(objectKey(object), { apiVersion: object.apiVersion, kind: object.kind, metadata: { name: object.metadata.name, namespace: object.metadata.namespace } });
+    }
+
+    async function deleteObject(ref: ObjectRef): Promise<void> {
+      const known = [...applied.values()].find((o) => o.kind === ref.kind && o.metadata?.name === ref.name && o.metadata?.namespace === ref.namespace);
+      if (!known) throw new Error(`cannot delete ${describe(ref)}: no such object was applied`);
+      try {
+        await objects.delete(known);
+      } catch (error) {
+        if (error instanceof ApiException && error.code === 404) throw new Error(`cannot delete ${describe(ref)}: it does not exist`);
+        throw apiError('delete', known as KubeObject, error);
+      }
+      applied.delete(objectKey(known as KubeObject));
+    }
+
+    async function relabel(header: KubernetesObject, labels: Record<string, string>): Promise<void> {
+      const current = await objects.read(header as Parameters<typeof objects.read>[0]);
+      await objects.replace({ ...current, metadata: { ...current.metadata, labels } });
+    }
+  } catch (error) {
+    run.error =
+      error instanceof ScenarioError ? error : new ScenarioError(file, index ? { index } : undefined, (error as Error).message, { cause: error });
+  } finally {
+    await teardown(cluster, objects, [...applied.values()], [...pods.values()], scenario.cluster.namespaces);
+  }
+  return run;
+}
+
+/** Removes the scenario's objects, pods and namespaces, so that their names are free again. */
+async function teardown(cluster: SimCluster, objects: KubernetesObjectApi, applied: KubernetesObject[], pods: SimPod[], namespaces: string[]): Promise<void> {
+  for (const object of applied) await objects.delete(object).catch(() => undefined);
+  await stopPods(cluster, pods);
+  for (const name of namespaces) {
+    await cluster.core.deleteNamespace({ name }).catch(() => undefined);
+    // No namespace controller runs in the test cluster: finalize by hand, now that it is empty.
+    await cluster.core
+      .replaceNamespaceFinalize({ name, body: { metadata: { name }, spec: { finalizers: [] } } })
+      .catch(() => undefined);
+  }
+}
+
+function objectKey(o: KubeObject): string {
+  return `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+}
+
+function describe(ref: ObjectRef): string {
+  return `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name}`;
+}
+
+function apiError(verb: string, object: KubeObject, error: unknown): Error {
+  let reason = (error as Error).message;
+  if (error instanceof ApiException) {
+    try {
+      const body = (typeof error.body === 'string' ? JSON.parse(error.body) : error.body) as { message?: string };
+      reason = body.message ?? reason;
+    } catch {
+      // keep the exception's own message
+    }
+  }
+  return new Error(`${verb} ${describe({ kind: object.kind, namespace: object.metadata.namespace, name: object.metadata.name })} failed: ${reason}`, { cause: error });
+}
