@@ -40,5 +40,10 @@ $(C_PROGRAMS): Makefile | $(BIN_DIR)
 $(BIN_DIR):
 	mkdir -p $@
 
+# The eBPF objects and the libbpf loader keep their rules beside their sources;
+# each fragment adds its artifacts to `all`.
+-include bpf/bpf.mk
+-include datapath/loader/loader.mk
+
 clean:
 	rm -rf $(BUILD_DIR)
