@@ -41,16 +41,19 @@ binary() {
 build() {
   local out=$1 require=$2 pkg=$3 ldflags=$4; shift 4
   [ -x "$out" ] && return 0
-  local work; work=$(mktemp -d)
-  trap 'rm -rf "$work"' RETURN
   log "building $(basename "$out") (first run only; takes minutes)"
+  local work; work=$(mktemp -d)
   {
     echo "module palisade.local/build/tool"
     echo "go 1.26"
     echo "require $require"
     for r in "$@"; do echo "replace $r"; done
   } >"$work/go.mod"
-  (cd "$work" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags="-s -w $ldflags" -o "$out.tmp" "$pkg")
+  if ! (cd "$work" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags="-s -w $ldflags" -o "$out.tmp" "$pkg"); then
+    rm -rf "$work" "$out.tmp"
+    return 1
+  fi
+  rm -rf "$work"
   mv "$out.tmp" "$out"
   log "built $out"
 }
