@@ -132,6 +132,9 @@ export class Kubelet {
           hostIPs: [{ ip: node.address }],
           startTime: now,
           conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: now }],
+          containerStatuses: [
+            { name: 'serve', image: 'palisade.local/podserver', imageID: '', ready: true, started: true, restartCount: 0, state: { running: { startedAt: now } } },
+          ],
         },
       },
     });

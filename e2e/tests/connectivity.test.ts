@@ -2,6 +2,7 @@
 // across nodes, on TCP and UDP, and reaches its own node.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { execa } from 'execa';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
 import type { SimPod } from '../cluster/kubelet.ts';
 import { probeAll, type Protocol } from '../cluster/probe.ts';
@@ -24,6 +25,11 @@ before(async () => {
 
 after(async () => {
   await cluster?.stop();
+});
+
+test('kubectl lists the simulated nodes with their pod CIDRs', async () => {
+  const out = await execa('kubectl', ['--kubeconfig', cluster.controlPlane.adminKubeconfig, 'get', 'nodes', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.spec.podCIDR} {end}']);
+  assert.equal(String(out.stdout).trim(), cluster.nodes.map((n) => `${n.name}=${n.podCidr}`).join(' '));
 });
 
 test('pods are spread over both nodes, with addresses from their node pod CIDR', () => {
