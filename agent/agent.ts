@@ -10,7 +10,8 @@ import { applyNodeRoutes, listNodeRoutes } from '../datapath/node-routes.ts';
 import type { AgentConfig } from './config.ts';
 import { createCniHandler } from './cni/handler.ts';
 import { serveCni } from './cni/server.ts';
-import { CoalescingTask } from './coalescing-task.ts';
+import { CoalescingTask } from '../lib/coalescing-task.ts';
+import { watchInformer } from '../lib/informers.ts';
 import { IpAllocator } from './ipam/allocator.ts';
 import { parseIpv4Cidr } from './ipam/ipv4.ts';
 import { desiredNodeRoutes, planRouteChanges, type NodeFacts } from './node-routes.ts';
@@ -46,11 +47,7 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
     },
     { onError: (error) => log(`routes: sync failed, retrying: ${(error as Error).message}`) },
   );
-  for (const verb of ['add', 'update', 'delete'] as const) nodes.on(verb, () => routes.request());
-  nodes.on('error', (error) => {
-    log(`nodes: watch failed, restarting: ${String(error)}`);
-    setTimeout(() => void nodes.start().catch(() => undefined), 1000);
-  });
+  watchInformer(nodes, () => routes.request(), (error) => log(`nodes: watch failed, restarting: ${String(error)}`));
   await nodes.start();
   routes.request();
 
