@@ -1,0 +1,108 @@
+/* pal_policy and pal_policy_cidr: what each endpoint allows, per peer class.
+ *
+ * pal_policy (HASH) is keyed by (endpoint_id, peer class, direction,
+ * protocol, dport). The class is a peer identity, ANY (0: every peer) or a
+ * CIDR-region pseudo identity (2^31 | h). Direction 0 is ingress (to the
+ * pod), 1 egress (from the pod). Protocol 0 and port 0 are wildcards, ports
+ * are in host byte order. For each (endpoint, class, direction) the compiler
+ * writes a SUMMARY entry with protocol 0 and port 0 whose flags say which
+ * other entries exist, so a lookup never probes for entries that are absent:
+ *   ALL             everything is allowed, rule_id of the summary decides;
+ *   <P>_ANY_PORT    (E, X, D, P, 0) exists: every port of protocol P;
+ *   <P>_PORTS       (E, X, D, P, port) exists for some ports (endPort ranges
+ *                   are expanded port by port).
+ * Only TCP, UDP and SCTP have port flags; any other protocol (ICMP...) is
+ * allowed by ALL only.
+ *
+ * pal_policy_cidr (LPM_TRIE) maps (endpoint_id, direction, family, peer
+ * address) to the CIDR-region class that the endpoint's ipBlock rules for
+ * that address were compiled to; its prefixlen counts the 64 fixed bits
+ * (endpoint_id, direction, family, pad) first, then address bits. It is
+ * looked up only when the endpoint's PAL_EP_CIDR(dir) flag is set, and by
+ * address, whatever the peer's identity, so ipBlocks match pod IPs too.
+ *
+ * pal_policy is not preallocated: a hash lookup costs the same either way,
+ * and preallocating PAL_POLICY_MAX entries would pin ~90 MB on every node.
+ */
+#ifndef PAL_POLICY_H
+#define PAL_POLICY_H
+
+#include <linux/types.h>
+#ifdef __bpf__
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#endif
+
+#ifndef PAL_POLICY_MAX
+#define PAL_POLICY_MAX (1 << 20)
+#endif
+#ifndef PAL_POLICY_CIDR_MAX
+#define PAL_POLICY_CIDR_MAX (1 << 16)
+#endif
+
+#define PAL_DIR_INGRESS 0
+#define PAL_DIR_EGRESS  1
+
+/* summary entry flags */
+#define PAL_POL_ALL            (1u << 0)
+#define PAL_POL_TCP_ANY_PORT   (1u << 1)
+#define PAL_POL_UDP_ANY_PORT   (1u << 2)
+#define PAL_POL_SCTP_ANY_PORT  (1u << 3)
+#define PAL_POL_TCP_PORTS      (1u << 4)
+#define PAL_POL_UDP_PORTS      (1u << 5)
+#define PAL_POL_SCTP_PORTS     (1u << 6)
+
+/* prefixlen of an exact IPv4 lookup in pal_policy_cidr: 64 fixed bits, /32 */
+#define PAL_POLICY_CIDR_V4_FULL (64 + 32)
+
+struct policy_key {
+	__u32 endpoint_id;
+	__u32 identity; /* the peer class */
+	__u8 direction;
+	__u8 protocol;
+	__u16 dport;
+};
+_Static_assert(sizeof(struct policy_key) == 12, "policy_key is ABI");
+
+struct policy_value {
+	__u32 rule_id;
+	__u32 flags; /* summary entries only */
+};
+_Static_assert(sizeof(struct policy_value) == 8, "policy_value is ABI");
+
+struct policy_cidr_key {
+	__u32 prefixlen;
+	__u32 endpoint_id;
+	__u8 direction;
+	__u8 family;
+	__u8 pad[2];
+	__u8 addr[16]; /* network byte order; IPv4 in the first 4 bytes */
+};
+_Static_assert(sizeof(struct policy_cidr_key) == 28, "policy_cidr_key is ABI");
+
+struct policy_cidr_value {
+	__u32 identity; /* 2^31 | h */
+};
+_Static_assert(sizeof(struct policy_cidr_value) == 4, "policy_cidr_value is ABI");
+
+#ifdef __bpf__
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PAL_POLICY_MAX);
+	__type(key, struct policy_key);
+	__type(value, struct policy_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pal_policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, PAL_POLICY_CIDR_MAX);
+	__type(key, struct policy_cidr_key);
+	__type(value, struct policy_cidr_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pal_policy_cidr SEC(".maps");
+#endif
+
+#endif

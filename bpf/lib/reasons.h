@@ -1,0 +1,27 @@
+/* Verdict reasons: the index of pal_metrics and, later, of flow events.
+ *
+ * APPEND-ONLY. A number, once released, is never reused or renumbered, even
+ * after its reason is retired: dashboards, stored flow logs and the
+ * TypeScript mirror of this table read the numbers, not the names.
+ * Codes below 128 let the packet continue (TC_ACT_OK), codes from 128 drop
+ * it (TC_ACT_SHOT); all stay below 256, the size of pal_metrics.
+ * Source of truth: docs/adr/0001-datapath-maps.md.
+ */
+#ifndef PAL_REASONS_H
+#define PAL_REASONS_H
+
+#define PAL_ALLOW_POLICY      1   /* a new connection allowed by a policy entry (or the host rule) */
+#define PAL_ALLOW_ESTABLISHED 2   /* a packet of a connection this hook admitted */
+#define PAL_ALLOW_REPLY       3   /* a reply to a connection this endpoint's other hook admitted */
+#define PAL_PASS_UNSELECTED   4   /* no endpoint, or no policy selects the pod in this direction */
+#define PAL_PASS_NON_IP       5   /* not IPv4 (IPv6 is not enforced yet) */
+
+#define PAL_DROP_FIRST        128
+#define PAL_DROP_POLICY       128 /* no policy entry allows the new connection */
+#define PAL_DROP_MALFORMED    129 /* a header is truncated or invalid */
+#define PAL_DROP_FRAGMENT     130 /* a non-first fragment, and not all ports of its protocol are allowed */
+#define PAL_DROP_REVOKED      131 /* an established connection the current policy no longer allows */
+
+#define PAL_REASON_IS_DROP(r) ((r) >= PAL_DROP_FIRST)
+
+#endif

@@ -1,0 +1,1110 @@
+/*
+ * palisade-bpf-tests: unit tests of bpf/endpoint.bpf.c, run in the kernel
+ * with BPF_PROG_TEST_RUN. Needs root (CAP_BPF + CAP_NET_ADMIN).
+ *
+ *   build/bin/palisade-bpf-tests [OBJECT]
+ *
+ * OBJECT defaults to ../bpf/endpoint.bpf.o beside the binary, i.e.
+ * build/bpf/endpoint.bpf.o. The object is loaded twice (the default, and
+ * with pal_host_reaches_pods = 0) with pinning switched off, so no map is
+ * shared with a running agent and nothing outlives the process.
+ *
+ * Each fixture resets every map, seeds the common world below plus its own
+ * endpoint flags and policy entries, then runs its steps: a step either runs
+ * a packet through one hook and checks the verdict, the reason counted in
+ * pal_metrics (packets and bytes) and the effect on pal_ct4, or changes
+ * state between packets the way the agent would (bump the revision, remove
+ * the policy). A failing step prints the packet as hex.
+ *
+ * How test_run meets the endpoint lookup: the kernel runs the program on an
+ * skb whose device is the one named by __sk_buff.ifindex in ctx_in when it
+ * is > 1 and exists in the caller's network namespace (else -ENODEV), and
+ * the loopback device (ifindex 1) when it is 0 or 1. The fixtures pass
+ * ifindex 1 and key the endpoint by it, so they need no devices of their own.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <netinet/in.h>
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+#include "config.h"
+#include "conntrack.h"
+#include "endpoints.h"
+#include "ipcache.h"
+#include "metrics.h"
+#include "policy.h"
+#include "reasons.h"
+
+/* ---- the common world, seeded before every fixture ---------------------- */
+
+#define IP4(a, b, c, d) (((__u32)(a) << 24) | ((b) << 16) | ((c) << 8) | (d)) /* host order */
+
+#define EP_IFINDEX  1                 /* loopback: what test_run's skb carries */
+#define EP_ID       7
+#define POD         IP4(10, 0, 1, 5)  /* the endpoint, identity 300 */
+#define PEER        IP4(10, 0, 2, 9)  /* a pod, identity 400, exact in pal_ipcache4 */
+#define PEER_ID     400
+#define HOST        IP4(10, 0, 0, 1)  /* this node, identity 1 */
+#define LPM_PEER    IP4(192, 168, 3, 4) /* only under 192.168.0.0/16 -> 500 */
+#define LPM_ID      500
+#define NET10_ID    600               /* 10.0.0.0/8 in pal_ipcache: loses to exact entries */
+#define WORLD_PEER  IP4(8, 8, 8, 8)   /* in neither ipcache map */
+#define CIDR_PEER   IP4(203, 0, 113, 7)
+#define REGION      (PAL_ID_CIDR_BIT | 5)
+#define REVISION    1                 /* pal_config.policy_revision at the start */
+
+/* ---- fixture table types ------------------------------------------------- */
+
+#define IN  PAL_DIR_INGRESS
+#define OUT PAL_DIR_EGRESS
+#define ENF_IN  PAL_EP_INGRESS_ENFORCED
+#define ENF_OUT PAL_EP_EGRESS_ENFORCED
+#define ENF_BOTH (ENF_IN | ENF_OUT)
+
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_ACK 0x10
+
+struct pkt {
+	__u16 ethertype;  /* 0: IPv4 */
+	__u8 proto;
+	__u32 saddr, daddr; /* host order */
+	__u16 sport, dport;
+	__u8 tcp_flags;
+	__u8 icmp_type;   /* 8 echo request, 0 echo reply */
+	__u8 ihl;         /* 0: 5; options (NOPs) fill (ihl - 5) * 4 bytes */
+	__u16 frag_off;   /* iphdr.frag_off, host order: MF 0x2000 | offset */
+	__u16 len;        /* cut the frame to this many bytes; 0: whole */
+};
+
+#define TCP(s, sp, d, dp, fl) .proto = IPPROTO_TCP, .saddr = (s), .sport = (sp), \
+	.daddr = (d), .dport = (dp), .tcp_flags = (fl)
+#define UDP(s, sp, d, dp) .proto = IPPROTO_UDP, .saddr = (s), .sport = (sp), .daddr = (d), .dport = (dp)
+#define SCTP(s, sp, d, dp) .proto = IPPROTO_SCTP, .saddr = (s), .sport = (sp), .daddr = (d), .dport = (dp)
+#define ICMP(s, d, type) .proto = IPPROTO_ICMP, .saddr = (s), .daddr = (d), .icmp_type = (type)
+
+/* What a packet step must do to pal_ct4, for the entry of its flow (its own
+ * tuple with the hook's direction, or the reversed tuple with the other). */
+enum ct_effect {
+	CT_NONE,    /* none before, none after, the map's size unchanged */
+	CT_CREATED, /* none before; after: own tuple, current revision, `rule` */
+	CT_KEPT,    /* there before and after; current revision, `rule`; last_seen
+	             * rewritten only if it was over a second old */
+	CT_REPLACED,/* there before, written anew (last_seen now); revision, `rule` */
+	CT_DELETED, /* there before, gone after */
+};
+
+enum step_kind {
+	END,       /* ends the step list */
+	FROM_POD,  /* run pal_from_pod */
+	TO_POD,    /* run pal_to_pod */
+	BUMP,      /* bump policy_revision, as after any agent batch */
+	REVOKE,    /* delete every pal_policy entry, then bump the revision */
+	CLEAR,     /* delete every pal_policy entry, no bump */
+	AGE,       /* move every pal_ct4 entry's last_seen_ns 2 s into the past */
+};
+
+struct step {
+	enum step_kind kind;
+	struct pkt pkt;
+	__u32 reason;       /* expected; the verdict follows (>= 128: TC_ACT_SHOT) */
+	enum ct_effect ct;
+	__u32 rule;         /* expected rule_id of the entry that remains */
+};
+
+struct pol {             /* one pal_policy entry; rule 0 ends the list */
+	__u32 class;
+	__u8 dir, proto;
+	__u16 port;
+	__u32 flags;
+	__u32 rule;
+	__u32 endpoint_id;   /* 0: EP_ID */
+};
+#define SUMMARY(cls, dir, fl, r) { (cls), (dir), 0, 0, (fl), (r) }
+#define PORT(cls, dir, proto, port, r) { (cls), (dir), (proto), (port), 0, (r) }
+
+struct cidr {            /* one pal_policy_cidr entry; region 0 ends the list */
+	__u32 addr;
+	__u8 plen, dir;
+	__u32 region;
+};
+
+struct fixture {
+	const char *desc;
+	bool no_endpoint;    /* no pal_endpoints entry for EP_IFINDEX */
+	__u32 ep_ifindex;    /* 0: EP_IFINDEX */
+	__u32 ep_flags;
+	bool host_blocked;   /* use the object loaded with pal_host_reaches_pods = 0 */
+	struct pol pol[6];
+	struct cidr cidr[2];
+	struct step steps[6];
+};
+
+/* ---- the fixtures -------------------------------------------------------- */
+
+static const struct fixture fixtures[] = {
+	{
+		/* Step 1 of the algorithm: a device that is not an endpoint. */
+		.desc = "no endpoint entry: PASS_UNSELECTED, no conntrack",
+		.no_endpoint = true,
+		.steps = { { FROM_POD, { TCP(POD, 40000, PEER, 80, TH_SYN) }, PAL_PASS_UNSELECTED, CT_NONE } },
+	},
+	{
+		/* The endpoint is looked up by skb->ifindex, nothing else. */
+		.desc = "endpoint on another ifindex: PASS_UNSELECTED",
+		.ep_ifindex = 2, .ep_flags = ENF_BOTH,
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_PASS_UNSELECTED, CT_NONE } },
+	},
+	{
+		/* A pod that no policy selects at all is not tracked either. */
+		.desc = "endpoint enforced in neither direction: PASS_UNSELECTED",
+		.ep_flags = 0,
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_PASS_UNSELECTED, CT_NONE } },
+	},
+	{
+		/* ARP is not IP: passes even on a fully enforced endpoint. */
+		.desc = "ARP on an enforced endpoint: PASS_NON_IP",
+		.ep_flags = ENF_BOTH,
+		.steps = { { TO_POD, { .ethertype = 0x0806, .len = 42 }, PAL_PASS_NON_IP, CT_NONE } },
+	},
+	{
+		/* IPv6 is not enforced yet (ADR): passes as non-IP(v4). */
+		.desc = "IPv6 ethertype: PASS_NON_IP",
+		.ep_flags = ENF_BOTH,
+		.steps = { { FROM_POD, { .ethertype = 0x86dd, .len = 54 }, PAL_PASS_NON_IP, CT_NONE } },
+	},
+	{
+		/* The basic allow: identity class, TCP, exact port; rule of the port entry. */
+		.desc = "ingress TCP from pod identity on exact port: ALLOW_POLICY",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_TCP_PORTS, 10), PORT(PEER_ID, IN, IPPROTO_TCP, 80, 11) },
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 11 } },
+	},
+	{
+		/* ALL in the summary allows any protocol; the summary's rule decides. */
+		.desc = "egress UDP allowed by ALL: rule of the summary",
+		.ep_flags = ENF_OUT,
+		.pol = { SUMMARY(PEER_ID, OUT, PAL_POL_ALL, 20) },
+		.steps = { { FROM_POD, { UDP(POD, 5000, PEER, 9999) }, PAL_ALLOW_POLICY, CT_CREATED, 20 } },
+	},
+	{
+		/* TCP_ANY_PORT: the (proto, 0) entry allows any port. */
+		.desc = "TCP any-port entry allows an arbitrary port",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_TCP_ANY_PORT, 30), PORT(PEER_ID, IN, IPPROTO_TCP, 0, 31) },
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 12345, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 31 } },
+	},
+	{
+		/* Summary announces exact ports AND any-port: exact is looked up first. */
+		.desc = "ports and any-port both set: exact port entry wins",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_TCP_ANY_PORT | PAL_POL_TCP_PORTS, 30),
+			 PORT(PEER_ID, IN, IPPROTO_TCP, 0, 31), PORT(PEER_ID, IN, IPPROTO_TCP, 443, 32) },
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 443, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 32 } },
+	},
+	{
+		/* The ANY class (identity 0) matches every peer. */
+		.desc = "ANY identity class allows a pod peer",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PAL_ID_ANY, IN, PAL_POL_TCP_PORTS, 40), PORT(PAL_ID_ANY, IN, IPPROTO_TCP, 80, 41) },
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 41 } },
+	},
+	{
+		/* CIDR region: flag set, pal_policy_cidr maps the address to a region class. */
+		.desc = "CIDR region allows a world address (egress)",
+		.ep_flags = ENF_OUT | PAL_EP_EGRESS_CIDR,
+		.pol = { SUMMARY(REGION, OUT, PAL_POL_TCP_PORTS, 50), PORT(REGION, OUT, IPPROTO_TCP, 443, 51) },
+		.cidr = { { IP4(203, 0, 113, 0), 24, OUT, REGION } },
+		.steps = { { FROM_POD, { TCP(POD, 40000, CIDR_PEER, 443, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 51 } },
+	},
+	{
+		/* The endpoint's CIDR flag gates the LPM lookup. */
+		.desc = "CIDR entry without the endpoint's CIDR flag: DROP_POLICY",
+		.ep_flags = ENF_OUT,
+		.pol = { SUMMARY(REGION, OUT, PAL_POL_TCP_PORTS, 50), PORT(REGION, OUT, IPPROTO_TCP, 443, 51) },
+		.cidr = { { IP4(203, 0, 113, 0), 24, OUT, REGION } },
+		.steps = { { FROM_POD, { TCP(POD, 40000, CIDR_PEER, 443, TH_SYN) }, PAL_DROP_POLICY, CT_NONE } },
+	},
+	{
+		/* ipBlock matches pod IPs: the CIDR class is found by address, whatever the identity. */
+		.desc = "CIDR region matches a pod address (identity 400)",
+		.ep_flags = ENF_IN | PAL_EP_INGRESS_CIDR,
+		.pol = { SUMMARY(REGION, IN, PAL_POL_TCP_PORTS, 52), PORT(REGION, IN, IPPROTO_TCP, 80, 53) },
+		.cidr = { { IP4(10, 0, 2, 0), 24, IN, REGION } },
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 53 } },
+	},
+	{
+		/* CIDR entries are per direction: an egress region does not open ingress. */
+		.desc = "CIDR entry of the other direction: DROP_POLICY",
+		.ep_flags = ENF_BOTH | PAL_EP_INGRESS_CIDR | PAL_EP_EGRESS_CIDR,
+		.pol = { SUMMARY(REGION, IN, PAL_POL_ALL, 54) },
+		.cidr = { { IP4(203, 0, 113, 0), 24, OUT, REGION } },
+		.steps = { { TO_POD, { TCP(CIDR_PEER, 40000, POD, 80, TH_SYN) }, PAL_DROP_POLICY, CT_NONE } },
+	},
+	{
+		/* Default deny: enforced, no entry for the peer. */
+		.desc = "no policy entry: DROP_POLICY",
+		.ep_flags = ENF_IN,
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_DROP_POLICY, CT_NONE } },
+	},
+	{
+		.desc = "wrong port: DROP_POLICY",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_TCP_PORTS, 10), PORT(PEER_ID, IN, IPPROTO_TCP, 80, 11) },
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 81, TH_SYN) }, PAL_DROP_POLICY, CT_NONE } },
+	},
+	{
+		/* TCP 53 allowed does not allow UDP 53. */
+		.desc = "wrong protocol (UDP to a TCP-only port): DROP_POLICY",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_TCP_PORTS | PAL_POL_TCP_ANY_PORT, 10),
+			 PORT(PEER_ID, IN, IPPROTO_TCP, 53, 11), PORT(PEER_ID, IN, IPPROTO_TCP, 0, 12) },
+		.steps = { { TO_POD, { UDP(PEER, 40000, POD, 53) }, PAL_DROP_POLICY, CT_NONE } },
+	},
+	{
+		/* Direction is part of the key: an egress entry does not allow ingress. */
+		.desc = "entry of the other direction: DROP_POLICY",
+		.ep_flags = ENF_BOTH,
+		.pol = { SUMMARY(PEER_ID, OUT, PAL_POL_ALL, 10) },
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_DROP_POLICY, CT_NONE } },
+	},
+	{
+		/* Endpoint id is part of the key: another endpoint's entry does not apply. */
+		.desc = "entry of another endpoint: DROP_POLICY",
+		.ep_flags = ENF_IN,
+		.pol = { { PEER_ID, IN, 0, 0, PAL_POL_ALL, 10, EP_ID + 1 } },
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_DROP_POLICY, CT_NONE } },
+	},
+	{
+		.desc = "UDP exact port allowed",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_UDP_PORTS, 60), PORT(PEER_ID, IN, IPPROTO_UDP, 53, 61) },
+		.steps = { { TO_POD, { UDP(PEER, 33333, POD, 53) }, PAL_ALLOW_POLICY, CT_CREATED, 61 } },
+	},
+	{
+		/* SCTP ports sit where UDP's do. */
+		.desc = "SCTP exact port allowed",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_SCTP_PORTS, 70), PORT(PEER_ID, IN, IPPROTO_SCTP, 3868, 71) },
+		.steps = { { TO_POD, { SCTP(PEER, 3868, POD, 3868) }, PAL_ALLOW_POLICY, CT_CREATED, 71 } },
+	},
+	{
+		.desc = "SCTP wrong port: DROP_POLICY",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_SCTP_PORTS, 70), PORT(PEER_ID, IN, IPPROTO_SCTP, 3868, 71) },
+		.steps = { { TO_POD, { SCTP(PEER, 3868, POD, 3869) }, PAL_DROP_POLICY, CT_NONE } },
+	},
+	{
+		/* SCTP any-port flag is its own bit: TCP any-port does not open SCTP. */
+		.desc = "SCTP any-port allowed, TCP any-port alone is not",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_SCTP_ANY_PORT, 72), PORT(PEER_ID, IN, IPPROTO_SCTP, 0, 73) },
+		.steps = {
+			{ TO_POD, { SCTP(PEER, 1000, POD, 2000) }, PAL_ALLOW_POLICY, CT_CREATED, 73 },
+			{ TO_POD, { TCP(PEER, 1000, POD, 2000, TH_SYN) }, PAL_DROP_POLICY, CT_NONE },
+		},
+	},
+	{
+		/* ICMP has no ports: only ALL allows it; its reply matches the entry. */
+		.desc = "ICMP allowed by ALL, echo reply passes as ALLOW_REPLY",
+		.ep_flags = ENF_BOTH,
+		.pol = { SUMMARY(PEER_ID, OUT, PAL_POL_ALL, 80) },
+		.steps = {
+			{ FROM_POD, { ICMP(POD, PEER, 8) }, PAL_ALLOW_POLICY, CT_CREATED, 80 },
+			{ TO_POD, { ICMP(PEER, POD, 0) }, PAL_ALLOW_REPLY, CT_KEPT, 80 },
+		},
+	},
+	{
+		.desc = "ICMP with only TCP ports allowed: DROP_POLICY",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_TCP_PORTS | PAL_POL_TCP_ANY_PORT, 81),
+			 PORT(PEER_ID, IN, IPPROTO_TCP, 0, 82) },
+		.steps = { { TO_POD, { ICMP(PEER, POD, 8) }, PAL_DROP_POLICY, CT_NONE } },
+	},
+	{
+		/* Replies need no policy of their own: ingress is enforced and empty. */
+		.desc = "egress TCP connection: SYN-ACK and data come back as ALLOW_REPLY",
+		.ep_flags = ENF_BOTH,
+		.pol = { SUMMARY(PEER_ID, OUT, PAL_POL_TCP_PORTS, 90), PORT(PEER_ID, OUT, IPPROTO_TCP, 8080, 91) },
+		.steps = {
+			{ FROM_POD, { TCP(POD, 41000, PEER, 8080, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 91 },
+			{ TO_POD, { TCP(PEER, 8080, POD, 41000, TH_SYN | TH_ACK) }, PAL_ALLOW_REPLY, CT_KEPT, 91 },
+			{ FROM_POD, { TCP(POD, 41000, PEER, 8080, TH_ACK) }, PAL_ALLOW_ESTABLISHED, CT_KEPT, 91 },
+			{ TO_POD, { TCP(PEER, 8080, POD, 41000, TH_ACK) }, PAL_ALLOW_REPLY, CT_KEPT, 91 },
+		},
+	},
+	{
+		/* The mirror case: ingress admitted, the pod's answers pass its empty egress. */
+		.desc = "ingress UDP flow: the pod's answer passes as ALLOW_REPLY",
+		.ep_flags = ENF_BOTH,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_UDP_PORTS, 92), PORT(PEER_ID, IN, IPPROTO_UDP, 53, 93) },
+		.steps = {
+			{ TO_POD, { UDP(PEER, 33333, POD, 53) }, PAL_ALLOW_POLICY, CT_CREATED, 93 },
+			{ FROM_POD, { UDP(POD, 53, PEER, 33333) }, PAL_ALLOW_REPLY, CT_KEPT, 93 },
+			{ TO_POD, { UDP(PEER, 33333, POD, 53) }, PAL_ALLOW_ESTABLISHED, CT_KEPT, 93 },
+		},
+	},
+	{
+		/* A packet that merely looks like a reply, with no entry, is new. */
+		.desc = "unsolicited 'reply' without a conntrack entry: DROP_POLICY",
+		.ep_flags = ENF_BOTH,
+		.pol = { SUMMARY(PEER_ID, OUT, PAL_POL_ALL, 90) },
+		.steps = { { TO_POD, { TCP(PEER, 8080, POD, 41000, TH_SYN | TH_ACK) }, PAL_DROP_POLICY, CT_NONE } },
+	},
+	{
+		/* Deviation from the ADR (see handle()): ingress-only enforcement still
+		 * tracks outgoing connections, or their replies would be dropped. */
+		.desc = "ingress-only endpoint: outgoing connection tracked, reply passes",
+		.ep_flags = ENF_IN,
+		.steps = {
+			{ FROM_POD, { TCP(POD, 42000, PEER, 443, TH_SYN) }, PAL_PASS_UNSELECTED, CT_CREATED, 0 },
+			{ TO_POD, { TCP(PEER, 443, POD, 42000, TH_SYN | TH_ACK) }, PAL_ALLOW_REPLY, CT_KEPT, 0 },
+			{ FROM_POD, { TCP(POD, 42000, PEER, 443, TH_ACK) }, PAL_ALLOW_ESTABLISHED, CT_KEPT, 0 },
+		},
+	},
+	{
+		/* The revision fast path: a current entry passes without policy;
+		 * last_seen is rewritten only once it is over a second old. */
+		.desc = "established TCP: ALLOW_ESTABLISHED, last_seen refreshed when old",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_TCP_PORTS, 10), PORT(PEER_ID, IN, IPPROTO_TCP, 80, 11) },
+		.steps = {
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 11 },
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_ACK) }, PAL_ALLOW_ESTABLISHED, CT_KEPT, 11 },
+			{ AGE },
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_ACK | TH_FIN) }, PAL_ALLOW_ESTABLISHED, CT_KEPT, 11 },
+		},
+	},
+	{
+		/* A stale entry whose connection is still allowed is refreshed, not dropped. */
+		.desc = "stale entry still allowed: re-evaluated, kept at the new revision",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_TCP_PORTS, 10), PORT(PEER_ID, IN, IPPROTO_TCP, 80, 11) },
+		.steps = {
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 11 },
+			{ BUMP },
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_ACK) }, PAL_ALLOW_ESTABLISHED, CT_KEPT, 11 },
+		},
+	},
+	{
+		/* Revocation cuts the connection at its next packet; later packets are new. */
+		.desc = "revoked: established packet DROP_REVOKED, entry deleted",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_TCP_PORTS, 10), PORT(PEER_ID, IN, IPPROTO_TCP, 80, 11) },
+		.steps = {
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 11 },
+			{ REVOKE },
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_ACK) }, PAL_DROP_REVOKED, CT_DELETED },
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_ACK) }, PAL_DROP_POLICY, CT_NONE },
+		},
+	},
+	{
+		/* A reply re-checks the ORIGINAL direction: the pod's egress toward
+		 * PEER:8080. Ingress allows the reply's own tuple (from PEER port
+		 * 8080 to the pod's 41000), which must not matter. */
+		.desc = "revoked egress: the reply at to-pod is DROP_REVOKED",
+		.ep_flags = ENF_BOTH,
+		.pol = { SUMMARY(PEER_ID, OUT, PAL_POL_TCP_PORTS, 90), PORT(PEER_ID, OUT, IPPROTO_TCP, 8080, 91) },
+		.steps = {
+			{ FROM_POD, { TCP(POD, 41000, PEER, 8080, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 91 },
+			{ REVOKE },
+			{ TO_POD, { TCP(PEER, 8080, POD, 41000, TH_SYN | TH_ACK) }, PAL_DROP_REVOKED, CT_DELETED },
+		},
+	},
+	{
+		/* The same reply while egress still allows PEER:8080 but ingress allows
+		 * nothing: re-evaluation must use egress and the original tuple. */
+		.desc = "stale reply re-evaluated against the original egress: ALLOW_REPLY",
+		.ep_flags = ENF_BOTH,
+		.pol = { SUMMARY(PEER_ID, OUT, PAL_POL_TCP_PORTS, 90), PORT(PEER_ID, OUT, IPPROTO_TCP, 8080, 91) },
+		.steps = {
+			{ FROM_POD, { TCP(POD, 41000, PEER, 8080, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 91 },
+			{ BUMP },
+			{ TO_POD, { TCP(PEER, 8080, POD, 41000, TH_ACK) }, PAL_ALLOW_REPLY, CT_KEPT, 91 },
+		},
+	},
+	{
+		/* Ingress would allow the reply's tuple as new, but the reply is judged
+		 * as part of its connection, whose egress was revoked. */
+		.desc = "revoked egress, ingress allowing the reply's tuple: still DROP_REVOKED",
+		.ep_flags = ENF_BOTH,
+		.pol = { SUMMARY(PEER_ID, OUT, PAL_POL_TCP_PORTS, 90), PORT(PEER_ID, OUT, IPPROTO_TCP, 8080, 91) },
+		.steps = {
+			{ FROM_POD, { TCP(POD, 41000, PEER, 8080, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 91 },
+			{ REVOKE },
+			{ TO_POD, { TCP(PEER, 8080, POD, 41000, TH_ACK) }, PAL_DROP_REVOKED, CT_DELETED },
+		},
+	},
+	{
+		/* A SYN skips conntrack: with the policy gone (even without a revision
+		 * bump) the SYN is DROP_POLICY while the entry's ACKs still pass. */
+		.desc = "SYN evaluated as new despite a current entry",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_TCP_PORTS, 10), PORT(PEER_ID, IN, IPPROTO_TCP, 80, 11) },
+		.steps = {
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 11 },
+			{ CLEAR },
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_DROP_POLICY, CT_KEPT, 11 },
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_ACK) }, PAL_ALLOW_ESTABLISHED, CT_KEPT, 11 },
+		},
+	},
+	{
+		/* A SYN allowed again replaces the entry (new rule, current revision). */
+		.desc = "SYN re-allowed replaces the entry with the deciding rule",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_ALL, 12) },
+		.steps = {
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 12 },
+			{ BUMP },
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_REPLACED, 12 },
+		},
+	},
+	{
+		/* test_run itself refuses an IPv4 frame shorter than 14 + 20 bytes
+		 * (EINVAL), so the header is cut inside the options that ihl 6 promises. */
+		.desc = "truncated IPv4 header: DROP_MALFORMED",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PAL_ID_ANY, IN, PAL_POL_ALL, 1) },
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN), .ihl = 6, .len = 14 + 22 }, PAL_DROP_MALFORMED, CT_NONE } },
+	},
+	{
+		.desc = "truncated TCP header: DROP_MALFORMED",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PAL_ID_ANY, IN, PAL_POL_ALL, 1) },
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN), .len = 14 + 20 + 19 }, PAL_DROP_MALFORMED, CT_NONE } },
+	},
+	{
+		.desc = "truncated UDP header: DROP_MALFORMED",
+		.ep_flags = ENF_OUT,
+		.steps = { { FROM_POD, { UDP(POD, 40000, PEER, 53), .len = 14 + 20 + 7 }, PAL_DROP_MALFORMED, CT_NONE } },
+	},
+	{
+		/* ihl below 5 cannot be a valid header. */
+		.desc = "IPv4 ihl 4: DROP_MALFORMED",
+		.ep_flags = ENF_IN,
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN), .ihl = 4 }, PAL_DROP_MALFORMED, CT_NONE } },
+	},
+	{
+		/* ihl promises options the frame does not have. */
+		.desc = "IPv4 header cut inside 40 bytes of options (ihl 15): DROP_MALFORMED",
+		.ep_flags = ENF_IN,
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN), .ihl = 15, .len = 14 + 40 }, PAL_DROP_MALFORMED, CT_NONE } },
+	},
+	{
+		/* Options are NOPs (0x01): reading ports at offset 20 would see 257 and drop. */
+		.desc = "IPv4 with 4 bytes of options: ports after the options",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_TCP_PORTS, 10), PORT(PEER_ID, IN, IPPROTO_TCP, 80, 11) },
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN), .ihl = 6 }, PAL_ALLOW_POLICY, CT_CREATED, 11 } },
+	},
+	{
+		/* The longest header: ihl 15, 40 bytes of options. */
+		.desc = "IPv4 with 40 bytes of options (ihl 15), UDP",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_UDP_PORTS, 60), PORT(PEER_ID, IN, IPPROTO_UDP, 53, 61) },
+		.steps = { { TO_POD, { UDP(PEER, 33333, POD, 53), .ihl = 15 }, PAL_ALLOW_POLICY, CT_CREATED, 61 } },
+	},
+	{
+		/* A non-first fragment has no ports: any-port for its protocol allows it,
+		 * without conntrack. */
+		.desc = "non-first UDP fragment, UDP any-port: ALLOW_POLICY, no conntrack",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_UDP_ANY_PORT, 62), PORT(PEER_ID, IN, IPPROTO_UDP, 0, 63) },
+		.steps = { { TO_POD, { UDP(PEER, 33333, POD, 53), .frag_off = 185 }, PAL_ALLOW_POLICY, CT_NONE } },
+	},
+	{
+		/* Only exact ports allowed: a non-first fragment cannot be matched. */
+		.desc = "non-first UDP fragment, exact port only: DROP_FRAGMENT",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_UDP_PORTS, 60), PORT(PEER_ID, IN, IPPROTO_UDP, 53, 61) },
+		.steps = { { TO_POD, { UDP(PEER, 33333, POD, 53), .frag_off = 0x2000 | 185 }, PAL_DROP_FRAGMENT, CT_NONE } },
+	},
+	{
+		/* A first fragment (MF, offset 0) carries the ports and is parsed normally. */
+		.desc = "first UDP fragment (MF set): decided by its port",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_UDP_PORTS, 60), PORT(PEER_ID, IN, IPPROTO_UDP, 53, 61) },
+		.steps = { { TO_POD, { UDP(PEER, 33333, POD, 53), .frag_off = 0x2000 }, PAL_ALLOW_POLICY, CT_CREATED, 61 } },
+	},
+	{
+		/* Peer only under a prefix in pal_ipcache: its identity comes from the LPM trie. */
+		.desc = "peer resolved by the LPM ipcache (192.168.0.0/16 -> 500)",
+		.ep_flags = ENF_OUT,
+		.pol = { SUMMARY(LPM_ID, OUT, PAL_POL_TCP_PORTS, 100), PORT(LPM_ID, OUT, IPPROTO_TCP, 5432, 101) },
+		.steps = { { FROM_POD, { TCP(POD, 43000, LPM_PEER, 5432, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 101 } },
+	},
+	{
+		/* pal_ipcache4's exact entry wins over a covering prefix (10/8 -> 600). */
+		.desc = "exact ipcache4 entry takes precedence over the LPM prefix",
+		.ep_flags = ENF_OUT,
+		.pol = { SUMMARY(NET10_ID, OUT, PAL_POL_ALL, 102) },
+		.steps = { { FROM_POD, { TCP(POD, 43000, PEER, 5432, TH_SYN) }, PAL_DROP_POLICY, CT_NONE } },
+	},
+	{
+		/* Not in either ipcache: world (2). */
+		.desc = "unknown peer is world (identity 2)",
+		.ep_flags = ENF_OUT,
+		.pol = { SUMMARY(PAL_ID_WORLD, OUT, PAL_POL_UDP_PORTS, 110), PORT(PAL_ID_WORLD, OUT, IPPROTO_UDP, 53, 111) },
+		.steps = { { FROM_POD, { UDP(POD, 44000, WORLD_PEER, 53) }, PAL_ALLOW_POLICY, CT_CREATED, 111 } },
+	},
+	{
+		/* Kubelet probes: the host reaches its pods whatever their ingress policy. */
+		.desc = "host identity reaches the pod by default (rule 0)",
+		.ep_flags = ENF_BOTH,
+		.steps = {
+			{ TO_POD, { TCP(HOST, 50000, POD, 8080, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 0 },
+			{ FROM_POD, { TCP(POD, 8080, HOST, 50000, TH_SYN | TH_ACK) }, PAL_ALLOW_REPLY, CT_KEPT, 0 },
+		},
+	},
+	{
+		/* The host rule is for reaching pods, not for pods reaching the host. */
+		.desc = "pod to host is not allowed by the host rule",
+		.ep_flags = ENF_BOTH,
+		.steps = { { FROM_POD, { TCP(POD, 50000, HOST, 10250, TH_SYN) }, PAL_DROP_POLICY, CT_NONE } },
+	},
+	{
+		/* pal_host_reaches_pods = 0 at load: the host is an ordinary peer. */
+		.desc = "host rule off at load time: host needs a policy entry",
+		.host_blocked = true,
+		.ep_flags = ENF_IN,
+		.steps = { { TO_POD, { TCP(HOST, 50000, POD, 8080, TH_SYN) }, PAL_DROP_POLICY, CT_NONE } },
+	},
+};
+
+#define N_FIXTURES (sizeof(fixtures) / sizeof(fixtures[0]))
+
+/* ---- packets ------------------------------------------------------------- */
+
+static __u16 csum16(const __u8 *p, size_t n)
+{
+	__u32 sum = 0;
+
+	for (size_t i = 0; i + 1 < n; i += 2)
+		sum += (p[i] << 8) | p[i + 1];
+	if (n & 1)
+		sum += p[n - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return htons(~sum & 0xffff);
+}
+
+static void put16(__u8 *p, __u16 v) { p[0] = v >> 8; p[1] = v; }
+static void put32(__u8 *p, __u32 v) { put16(p, v >> 16); put16(p + 2, v); }
+
+/* Ethernet + IPv4 (+ options) + transport header + 8 bytes of payload. */
+static size_t build_packet(const struct pkt *pk, __u8 *buf, size_t cap)
+{
+	static const __u8 mac_dst[6] = { 0x02, 0, 0, 0, 0, 0x01 }, mac_src[6] = { 0x02, 0, 0, 0, 0, 0x02 };
+	size_t ihl = pk->ihl ? pk->ihl : 5, l3 = 14, l4 = l3 + (ihl < 5 ? 20 : ihl * 4), l4len, len;
+	__u8 *ip = buf + l3, *th = buf + l4;
+
+	memset(buf, 0, cap);
+	memcpy(buf, mac_dst, 6);
+	memcpy(buf + 6, mac_src, 6);
+	put16(buf + 12, pk->ethertype ? pk->ethertype : 0x0800);
+	if (pk->ethertype)
+		return pk->len ? pk->len : 64;
+
+	switch (pk->proto) {
+	case IPPROTO_TCP:
+		l4len = 20;
+		put16(th, pk->sport);
+		put16(th + 2, pk->dport);
+		put32(th + 4, 1000);                       /* seq */
+		put32(th + 8, pk->tcp_flags & TH_ACK ? 2000 : 0);
+		th[12] = 5 << 4;                           /* data offset */
+		th[13] = pk->tcp_flags;
+		put16(th + 14, 65535);                     /* window */
+		break;
+	case IPPROTO_UDP:
+		l4len = 8;
+		put16(th, pk->sport);
+		put16(th + 2, pk->dport);
+		put16(th + 4, 8 + 8);
+		break;
+	case IPPROTO_SCTP:
+		l4len = 12;
+		put16(th, pk->sport);
+		put16(th + 2, pk->dport);
+		put32(th + 4, 0x12345678);                 /* verification tag */
+		break;
+	default:                                           /* ICMP echo */
+		l4len = 8;
+		th[0] = pk->icmp_type;
+		put16(th + 4, 0x4242);
+		put16(th + 6, 1);
+		break;
+	}
+	memcpy(th + l4len, "palisade", 8);
+	len = l4 + l4len + 8;
+
+	ip[0] = 0x40 | (ihl & 0xf);
+	put16(ip + 2, len - l3);
+	put16(ip + 4, 0x1234);
+	put16(ip + 6, pk->frag_off);
+	ip[8] = 64;
+	ip[9] = pk->proto;
+	put32(ip + 12, pk->saddr);
+	put32(ip + 16, pk->daddr);
+	memset(ip + 20, 0x01, l4 - l3 - 20);               /* options: NOPs */
+	memcpy(ip + 10, (__u16[]){ csum16(ip, l4 - l3) }, 2);
+	return pk->len ? pk->len : len;
+}
+
+static void print_hex(const __u8 *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		printf("%s%02x", i % 16 ? " " : "\n      ", buf[i]);
+	printf("\n");
+}
+
+/* ---- loading and maps ---------------------------------------------------- */
+
+struct loaded {
+	struct bpf_object *obj;
+	int from_pod, to_pod;
+	int endpoints, ipcache4, ipcache, policy, policy_cidr, ct4, config, metrics;
+};
+
+static int ncpus;
+
+static int map_fd(struct bpf_object *obj, const char *name)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(obj, name);
+
+	return m ? bpf_map__fd(m) : -1;
+}
+
+/* Sets a `const volatile` global before load, found by name in .rodata's BTF. */
+static int set_rodata_u32(struct bpf_object *obj, const char *var, __u32 value)
+{
+	struct btf *btf = bpf_object__btf(obj);
+	int sec_id = btf ? btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC) : -1;
+	struct bpf_map *map = NULL, *m;
+	const struct btf_type *sec;
+	const struct btf_var_secinfo *vs;
+	size_t size;
+
+	bpf_object__for_each_map(m, obj)
+		if (bpf_map__is_internal(m) && strstr(bpf_map__name(m), ".rodata"))
+			map = m;
+	if (sec_id < 0 || !map)
+		return -1;
+	sec = btf__type_by_id(btf, sec_id);
+	vs = btf_var_secinfos(sec);
+	for (int i = 0; i < btf_vlen(sec); i++, vs++) {
+		const struct btf_type *t = btf__type_by_id(btf, vs->type);
+		const void *init = bpf_map__initial_value(map, &size);
+		__u8 data[size];
+
+		if (strcmp(btf__name_by_offset(btf, t->name_off), var) || vs->size != sizeof(value))
+			continue;
+		memcpy(data, init, size);
+		memcpy(data + vs->offset, &value, sizeof(value));
+		return bpf_map__set_initial_value(map, data, size);
+	}
+	return -1;
+}
+
+static int load(const char *path, bool host_reaches_pods, struct loaded *l)
+{
+	struct bpf_map *m;
+
+	l->obj = bpf_object__open_file(path, NULL);
+	if (!l->obj) {
+		fprintf(stderr, "open %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	/* The maps are declared LIBBPF_PIN_BY_NAME: without this, load would
+	 * reuse (or create) pins under /sys/fs/bpf and share a running agent's maps. */
+	bpf_object__for_each_map(m, l->obj)
+		bpf_map__set_pin_path(m, NULL);
+	if (!host_reaches_pods && set_rodata_u32(l->obj, "pal_host_reaches_pods", 0)) {
+		fprintf(stderr, "cannot set pal_host_reaches_pods\n");
+		return -1;
+	}
+	if (bpf_object__load(l->obj)) {
+		fprintf(stderr, "load %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	bpf_object__for_each_map(m, l->obj)
+		if (bpf_map__is_pinned(m)) {
+			fprintf(stderr, "map %s got pinned\n", bpf_map__name(m));
+			return -1;
+		}
+	l->from_pod = bpf_program__fd(bpf_object__find_program_by_name(l->obj, "pal_from_pod"));
+	l->to_pod = bpf_program__fd(bpf_object__find_program_by_name(l->obj, "pal_to_pod"));
+	l->endpoints = map_fd(l->obj, "pal_endpoints");
+	l->ipcache4 = map_fd(l->obj, "pal_ipcache4");
+	l->ipcache = map_fd(l->obj, "pal_ipcache");
+	l->policy = map_fd(l->obj, "pal_policy");
+	l->policy_cidr = map_fd(l->obj, "pal_policy_cidr");
+	l->ct4 = map_fd(l->obj, "pal_ct4");
+	l->config = map_fd(l->obj, "pal_config");
+	l->metrics = map_fd(l->obj, "pal_metrics");
+	if (l->from_pod < 0 || l->to_pod < 0 || l->endpoints < 0 || l->ipcache4 < 0 || l->ipcache < 0 ||
+	    l->policy < 0 || l->policy_cidr < 0 || l->ct4 < 0 || l->config < 0 || l->metrics < 0) {
+		fprintf(stderr, "%s: a program or map is missing\n", path);
+		return -1;
+	}
+	return 0;
+}
+
+static void clear_hash(int fd)
+{
+	__u8 key[64];
+
+	while (bpf_map_get_next_key(fd, NULL, key) == 0)
+		bpf_map_delete_elem(fd, key);
+}
+
+static int count_entries(int fd)
+{
+	__u8 key[64], next[64];
+	int n = 0;
+
+	for (void *prev = NULL; bpf_map_get_next_key(fd, prev, next) == 0; prev = key, n++)
+		memcpy(key, next, sizeof(key));
+	return n;
+}
+
+static void reset(const struct loaded *l)
+{
+	struct datapath_config cfg = { .policy_revision = REVISION };
+	struct metrics_value zero[ncpus];
+	__u32 k0 = 0;
+
+	clear_hash(l->endpoints);
+	clear_hash(l->ipcache4);
+	clear_hash(l->ipcache);
+	clear_hash(l->policy);
+	clear_hash(l->policy_cidr);
+	clear_hash(l->ct4);
+	memset(zero, 0, sizeof(zero));
+	for (__u32 r = 0; r < PAL_METRICS_MAX; r++)
+		bpf_map_update_elem(l->metrics, &r, zero, BPF_ANY);
+	bpf_map_update_elem(l->config, &k0, &cfg, BPF_ANY);
+}
+
+static void put_ipcache4(int fd, __u32 addr, __u32 identity)
+{
+	__u32 key = htonl(addr);
+	struct ipcache_value v = { .identity = identity };
+
+	bpf_map_update_elem(fd, &key, &v, BPF_ANY);
+}
+
+static void put_ipcache(int fd, __u32 addr, __u32 plen, __u32 identity)
+{
+	struct ipcache_key k = { .prefixlen = 32 + plen, .family = PAL_AF_INET };
+	struct ipcache_value v = { .identity = identity };
+	__u32 a = htonl(addr);
+
+	memcpy(k.addr, &a, 4);
+	bpf_map_update_elem(fd, &k, &v, BPF_ANY);
+}
+
+static int seed(const struct loaded *l, const struct fixture *f)
+{
+	__u32 ifindex = f->ep_ifindex ? f->ep_ifindex : EP_IFINDEX;
+	struct endpoint_info ep = {
+		.endpoint_id = EP_ID, .identity = 300, .flags = f->ep_flags,
+		.ingress_default_rule = 901, .egress_default_rule = 902, .ipv4 = htonl(POD),
+	};
+	int err = 0;
+
+	if (!f->no_endpoint)
+		err |= bpf_map_update_elem(l->endpoints, &ifindex, &ep, BPF_ANY);
+	put_ipcache4(l->ipcache4, POD, 300);
+	put_ipcache4(l->ipcache4, PEER, PEER_ID);
+	put_ipcache4(l->ipcache4, HOST, PAL_ID_HOST);
+	put_ipcache(l->ipcache, IP4(192, 168, 0, 0), 16, LPM_ID);
+	put_ipcache(l->ipcache, IP4(10, 0, 0, 0), 8, NET10_ID);
+	for (const struct pol *p = f->pol; p->rule; p++) {
+		struct policy_key k = {
+			.endpoint_id = p->endpoint_id ? p->endpoint_id : EP_ID,
+			.identity = p->class, .direction = p->dir, .protocol = p->proto, .dport = p->port,
+		};
+		struct policy_value v = { .rule_id = p->rule, .flags = p->flags };
+
+		err |= bpf_map_update_elem(l->policy, &k, &v, BPF_ANY);
+	}
+	for (const struct cidr *c = f->cidr; c->region; c++) {
+		struct policy_cidr_key k = {
+			.prefixlen = 64 + c->plen, .endpoint_id = EP_ID, .direction = c->dir, .family = PAL_AF_INET,
+		};
+		struct policy_cidr_value v = { .identity = c->region };
+		__u32 a = htonl(c->addr);
+
+		memcpy(k.addr, &a, 4);
+		err |= bpf_map_update_elem(l->policy_cidr, &k, &v, BPF_ANY);
+	}
+	return err;
+}
+
+/* ---- running the steps --------------------------------------------------- */
+
+#define NSEC_PER_SEC 1000000000ull
+#define COARSE_SLACK_NS 20000000ull /* bpf_ktime_get_coarse_ns lags by up to a tick */
+
+static __u64 now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
+}
+
+static void metrics_sum(const struct loaded *l, struct metrics_value sum[PAL_METRICS_MAX])
+{
+	struct metrics_value percpu[ncpus];
+
+	for (__u32 r = 0; r < PAL_METRICS_MAX; r++) {
+		sum[r] = (struct metrics_value){ 0 };
+		if (bpf_map_lookup_elem(l->metrics, &r, percpu))
+			continue;
+		for (int c = 0; c < ncpus; c++) {
+			sum[r].packets += percpu[c].packets;
+			sum[r].bytes += percpu[c].bytes;
+		}
+	}
+}
+
+/* The flow's entry as the program keys it: the packet's own tuple with the
+ * hook's direction, else the reversed tuple with the other direction.
+ * Returns whether one exists. */
+static bool ct_find(const struct loaded *l, const struct pkt *pk, __u8 dir, struct ct4_key *key,
+		    struct ct_value *val)
+{
+	bool ports = !(pk->frag_off & 0x1fff) &&
+		     (pk->proto == IPPROTO_TCP || pk->proto == IPPROTO_UDP || pk->proto == IPPROTO_SCTP);
+	struct ct4_key own = {
+		.saddr = htonl(pk->saddr), .daddr = htonl(pk->daddr),
+		.sport = ports ? pk->sport : 0, .dport = ports ? pk->dport : 0,
+		.protocol = pk->proto, .direction = dir,
+	};
+	struct ct4_key reply = {
+		.saddr = own.daddr, .daddr = own.saddr, .sport = own.dport, .dport = own.sport,
+		.protocol = pk->proto, .direction = !dir,
+	};
+
+	*key = own;
+	if (bpf_map_lookup_elem(l->ct4, key, val) == 0)
+		return true;
+	*key = reply;
+	return bpf_map_lookup_elem(l->ct4, key, val) == 0;
+}
+
+static void for_each_ct(const struct loaded *l, void (*fn)(int fd, struct ct4_key *k))
+{
+	struct ct4_key keys[64];
+	int n = 0;
+
+	for (void *prev = NULL; n < 64 && bpf_map_get_next_key(l->ct4, prev, &keys[n]) == 0; prev = &keys[n++])
+		;
+	for (int i = 0; i < n; i++)
+		fn(l->ct4, &keys[i]);
+}
+
+static void age_entry(int fd, struct ct4_key *k)
+{
+	struct ct_value v;
+
+	if (bpf_map_lookup_elem(fd, k, &v) == 0) {
+		v.last_seen_ns -= 2 * NSEC_PER_SEC;
+		bpf_map_update_elem(fd, k, &v, BPF_EXIST);
+	}
+}
+
+static __u32 revision(const struct loaded *l)
+{
+	struct datapath_config cfg = { 0 };
+	__u32 k0 = 0;
+
+	bpf_map_lookup_elem(l->config, &k0, &cfg);
+	return cfg.policy_revision;
+}
+
+static void bump(const struct loaded *l)
+{
+	struct datapath_config cfg = { .policy_revision = revision(l) + 1 };
+	__u32 k0 = 0;
+
+	bpf_map_update_elem(l->config, &k0, &cfg, BPF_ANY);
+}
+
+#define FAIL(...) (snprintf(why, whylen, __VA_ARGS__), false)
+
+/* Runs one packet step; on failure fills `why`. */
+static bool run_packet(const struct loaded *l, const struct step *s, __u8 *buf, size_t *len,
+		       char *why, size_t whylen)
+{
+	static struct metrics_value before[PAL_METRICS_MAX], after[PAL_METRICS_MAX];
+	__u8 dir = s->kind == FROM_POD ? PAL_DIR_EGRESS : PAL_DIR_INGRESS;
+	int want_verdict = PAL_REASON_IS_DROP(s->reason) ? TC_ACT_SHOT : TC_ACT_OK;
+	struct __sk_buff ctx = { .ifindex = EP_IFINDEX };
+	struct ct4_key key;
+	struct ct_value old = { 0 }, ct;
+	bool had, has;
+	int n_before, n_after, delta;
+	__u64 t0, t1, pkts = 0;
+
+	*len = build_packet(&s->pkt, buf, 256);
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = buf, .data_size_in = *len,
+		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx));
+
+	had = ct_find(l, &s->pkt, dir, &key, &old);
+	n_before = count_entries(l->ct4);
+	metrics_sum(l, before);
+	t0 = now_ns();
+	if (bpf_prog_test_run_opts(s->kind == FROM_POD ? l->from_pod : l->to_pod, &opts))
+		return FAIL("test_run: %s", strerror(errno));
+	t1 = now_ns();
+	metrics_sum(l, after);
+	has = ct_find(l, &s->pkt, dir, &key, &ct);
+	n_after = count_entries(l->ct4);
+
+	if ((int)opts.retval != want_verdict)
+		return FAIL("verdict %d, want %d", opts.retval, want_verdict);
+	for (int r = 0; r < PAL_METRICS_MAX; r++)
+		pkts += after[r].packets - before[r].packets;
+	if (after[s->reason].packets - before[s->reason].packets != 1 || pkts != 1) {
+		for (int r = 0; r < PAL_METRICS_MAX; r++)
+			if (after[r].packets != before[r].packets)
+				return FAIL("counted under reason %d, want %u", r, s->reason);
+		return FAIL("not counted, want reason %u", s->reason);
+	}
+	if (after[s->reason].bytes - before[s->reason].bytes != *len)
+		return FAIL("bytes counted %llu, want %zu",
+			    (unsigned long long)(after[s->reason].bytes - before[s->reason].bytes), *len);
+
+	delta = s->ct == CT_CREATED ? 1 : s->ct == CT_DELETED ? -1 : 0;
+	if (n_after - n_before != delta)
+		return FAIL("pal_ct4 went from %d to %d entries, want a change of %d", n_before, n_after, delta);
+	switch (s->ct) {
+	case CT_NONE:
+		if (had || has)
+			return FAIL("conntrack entry %s, want none", has ? "present" : "was present");
+		return true;
+	case CT_DELETED:
+		if (!had || has)
+			return FAIL("conntrack entry %s, want it deleted", had ? "kept" : "was absent");
+		return true;
+	case CT_CREATED:
+	case CT_REPLACED:
+		if (had != (s->ct == CT_REPLACED) || !has || key.direction != dir)
+			return FAIL("no %s conntrack entry under the packet's own tuple",
+				    s->ct == CT_CREATED ? "new" : "rewritten");
+		if (ct.last_seen_ns < t0 || ct.last_seen_ns > t1)
+			return FAIL("last_seen_ns %llu outside the run [%llu, %llu]", (unsigned long long)ct.last_seen_ns,
+				    (unsigned long long)t0, (unsigned long long)t1);
+		break;
+	case CT_KEPT:
+		if (!had || !has)
+			return FAIL("conntrack entry %s, want it kept", had ? "deleted" : "was absent");
+		if (old.last_seen_ns + NSEC_PER_SEC + COARSE_SLACK_NS < t0 && ct.last_seen_ns + COARSE_SLACK_NS < t0)
+			return FAIL("last_seen_ns over a second old and not refreshed");
+		if (old.last_seen_ns + NSEC_PER_SEC > t1 && ct.last_seen_ns != old.last_seen_ns)
+			return FAIL("last_seen_ns rewritten although under a second old");
+		break;
+	}
+	if (ct.revision != revision(l) || ct.rule_id != s->rule)
+		return FAIL("conntrack revision %u rule %u, want revision %u rule %u", ct.revision, ct.rule_id,
+			    revision(l), s->rule);
+	return true;
+}
+
+static bool run_fixture(const struct loaded *l, const struct fixture *f, int n)
+{
+	char why[256];
+	__u8 buf[256];
+	size_t len;
+
+	reset(l);
+	if (seed(l, f)) {
+		printf("FAIL %2d %s\n      seeding the maps: %s\n", n, f->desc, strerror(errno));
+		return false;
+	}
+	for (int i = 0; f->steps[i].kind != END; i++) {
+		const struct step *s = &f->steps[i];
+
+		switch (s->kind) {
+		case BUMP:
+			bump(l);
+			continue;
+		case CLEAR:
+		case REVOKE:
+			clear_hash(l->policy);
+			if (s->kind == REVOKE)
+				bump(l);
+			continue;
+		case AGE:
+			for_each_ct(l, age_entry);
+			continue;
+		default:
+			break;
+		}
+		if (!run_packet(l, s, buf, &len, why, sizeof(why))) {
+			printf("FAIL %2d %s\n      step %d (%s): %s\n      packet (%zu bytes):", n, f->desc, i + 1,
+			       s->kind == FROM_POD ? "pal_from_pod" : "pal_to_pod", why, len);
+			print_hex(buf, len);
+			return false;
+		}
+	}
+	printf("ok   %2d %s\n", n, f->desc);
+	return true;
+}
+
+static int libbpf_warnings(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	return level == LIBBPF_WARN ? vfprintf(stderr, fmt, ap) : 0;
+}
+
+int main(int argc, char **argv)
+{
+	char exe[PATH_MAX], path[PATH_MAX + 32];
+	struct loaded def, host_off;
+	int passed = 0, failed = 0;
+	ssize_t n;
+
+	if (argc > 1) {
+		snprintf(path, sizeof(path), "%s", argv[1]);
+	} else {
+		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		exe[n > 0 ? n : 0] = '\0';
+		snprintf(path, sizeof(path), "%s/../bpf/endpoint.bpf.o", dirname(exe));
+	}
+	libbpf_set_print(libbpf_warnings);
+	ncpus = libbpf_num_possible_cpus();
+	if (ncpus <= 0 || load(path, true, &def) || load(path, false, &host_off)) {
+		printf("0 passed, %zu failed\n", N_FIXTURES);
+		return 1;
+	}
+	for (size_t i = 0; i < N_FIXTURES; i++) {
+		const struct fixture *f = &fixtures[i];
+
+		if (run_fixture(f->host_blocked ? &host_off : &def, f, i + 1))
+			passed++;
+		else
+			failed++;
+	}
+	bpf_object__close(def.obj);
+	bpf_object__close(host_off.obj);
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
