@@ -1,0 +1,368 @@
+// The cluster as the compiler sees it, kept incrementally: namespaces, pods,
+// security groups (pods sharing one identity key), identities, and the
+// selector peers of the policies with the groups each one matches.
+//
+// Selector matching happens per GROUP, never per pod per rule: a peer's match
+// set is computed once when the peer is first used, and updated only when a
+// group appears or disappears (a pod's labels change, a namespace's labels
+// change). A new group is tested only against the peers that can match it:
+// the podSelector-only peers of its namespace, and the peers whose
+// namespaceSelector matches its namespace (kept per namespace).
+//
+// Changes that alter what a peer contributes to policy entries are reported
+// to the listener: 'identities' (a group with an identity number joined or
+// left the peer, or a member group's number changed) and 'named' (the named
+// container ports of a member group changed).
+
+import { formatAddress, parseAddress, type Address } from './cidr.ts';
+import { identityKey, NAMESPACE_NAME_LABEL } from './ids.ts';
+import type { PeerIR } from './ir.ts';
+import { LabelIndex } from './label-index.ts';
+import type { CompiledSelector } from './selectors.ts';
+import type { ContainerPort, Labels, PodInput, Protocol } from './types.ts';
+
+export interface NsRec {
+  name: string;
+  /** Always include `kubernetes.io/metadata.name: name`. */
+  labels: Labels;
+  known: boolean;
+  pods: Set<PodRec>;
+  groups: Set<Group>;
+  scopedPeers: Set<Peer>;
+  /** Namespace selectors (of peers) that match this namespace. */
+  nsSels: Set<NsSel>;
+}
+
+export interface PodRec {
+  key: string;
+  input: PodInput;
+  ns: NsRec;
+  address: Address | undefined;
+  /** Normalized address text. */
+  ip: string | undefined;
+  group: Group;
+}
+
+export interface Group {
+  key: string;
+  ns: NsRec;
+  labels: Labels;
+  pods: Set<PodRec>;
+  identity: number | undefined;
+  peers: Set<Peer>;
+  namedSig: string;
+  namedCache: Map<string, number[]> | undefined;
+}
+
+export interface NsSel {
+  key: string;
+  sel: CompiledSelector;
+  matched: Set<NsRec>;
+  peers: Set<Peer>;
+}
+
+export interface Peer {
+  ir: PeerIR;
+  scope: NsRec | undefined;
+  nsSel: NsSel | undefined;
+  groups: Set<Group>;
+  /** Number of rules using the peer. */
+  refs: number;
+  identities: number[] | undefined;
+}
+
+export interface ClusterListener {
+  peerChanged(peer: Peer, what: 'identities' | 'named'): void;
+}
+
+export interface PodChange {
+  pod: PodRec;
+  labelsChanged: boolean;
+  /** Address or container ports changed (or the pod is new). */
+  addressOrPortsChanged: boolean;
+  oldAddress: Address | undefined;
+}
+
+const labelsEqual = (a: Labels, b: Labels) => {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  return ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && a[k] === b[k]);
+};
+
+const portsEqual = (a: readonly ContainerPort[], b: readonly ContainerPort[]) =>
+  a.length === b.length && a.every((p, i) => p.name === b[i]!.name && p.containerPort === b[i]!.containerPort && p.protocol === b[i]!.protocol);
+
+/** The container port numbers a named port resolves to on one pod: same name AND same protocol. */
+export function resolveNamedPort(ports: readonly ContainerPort[], name: string, protocol: Protocol): number[] {
+  const out: number[] = [];
+  for (const p of ports) if (p.name === name && (p.protocol ?? 'TCP') === protocol) out.push(p.containerPort);
+  return out;
+}
+
+function namedSignature(pods: Iterable<PodRec>): string {
+  const set = new Set<string>();
+  for (const p of pods) for (const c of p.input.containerPorts) if (c.name) set.add(`${c.name}/${c.protocol ?? 'TCP'}/${c.containerPort}`);
+  return [...set].sort().join(',');
+}
+
+export class ClusterState {
+  readonly namespaces = new Map<string, NsRec>();
+  readonly pods = new Map<string, PodRec>();
+  readonly groups = new Map<string, Group>();
+  private readonly groupIndex = new LabelIndex<Group>();
+  private readonly nsSels = new Map<string, NsSel>();
+  private readonly peers = new Map<string, Peer>();
+  private identityMap: ReadonlyMap<string, number> = new Map();
+  private readonly listener: ClusterListener;
+
+  constructor(listener: ClusterListener) {
+    this.listener = listener;
+  }
+
+  // ---- namespaces ----
+
+  ns(name: string): NsRec {
+    let rec = this.namespaces.get(name);
+    if (!rec) {
+      rec = {
+        name,
+        labels: { [NAMESPACE_NAME_LABEL]: name },
+        known: false,
+        pods: new Set(),
+        groups: new Set(),
+        scopedPeers: new Set(),
+        nsSels: new Set(),
+      };
+      this.namespaces.set(name, rec);
+      for (const s of this.nsSels.values()) if (s.sel.matches(rec.labels)) this.linkNsSel(s, rec);
+    }
+    return rec;
+  }
+
+  /** Sets a namespace's labels (undefined: the namespace object is gone). Returns the pods whose identity key changed. */
+  setNamespaceLabels(name: string, labels: Labels | undefined): PodRec[] {
+    const ns = this.ns(name);
+    const next = { ...labels, [NAMESPACE_NAME_LABEL]: name };
+    ns.known = labels !== undefined;
+    if (labelsEqual(ns.labels, next)) return [];
+    const pods = [...ns.pods];
+    for (const p of pods) this.leaveGroup(p);
+    ns.labels = next;
+    for (const s of this.nsSels.values()) {
+      const m = s.sel.matches(next);
+      if (m && !s.matched.has(ns)) this.linkNsSel(s, ns);
+      else if (!m && s.matched.has(ns)) {
+        s.matched.delete(ns);
+        ns.nsSels.delete(s);
+      }
+    }
+    for (const p of pods) this.joinGroup(p);
+    return pods;
+  }
+
+  private linkNsSel(s: NsSel, ns: NsRec) {
+    s.matched.add(ns);
+    ns.nsSels.add(s);
+  }
+
+  // ---- pods ----
+
+  setPod(input: PodInput): PodChange | undefined {
+    const key = `${input.namespace}/${input.name}`;
+    const address = input.ip === undefined ? undefined : parseAddress(input.ip);
+    const ip = address && formatAddress(address);
+    const old = this.pods.get(key);
+    if (!old) {
+      const ns = this.ns(input.namespace);
+      const pod = { key, input, ns, address, ip } as PodRec;
+      this.pods.set(key, pod);
+      ns.pods.add(pod);
+      this.joinGroup(pod);
+      return { pod, labelsChanged: true, addressOrPortsChanged: true, oldAddress: undefined };
+    }
+    const labelsChanged = !labelsEqual(old.input.labels, input.labels);
+    const portsChanged = !portsEqual(old.input.containerPorts, input.containerPorts);
+    const addressChanged = old.ip !== ip;
+    if (!labelsChanged && !portsChanged && !addressChanged && old.input.node === input.node) return undefined;
+    const oldAddress = old.address;
+    if (labelsChanged) this.leaveGroup(old);
+    old.input = input;
+    old.address = address;
+    old.ip = ip;
+    if (labelsChanged) this.joinGroup(old);
+    else if (portsChanged) this.groupPortsChanged(old.group);
+    return { pod: old, labelsChanged, addressOrPortsChanged: portsChanged || addressChanged, oldAddress };
+  }
+
+  deletePod(key: string): PodRec | undefined {
+    const pod = this.pods.get(key);
+    if (!pod) return undefined;
+    this.leaveGroup(pod);
+    pod.ns.pods.delete(pod);
+    this.pods.delete(key);
+    return pod;
+  }
+
+  // ---- groups ----
+
+  private joinGroup(pod: PodRec) {
+    const ns = pod.ns;
+    const key = identityKey(ns.labels, pod.input.labels);
+    let g = this.groups.get(key);
+    if (!g) {
+      g = {
+        key,
+        ns,
+        labels: pod.input.labels,
+        pods: new Set([pod]),
+        identity: this.identityMap.get(key),
+        peers: new Set(),
+        namedSig: namedSignature([pod]),
+        namedCache: undefined,
+      };
+      this.groups.set(key, g);
+      ns.groups.add(g);
+      this.groupIndex.add(g, g.labels);
+      pod.group = g;
+      const test = (peer: Peer) => {
+        if (!peer.ir.podSelector.matches(g!.labels)) return;
+        peer.groups.add(g!);
+        g!.peers.add(peer);
+        if (g!.identity !== undefined) this.identitiesChanged(peer);
+      };
+      ns.scopedPeers.forEach(test);
+      for (const s of ns.nsSels) s.peers.forEach(test);
+      return;
+    }
+    g.pods.add(pod);
+    pod.group = g;
+    this.groupPortsChanged(g);
+  }
+
+  private leaveGroup(pod: PodRec) {
+    const g = pod.group;
+    g.pods.delete(pod);
+    if (g.pods.size > 0) return this.groupPortsChanged(g);
+    this.groups.delete(g.key);
+    g.ns.groups.delete(g);
+    this.groupIndex.remove(g, g.labels);
+    for (const peer of g.peers) {
+      peer.groups.delete(g);
+      if (g.identity !== undefined) this.identitiesChanged(peer);
+    }
+    g.peers.clear();
+  }
+
+  private groupPortsChanged(g: Group) {
+    g.namedCache = undefined;
+    const sig = namedSignature(g.pods);
+    if (sig === g.namedSig) return;
+    g.namedSig = sig;
+    if (g.identity === undefined) return;
+    for (const peer of g.peers) this.listener.peerChanged(peer, 'named');
+  }
+
+  private identitiesChanged(peer: Peer) {
+    peer.identities = undefined;
+    this.listener.peerChanged(peer, 'identities');
+  }
+
+  /** The union over the group's pods of the ports `name`/`protocol` resolves to (the per-identity approximation). */
+  groupNamedPorts(g: Group, name: string, protocol: Protocol): number[] {
+    const k = `${name}/${protocol}`;
+    g.namedCache ??= new Map();
+    let ports = g.namedCache.get(k);
+    if (!ports) {
+      const set = new Set<number>();
+      for (const p of g.pods) for (const n of resolveNamedPort(p.input.containerPorts, name, protocol)) set.add(n);
+      ports = [...set].sort((a, b) => a - b);
+      g.namedCache.set(k, ports);
+    }
+    return ports;
+  }
+
+  // ---- identities ----
+
+  /** Replaces the identity numbers. Returns the pods whose own identity changed. */
+  setIdentities(map: ReadonlyMap<string, number>): PodRec[] {
+    this.identityMap = map;
+    const changed: PodRec[] = [];
+    for (const g of this.groups.values()) {
+      const id = map.get(g.key);
+      if (id === g.identity) continue;
+      g.identity = id;
+      for (const peer of g.peers) this.identitiesChanged(peer);
+      changed.push(...g.pods);
+    }
+    return changed;
+  }
+
+  // ---- peers ----
+
+  /** The shared peer for `ir` (created with its match set on first use). */
+  acquirePeer(ir: PeerIR): Peer {
+    let peer = this.peers.get(ir.key);
+    if (peer) {
+      peer.refs++;
+      return peer;
+    }
+    peer = { ir, scope: undefined, nsSel: undefined, groups: new Set(), refs: 1, identities: undefined };
+    const add = (g: Group) => {
+      peer!.groups.add(g);
+      g.peers.add(peer!);
+    };
+    if (ir.scopeNs !== undefined) {
+      const ns = this.ns(ir.scopeNs);
+      peer.scope = ns;
+      ns.scopedPeers.add(peer);
+      for (const g of ns.groups) if (ir.podSelector.matches(g.labels)) add(g);
+    } else {
+      const s = this.acquireNsSel(ir.nsSelector!);
+      peer.nsSel = s;
+      s.peers.add(peer);
+      const candidates = this.groupIndex.candidates(ir.podSelector);
+      if (candidates) {
+        for (const g of candidates) if (s.matched.has(g.ns) && ir.podSelector.matches(g.labels)) add(g);
+      } else {
+        for (const ns of s.matched) for (const g of ns.groups) if (ir.podSelector.matches(g.labels)) add(g);
+      }
+    }
+    this.peers.set(ir.key, peer);
+    return peer;
+  }
+
+  releasePeer(peer: Peer): void {
+    if (--peer.refs > 0) return;
+    this.peers.delete(peer.ir.key);
+    for (const g of peer.groups) g.peers.delete(peer);
+    peer.groups.clear();
+    peer.scope?.scopedPeers.delete(peer);
+    const s = peer.nsSel;
+    if (s) {
+      s.peers.delete(peer);
+      if (s.peers.size === 0) {
+        this.nsSels.delete(s.key);
+        for (const ns of s.matched) ns.nsSels.delete(s);
+      }
+    }
+  }
+
+  private acquireNsSel(sel: CompiledSelector): NsSel {
+    let s = this.nsSels.get(sel.key);
+    if (s) return s;
+    s = { key: sel.key, sel, matched: new Set(), peers: new Set() };
+    for (const ns of this.namespaces.values()) if (sel.matches(ns.labels)) this.linkNsSel(s, ns);
+    this.nsSels.set(sel.key, s);
+    return s;
+  }
+
+  /** The sorted identity numbers of the peer's groups (groups without a number are left out: fail closed). */
+  peerIdentities(peer: Peer): number[] {
+    if (!peer.identities) {
+      const set = new Set<number>();
+      for (const g of peer.groups) if (g.identity !== undefined) set.add(g.identity);
+      peer.identities = [...set].sort((a, b) => a - b);
+    }
+    return peer.identities;
+  }
+}

@@ -1,0 +1,569 @@
+// The incremental policy compiler: pure, in-memory state only.
+//
+// Feed it the cluster (setNamespace, setPod, setPolicy, setIdentities and the
+// deletes), then read what changed (endpointsChangedSince) and the result of
+// each endpoint (result). A change marks the endpoints it can affect as
+// dirty; reading recompiles the dirty endpoints only and reports those whose
+// output actually differs. Results are shared between endpoints selected by
+// the same set of policies (and, for ingress rules with named ports, with the
+// same named container ports), and each rule's endpoint-independent entries
+// are computed once; both caches are invalidated by the changes that touch
+// them. Outputs are shared, immutable by convention: do not modify them.
+
+import { addressInPrefix, hostPrefix, type Address } from './cidr.ts';
+import { ClusterState, resolveNamedPort, type NsRec, type Peer, type PodRec } from './cluster.ts';
+import { comparePolicyRefs, directionEqual, entryCount, sortDedup } from './entries.ts';
+import { ALL_PODS_PEER, policyIR, type PeerIR, type PolicyIR, type PortIR, type RuleIR } from './ir.ts';
+import { computeRegions, type CidrItem } from './regions.ts';
+import type {
+  CompiledPolicy,
+  Direction,
+  DirectionPolicy,
+  EndpointPolicy,
+  EntryProtocol,
+  NamespaceInput,
+  NetworkPolicyInput,
+  PeerClass,
+  PodInput,
+  PolicyEntry,
+  PortRange,
+  Problem,
+} from './types.ts';
+
+interface RuleOutput {
+  entries: PolicyEntry[];
+  items: CidrItem[];
+}
+
+interface RuleRec {
+  ir: RuleIR;
+  policy: PolicyRec;
+  direction: Direction;
+  peers: Peer[];
+  /** Egress to every peer with named ports: the names resolve over every pod of the cluster. */
+  namedAll: Peer | undefined;
+  /** Egress with ipBlocks and named ports: the names resolve per pod whose address is in a block. */
+  namedBlocks: boolean;
+  /** The endpoint-independent entries and CIDR items of the rule. */
+  cache: RuleOutput | undefined;
+}
+
+interface PolicyRec {
+  ir: PolicyIR;
+  spec: string;
+  ns: NsRec;
+  ingress: RuleRec[] | null;
+  egress: RuleRec[] | null;
+  selected: Set<PodRec>;
+  /** Keys of the shared direction results built from this policy. */
+  dirKeys: Set<string>;
+  ingressNamed: boolean;
+}
+
+interface DirResult {
+  policy: DirectionPolicy;
+  problem: Omit<Problem, 'endpoint'> | undefined;
+}
+
+export interface ChangedEndpoints {
+  /** Pass it to the next call. */
+  generation: number;
+  /** Endpoint keys whose result changed (including endpoints that disappeared: result() is undefined), sorted. */
+  changed: string[];
+  /**
+   * true when `since` is older than the change history kept: `changed` then
+   * lists every current endpoint, and the caller must also drop endpoints it
+   * knows that are not listed.
+   */
+  full: boolean;
+}
+
+const ANY_PEER: PeerClass = { kind: 'any' };
+const ALL_PORTS: readonly { protocol: EntryProtocol; port: PortRange | 'any' }[] = [{ protocol: 'ANY', port: 'any' }];
+/** Removed-endpoint markers older than this many generations are forgotten (see ChangedEndpoints.full). */
+const RETAIN_GENERATIONS = 256;
+
+function plainPorts(ports: readonly PortIR[] | null): readonly { protocol: EntryProtocol; port: PortRange | 'any' }[] {
+  if (ports === null) return ALL_PORTS;
+  const out: { protocol: EntryProtocol; port: PortRange | 'any' }[] = [];
+  for (const p of ports) {
+    if (p.kind === 'all') out.push({ protocol: p.protocol, port: 'any' });
+    else if (p.kind === 'range') out.push({ protocol: p.protocol, port: p.range });
+  }
+  return out;
+}
+
+const namedPorts = (ports: readonly PortIR[] | null) =>
+  (ports ?? []).filter((p): p is Extract<PortIR, { kind: 'named' }> => p.kind === 'named');
+
+function endpointEqual(a: EndpointPolicy | undefined, b: EndpointPolicy | undefined): boolean {
+  if (a === b) return true;
+  if (!a || !b) return false;
+  return (
+    a.endpoint === b.endpoint &&
+    a.ip === b.ip &&
+    a.node === b.node &&
+    a.identityKey === b.identityKey &&
+    a.identity === b.identity &&
+    directionEqual(a.ingress, b.ingress) &&
+    directionEqual(a.egress, b.egress)
+  );
+}
+
+const byPolicyKey = (a: PolicyRec, b: PolicyRec) => comparePolicyRefs(a.ir.ref, b.ir.ref);
+
+function compareProblems(a: Problem, b: Problem): number {
+  const k = (p: Problem) => `${p.policy ?? ''}\n${p.endpoint ?? ''}\n${p.code}\n${p.message}`;
+  const x = k(a);
+  const y = k(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+export class Compiler {
+  private readonly node: string | undefined;
+  private readonly cluster: ClusterState;
+  private readonly policies = new Map<string, PolicyRec>();
+  private readonly nsPolicies = new Map<string, Set<PolicyRec>>();
+  private readonly podPolicies = new Map<PodRec, Set<PolicyRec>>();
+  private readonly peerUsers = new Map<Peer, Set<RuleRec>>();
+  private readonly namedBlockRules = new Set<RuleRec>();
+  private readonly invalidated = new Set<PolicyRec>();
+  private readonly dirCache = new Map<string, DirResult>();
+  private readonly identityPeers = new Map<number, PeerClass>();
+  private readonly dirty = new Set<string>();
+  private readonly outputs = new Map<string, EndpointPolicy>();
+  private readonly outputKeys = new Map<string, string[]>();
+  private readonly endpointProblems = new Map<string, Problem[]>();
+  private readonly changedAt = new Map<string, number>();
+  private gen = 0;
+  private horizon = 0;
+
+  /** `node`: only pods on this node are endpoints; pods of every node are peers. */
+  constructor(options: { node?: string } = {}) {
+    this.node = options.node;
+    this.cluster = new ClusterState({ peerChanged: (peer, what) => this.peerChanged(peer, what) });
+  }
+
+  // ---- inputs ----
+
+  setNamespace(ns: NamespaceInput): void {
+    for (const pod of this.cluster.setNamespaceLabels(ns.name, ns.labels)) this.dirty.add(pod.key);
+  }
+
+  /** The namespace's labels fall back to `kubernetes.io/metadata.name` only; its pods and policies stay. */
+  deleteNamespace(name: string): void {
+    for (const pod of this.cluster.setNamespaceLabels(name, undefined)) this.dirty.add(pod.key);
+  }
+
+  setPod(input: PodInput): void {
+    const change = this.cluster.setPod(input);
+    if (!change) return;
+    const pod = change.pod;
+    if (change.labelsChanged) this.reselect(pod);
+    if (change.addressOrPortsChanged) this.podAddressChanged(change.oldAddress, pod.address);
+    this.dirty.add(pod.key);
+  }
+
+  deletePod(namespace: string, name: string): void {
+    const pod = this.cluster.deletePod(`${namespace}/${name}`);
+    if (!pod) return;
+    for (const p of this.podPolicies.get(pod) ?? []) p.selected.delete(pod);
+    this.podPolicies.delete(pod);
+    this.podAddressChanged(pod.address, undefined);
+    this.dirty.add(pod.key);
+  }
+
+  setPolicy(input: NetworkPolicyInput): void {
+    const key = `${input.namespace}/${input.name}`;
+    const spec = JSON.stringify(input.spec);
+    const old = this.policies.get(key);
+    if (old && old.spec === spec) return;
+    if (old) this.removePolicy(old);
+    const ir = policyIR(input);
+    const ns = this.cluster.ns(input.namespace);
+    const rec: PolicyRec = {
+      ir,
+      spec,
+      ns,
+      ingress: null,
+      egress: null,
+      selected: new Set(),
+      dirKeys: new Set(),
+      ingressNamed: (ir.ingress ?? []).some((r) => r.hasNamedPorts),
+    };
+    const rule = (r: RuleIR, direction: Direction): RuleRec => {
+      const rr: RuleRec = { ir: r, policy: rec, direction, peers: [], namedAll: undefined, namedBlocks: false, cache: undefined };
+      rr.peers = r.peers.map((p) => this.acquirePeer(p, rr));
+      if (direction === 'egress' && r.hasNamedPorts) {
+        if (r.allPeers) rr.namedAll = this.acquirePeer(ALL_PODS_PEER, rr);
+        if (r.ipBlocks.length > 0) {
+          rr.namedBlocks = true;
+          this.namedBlockRules.add(rr);
+        }
+      }
+      return rr;
+    };
+    rec.ingress = ir.ingress && ir.ingress.map((r) => rule(r, 'ingress'));
+    rec.egress = ir.egress && ir.egress.map((r) => rule(r, 'egress'));
+    this.policies.set(key, rec);
+    let set = this.nsPolicies.get(ns.name);
+    if (!set) this.nsPolicies.set(ns.name, (set = new Set()));
+    set.add(rec);
+    for (const pod of ns.pods) {
+      if (!ir.podSelector.matches(pod.input.labels)) continue;
+      this.select(rec, pod);
+      this.dirty.add(pod.key);
+    }
+  }
+
+  deletePolicy(namespace: string, name: string): void {
+    const rec = this.policies.get(`${namespace}/${name}`);
+    if (rec) this.removePolicy(rec);
+  }
+
+  /** Replaces the identity numbers (identity key -> number). */
+  setIdentities(identities: ReadonlyMap<string, number>): void {
+    for (const pod of this.cluster.setIdentities(identities)) this.dirty.add(pod.key);
+  }
+
+  // ---- outputs ----
+
+  get generation(): number {
+    this.flush();
+    return this.gen;
+  }
+
+  /** The endpoints whose result changed after `since` (a generation returned earlier; 0 at first). */
+  endpointsChangedSince(since: number): ChangedEndpoints {
+    this.flush();
+    if (since < this.horizon) return { generation: this.gen, changed: [...this.outputs.keys()].sort(), full: true };
+    const changed: string[] = [];
+    for (const [k, g] of this.changedAt) if (g > since) changed.push(k);
+    return { generation: this.gen, changed: changed.sort(), full: false };
+  }
+
+  /** The compiled policy of an endpoint (`namespace/name`); undefined if it is not an endpoint. */
+  result(endpoint: string): EndpointPolicy | undefined {
+    this.flush();
+    return this.outputs.get(endpoint);
+  }
+
+  endpointKeys(): string[] {
+    this.flush();
+    return [...this.outputs.keys()].sort();
+  }
+
+  /** Identity keys of the cluster's pods that have no number, sorted. */
+  missingIdentities(): string[] {
+    const out: string[] = [];
+    for (const g of this.cluster.groups.values()) if (g.identity === undefined) out.push(g.key);
+    return out.sort();
+  }
+
+  /** Pod IP -> identity, for pods with both, sorted by address text. */
+  ipcache(): Map<string, number> {
+    const rows: [string, number][] = [];
+    for (const p of this.cluster.pods.values()) if (p.ip !== undefined && p.group.identity !== undefined) rows.push([p.ip, p.group.identity]);
+    rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    return new Map(rows);
+  }
+
+  problems(): Problem[] {
+    this.flush();
+    const out: Problem[] = [];
+    for (const p of this.policies.values()) out.push(...p.ir.problems);
+    for (const list of this.endpointProblems.values()) out.push(...list);
+    for (const p of this.cluster.pods.values()) {
+      if (p.input.ip !== undefined && p.address === undefined) {
+        out.push({ code: 'InvalidPodIP', message: `pod IP ${JSON.stringify(p.input.ip)} does not parse: the pod is not an endpoint`, endpoint: p.key });
+      }
+    }
+    return out.sort(compareProblems);
+  }
+
+  /** Everything, as the one-shot compile() returns it. */
+  snapshot(): CompiledPolicy {
+    this.flush();
+    const endpoints = new Map<string, EndpointPolicy>();
+    let policy = 0;
+    let cidr = 0;
+    for (const k of [...this.outputs.keys()].sort()) {
+      const e = this.outputs.get(k)!;
+      endpoints.set(k, e);
+      for (const d of [e.ingress, e.egress]) {
+        policy += d?.entryCount.policy ?? 0;
+        cidr += d?.entryCount.cidr ?? 0;
+      }
+    }
+    return {
+      endpoints,
+      ipcache: this.ipcache(),
+      missingIdentities: this.missingIdentities(),
+      problems: this.problems(),
+      entryCount: { policy, cidr },
+    };
+  }
+
+  // ---- bookkeeping ----
+
+  private acquirePeer(ir: PeerIR, rule: RuleRec): Peer {
+    const peer = this.cluster.acquirePeer(ir);
+    let users = this.peerUsers.get(peer);
+    if (!users) this.peerUsers.set(peer, (users = new Set()));
+    users.add(rule);
+    return peer;
+  }
+
+  private releasePeer(peer: Peer, rule: RuleRec) {
+    const users = this.peerUsers.get(peer);
+    users?.delete(rule);
+    this.cluster.releasePeer(peer);
+    if (peer.refs === 0) this.peerUsers.delete(peer);
+  }
+
+  private removePolicy(rec: PolicyRec) {
+    for (const pod of rec.selected) {
+      this.podPolicies.get(pod)?.delete(rec);
+      this.dirty.add(pod.key);
+    }
+    for (const r of [...(rec.ingress ?? []), ...(rec.egress ?? [])]) {
+      for (const peer of r.peers) this.releasePeer(peer, r);
+      if (r.namedAll) this.releasePeer(r.namedAll, r);
+      this.namedBlockRules.delete(r);
+    }
+    for (const k of rec.dirKeys) this.dirCache.delete(k);
+    this.nsPolicies.get(rec.ns.name)?.delete(rec);
+    this.policies.delete(rec.ir.key);
+    this.invalidated.delete(rec);
+  }
+
+  private select(rec: PolicyRec, pod: PodRec) {
+    rec.selected.add(pod);
+    let set = this.podPolicies.get(pod);
+    if (!set) this.podPolicies.set(pod, (set = new Set()));
+    set.add(rec);
+  }
+
+  private reselect(pod: PodRec) {
+    for (const rec of this.nsPolicies.get(pod.ns.name) ?? []) {
+      const m = rec.ir.podSelector.matches(pod.input.labels);
+      if (m && !rec.selected.has(pod)) this.select(rec, pod);
+      else if (!m && rec.selected.has(pod)) {
+        rec.selected.delete(pod);
+        this.podPolicies.get(pod)?.delete(rec);
+      }
+    }
+  }
+
+  private podAddressChanged(before: Address | undefined, after: Address | undefined) {
+    for (const r of this.namedBlockRules) {
+      const hit = (a: Address | undefined) => a !== undefined && r.ir.ipBlocks.some((b) => addressInPrefix(b.prefix, a));
+      if (hit(before) || hit(after)) this.invalidateRule(r);
+    }
+  }
+
+  private peerChanged(peer: Peer, what: 'identities' | 'named') {
+    for (const r of this.peerUsers.get(peer) ?? []) {
+      if (what === 'named' && !(r.direction === 'egress' && r.ir.hasNamedPorts)) continue;
+      this.invalidateRule(r);
+    }
+  }
+
+  private invalidateRule(r: RuleRec) {
+    r.cache = undefined;
+    const rec = r.policy;
+    if (this.invalidated.has(rec)) return;
+    this.invalidated.add(rec);
+    for (const k of rec.dirKeys) this.dirCache.delete(k);
+    rec.dirKeys.clear();
+    for (const pod of rec.selected) this.dirty.add(pod.key);
+  }
+
+  // ---- compiling ----
+
+  private isEndpoint(pod: PodRec): boolean {
+    return pod.ip !== undefined && (this.node === undefined || pod.input.node === this.node);
+  }
+
+  private flush() {
+    if (this.dirty.size === 0) return;
+    const changed: string[] = [];
+    for (const key of this.dirty) {
+      const pod = this.cluster.pods.get(key);
+      const problems: Problem[] = [];
+      const dirKeys: string[] = [];
+      const next = pod && this.isEndpoint(pod) ? this.compileEndpoint(pod, problems, dirKeys) : undefined;
+      if (problems.length) this.endpointProblems.set(key, problems);
+      else this.endpointProblems.delete(key);
+      if (next) this.outputKeys.set(key, dirKeys);
+      else this.outputKeys.delete(key);
+      if (endpointEqual(this.outputs.get(key), next)) continue;
+      if (next) this.outputs.set(key, next);
+      else this.outputs.delete(key);
+      changed.push(key);
+    }
+    this.dirty.clear();
+    this.invalidated.clear();
+    if (changed.length > 0) {
+      this.gen++;
+      for (const k of changed) this.changedAt.set(k, this.gen);
+    }
+    this.collectGarbage();
+  }
+
+  private collectGarbage() {
+    // Forget old markers of removed endpoints.
+    if (this.changedAt.size > this.outputs.size + 1024) {
+      for (const [k, g] of this.changedAt) {
+        if (!this.outputs.has(k) && g < this.gen - RETAIN_GENERATIONS) {
+          this.changedAt.delete(k);
+          this.horizon = Math.max(this.horizon, g);
+        }
+      }
+    }
+    // Drop shared direction results no endpoint uses any more.
+    if (this.dirCache.size > 2 * this.outputs.size + 1024) {
+      const used = new Set<string>();
+      for (const keys of this.outputKeys.values()) keys.forEach((k) => used.add(k));
+      for (const k of this.dirCache.keys()) if (!used.has(k)) this.dirCache.delete(k);
+      for (const p of this.policies.values()) for (const k of p.dirKeys) if (!used.has(k)) p.dirKeys.delete(k);
+    }
+  }
+
+  private compileEndpoint(pod: PodRec, problems: Problem[], dirKeys: string[]): EndpointPolicy {
+    const pols = [...(this.podPolicies.get(pod) ?? [])].sort(byPolicyKey);
+    const dir = (d: Direction) => {
+      const mine = pols.filter((p) => p[d] !== null);
+      return mine.length === 0 ? undefined : this.direction(pod, d, mine, problems, dirKeys);
+    };
+    return {
+      endpoint: pod.key,
+      ip: pod.ip!,
+      node: pod.input.node,
+      identityKey: pod.group.key,
+      identity: pod.group.identity,
+      ingress: dir('ingress'),
+      egress: dir('egress'),
+    };
+  }
+
+  private direction(pod: PodRec, d: Direction, pols: PolicyRec[], problems: Problem[], dirKeys: string[]): DirectionPolicy {
+    let key = `${d}\n${pols.map((p) => p.ir.key).join('\n')}`;
+    // Ingress named ports resolve on the endpoint: its named ports are part of the key.
+    if (d === 'ingress' && pols.some((p) => p.ingressNamed)) {
+      key += `\n#${JSON.stringify(pod.input.containerPorts.filter((c) => c.name).map((c) => [c.name, c.protocol, c.containerPort]))}`;
+    }
+    let res = this.dirCache.get(key);
+    if (!res) {
+      res = this.buildDirection(pod, d, pols);
+      this.dirCache.set(key, res);
+      for (const p of pols) p.dirKeys.add(key);
+    }
+    dirKeys.push(key);
+    if (res.problem) problems.push({ ...res.problem, endpoint: pod.key });
+    return res.policy;
+  }
+
+  private buildDirection(pod: PodRec, d: Direction, pols: PolicyRec[]): DirResult {
+    const entries: PolicyEntry[] = [];
+    const items: CidrItem[] = [];
+    for (const p of pols) {
+      for (const r of p[d]!) {
+        const out = this.ruleOutput(r);
+        for (const e of out.entries) entries.push(e);
+        for (const it of out.items) items.push(it);
+        if (d === 'ingress' && r.ir.hasNamedPorts) this.ingressNamed(r, pod, entries, items);
+      }
+    }
+    sortDedup(entries);
+    const isolatedBy = pols.map((p) => p.ir.ref);
+    const regions = computeRegions(items);
+    if (!regions.ok) {
+      const [a, b] = regions.collision;
+      return {
+        policy: { isolatedBy, entries: [], cidrRegions: [], entryCount: { policy: 0, cidr: 0 } },
+        problem: {
+          code: 'RegionIdCollision',
+          message: `${d}: prefixes ${a} and ${b} share region id ${regions.regionId}: this direction denies everything (fail closed)`,
+        },
+      };
+    }
+    return { policy: { isolatedBy, entries, cidrRegions: regions.regions, entryCount: entryCount(entries, regions.regions) }, problem: undefined };
+  }
+
+  private idPeer(id: number): PeerClass {
+    let p = this.identityPeers.get(id);
+    if (!p) this.identityPeers.set(id, (p = { kind: 'identity', identity: id }));
+    return p;
+  }
+
+  /** A rule's entries that do not depend on the endpoint (everything but ingress named ports). */
+  private ruleOutput(r: RuleRec): RuleOutput {
+    if (r.cache) return r.cache;
+    const entries: PolicyEntry[] = [];
+    const items: CidrItem[] = [];
+    const rule = r.ir.ref;
+    const plain = plainPorts(r.ir.ports);
+    if (r.ir.allPeers) {
+      for (const pp of plain) entries.push({ peer: ANY_PEER, protocol: pp.protocol, port: pp.port, rule });
+    } else {
+      for (const peer of r.peers) {
+        for (const id of this.cluster.peerIdentities(peer)) {
+          const pc = this.idPeer(id);
+          for (const pp of plain) entries.push({ peer: pc, protocol: pp.protocol, port: pp.port, rule });
+        }
+      }
+      for (const b of r.ir.ipBlocks) {
+        for (const pp of plain) items.push({ prefix: b.prefix, except: b.except, protocol: pp.protocol, port: pp.port, rule });
+      }
+    }
+    const named = namedPorts(r.ir.ports);
+    if (r.direction === 'egress' && named.length > 0) {
+      // Egress named ports resolve on the destination: per peer identity, the
+      // union of the ports of that identity's pods.
+      for (const peer of r.namedAll ? [r.namedAll] : r.peers) {
+        for (const g of peer.groups) {
+          if (g.identity === undefined) continue;
+          const pc = this.idPeer(g.identity);
+          for (const n of named) {
+            for (const port of this.cluster.groupNamedPorts(g, n.name, n.protocol)) {
+              entries.push({ peer: pc, protocol: n.protocol, port: { from: port, to: port }, rule });
+            }
+          }
+        }
+      }
+      // ipBlock peers: exactly the pod addresses inside the block (minus its
+      // excepts) whose pod has the named port, as host prefixes.
+      if (r.namedBlocks) {
+        for (const pod of this.cluster.pods.values()) {
+          const a = pod.address;
+          if (!a) continue;
+          if (!r.ir.ipBlocks.some((b) => addressInPrefix(b.prefix, a) && !b.except.some((e) => addressInPrefix(e, a)))) continue;
+          for (const n of named) {
+            for (const port of resolveNamedPort(pod.input.containerPorts, n.name, n.protocol)) {
+              items.push({ prefix: hostPrefix(a), except: [], protocol: n.protocol, port: { from: port, to: port }, rule });
+            }
+          }
+        }
+      }
+    }
+    r.cache = { entries, items };
+    return r.cache;
+  }
+
+  /** Ingress named ports resolve on the endpoint itself. */
+  private ingressNamed(r: RuleRec, pod: PodRec, entries: PolicyEntry[], items: CidrItem[]) {
+    const rule = r.ir.ref;
+    for (const n of namedPorts(r.ir.ports)) {
+      for (const num of resolveNamedPort(pod.input.containerPorts, n.name, n.protocol)) {
+        const port = { from: num, to: num };
+        if (r.ir.allPeers) {
+          entries.push({ peer: ANY_PEER, protocol: n.protocol, port, rule });
+          continue;
+        }
+        for (const peer of r.peers) for (const id of this.cluster.peerIdentities(peer)) entries.push({ peer: this.idPeer(id), protocol: n.protocol, port, rule });
+        for (const b of r.ir.ipBlocks) items.push({ prefix: b.prefix, except: b.except, protocol: n.protocol, port, rule });
+      }
+    }
+  }
+}

@@ -1,0 +1,115 @@
+// A deliberately plain reading of the NetworkPolicy v1 semantics, written
+// independently of the compiler (its own selector matching and CIDR
+// arithmetic) and slow on purpose: every question scans every policy. The
+// property tests check the compiled output against it.
+//
+// A connection from A to B on (protocol, port) is allowed when
+//   - A is not a pod, or no policy selects A for Egress, or some egress rule
+//     of a policy selecting A matches (peer B, protocol, port); and
+//   - B is not a pod, or no policy selects B for Ingress, or some ingress
+//     rule of a policy selecting B matches (peer A, protocol, port).
+// A rule matches when (it has no peers, or one of its peers matches) and (it
+// has no ports, or one of its ports matches). Named ports are looked up on
+// the destination pod (B), in both directions.
+
+import { parseAddress } from './cidr.ts';
+import type { LabelSelector, Labels, NamespaceInput, NetworkPolicyInput, NetworkPolicyPeer, NetworkPolicyPort, PodInput, Protocol } from './types.ts';
+
+export type Party = { pod: PodInput } | { ip: string };
+
+const NAME_LABEL = 'kubernetes.io/metadata.name';
+
+function matches(sel: LabelSelector, labels: Labels): boolean {
+  for (const [k, v] of Object.entries(sel.matchLabels ?? {})) if (!Object.keys(labels).includes(k) || labels[k] !== v) return false;
+  for (const e of sel.matchExpressions ?? []) {
+    const has = Object.keys(labels).includes(e.key);
+    const values = e.values ?? [];
+    if (e.operator === 'In' && !(has && values.includes(labels[e.key]!))) return false;
+    if (e.operator === 'NotIn' && has && values.includes(labels[e.key]!)) return false;
+    if (e.operator === 'Exists' && !has) return false;
+    if (e.operator === 'DoesNotExist' && has) return false;
+  }
+  return true;
+}
+
+function toBig(ip: string): { family: 4 | 6; value: bigint } | undefined {
+  const a = parseAddress(ip);
+  if (!a) return undefined;
+  let v = 0n;
+  for (const w of a.words) v = (v << 32n) | BigInt(w);
+  return { family: a.family, value: v };
+}
+
+function inCidr(ip: string, cidr: string): boolean {
+  const [addr, len] = cidr.split('/');
+  const a = toBig(ip);
+  const net = toBig(addr!);
+  if (!a || !net || a.family !== net.family) return false;
+  const width = a.family === 4 ? 32n : 128n;
+  const shift = width - BigInt(Number(len));
+  return a.value >> shift === net.value >> shift;
+}
+
+export function allowed(
+  policies: readonly NetworkPolicyInput[],
+  pods: readonly PodInput[],
+  namespaces: readonly NamespaceInput[],
+  from: Party,
+  to: Party,
+  protocol: Protocol,
+  port: number,
+): boolean {
+  // An address that is a pod's IP is that pod.
+  const resolve = (p: Party): { pod: PodInput | undefined; ip: string } => {
+    if ('pod' in p) return { pod: p.pod, ip: p.pod.ip ?? '' };
+    const big = toBig(p.ip);
+    const pod = pods.find((q) => q.ip !== undefined && big !== undefined && toBig(q.ip)?.value === big.value && toBig(q.ip)?.family === big.family);
+    return { pod, ip: p.ip };
+  };
+  const src = resolve(from);
+  const dst = resolve(to);
+
+  const nsLabels = (name: string): Labels => ({ ...namespaces.find((n) => n.name === name)?.labels, [NAME_LABEL]: name });
+
+  const types = (p: NetworkPolicyInput) =>
+    p.spec.policyTypes && p.spec.policyTypes.length > 0 ? p.spec.policyTypes : p.spec.egress && p.spec.egress.length > 0 ? ['Ingress', 'Egress'] : ['Ingress'];
+
+  const peerMatches = (policy: NetworkPolicyInput, peer: NetworkPolicyPeer, other: { pod: PodInput | undefined; ip: string }) => {
+    if (peer.ipBlock) {
+      return inCidr(other.ip, peer.ipBlock.cidr) && !(peer.ipBlock.except ?? []).some((e) => inCidr(other.ip, e));
+    }
+    const pod = other.pod;
+    if (!pod) return false;
+    const nsOk = peer.namespaceSelector ? matches(peer.namespaceSelector, nsLabels(pod.namespace)) : pod.namespace === policy.namespace;
+    const podOk = peer.podSelector ? matches(peer.podSelector, pod.labels) : true;
+    return nsOk && podOk;
+  };
+
+  const portMatches = (p: NetworkPolicyPort, destination: PodInput | undefined) => {
+    const proto = p.protocol ?? 'TCP';
+    if (proto !== protocol) return false;
+    if (p.port === undefined) return true;
+    if (typeof p.port === 'number') return p.port <= port && port <= (p.endPort ?? p.port);
+    return destination !== undefined && destination.containerPorts.some((c) => c.name === p.port && c.protocol === proto && c.containerPort === port);
+  };
+
+  const directionAllows = (self: PodInput, direction: 'Ingress' | 'Egress', other: { pod: PodInput | undefined; ip: string }) => {
+    const selecting = policies.filter(
+      (p) => p.namespace === self.namespace && matches(p.spec.podSelector, self.labels) && types(p).includes(direction),
+    );
+    if (selecting.length === 0) return true;
+    const destination = direction === 'Ingress' ? self : other.pod;
+    return selecting.some((p) => {
+      const rules = direction === 'Ingress' ? (p.spec.ingress ?? []).map((r) => ({ peers: r.from, ports: r.ports })) : (p.spec.egress ?? []).map((r) => ({ peers: r.to, ports: r.ports }));
+      return rules.some(
+        (r) =>
+          (!r.peers || r.peers.length === 0 || r.peers.some((peer) => peerMatches(p, peer, other))) &&
+          (!r.ports || r.ports.length === 0 || r.ports.some((q) => portMatches(q, destination))),
+      );
+    });
+  };
+
+  if (src.pod && !directionAllows(src.pod, 'Egress', dst)) return false;
+  if (dst.pod && !directionAllows(dst.pod, 'Ingress', src)) return false;
+  return true;
+}
