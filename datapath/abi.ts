@@ -1,0 +1,399 @@
+// THE TypeScript mirror of the datapath's C ABI: the structs, map names,
+// constants and reason table of bpf/lib/*.h (see docs/adr/0001-datapath-maps.md).
+// It MUST stay in sync with those headers. datapath/abi.test.ts checks every
+// struct layout here against the BTF of build/bpf/endpoint.bpf.o, and every
+// map's type and key/value sizes against the loaded object.
+//
+// Byte order: integer fields are little-endian (the host order of the nodes
+// we run on, x86-64 and arm64; the test asserts it); IPv4 addresses are in
+// network order (the bytes as written, 10.0.0.1 = 0a 00 00 01); ports in keys
+// are in host order. Padding is written as zeroes.
+import { isIPv4 } from 'node:net';
+
+/** One member as C lays it out: the shape LAYOUT reports from BTF. */
+export interface MemberLayout {
+  name: string;
+  offset: number;
+  size: number;
+}
+
+export interface StructLayoutSpec {
+  name: string;
+  size: number;
+  members: MemberLayout[];
+}
+
+/** Encoder and decoder of one C type; `layout` is set for structs. */
+export interface Codec<V> {
+  readonly size: number;
+  readonly layout?: StructLayoutSpec;
+  encode(value: V): Buffer;
+  decode(bytes: Buffer): V;
+}
+
+// ---- field kinds
+
+interface Field<T> {
+  offset: number;
+  size: number;
+  /** C member name when it is not the snake_case of the TypeScript name. */
+  c?: string;
+  read(b: Buffer, at: number): T;
+  write(b: Buffer, at: number, v: T): void;
+}
+
+const u8 = (offset: number, c?: string): Field<number> => ({
+  offset, size: 1, c,
+  read: (b, at) => b.readUInt8(at),
+  write: (b, at, v) => b.writeUInt8(v, at),
+});
+const u16 = (offset: number, c?: string): Field<number> => ({
+  offset, size: 2, c,
+  read: (b, at) => b.readUInt16LE(at),
+  write: (b, at, v) => b.writeUInt16LE(v, at),
+});
+const u32 = (offset: number, c?: string): Field<number> => ({
+  offset, size: 4, c,
+  read: (b, at) => b.readUInt32LE(at),
+  write: (b, at, v) => b.writeUInt32LE(v, at),
+});
+const u64 = (offset: number, c?: string): Field<bigint> => ({
+  offset, size: 8, c,
+  read: (b, at) => b.readBigUInt64LE(at),
+  write: (b, at, v) => b.writeBigUInt64LE(v, at),
+});
+/** An IPv4 address in network byte order, as dotted text. */
+const ipv4 = (offset: number, c?: string): Field<string> => ({
+  offset, size: 4, c,
+  read: (b, at) => formatIpv4(b.subarray(at, at + 4)),
+  write: (b, at, v) => ipv4Bytes(v).copy(b, at),
+});
+/** A byte array (u8 name[n]). */
+const bytes = (offset: number, size: number, c?: string): Field<Buffer> => ({
+  offset, size, c,
+  read: (b, at) => Buffer.from(b.subarray(at, at + size)),
+  write: (b, at, v) => {
+    if (v.length !== size) throw new RangeError(`expected ${size} bytes, got ${v.length}`);
+    v.copy(b, at);
+  },
+});
+
+type Values<F> = { [K in keyof F]: F[K] extends Field<infer T> ? T : never };
+
+/**
+ * A struct codec from its fields (named in TypeScript camelCase; the C member
+ * is the snake_case of the name unless given) and its padding members, which
+ * are part of the layout but not of the value.
+ */
+function struct<F extends Record<string, Field<unknown>>>(
+  name: string,
+  size: number,
+  fields: F,
+  padding: Array<{ c: string; offset: number; size: number }> = [],
+): Codec<Values<F>> {
+  const entries = Object.entries(fields) as Array<[keyof F & string, Field<unknown>]>;
+  const members = [
+    ...entries.map(([key, f]) => ({ name: f.c ?? key.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`), offset: f.offset, size: f.size })),
+    ...padding.map((p) => ({ name: p.c, offset: p.offset, size: p.size })),
+  ].sort((a, b) => a.offset - b.offset);
+  return {
+    size,
+    layout: { name, size, members },
+    encode(value) {
+      const b = Buffer.alloc(size);
+      for (const [key, f] of entries) f.write(b, f.offset, value[key]);
+      return b;
+    },
+    decode(b) {
+      if (b.length !== size) throw new RangeError(`struct ${name} is ${size} bytes, got ${b.length}`);
+      const value = {} as Values<F>;
+      for (const [key, f] of entries) value[key] = f.read(b, f.offset) as Values<F>[typeof key];
+      return value;
+    },
+  };
+}
+
+// ---- addresses
+
+function ipv4Bytes(text: string): Buffer {
+  if (!isIPv4(text)) throw new RangeError(`not an IPv4 address: ${text}`);
+  return Buffer.from(text.split('.').map(Number));
+}
+
+function formatIpv4(b: Buffer): string {
+  return Array.from(b).join('.');
+}
+
+/** Linux AF_INET (PAL_AF_INET): the family byte of LPM keys. IPv6 is not in the datapath yet. */
+export const FAMILY_IPV4 = 2;
+
+/** '10.1.0.0/16' (a bare address is /32) as family, address bytes (host bits cleared) and prefix length. */
+function parseCidr(cidr: string): { addr: Buffer; bits: number } {
+  const [address = '', bitsText = '32', extra] = cidr.split('/');
+  const bits = Number(bitsText);
+  if (extra !== undefined || !Number.isInteger(bits) || bits < 0 || bits > 32 || !/^\d+$/.test(bitsText)) {
+    throw new RangeError(`not an IPv4 CIDR: ${cidr}`);
+  }
+  const addr = Buffer.alloc(16);
+  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+  addr.writeUInt32BE((ipv4Bytes(address).readUInt32BE(0) & mask) >>> 0, 0);
+  return { addr, bits };
+}
+
+function formatCidr(family: number, addr: Buffer, bits: number): string {
+  if (family !== FAMILY_IPV4) throw new RangeError(`LPM key of family ${family}; only IPv4 (${FAMILY_IPV4}) is mirrored`);
+  return `${formatIpv4(addr.subarray(0, 4))}/${bits}`;
+}
+
+// ---- scalar keys
+
+/** A u32 in host order: the key of pal_endpoints (ifindex), pal_config (0) and pal_metrics (reason). */
+export const u32Key: Codec<number> = {
+  size: 4,
+  encode: (v) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v);
+    return b;
+  },
+  decode: (b) => b.readUInt32LE(0),
+};
+
+/** pal_ipcache4's key: an IPv4 address in network order. */
+export const ipv4Key: Codec<string> = {
+  size: 4,
+  encode: ipv4Bytes,
+  decode: formatIpv4,
+};
+
+// ---- structs (bpf/lib/<header> named beside each)
+
+/** endpoints.h: the value of pal_endpoints. `ipv4` is the pod's address. */
+export const endpointInfo = struct('endpoint_info', 24, {
+  endpointId: u32(0),
+  identity: u32(4),
+  flags: u32(8),
+  ingressDefaultRule: u32(12),
+  egressDefaultRule: u32(16),
+  ipv4: ipv4(20),
+});
+export type EndpointInfo = ReturnType<typeof endpointInfo.decode>;
+
+/** ipcache.h: the value of pal_ipcache4 and pal_ipcache. */
+export const ipcacheValue = struct('ipcache_value', 8, { identity: u32(0), flags: u32(4) });
+export type IpcacheValue = ReturnType<typeof ipcacheValue.decode>;
+
+/** ipcache.h: pal_ipcache's key as C has it; use `ipcacheKey`. */
+export const ipcacheKeyRaw = struct(
+  'ipcache_key',
+  24,
+  { prefixlen: u32(0), family: u8(4), addr: bytes(8, 16) },
+  [{ c: 'pad', offset: 5, size: 3 }],
+);
+
+/** prefixlen of pal_ipcache keys counts the 32 bits of family and pad first. */
+const IPCACHE_FIXED_BITS = 32;
+
+/** pal_ipcache's key for an IPv4 CIDR ('10.0.0.0/8'; a bare address is /32). */
+export const ipcacheKey: Codec<string> = {
+  size: ipcacheKeyRaw.size,
+  encode(cidr) {
+    const { addr, bits } = parseCidr(cidr);
+    return ipcacheKeyRaw.encode({ prefixlen: IPCACHE_FIXED_BITS + bits, family: FAMILY_IPV4, addr });
+  },
+  decode(b) {
+    const raw = ipcacheKeyRaw.decode(b);
+    return formatCidr(raw.family, raw.addr, raw.prefixlen - IPCACHE_FIXED_BITS);
+  },
+};
+
+/** policy.h: the key of pal_policy. identity is the peer class; 0 protocol / port are wildcards. */
+export const policyKey = struct('policy_key', 12, {
+  endpointId: u32(0),
+  identity: u32(4),
+  direction: u8(8),
+  protocol: u8(9),
+  dport: u16(10),
+});
+export type PolicyKey = ReturnType<typeof policyKey.decode>;
+
+/** policy.h: the value of pal_policy; flags (POLICY_FLAG) on summary entries only. */
+export const policyValue = struct('policy_value', 8, { ruleId: u32(0), flags: u32(4) });
+export type PolicyValue = ReturnType<typeof policyValue.decode>;
+
+/** policy.h: pal_policy_cidr's key as C has it; use `policyCidrKey`. */
+export const policyCidrKeyRaw = struct(
+  'policy_cidr_key',
+  28,
+  { prefixlen: u32(0), endpointId: u32(4), direction: u8(8), family: u8(9), addr: bytes(12, 16) },
+  [{ c: 'pad', offset: 10, size: 2 }],
+);
+
+/** prefixlen of pal_policy_cidr keys counts endpoint_id, direction, family and pad first. */
+const POLICY_CIDR_FIXED_BITS = 64;
+
+export interface PolicyCidrKey {
+  endpointId: number;
+  direction: number;
+  /** IPv4 CIDR; host bits are cleared. */
+  cidr: string;
+}
+
+export const policyCidrKey: Codec<PolicyCidrKey> = {
+  size: policyCidrKeyRaw.size,
+  encode({ endpointId, direction, cidr }) {
+    const { addr, bits } = parseCidr(cidr);
+    return policyCidrKeyRaw.encode({ prefixlen: POLICY_CIDR_FIXED_BITS + bits, endpointId, direction, family: FAMILY_IPV4, addr });
+  },
+  decode(b) {
+    const raw = policyCidrKeyRaw.decode(b);
+    const cidr = formatCidr(raw.family, raw.addr, raw.prefixlen - POLICY_CIDR_FIXED_BITS);
+    return { endpointId: raw.endpointId, direction: raw.direction, cidr };
+  },
+};
+
+/** policy.h: the value of pal_policy_cidr: a CIDR-region class (cidrIdentity). */
+export const policyCidrValue = struct('policy_cidr_value', 4, { identity: u32(0) });
+
+/** conntrack.h: pal_ct4's key, the ORIGINAL direction's tuple as the admitting hook saw it. */
+export const ct4Key = struct(
+  'ct4_key',
+  16,
+  { saddr: ipv4(0), daddr: ipv4(4), sport: u16(8), dport: u16(10), protocol: u8(12), direction: u8(13) },
+  [{ c: 'pad', offset: 14, size: 2 }],
+);
+export type Ct4Key = ReturnType<typeof ct4Key.decode>;
+
+/** conntrack.h: pal_ct4's value; last_seen_ns is CLOCK_MONOTONIC. */
+export const ctValue = struct('ct_value', 16, { lastSeenNs: u64(0), revision: u32(8), ruleId: u32(12) });
+export type CtValue = ReturnType<typeof ctValue.decode>;
+
+/** config.h: pal_config[0]. */
+export const datapathConfig = struct('datapath_config', 8, { policyRevision: u32(0), flags: u32(4) });
+export type DatapathConfig = ReturnType<typeof datapathConfig.decode>;
+
+/** metrics.h: one CPU's counters of pal_metrics[reason]; see sumMetrics. */
+export const metricsValue = struct('metrics_value', 16, { packets: u64(0), bytes: u64(8) });
+
+export type MetricsValue = ReturnType<typeof metricsValue.decode>;
+
+/** Sums a pal_metrics value as the loader returns it: one metrics_value per possible CPU. */
+export function sumMetrics(perCpu: Buffer): MetricsValue {
+  if (perCpu.length % metricsValue.size !== 0) throw new RangeError(`per-CPU value of ${perCpu.length} bytes`);
+  const total = { packets: 0n, bytes: 0n };
+  for (let at = 0; at < perCpu.length; at += metricsValue.size) {
+    const one = metricsValue.decode(perCpu.subarray(at, at + metricsValue.size));
+    total.packets += one.packets;
+    total.bytes += one.bytes;
+  }
+  return total;
+}
+
+/** Every struct mirrored here, for the layout test. */
+export const STRUCTS = [
+  endpointInfo, ipcacheValue, ipcacheKeyRaw, policyKey, policyValue, policyCidrKeyRaw,
+  policyCidrValue, ct4Key, ctValue, datapathConfig, metricsValue,
+].map((c) => c.layout!);
+
+// ---- maps and programs
+
+/** enum bpf_map_type values of the maps below. */
+export const MAP_TYPE = { HASH: 1, ARRAY: 2, PERCPU_ARRAY: 6, LRU_HASH: 9, LPM_TRIE: 11 } as const;
+
+/** The datapath's maps, pinned by name in the node's bpffs directory. */
+export const MAPS = {
+  pal_endpoints: { type: MAP_TYPE.HASH, key: u32Key, value: endpointInfo },
+  pal_ipcache4: { type: MAP_TYPE.HASH, key: ipv4Key, value: ipcacheValue },
+  pal_ipcache: { type: MAP_TYPE.LPM_TRIE, key: ipcacheKey, value: ipcacheValue },
+  pal_policy: { type: MAP_TYPE.HASH, key: policyKey, value: policyValue },
+  pal_policy_cidr: { type: MAP_TYPE.LPM_TRIE, key: policyCidrKey, value: policyCidrValue },
+  pal_ct4: { type: MAP_TYPE.LRU_HASH, key: ct4Key, value: ctValue },
+  pal_config: { type: MAP_TYPE.ARRAY, key: u32Key, value: datapathConfig },
+  pal_metrics: { type: MAP_TYPE.PERCPU_ARRAY, key: u32Key, value: metricsValue },
+} as const;
+export type MapName = keyof typeof MAPS;
+
+/** Programs of endpoint.bpf.o and the tc hook of the pod's HOST-SIDE veth each attaches to. */
+export const PROGRAMS = {
+  pal_from_pod: { hook: 'ingress' },
+  pal_to_pod: { hook: 'egress' },
+} as const;
+/** passthrough.bpf.o's program: the benchmark's baseline. */
+export const PASSTHROUGH_PROGRAM = 'pal_passthrough';
+
+/** Load-time settings (`const volatile` globals of config.h), encoded for Loader.load. */
+export function loadGlobals(settings: { hostReachesPods: boolean }): Record<string, Buffer> {
+  return { pal_host_reaches_pods: u32Key.encode(settings.hostReachesPods ? 1 : 0) };
+}
+
+// ---- constants
+
+/** Direction in every key: 0 to the pod (its ingress policy), 1 from the pod (egress). */
+export const DIRECTION = { INGRESS: 0, EGRESS: 1 } as const;
+
+/** IANA protocol numbers; 0 in a policy key is any protocol. */
+export const PROTOCOL = { ANY: 0, TCP: 6, UDP: 17, SCTP: 132 } as const;
+
+/** ipcache.h identities. Pods use POD_MIN..POD_MAX; CIDR regions 2^31 | h. */
+export const IDENTITY = {
+  ANY: 0,
+  HOST: 1,
+  WORLD: 2,
+  REMOTE_NODE: 6,
+  POD_MIN: 256,
+  POD_MAX: 2 ** 24 - 1,
+  CIDR_BIT: 2 ** 31,
+} as const;
+
+/** The pseudo identity of CIDR region h (h < 2^31). */
+export function cidrIdentity(h: number): number {
+  if (!Number.isInteger(h) || h < 0 || h >= IDENTITY.CIDR_BIT) throw new RangeError(`CIDR region ${h}`);
+  return IDENTITY.CIDR_BIT + h;
+}
+
+/** policy.h: flags of a SUMMARY entry (protocol 0, port 0). */
+export const POLICY_FLAG = {
+  ALL: 1 << 0,
+  TCP_ANY_PORT: 1 << 1,
+  UDP_ANY_PORT: 1 << 2,
+  SCTP_ANY_PORT: 1 << 3,
+  TCP_PORTS: 1 << 4,
+  UDP_PORTS: 1 << 5,
+  SCTP_PORTS: 1 << 6,
+} as const;
+
+/** endpoints.h: endpoint_info.flags; bit = 1 << direction, CIDR bits = 4 << direction. */
+export const ENDPOINT_FLAG = {
+  INGRESS_ENFORCED: 1 << 0,
+  EGRESS_ENFORCED: 1 << 1,
+  INGRESS_CIDR: 1 << 2,
+  EGRESS_CIDR: 1 << 3,
+} as const;
+
+/**
+ * Verdict reasons: the keys of pal_metrics. APPEND-ONLY, and must stay in
+ * sync with bpf/lib/reasons.h: a released number is never reused or
+ * renumbered, even once retired. Codes from DROP_FIRST drop the packet.
+ */
+export const REASON = {
+  ALLOW_POLICY: 1,
+  ALLOW_ESTABLISHED: 2,
+  ALLOW_REPLY: 3,
+  PASS_UNSELECTED: 4,
+  PASS_NON_IP: 5,
+  DROP_POLICY: 128,
+  DROP_MALFORMED: 129,
+  DROP_FRAGMENT: 130,
+  DROP_REVOKED: 131,
+} as const;
+export type ReasonName = keyof typeof REASON;
+export const DROP_FIRST = 128;
+/** Reason codes are below this (the size of pal_metrics). */
+export const REASON_LIMIT = 256;
+
+export function reasonName(code: number): ReasonName | undefined {
+  return (Object.keys(REASON) as ReasonName[]).find((name) => REASON[name] === code);
+}
+
+export function isDrop(code: number): boolean {
+  return code >= DROP_FIRST;
+}
