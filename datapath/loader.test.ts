@@ -380,10 +380,14 @@ describe('maps and programs of the test object', () => {
     await assert.rejects(doomed.dump('test_hash'), { name: 'LoaderError', op: 'DUMP', message: /was killed by SIGKILL/ });
   });
 
-  test('a binary that cannot run fails start() clearly', async () => {
+  test('a loader that cannot start fails start() clearly', async () => {
     await assert.rejects(Loader.start({ binary: join(REPO, 'build/bin/no-such-loader'), onLog: quiet }), {
       name: 'LoaderError',
       message: /cannot run .*no-such-loader: spawn .* ENOENT/,
+    });
+    await assert.rejects(Loader.start({ netns: '/var/run/netns/pal-loader-test-none', onLog: quiet }), {
+      name: 'LoaderError',
+      message: /exited with code 1; its last words: nsenter: .*pal-loader-test-none/,
     });
   });
 });

@@ -197,7 +197,9 @@ static void vput_message(struct buf *out, const char *fmt, va_list ap)
 		const char *nl = log_dropped ? memchr(log_tail, '\n', log_len) : NULL;
 		size_t skip = nl ? (size_t)(nl + 1 - log_tail) : 0;
 		char note[64];
-		int m = log_dropped ? snprintf(note, sizeof(note), "\n[%zu bytes of libbpf log dropped]", log_dropped + skip) : 0;
+		int m = log_dropped ? snprintf(note, sizeof(note), "\n[%zu bytes of libbpf log dropped]",
+					       log_dropped + skip)
+				    : 0;
 		buf_put(out, note, m);
 		buf_u8(out, '\n');
 		buf_put(out, log_tail + skip, log_len - skip);
