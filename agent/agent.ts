@@ -1,6 +1,8 @@
 // The node agent: owns the datapath of its node. It learns its pod CIDR from
-// its Node object, serves the CNI binary (IPAM + pod links), and keeps routes
-// to every other node's pod CIDR in step with the Node objects.
+// its Node object, serves the CNI binary (IPAM + pod links), keeps routes to
+// every other node's pod CIDR in step with the Node objects, and keeps the
+// eBPF policy datapath (loaded through the libbpf loader) in step with the
+// cluster's NetworkPolicies, pods, namespaces and identities.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig, makeInformer, type V1Node } from '@kubernetes/client-node';
@@ -8,7 +10,11 @@ import type { Server } from 'node:net';
 import { ensurePinDir } from '../datapath/bpffs.ts';
 import { applyNodeRoutes, listNodeRoutes } from '../datapath/node-routes.ts';
 import type { AgentConfig } from './config.ts';
-import { createCniHandler } from './cni/handler.ts';
+import { createCniHandler, type Endpoint } from './cni/handler.ts';
+import { EndpointRegistry } from './endpoints.ts';
+import { PolicySync } from './policy-sync.ts';
+import { StatusReporter } from './status-reporter.ts';
+import { Loader } from '../datapath/loader-client.ts';
 import { serveCni } from './cni/server.ts';
 import { CoalescingTask } from '../lib/coalescing-task.ts';
 import { watchInformer } from '../lib/informers.ts';
@@ -47,18 +53,55 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
     },
     { onError: (error) => log(`routes: sync failed, retrying: ${(error as Error).message}`) },
   );
-  watchInformer(nodes, () => routes.request(), (error) => log(`nodes: watch failed, restarting: ${String(error)}`));
-  await nodes.start();
+  const nodeWatch = watchInformer(nodes, () => routes.request(), (error) => log(`nodes: watch failed, restarting: ${String(error)}`));
+  await nodeWatch.start();
   routes.request();
 
-  const server: Server = await serveCni(config.cniSocket, createCniHandler({ allocator }), log);
+  const registry = await EndpointRegistry.open(join(config.stateDir, 'endpoints'));
+  const status = new StatusReporter(kubeconfig, config.node, log);
+  await status.register();
+  // The loader inherits this process's network namespace: it sees the node's veths.
+  const loader = await Loader.start({ onLog: (line) => log(`loader: ${line}`) });
+  const addresses = () => {
+    const facts = nodes.list().map(nodeFacts);
+    const ips = (mine: boolean) => facts.filter((n) => (n.name === config.node) === mine && n.internalIp).map((n) => n.internalIp!);
+    return { self: ips(true), others: ips(false) };
+  };
+  const policy = await PolicySync.start({
+    kubeconfig,
+    node: config.node,
+    loader,
+    objectPath: config.bpfObject,
+    pinDir: config.bpffs,
+    endpoints: () => registry.list(),
+    nodeAddresses: addresses,
+    status,
+    log,
+  });
+  nodes.on('update', () => policy.request());
+
+  const endpoints = {
+    async added(endpoint: Endpoint) {
+      await registry.added(endpoint);
+      await policy.ensureEndpoint(endpoint);
+    },
+    async removed(endpoint: Pick<Endpoint, 'hostIfName'>) {
+      await registry.removed(endpoint);
+      policy.request();
+    },
+  };
+  const server: Server = await serveCni(config.cniSocket, createCniHandler({ allocator, endpoints }), log);
   log(`ready node=${config.node} podCIDR=${podCidr} cni=${config.cniSocket}`);
 
   return {
     async stop() {
       await new Promise((resolve) => server.close(resolve));
-      await nodes.stop();
+      await nodeWatch.stop();
       await routes.idle();
+      await policy.stop();
+      await status.idle();
+      // Pinned programs and maps stay: enforcement goes on while the agent is away.
+      await loader.close();
     },
   };
 }

@@ -1,5 +1,6 @@
 // The agent's configuration, parsed once from its command line by a schema.
 // Each field's default is documented beside it.
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 
@@ -14,6 +15,8 @@ const schema = z.object({
   cniSocket: z.string().default('/run/palisade/cni.sock'),
   /** bpffs directory for this node's pinned programs and maps. Default /sys/fs/bpf/palisade. */
   bpffs: z.string().default('/sys/fs/bpf/palisade'),
+  /** The datapath's eBPF object. Default: build/bpf/endpoint.bpf.o of this installation. */
+  bpfObject: z.string().default(fileURLToPath(new URL('../build/bpf/endpoint.bpf.o', import.meta.url))),
 });
 export type AgentConfig = z.infer<typeof schema>;
 
@@ -26,6 +29,7 @@ export function parseAgentConfig(argv: string[]): AgentConfig {
       'state-dir': { type: 'string' },
       'cni-socket': { type: 'string' },
       bpffs: { type: 'string' },
+      'bpf-object': { type: 'string' },
     },
     strict: true,
   });
@@ -35,6 +39,7 @@ export function parseAgentConfig(argv: string[]): AgentConfig {
     stateDir: values['state-dir'],
     cniSocket: values['cni-socket'],
     bpffs: values.bpffs,
+    bpfObject: values['bpf-object'],
   });
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

@@ -60,6 +60,13 @@ export async function deletePodLink(hostIfName: string): Promise<boolean> {
   }
 }
 
+/** The kernel's index of an interface of the agent's namespace. */
+export async function linkIndex(ifName: string): Promise<number> {
+  const [link] = await ipJson<{ ifindex: number }>(SELF, ['link', 'show', 'dev', ifName]);
+  if (!link) throw new Error(`interface ${ifName} does not exist`);
+  return link.ifindex;
+}
+
 interface IpAddrJson {
   ifname: string;
   operstate: string;

@@ -57,14 +57,14 @@ export async function startIdentityController(kubeconfig: KubeConfig, log: (line
     { onError: (error) => log(`identities: sync failed, retrying: ${(error as Error).message}`) },
   );
 
-  for (const informer of [pods, namespaces, identities] as Informer<KubernetesObject>[]) {
-    watchInformer(informer, () => sync.request(), (error) => log(`identities: watch failed, restarting: ${String(error)}`));
-  }
-  await Promise.all([pods.start(), namespaces.start(), identities.start()]);
+  const watches = ([pods, namespaces, identities] as Informer<KubernetesObject>[]).map((informer) =>
+    watchInformer(informer, () => sync.request(), (error) => log(`identities: watch failed, restarting: ${String(error)}`)),
+  );
+  await Promise.all(watches.map((w) => w.start()));
   sync.request();
   return {
     async stop() {
-      await Promise.all([pods.stop(), namespaces.stop(), identities.stop()]);
+      await Promise.all(watches.map((w) => w.stop()));
       await sync.idle();
     },
   };

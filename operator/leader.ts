@@ -1,7 +1,7 @@
 // Lease-based leader election (coordination.k8s.io/v1), so that only one
 // operator replica allocates identities at a time. The clock and the timer
 // are injectable, so the takeover logic is testable without sleeping.
-import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 
 export interface LeaseDecision {
   /** Whether we hold (or may take) the lease now. */
@@ -27,8 +27,9 @@ export function decideLease(current: V1Lease | undefined, identity: string, now:
       spec: {
         holderIdentity: identity,
         leaseDurationSeconds: durationSeconds,
-        acquireTime: ours ? spec?.acquireTime : now,
-        renewTime: now,
+        // MicroTime: the API server wants six fractional digits, which V1MicroTime writes.
+        acquireTime: ours && spec?.acquireTime ? new V1MicroTime(spec.acquireTime) : new V1MicroTime(now),
+        renewTime: new V1MicroTime(now),
         leaseTransitions: transitions,
       },
     },

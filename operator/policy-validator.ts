@@ -43,7 +43,7 @@ export async function startPolicyValidator(kubeconfig: KubeConfig, log: (line: s
   policies.on('add', check);
   policies.on('update', check);
   policies.on('delete', (policy) => reported.delete(policy.metadata?.uid ?? ''));
-  watchInformer(policies, () => undefined, (error) => log(`policies: watch failed, restarting: ${String(error)}`));
-  await policies.start();
-  return { stop: () => policies.stop() };
+  const watch = watchInformer(policies, () => undefined, (error) => log(`policies: watch failed, restarting: ${String(error)}`));
+  await watch.start();
+  return { stop: () => watch.stop() };
 }

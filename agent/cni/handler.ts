@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { access } from 'node:fs/promises';
 import { RangeExhaustedError, type IpAllocator } from '../ipam/allocator.ts';
-import { createPodLink, deletePodLink, inspectPodLink, POD_GATEWAY, type PodLink } from '../../datapath/pod-link.ts';
+import { createPodLink, deletePodLink, inspectPodLink, linkIndex, POD_GATEWAY, type PodLink } from '../../datapath/pod-link.ts';
 import { CniCode, CniError } from './errors.ts';
 import { parseInvocation, SUPPORTED_VERSIONS, type Invocation } from './input.ts';
 import type { CniReply, CniRequest } from './protocol.ts';
@@ -20,6 +20,8 @@ export interface Endpoint {
   containerId: string;
   ifName: string;
   hostIfName: string;
+  /** Kernel index of the host-side veth: where the programs attach, and the key of pal_endpoints. */
+  ifindex: number;
   ip: string;
   podNamespace: string | undefined;
   podName: string | undefined;
@@ -86,6 +88,7 @@ async function add(inv: Invocation, deps: CniHandlerDeps): Promise<unknown> {
       containerId: inv.containerId,
       ifName: inv.ifName,
       hostIfName: link.hostIfName,
+      ifindex: await linkIndex(link.hostIfName),
       ip,
       podNamespace: inv.args.K8S_POD_NAMESPACE,
       podName: inv.args.K8S_POD_NAME,

@@ -8,6 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from './control-plane.ts';
+import { installCrds } from './crds.ts';
+import { NODE_BIN, programs } from './paths.ts';
+import { startProcess } from './processes.ts';
 import { Kubelet, type SimPod } from './kubelet.ts';
 import { deleteNetns, listNetns, newRunId, sweepDeadRuns } from './netns.ts';
 import { startNode, type SimNode } from './node.ts';
@@ -55,6 +58,17 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     const kubeconfig = new KubeConfig();
     kubeconfig.loadFromFile(controlPlane.adminKubeconfig);
     const core = kubeconfig.makeApiClient(CoreV1Api);
+    await installCrds(kubeconfig);
+
+    // The operator runs as a Deployment would: anywhere that reaches the API server.
+    const operator = await startProcess({
+      name: 'operator',
+      command: NODE_BIN,
+      args: [programs.operator, '--kubeconfig', controlPlane.adminKubeconfig],
+      logFile: join(runDir, 'operator.log'),
+      readyLine: /ready: leading/,
+    });
+    cleanup.defer(() => operator.stop());
 
     const nodes: SimNode[] = [];
     for (let index = 1; index <= (options.nodes ?? 2); index++) {

@@ -29,6 +29,8 @@ export interface SimPod {
   netns: string;
   containerId: string;
   server: ManagedProcess;
+  /** resourceVersion of the Pod object after the kubelet's last write (its status). */
+  resourceVersion: string;
 }
 
 export interface PodSpecInput {
@@ -97,8 +99,8 @@ export class Kubelet {
         readyLine: /^ready/,
         readyTimeoutMs: 10_000,
       });
-      await this.#reportRunning(namespace, name, ip, node);
-      return { namespace, name, node, ip, netns, containerId, server };
+      const resourceVersion = await this.#reportRunning(namespace, name, ip, node);
+      return { namespace, name, node, ip, netns, containerId, server, resourceVersion };
     } catch (error) {
       if (attached) await callCni(node, 'DEL', { containerId, netns, namespace, name }).catch(() => undefined);
       await deleteNetns(netns);
@@ -116,10 +118,10 @@ export class Kubelet {
     }
   }
 
-  async #reportRunning(namespace: string, name: string, ip: string, node: SimNode): Promise<void> {
+  async #reportRunning(namespace: string, name: string, ip: string, node: SimNode): Promise<string> {
     const pod = await this.#core.readNamespacedPod({ namespace, name });
     const now = new Date();
-    await this.#core.replaceNamespacedPodStatus({
+    const updated = await this.#core.replaceNamespacedPodStatus({
       namespace,
       name,
       body: {
@@ -138,6 +140,7 @@ export class Kubelet {
         },
       },
     });
+    return updated.metadata?.resourceVersion ?? '';
   }
 }
 

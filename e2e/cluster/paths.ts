@@ -10,4 +10,5 @@ export const programs = {
   podserver: `${BIN_DIR}/palisade-podserver`,
   prober: `${BIN_DIR}/palisade-prober`,
   agent: `${REPO_ROOT}agent/main.ts`,
+  operator: `${REPO_ROOT}operator/main.ts`,
 } as const;

@@ -3,8 +3,10 @@
 import type { Cluster } from './cluster.ts';
 import type { SimPod } from './kubelet.ts';
 
-export async function createNamespace(cluster: Cluster, name: string, labels: Record<string, string>): Promise<void> {
-  await cluster.core.createNamespace({ body: { metadata: { name, labels } } });
+/** Creates a namespace; returns its resourceVersion. */
+export async function createNamespace(cluster: Cluster, name: string, labels: Record<string, string>): Promise<string> {
+  const ns = await cluster.core.createNamespace({ body: { metadata: { name, labels } } });
+  return ns.metadata?.resourceVersion ?? '';
 }
 
 export interface PodWanted {

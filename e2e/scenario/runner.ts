@@ -20,6 +20,7 @@ import {
 } from './format.ts';
 import { compareMatrix, matrixOf, renderSideBySide, type ObservedCell } from './matrix.ts';
 import { substitute } from './placeholders.ts';
+import { deletionVersion, EnforcementTracker } from './enforcement.ts';
 import type { ProbeRun } from './report.ts';
 
 export interface ScenarioRun {
@@ -33,16 +34,19 @@ export interface ScenarioRun {
 
 export interface RunOptions {
   probeTimeoutMs?: number;
+  /** How long a probe waits for the agents to report the scenario's changes enforced. */
+  enforcementTimeoutMs?: number;
 }
 
 export async function runScenario(cluster: SimCluster, scenario: Scenario, file: string, options: RunOptions = {}): Promise<ScenarioRun> {
   const run: ScenarioRun = { probes: [], error: undefined, failures: [], sctpSupported: true };
-  const objects = KubernetesObjectApi.makeApiClient(cluster.kubeconfig);
+  const objects = cluster.kubeconfig.makeApiClient(ObjectApi);
   const applied = new Map<string, KubernetesObject>();
   const pods = new Map<string, SimPod>();
+  const enforcement = new EnforcementTracker();
   let index = 0;
   try {
-    for (const ns of scenario.cluster.namespaces) await createNamespace(cluster, ns, namespaceLabels(ns));
+    for (const ns of scenario.cluster.namespaces) enforcement.note('Namespace', await createNamespace(cluster, ns, namespaceLabels(ns)));
     const started = await startPods(
       cluster,
       clusterPods(scenario.cluster).map((id) => {
@@ -50,7 +54,10 @@ export async function runScenario(cluster: SimCluster, scenario: Scenario, file:
         return { namespace, name, labels: podLabels(name) };
       }),
     );
-    for (const pod of started) pods.set(`${pod.namespace}/${pod.name}`, pod);
+    for (const pod of started) {
+      pods.set(`${pod.namespace}/${pod.name}`, pod);
+      enforcement.note('Pod', pod.resourceVersion);
+    }
     const podIps = new Map([...pods].map(([id, pod]) => [id, pod.ip]));
 
     for (const step of scenario.steps) {
@@ -80,6 +87,7 @@ export async function runScenario(cluster: SimCluster, scenario: Scenario, file:
         case 'labelPod':
           return relabel({ apiVersion: 'v1', kind: 'Pod', metadata: { name: step.name, namespace: step.namespace } }, podLabels(step.name, step.labels));
         case 'probe': {
+          await enforcement.wait(cluster.kubeconfig, cluster.nodes.map((n) => n.name), options.enforcementTimeoutMs);
           const ids = step.expect.pods;
           const pairs = ids.flatMap((from) => ids.filter((to) => to !== from).map((to) => ({ from, to })));
           const outcomes = await probeAll(
@@ -109,24 +117,31 @@ export async function runScenario(cluster: SimCluster, scenario: Scenario, file:
 
     async function applyObject(object: KubeObject): Promise<void> {
       const spec = object as KubernetesObject;
+      let written: KubernetesObject;
       try {
-        await objects.create(spec);
+        written = await objects.create(spec);
       } catch (error) {
         if (!(error instanceof ApiException) || error.code !== 409) throw apiError('apply', object, error);
         // Exists already: replace it, as FORMAT.md says an apply does.
         const current = await objects.read(spec as Parameters<typeof objects.read>[0]);
-        await objects.replace({ ...spec, metadata: { ...spec.metadata, resourceVersion: current.metadata?.resourceVersion } }).catch((e: unknown) => {
+        written = await objects.replace({ ...spec, metadata: { ...spec.metadata, resourceVersion: current.metadata?.resourceVersion } }).catch((e: unknown) => {
           throw apiError('replace', object, e);
         });
       }
-      applied.set(objectKey(object), { apiVersion: object.apiVersion, kind: object.kind, metadata: { name: object.metadata.name, namespace: object.metadata.namespace } });
+      enforcement.note(object.kind, written.metadata?.resourceVersion);
+      applied.set(objectKey(object), {
+        apiVersion: object.apiVersion,
+        kind: object.kind,
+        metadata: { name: object.metadata.name, namespace: object.metadata.namespace, resourceVersion: written.metadata?.resourceVersion },
+      });
     }
 
     async function deleteObject(ref: ObjectRef): Promise<void> {
       const known = [...applied.values()].find((o) => o.kind === ref.kind && o.metadata?.name === ref.name && o.metadata?.namespace === ref.namespace);
       if (!known) throw new Error(`cannot delete ${describe(ref)}: no such object was applied`);
       try {
-        await objects.delete(known);
+        const deletedAt = await deletionVersion(cluster.kubeconfig, await objects.collectionPath(known), known, () => objects.delete(known));
+        enforcement.note(known.kind!, deletedAt);
       } catch (error) {
         if (error instanceof ApiException && error.code === 404) throw new Error(`cannot delete ${describe(ref)}: it does not exist`);
         throw apiError('delete', known as KubeObject, error);
@@ -136,7 +151,8 @@ export async function runScenario(cluster: SimCluster, scenario: Scenario, file:
 
     async function relabel(header: KubernetesObject, labels: Record<string, string>): Promise<void> {
       const current = await objects.read(header as Parameters<typeof objects.read>[0]);
-      await objects.replace({ ...current, metadata: { ...current.metadata, labels } });
+      const written = await objects.replace({ ...current, metadata: { ...current.metadata, labels } });
+      enforcement.note(header.kind!, written.metadata?.resourceVersion);
     }
   } catch (error) {
     run.error =
@@ -157,6 +173,16 @@ async function teardown(cluster: SimCluster, objects: KubernetesObjectApi, appli
     await cluster.core
       .replaceNamespaceFinalize({ name, body: { metadata: { name }, spec: { finalizers: [] } } })
       .catch(() => undefined);
+  }
+}
+
+/** The generic object client, plus the collection path of an object's kind (for watching it). */
+class ObjectApi extends KubernetesObjectApi {
+  async collectionPath(o: KubernetesObject): Promise<string> {
+    const resource = await this.resource(o.apiVersion!, o.kind!);
+    if (!resource) throw new Error(`the API server does not serve ${o.kind} in ${o.apiVersion}`);
+    const base = o.apiVersion!.includes('/') ? `/apis/${o.apiVersion}` : `/api/${o.apiVersion}`;
+    return resource.namespaced ? `${base}/namespaces/${o.metadata!.namespace}/${resource.name}` : `${base}/${resource.name}`;
   }
 }
 

@@ -1,0 +1,199 @@
+// Pure: the contents the datapath's maps must have, from the compiled policy
+// of the node's endpoints and the cluster's addresses (ADR 0001), and the
+// smallest set of writes that takes the maps from what they hold to that.
+// Keys and values are kept encoded (hex of the C layout, see datapath/abi.ts)
+// so that "nothing changed" is a string comparison and a resync after a
+// restart compares against a plain dump of the pinned maps.
+import {
+  DIRECTION,
+  ENDPOINT_FLAG,
+  endpointInfo,
+  IDENTITY,
+  ipcacheKey,
+  ipcacheValue,
+  ipv4Key,
+  MAPS,
+  policyCidrKey,
+  policyCidrValue,
+  policyKey,
+  policyValue,
+  POLICY_FLAG,
+  PROTOCOL,
+  u32Key,
+  type MapName,
+} from '../datapath/abi.ts';
+import { fnv1a32, policyRefString, ruleRefString } from '../policy/ids.ts';
+import type { DirectionPolicy, EndpointPolicy, PolicyEntry, RuleRef } from '../policy/types.ts';
+
+/** The maps the agent owns the contents of (conntrack, config and metrics are the datapath's). */
+export const PLANNED_MAPS = ['pal_policy', 'pal_policy_cidr', 'pal_ipcache4', 'pal_ipcache', 'pal_endpoints'] as const satisfies readonly MapName[];
+export type PlannedMap = (typeof PLANNED_MAPS)[number];
+
+/** Map name -> (key hex -> value hex). */
+export type MapContents = Map<PlannedMap, Map<string, string>>;
+
+/** A port range wider than this (and not every port) is not expanded: the rule fails closed. */
+export const MAX_PORTS_PER_RANGE = 4096;
+
+export interface LocalEndpoint {
+  /** `namespace/name` of the pod. */
+  key: string;
+  ifindex: number;
+  ip: string;
+}
+
+export interface PlanInput {
+  endpoints: readonly LocalEndpoint[];
+  /** Compiled policy by endpoint key; an endpoint missing here is enforced fail-closed (deny all). */
+  compiled: ReadonlyMap<string, EndpointPolicy>;
+  /** Pod IP -> identity, for every pod of the cluster. */
+  podIdentities: ReadonlyMap<string, number>;
+  /** This node's own addresses (identity host) and the other nodes' (identity remote node). */
+  nodeAddresses: { self: readonly string[]; others: readonly string[] };
+}
+
+export interface Plan {
+  maps: MapContents;
+  problems: string[];
+}
+
+/** A rule's number in the datapath: a hash of its stable name (0 means "no rule"). */
+export function ruleId(rule: RuleRef): number {
+  return fnv1a32(ruleRefString(rule)) || 1;
+}
+
+/** The number under which drops for lack of an allowing rule are counted: the first isolating policy. */
+function defaultRuleId(policy: DirectionPolicy | undefined, direction: 'ingress' | 'egress'): number {
+  const first = policy?.isolatedBy[0];
+  return first ? fnv1a32(`${policyRefString(first)}/${direction}/default`) || 1 : 0;
+}
+
+export function planDatapath(input: PlanInput): Plan {
+  const maps: MapContents = new Map(PLANNED_MAPS.map((m) => [m, new Map()]));
+  const problems: string[] = [];
+  const put = <K, V>(map: PlannedMap, key: K, value: V) => {
+    const codec = MAPS[map] as unknown as { key: { encode(k: K): Buffer }; value: { encode(v: V): Buffer } };
+    maps.get(map)!.set(codec.key.encode(key).toString('hex'), codec.value.encode(value).toString('hex'));
+  };
+
+  for (const [ip, identity] of input.podIdentities) put('pal_ipcache4', ip, { identity, flags: 0 });
+  for (const ip of input.nodeAddresses.others) put('pal_ipcache4', ip, { identity: IDENTITY.REMOTE_NODE, flags: 0 });
+  for (const ip of input.nodeAddresses.self) put('pal_ipcache4', ip, { identity: IDENTITY.HOST, flags: 0 });
+
+  for (const endpoint of input.endpoints) {
+    const endpointId = ipv4Number(endpoint.ip);
+    const compiled = input.compiled.get(endpoint.key);
+    let flags = ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ENFORCED;
+    if (compiled) {
+      flags = 0;
+      for (const [direction, policy] of [['ingress', compiled.ingress], ['egress', compiled.egress]] as const) {
+        if (!policy) continue;
+        const d = direction === 'ingress' ? DIRECTION.INGRESS : DIRECTION.EGRESS;
+        flags |= d === DIRECTION.INGRESS ? ENDPOINT_FLAG.INGRESS_ENFORCED : ENDPOINT_FLAG.EGRESS_ENFORCED;
+        writeClasses(policy.entries, endpointId, d, put, problems, endpoint.key);
+        const regions = policy.cidrRegions.filter((r) => r.family === 4);
+        if (regions.length > 0) flags |= d === DIRECTION.INGRESS ? ENDPOINT_FLAG.INGRESS_CIDR : ENDPOINT_FLAG.EGRESS_CIDR;
+        for (const region of regions) {
+          put('pal_policy_cidr', { endpointId, direction: d, cidr: region.prefix }, { identity: region.regionId });
+          writeClasses(region.entries, endpointId, d, put, problems, endpoint.key);
+        }
+      }
+    } else {
+      problems.push(`${endpoint.key}: pod not known yet; all its traffic is denied until it is`);
+    }
+    put('pal_endpoints', endpoint.ifindex, {
+      endpointId,
+      identity: compiled?.identity ?? 0,
+      flags,
+      ingressDefaultRule: defaultRuleId(compiled?.ingress, 'ingress'),
+      egressDefaultRule: defaultRuleId(compiled?.egress, 'egress'),
+      ipv4: endpoint.ip,
+    });
+  }
+  return { maps, problems };
+}
+
+const PROTOCOLS = [
+  { name: 'TCP', number: PROTOCOL.TCP, anyPort: POLICY_FLAG.TCP_ANY_PORT, ports: POLICY_FLAG.TCP_PORTS },
+  { name: 'UDP', number: PROTOCOL.UDP, anyPort: POLICY_FLAG.UDP_ANY_PORT, ports: POLICY_FLAG.UDP_PORTS },
+  { name: 'SCTP', number: PROTOCOL.SCTP, anyPort: POLICY_FLAG.SCTP_ANY_PORT, ports: POLICY_FLAG.SCTP_PORTS },
+] as const;
+
+/**
+ * One peer class's entries as the ADR lays them out: a summary entry with
+ * flags, an entry per "all ports of a protocol", an entry per allowed port.
+ * Entries are sorted, so the first rule found for a key is stable.
+ */
+function writeClasses(
+  entries: readonly PolicyEntry[],
+  endpointId: number,
+  direction: number,
+  put: <K, V>(map: PlannedMap, key: K, value: V) => void,
+  problems: string[],
+  endpoint: string,
+): void {
+  const byClass = new Map<number, PolicyEntry[]>();
+  for (const entry of entries) {
+    const identity = entry.peer.kind === 'identity' ? entry.peer.identity : entry.peer.kind === 'any' ? IDENTITY.ANY : entry.peer.regionId;
+    byClass.set(identity, [...(byClass.get(identity) ?? []), entry]);
+  }
+  for (const [identity, list] of byClass) {
+    let flags = 0;
+    let summaryRule = 0;
+    const key = (protocol: number, dport: number) => ({ endpointId, identity, direction, protocol, dport });
+    const all = list.find((e) => e.protocol === 'ANY');
+    if (all) {
+      flags |= POLICY_FLAG.ALL;
+      summaryRule = ruleId(all.rule);
+    }
+    for (const proto of PROTOCOLS) {
+      const ofProto = list.filter((e) => e.protocol === proto.name);
+      const anyPort = ofProto.find((e) => e.port === 'any' || (e.port.from <= 1 && e.port.to >= 65535));
+      if (anyPort) {
+        flags |= proto.anyPort;
+        put('pal_policy', key(proto.number, 0), { ruleId: ruleId(anyPort.rule), flags: 0 });
+        continue;
+      }
+      const ports = new Map<number, number>();
+      for (const e of ofProto) {
+        if (e.port === 'any') continue;
+        if (e.port.to - e.port.from + 1 > MAX_PORTS_PER_RANGE) {
+          problems.push(`${endpoint}: ${ruleRefString(e.rule)} allows ports ${e.port.from}-${e.port.to}, wider than ${MAX_PORTS_PER_RANGE}; not enforced (denied)`);
+          continue;
+        }
+        for (let port = e.port.from; port <= e.port.to; port++) if (!ports.has(port)) ports.set(port, ruleId(e.rule));
+      }
+      if (ports.size > 0) flags |= proto.ports;
+      for (const [port, rule] of ports) put('pal_policy', key(proto.number, port), { ruleId: rule, flags: 0 });
+    }
+    if (flags !== 0) put('pal_policy', key(0, 0), { ruleId: summaryRule, flags });
+  }
+}
+
+export interface MapChanges {
+  updates: Map<PlannedMap, Array<{ key: string; value: string }>>;
+  deletes: Map<PlannedMap, string[]>;
+  count: number;
+}
+
+/** The writes that turn `applied` into `desired`; nothing when they are equal. */
+export function diffMaps(desired: MapContents, applied: MapContents): MapChanges {
+  const updates = new Map<PlannedMap, Array<{ key: string; value: string }>>();
+  const deletes = new Map<PlannedMap, string[]>();
+  let count = 0;
+  for (const map of PLANNED_MAPS) {
+    const want = desired.get(map) ?? new Map<string, string>();
+    const have = applied.get(map) ?? new Map<string, string>();
+    const u = [...want].filter(([k, v]) => have.get(k) !== v).map(([key, value]) => ({ key, value }));
+    const d = [...have.keys()].filter((k) => !want.has(k));
+    if (u.length) updates.set(map, u);
+    if (d.length) deletes.set(map, d);
+    count += u.length + d.length;
+  }
+  return { updates, deletes, count };
+}
+
+function ipv4Number(ip: string): number {
+  return ip.split('.').reduce((acc, part) => acc * 256 + Number(part), 0) >>> 0;
+}
+

@@ -1,0 +1,241 @@
+// Keeps the node's eBPF maps equal to the compiled policy of its endpoints.
+//
+// Informers feed the incremental compiler and only request a sync; a sync
+// (one at a time, bursts coalesced) plans the maps' contents, writes the
+// difference through the loader (new entries first, endpoint flags last,
+// removals after), bumps the datapath's policy revision so that established
+// connections are re-checked, and publishes what it realized: per watched
+// kind, the resourceVersion up to which changes are now enforced.
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  makeInformer,
+  NetworkingV1Api,
+  type Informer,
+  type KubeConfig,
+  type KubernetesObject,
+  type V1Namespace,
+  type V1NetworkPolicy,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import { datapathConfig, loadGlobals, u32Key } from '../datapath/abi.ts';
+import type { Loader } from '../datapath/loader-client.ts';
+import { CoalescingTask } from '../lib/coalescing-task.ts';
+import { watchInformer, type WatchedInformer } from '../lib/informers.ts';
+import { Compiler } from '../policy/compile.ts';
+import type { NetworkPolicySpec, Protocol } from '../policy/types.ts';
+import type { Endpoint } from './cni/handler.ts';
+import { diffMaps, PLANNED_MAPS, planDatapath, type MapContents, type PlannedMap } from './datapath-plan.ts';
+import type { StatusReporter } from './status-reporter.ts';
+
+export interface PolicySyncOptions {
+  kubeconfig: KubeConfig;
+  node: string;
+  loader: Loader;
+  objectPath: string;
+  pinDir: string;
+  endpoints: () => Endpoint[];
+  nodeAddresses: () => { self: string[]; others: string[] };
+  status: StatusReporter;
+  log: (line: string) => void;
+}
+
+interface SecurityIdentity extends KubernetesObject {
+  spec: { key: string };
+}
+
+/** Kinds whose resourceVersions are reported as realized (see e2e/scenario/enforcement.ts). */
+type WatchedKind = 'Pod' | 'Namespace' | 'NetworkPolicy' | 'SecurityIdentity';
+
+export class PolicySync {
+  readonly #o: PolicySyncOptions;
+  readonly #compiler: Compiler;
+  readonly #informers: Informer<KubernetesObject>[] = [];
+  readonly #watches: WatchedInformer[] = [];
+  readonly #seen = new Map<WatchedKind, bigint>();
+  readonly #task: CoalescingTask;
+  #applied: MapContents = new Map();
+  #revision = 0;
+  #identities = new Map<string, SecurityIdentity>();
+
+  private constructor(options: PolicySyncOptions) {
+    this.#o = options;
+    this.#compiler = new Compiler({ node: options.node });
+    this.#task = new CoalescingTask(() => this.#sync(), {
+      retryMs: 500,
+      onError: (error) => options.log(`policy: sync failed, retrying: ${(error as Error).message}`),
+    });
+  }
+
+  static async start(options: PolicySyncOptions): Promise<PolicySync> {
+    const sync = new PolicySync(options);
+    await sync.#loadDatapath();
+    await sync.#watch();
+    sync.request();
+    await sync.#task.idle();
+    return sync;
+  }
+
+  request(): void {
+    this.#task.request();
+  }
+
+  /**
+   * Called by CNI ADD before it answers: attaches the programs to the pod's
+   * host veth and waits until a sync has written the pod's policy, so no
+   * packet of the pod ever passes unenforced.
+   */
+  async ensureEndpoint(endpoint: Endpoint): Promise<void> {
+    await this.#o.loader.attach(endpoint.ifindex, 'pal_from_pod', 'ingress');
+    await this.#o.loader.attach(endpoint.ifindex, 'pal_to_pod', 'egress');
+    const key = `${endpoint.podNamespace}/${endpoint.podName}`;
+    // The kubelet creates the Pod object before calling CNI; give our watch a moment to see it.
+    for (let i = 0; i < 100 && !this.#compiler.result(key); i++) await new Promise((r) => setTimeout(r, 20));
+    this.request();
+    await this.#task.idle();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.#watches.map((w) => w.stop()));
+    await this.#task.idle();
+  }
+
+  async #loadDatapath(): Promise<void> {
+    const { loader, objectPath, pinDir } = this.#o;
+    await loader.load(objectPath, pinDir, { globals: loadGlobals({ hostReachesPods: true }) });
+    // Pinned maps survive restarts: what they hold is what is applied.
+    for (const map of PLANNED_MAPS) {
+      const entries = await loader.dump(map);
+      this.#applied.set(map, new Map(entries.map((e) => [e.key.toString('hex'), e.value.toString('hex')])));
+    }
+    const [config] = await loader.dump('pal_config');
+    this.#revision = config ? datapathConfig.decode(config.value).policyRevision : 0;
+    for (const endpoint of this.#o.endpoints()) {
+      await loader.attach(endpoint.ifindex, 'pal_from_pod', 'ingress').catch(() => undefined);
+      await loader.attach(endpoint.ifindex, 'pal_to_pod', 'egress').catch(() => undefined);
+    }
+  }
+
+  async #watch(): Promise<void> {
+    const { kubeconfig, log } = this.#o;
+    const core = kubeconfig.makeApiClient(CoreV1Api);
+    const networking = kubeconfig.makeApiClient(NetworkingV1Api);
+    const custom = kubeconfig.makeApiClient(CustomObjectsApi);
+    const c = this.#compiler;
+
+    this.#informer<V1Pod>('Pod', makeInformer(kubeconfig, '/api/v1/pods', () => core.listPodForAllNamespaces()), {
+      set: (pod) =>
+        c.setPod({
+          namespace: pod.metadata!.namespace!,
+          name: pod.metadata!.name!,
+          labels: pod.metadata?.labels ?? {},
+          ip: pod.status?.podIP,
+          node: pod.spec?.nodeName,
+          containerPorts: (pod.spec?.containers ?? []).flatMap((ct) =>
+            (ct.ports ?? []).map((p) => ({ name: p.name, containerPort: p.containerPort, protocol: (p.protocol ?? 'TCP') as Protocol })),
+          ),
+        }),
+      remove: (pod) => c.deletePod(pod.metadata!.namespace!, pod.metadata!.name!),
+    });
+    this.#informer<V1Namespace>('Namespace', makeInformer(kubeconfig, '/api/v1/namespaces', () => core.listNamespace()), {
+      set: (ns) => c.setNamespace({ name: ns.metadata!.name!, labels: ns.metadata?.labels ?? {} }),
+      remove: (ns) => c.deleteNamespace(ns.metadata!.name!),
+    });
+    this.#informer<V1NetworkPolicy>(
+      'NetworkPolicy',
+      makeInformer(kubeconfig, '/apis/networking.k8s.io/v1/networkpolicies', () => networking.listNetworkPolicyForAllNamespaces()),
+      {
+        set: (p) => c.setPolicy({ namespace: p.metadata!.namespace!, name: p.metadata!.name!, spec: (p.spec ?? {}) as NetworkPolicySpec }),
+        remove: (p) => c.deletePolicy(p.metadata!.namespace!, p.metadata!.name!),
+      },
+    );
+    this.#informer<SecurityIdentity>(
+      'SecurityIdentity',
+      makeInformer(kubeconfig, '/apis/palisade.io/v1alpha1/securityidentities', () =>
+        custom.listClusterCustomObject({ group: 'palisade.io', version: 'v1alpha1', plural: 'securityidentities' }) as never,
+      ),
+      {
+        set: (i) => this.#setIdentity(i, true),
+        remove: (i) => this.#setIdentity(i, false),
+      },
+    );
+    for (const informer of this.#informers) {
+      this.#watches.push(watchInformer(informer, () => this.request(), (error) => log(`policy: watch failed, restarting: ${String(error)}`)));
+    }
+    await Promise.all(this.#watches.map((w) => w.start()));
+  }
+
+  #informer<T extends KubernetesObject>(kind: WatchedKind, informer: Informer<T>, apply: { set(o: T): void; remove(o: T): void }): void {
+    const note = (o: T) => {
+      const rv = BigInt(o.metadata?.resourceVersion ?? '0');
+      if (rv > (this.#seen.get(kind) ?? 0n)) this.#seen.set(kind, rv);
+    };
+    informer.on('add', (o) => (apply.set(o), note(o)));
+    informer.on('update', (o) => (apply.set(o), note(o)));
+    informer.on('delete', (o) => (apply.remove(o), note(o)));
+    this.#informers.push(informer as unknown as Informer<KubernetesObject>);
+  }
+
+  #setIdentity(identity: SecurityIdentity, present: boolean): void {
+    const name = identity.metadata!.name!;
+    if (present) this.#identities.set(name, identity);
+    else this.#identities.delete(name);
+    this.#compiler.setIdentities(new Map([...this.#identities].map(([id, i]) => [i.spec.key, Number(id)])));
+  }
+
+  async #sync(): Promise<void> {
+    const realized = new Map(this.#seen);
+    const started = performance.now();
+    const endpoints = this.#o.endpoints();
+    const compiled = new Map(endpoints.flatMap((e) => {
+      const key = `${e.podNamespace}/${e.podName}`;
+      const result = this.#compiler.result(key);
+      return result ? [[key, result] as const] : [];
+    }));
+    const plan = planDatapath({
+      endpoints: endpoints.map((e) => ({ key: `${e.podNamespace}/${e.podName}`, ifindex: e.ifindex, ip: e.ip })),
+      compiled,
+      podIdentities: this.#compiler.ipcache(),
+      nodeAddresses: this.#o.nodeAddresses(),
+    });
+    const compiledMs = performance.now() - started;
+    const changes = diffMaps(plan.maps, this.#applied);
+    if (changes.count > 0) {
+      const { loader } = this.#o;
+      // New state first (endpoint flags last, so an endpoint is never enforced before its entries exist)...
+      for (const map of PLANNED_MAPS) {
+        const updates = changes.updates.get(map);
+        if (updates) await loader.update(map, updates.map((u) => ({ key: Buffer.from(u.key, 'hex'), value: Buffer.from(u.value, 'hex') })));
+        this.#record(map, updates ?? [], []);
+      }
+      // ...then what is stale, endpoints first.
+      for (const map of [...PLANNED_MAPS].reverse()) {
+        const deletes = changes.deletes.get(map);
+        if (deletes) await loader.delete(map, deletes.map((k) => Buffer.from(k, 'hex')));
+        this.#record(map, [], deletes ?? []);
+      }
+      this.#revision = (this.#revision + 1) >>> 0;
+      await loader.update('pal_config', [{ key: u32Key.encode(0), value: datapathConfig.encode({ policyRevision: this.#revision, flags: 0 }) }]);
+      this.#o.log(
+        `policy: revision ${this.#revision}: ${changes.count} map changes in ${(performance.now() - started).toFixed(1)} ms (plan ${compiledMs.toFixed(1)} ms)`,
+      );
+    }
+    for (const problem of plan.problems) this.#o.log(`policy: ${problem}`);
+    this.#o.status.report({
+      revision: this.#revision,
+      endpoints: endpoints.length,
+      realized: Object.fromEntries([...realized].map(([kind, rv]) => [kind, rv.toString()])),
+      pendingIdentities: this.#compiler.missingIdentities().length,
+      ready: plan.problems.length === 0,
+      message: plan.problems.length === 0 ? 'enforcing' : plan.problems.slice(0, 5).join('; '),
+    });
+  }
+
+  #record(map: PlannedMap, updates: Array<{ key: string; value: string }>, deletes: string[]): void {
+    const applied = this.#applied.get(map) ?? new Map<string, string>();
+    for (const u of updates) applied.set(u.key, u.value);
+    for (const k of deletes) applied.delete(k);
+    this.#applied.set(map, applied);
+  }
+}
+
