@@ -23,7 +23,8 @@ import type { Loader } from '../datapath/loader-client.ts';
 import { CoalescingTask } from '../lib/coalescing-task.ts';
 import { watchInformer, type WatchedInformer } from '../lib/informers.ts';
 import { Compiler } from '../policy/compile.ts';
-import type { NetworkPolicySpec, Protocol } from '../policy/types.ts';
+import type { Protocol } from '../policy/types.ts';
+import { networkPolicySpec } from '../lib/network-policy.ts';
 import type { Endpoint } from './cni/handler.ts';
 import { diffMaps, PLANNED_MAPS, planDatapath, type MapContents, type PlannedMap } from './datapath-plan.ts';
 import type { StatusReporter } from './status-reporter.ts';
@@ -145,7 +146,7 @@ export class PolicySync {
       'NetworkPolicy',
       makeInformer(kubeconfig, '/apis/networking.k8s.io/v1/networkpolicies', () => networking.listNetworkPolicyForAllNamespaces()),
       {
-        set: (p) => c.setPolicy({ namespace: p.metadata!.namespace!, name: p.metadata!.name!, spec: (p.spec ?? {}) as NetworkPolicySpec }),
+        set: (p) => c.setPolicy({ namespace: p.metadata!.namespace!, name: p.metadata!.name!, spec: networkPolicySpec(p) }),
         remove: (p) => c.deletePolicy(p.metadata!.namespace!, p.metadata!.name!),
       },
     );

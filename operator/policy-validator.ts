@@ -4,6 +4,7 @@
 import { CoreV1Api, makeInformer, NetworkingV1Api, type KubeConfig, type V1NetworkPolicy } from '@kubernetes/client-node';
 import { validateNetworkPolicy } from '../policy/validate.ts';
 import { watchInformer } from '../lib/informers.ts';
+import { apiNetworkPolicy } from '../lib/network-policy.ts';
 
 export async function startPolicyValidator(kubeconfig: KubeConfig, log: (line: string) => void): Promise<{ stop(): Promise<void> }> {
   const core = kubeconfig.makeApiClient(CoreV1Api);
@@ -18,7 +19,7 @@ export async function startPolicyValidator(kubeconfig: KubeConfig, log: (line: s
     const { uid = '', resourceVersion = '', namespace = 'default', name = '' } = policy.metadata ?? {};
     if (reported.get(uid) === resourceVersion) return;
     reported.set(uid, resourceVersion);
-    const result = validateNetworkPolicy(policy);
+    const result = validateNetworkPolicy(apiNetworkPolicy(policy));
     if (result.ok) return;
     const message = result.issues.map((i) => `${i.path}: ${i.message}`).join('; ');
     log(`policy ${namespace}/${name} cannot be enforced as written: ${message}`);

@@ -3,6 +3,8 @@
 // pair of pods, and removes everything it created at the end (also when a
 // step fails), so the next scenario starts from a clean cluster.
 import { ApiException, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
+// Not re-exported by the package root; it is the serializer KubernetesObjectApi itself uses.
+import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import type { Cluster as SimCluster } from '../cluster/cluster.ts';
 import type { SimPod } from '../cluster/kubelet.ts';
 import { probeAll } from '../cluster/probe.ts';
@@ -116,7 +118,7 @@ export async function runScenario(cluster: SimCluster, scenario: Scenario, file:
     }
 
     async function applyObject(object: KubeObject): Promise<void> {
-      const spec = object as KubernetesObject;
+      const spec = asModel(object);
       let written: KubernetesObject;
       try {
         written = await objects.create(spec);
@@ -174,6 +176,16 @@ async function teardown(cluster: SimCluster, objects: KubernetesObjectApi, appli
       .replaceNamespaceFinalize({ name, body: { metadata: { name }, spec: { finalizers: [] } } })
       .catch(() => undefined);
   }
+}
+
+/**
+ * The generic client serializes a known kind through its typed model, which
+ * drops fields the model spells differently (NetworkPolicy's `from` is
+ * `_from` there): turn the API-shaped object into that model first.
+ */
+function asModel(object: KubeObject): KubernetesObject {
+  const version = object.apiVersion.split('/').pop()!;
+  return ObjectSerializer.deserialize(object, `${version.charAt(0).toUpperCase()}${version.slice(1)}${object.kind}`) as KubernetesObject;
 }
 
 /** The generic object client, plus the collection path of an object's kind (for watching it). */
