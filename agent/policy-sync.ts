@@ -54,6 +54,8 @@ export class PolicySync {
   readonly #informers: Informer<KubernetesObject>[] = [];
   readonly #watches: WatchedInformer[] = [];
   readonly #seen = new Map<WatchedKind, bigint>();
+  /** Wall-clock time of the first watch event not yet realized (for the apply-latency stages). */
+  #firstPendingEventAt: number | undefined;
   readonly #task: CoalescingTask;
   #applied: MapContents = new Map();
   #revision = 0;
@@ -170,6 +172,7 @@ export class PolicySync {
     const note = (o: T) => {
       const rv = BigInt(o.metadata?.resourceVersion ?? '0');
       if (rv > (this.#seen.get(kind) ?? 0n)) this.#seen.set(kind, rv);
+      this.#firstPendingEventAt ??= Date.now();
     };
     informer.on('add', (o) => (apply.set(o), note(o)));
     informer.on('update', (o) => (apply.set(o), note(o)));
@@ -186,7 +189,10 @@ export class PolicySync {
 
   async #sync(): Promise<void> {
     const realized = new Map(this.#seen);
+    const eventAt = this.#firstPendingEventAt;
+    this.#firstPendingEventAt = undefined;
     const started = performance.now();
+    const startedAt = Date.now();
     const endpoints = this.#o.endpoints();
     const compiled = new Map(endpoints.flatMap((e) => {
       const key = `${e.podNamespace}/${e.podName}`;
@@ -199,8 +205,10 @@ export class PolicySync {
       podIdentities: this.#compiler.ipcache(),
       nodeAddresses: this.#o.nodeAddresses(),
     });
+    const compiledAt = Date.now();
     const compiledMs = performance.now() - started;
     const changes = diffMaps(plan.maps, this.#applied);
+    const diffedAt = Date.now();
     if (changes.count > 0) {
       const { loader } = this.#o;
       // New state first (endpoint flags last, so an endpoint is never enforced before its entries exist)...
@@ -220,6 +228,9 @@ export class PolicySync {
       this.#o.log(
         `policy: revision ${this.#revision}: ${changes.count} map changes in ${(performance.now() - started).toFixed(1)} ms (plan ${compiledMs.toFixed(1)} ms)`,
       );
+      // Stage timestamps (wall clock, ms) for the apply-latency benchmark: the first
+      // watch event of this batch, compile and plan done, diff done, maps written.
+      this.#o.log(`policy-stages ${JSON.stringify({ revision: this.#revision, eventAt, startedAt, compiledAt, diffedAt, writtenAt: Date.now() })}`);
     }
     for (const problem of plan.problems) this.#o.log(`policy: ${problem}`);
     this.#o.status.report({
