@@ -68,7 +68,9 @@ export interface Peer {
   groups: Set<Group>;
   /** Number of rules using the peer. */
   refs: number;
-  identities: number[] | undefined;
+  /** Sorted identity numbers of the groups; replaced only when its content changes. */
+  identities: readonly number[];
+  identitiesStale: boolean;
 }
 
 export interface ClusterListener {
@@ -91,6 +93,8 @@ const labelsEqual = (a: Labels, b: Labels) => {
 
 const portsEqual = (a: readonly ContainerPort[], b: readonly ContainerPort[]) =>
   a.length === b.length && a.every((p, i) => p.name === b[i]!.name && p.containerPort === b[i]!.containerPort && p.protocol === b[i]!.protocol);
+
+export const sameNumbers = (a: readonly number[], b: readonly number[]) => a === b || (a.length === b.length && a.every((x, i) => x === b[i]));
 
 /** The container port numbers a named port resolves to on one pod: same name AND same protocol. */
 export function resolveNamedPort(ports: readonly ContainerPort[], name: string, protocol: Protocol): number[] {
@@ -263,7 +267,7 @@ export class ClusterState {
   }
 
   private identitiesChanged(peer: Peer) {
-    peer.identities = undefined;
+    peer.identitiesStale = true;
     this.listener.peerChanged(peer, 'identities');
   }
 
@@ -306,7 +310,7 @@ export class ClusterState {
       peer.refs++;
       return peer;
     }
-    peer = { ir, scope: undefined, nsSel: undefined, groups: new Set(), refs: 1, identities: undefined };
+    peer = { ir, scope: undefined, nsSel: undefined, groups: new Set(), refs: 1, identities: [], identitiesStale: true };
     const add = (g: Group) => {
       peer!.groups.add(g);
       g.peers.add(peer!);
@@ -357,11 +361,14 @@ export class ClusterState {
   }
 
   /** The sorted identity numbers of the peer's groups (groups without a number are left out: fail closed). */
-  peerIdentities(peer: Peer): number[] {
-    if (!peer.identities) {
+  peerIdentities(peer: Peer): readonly number[] {
+    if (peer.identitiesStale) {
+      peer.identitiesStale = false;
       const set = new Set<number>();
       for (const g of peer.groups) if (g.identity !== undefined) set.add(g.identity);
-      peer.identities = [...set].sort((a, b) => a - b);
+      const next = [...set].sort((a, b) => a - b);
+      // Keep the array when nothing changed: rule outputs compare it by reference.
+      if (!sameNumbers(next, peer.identities)) peer.identities = next;
     }
     return peer.identities;
   }

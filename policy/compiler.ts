@@ -10,16 +10,20 @@
 // are computed once; both caches are invalidated by the changes that touch
 // them. Outputs are shared, immutable by convention: do not modify them.
 
-import { addressInPrefix, hostPrefix, type Address } from './cidr.ts';
-import { ClusterState, resolveNamedPort, type NsRec, type Peer, type PodRec } from './cluster.ts';
-import { comparePolicyRefs, directionEqual, entryCount, sortDedup } from './entries.ts';
+import { addressInPrefix, hostPrefix, type Address, type Prefix } from './cidr.ts';
+import { ClusterState, resolveNamedPort, sameNumbers, type NsRec, type Peer, type PodRec } from './cluster.ts';
+import { directionEqual, makeDirectionPolicy, type Segment } from './direction.ts';
+import { ExtendedSegment, RuleOutput, type PortSpec } from './rule-output.ts';
+import { comparePolicyRefs, comparePorts, sortDedup } from './entries.ts';
 import { ALL_PODS_PEER, policyIR, type PeerIR, type PolicyIR, type PortIR, type RuleIR } from './ir.ts';
 import { computeRegions, type CidrItem } from './regions.ts';
 import type {
   CompiledPolicy,
+  ContainerPort,
   Direction,
   DirectionPolicy,
   EndpointPolicy,
+  EntryCount,
   EntryProtocol,
   NamespaceInput,
   NetworkPolicyInput,
@@ -30,11 +34,6 @@ import type {
   Problem,
 } from './types.ts';
 
-interface RuleOutput {
-  entries: PolicyEntry[];
-  items: CidrItem[];
-}
-
 interface RuleRec {
   ir: RuleIR;
   policy: PolicyRec;
@@ -44,8 +43,12 @@ interface RuleRec {
   namedAll: Peer | undefined;
   /** Egress with ipBlocks and named ports: the names resolve per pod whose address is in a block. */
   namedBlocks: boolean;
-  /** The endpoint-independent entries and CIDR items of the rule. */
+  /** The rule's numeric and all-ports port specs, sorted and deduplicated. */
+  plain: readonly PortSpec[];
+  /** What the rule allows independently of the endpoint. */
   cache: RuleOutput | undefined;
+  /** The cache must be recomputed; when the result is equal, the old one is kept (same reference). */
+  stale: boolean;
 }
 
 interface PolicyRec {
@@ -79,18 +82,27 @@ export interface ChangedEndpoints {
 }
 
 const ANY_PEER: PeerClass = { kind: 'any' };
-const ALL_PORTS: readonly { protocol: EntryProtocol; port: PortRange | 'any' }[] = [{ protocol: 'ANY', port: 'any' }];
+const NO_EXCEPT: readonly Prefix[] = [];
+const NO_IDS: readonly number[] = [];
+const NO_SPECS: readonly PortSpec[] = [];
+const ALL_PORTS: readonly PortSpec[] = [{ protocol: 'ANY', port: 'any' }];
 /** Removed-endpoint markers older than this many generations are forgotten (see ChangedEndpoints.full). */
 const RETAIN_GENERATIONS = 256;
 
-function plainPorts(ports: readonly PortIR[] | null): readonly { protocol: EntryProtocol; port: PortRange | 'any' }[] {
+function sortPorts(list: PortSpec[]): PortSpec[] {
+  list.sort(comparePorts);
+  return list.filter((p, i) => i === 0 || comparePorts(list[i - 1]!, p) !== 0);
+}
+
+/** The numeric and all-ports specs of a rule (every protocol and port when it has none). */
+function plainPorts(ports: readonly PortIR[] | null): readonly PortSpec[] {
   if (ports === null) return ALL_PORTS;
-  const out: { protocol: EntryProtocol; port: PortRange | 'any' }[] = [];
+  const out: PortSpec[] = [];
   for (const p of ports) {
     if (p.kind === 'all') out.push({ protocol: p.protocol, port: 'any' });
     else if (p.kind === 'range') out.push({ protocol: p.protocol, port: p.range });
   }
-  return out;
+  return sortPorts(out);
 }
 
 const namedPorts = (ports: readonly PortIR[] | null) =>
@@ -110,6 +122,32 @@ function endpointEqual(a: EndpointPolicy | undefined, b: EndpointPolicy | undefi
   );
 }
 
+/** The policies selecting a pod, and (cached until they change) their sorted views per direction. */
+interface PodPolicies {
+  set: Set<PolicyRec>;
+  view: PolicyView | undefined;
+}
+
+interface PolicyView {
+  ingress: PolicyRec[];
+  egress: PolicyRec[];
+  ingressKey: string;
+  egressKey: string;
+  ingressNamed: boolean;
+}
+
+const namedSignatures = new WeakMap<readonly ContainerPort[], string>();
+
+/** The pod's named container ports, as text (part of the shared-result key for ingress named ports). */
+function namedSignature(ports: readonly ContainerPort[]): string {
+  let sig = namedSignatures.get(ports);
+  if (sig === undefined) {
+    sig = JSON.stringify(ports.filter((c) => c.name).map((c) => [c.name, c.protocol, c.containerPort]));
+    namedSignatures.set(ports, sig);
+  }
+  return sig;
+}
+
 const byPolicyKey = (a: PolicyRec, b: PolicyRec) => comparePolicyRefs(a.ir.ref, b.ir.ref);
 
 function compareProblems(a: Problem, b: Problem): number {
@@ -124,7 +162,7 @@ export class Compiler {
   private readonly cluster: ClusterState;
   private readonly policies = new Map<string, PolicyRec>();
   private readonly nsPolicies = new Map<string, Set<PolicyRec>>();
-  private readonly podPolicies = new Map<PodRec, Set<PolicyRec>>();
+  private readonly podPolicies = new Map<PodRec, PodPolicies>();
   private readonly peerUsers = new Map<Peer, Set<RuleRec>>();
   private readonly namedBlockRules = new Set<RuleRec>();
   private readonly invalidated = new Set<PolicyRec>();
@@ -167,7 +205,7 @@ export class Compiler {
   deletePod(namespace: string, name: string): void {
     const pod = this.cluster.deletePod(`${namespace}/${name}`);
     if (!pod) return;
-    for (const p of this.podPolicies.get(pod) ?? []) p.selected.delete(pod);
+    for (const p of this.podPolicies.get(pod)?.set ?? []) p.selected.delete(pod);
     this.podPolicies.delete(pod);
     this.podAddressChanged(pod.address, undefined);
     this.dirty.add(pod.key);
@@ -192,7 +230,7 @@ export class Compiler {
       ingressNamed: (ir.ingress ?? []).some((r) => r.hasNamedPorts),
     };
     const rule = (r: RuleIR, direction: Direction): RuleRec => {
-      const rr: RuleRec = { ir: r, policy: rec, direction, peers: [], namedAll: undefined, namedBlocks: false, cache: undefined };
+      const rr: RuleRec = { ir: r, policy: rec, direction, peers: [], namedAll: undefined, namedBlocks: false, plain: plainPorts(r.ports), cache: undefined, stale: true };
       rr.peers = r.peers.map((p) => this.acquirePeer(p, rr));
       if (direction === 'egress' && r.hasNamedPorts) {
         if (r.allPeers) rr.namedAll = this.acquirePeer(ALL_PODS_PEER, rr);
@@ -262,10 +300,11 @@ export class Compiler {
 
   /** Pod IP -> identity, for pods with both, sorted by address text. */
   ipcache(): Map<string, number> {
-    const rows: [string, number][] = [];
-    for (const p of this.cluster.pods.values()) if (p.ip !== undefined && p.group.identity !== undefined) rows.push([p.ip, p.group.identity]);
-    rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    return new Map(rows);
+    const rows: [string, number, string][] = [];
+    for (const p of this.cluster.pods.values()) if (p.ip !== undefined && p.group.identity !== undefined) rows.push([p.ip, p.group.identity, p.key]);
+    // Two pods with one address (a stale pod): the greater pod key wins, whatever the input order.
+    rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[2] < b[2] ? -1 : a[2] > b[2] ? 1 : 0));
+    return new Map(rows.map(([ip, id]) => [ip, id]));
   }
 
   problems(): Problem[] {
@@ -285,23 +324,22 @@ export class Compiler {
   snapshot(): CompiledPolicy {
     this.flush();
     const endpoints = new Map<string, EndpointPolicy>();
-    let policy = 0;
-    let cidr = 0;
-    for (const k of [...this.outputs.keys()].sort()) {
-      const e = this.outputs.get(k)!;
-      endpoints.set(k, e);
-      for (const d of [e.ingress, e.egress]) {
-        policy += d?.entryCount.policy ?? 0;
-        cidr += d?.entryCount.cidr ?? 0;
+    for (const k of [...this.outputs.keys()].sort()) endpoints.set(k, this.outputs.get(k)!);
+    let total: EntryCount | undefined;
+    const sum = (): EntryCount => {
+      let policy = 0;
+      let cidr = 0;
+      for (const e of endpoints.values()) {
+        for (const d of [e.ingress, e.egress]) {
+          policy += d?.entryCount.policy ?? 0;
+          cidr += d?.entryCount.cidr ?? 0;
+        }
       }
-    }
-    return {
-      endpoints,
-      ipcache: this.ipcache(),
-      missingIdentities: this.missingIdentities(),
-      problems: this.problems(),
-      entryCount: { policy, cidr },
+      return { policy, cidr };
     };
+    const out = { endpoints, ipcache: this.ipcache(), missingIdentities: this.missingIdentities(), problems: this.problems() };
+    // Computed when first read (see direction.ts).
+    return Object.defineProperty(out, 'entryCount', { enumerable: true, get: () => (total ??= sum()) }) as CompiledPolicy;
   }
 
   // ---- bookkeeping ----
@@ -323,7 +361,7 @@ export class Compiler {
 
   private removePolicy(rec: PolicyRec) {
     for (const pod of rec.selected) {
-      this.podPolicies.get(pod)?.delete(rec);
+      this.unselectOnly(rec, pod);
       this.dirty.add(pod.key);
     }
     for (const r of [...(rec.ingress ?? []), ...(rec.egress ?? [])]) {
@@ -339,9 +377,18 @@ export class Compiler {
 
   private select(rec: PolicyRec, pod: PodRec) {
     rec.selected.add(pod);
-    let set = this.podPolicies.get(pod);
-    if (!set) this.podPolicies.set(pod, (set = new Set()));
-    set.add(rec);
+    let pp = this.podPolicies.get(pod);
+    if (!pp) this.podPolicies.set(pod, (pp = { set: new Set(), view: undefined }));
+    pp.set.add(rec);
+    pp.view = undefined;
+  }
+
+  /** Removes `rec` from the pod's policies (not the pod from rec.selected). */
+  private unselectOnly(rec: PolicyRec, pod: PodRec) {
+    const pp = this.podPolicies.get(pod);
+    if (!pp) return;
+    pp.set.delete(rec);
+    pp.view = undefined;
   }
 
   private reselect(pod: PodRec) {
@@ -350,9 +397,26 @@ export class Compiler {
       if (m && !rec.selected.has(pod)) this.select(rec, pod);
       else if (!m && rec.selected.has(pod)) {
         rec.selected.delete(pod);
-        this.podPolicies.get(pod)?.delete(rec);
+        this.unselectOnly(rec, pod);
       }
     }
+  }
+
+  private policyView(pod: PodRec): PolicyView {
+    const pp = this.podPolicies.get(pod);
+    if (pp?.view) return pp.view;
+    const pols = [...(pp?.set ?? [])].sort(byPolicyKey);
+    const ingress = pols.filter((p) => p.ingress !== null);
+    const egress = pols.filter((p) => p.egress !== null);
+    const view: PolicyView = {
+      ingress,
+      egress,
+      ingressKey: `ingress\n${ingress.map((p) => p.ir.key).join('\n')}`,
+      egressKey: `egress\n${egress.map((p) => p.ir.key).join('\n')}`,
+      ingressNamed: ingress.some((p) => p.ingressNamed),
+    };
+    if (pp) pp.view = view;
+    return view;
   }
 
   private podAddressChanged(before: Address | undefined, after: Address | undefined) {
@@ -370,7 +434,7 @@ export class Compiler {
   }
 
   private invalidateRule(r: RuleRec) {
-    r.cache = undefined;
+    r.stale = true;
     const rec = r.policy;
     if (this.invalidated.has(rec)) return;
     this.invalidated.add(rec);
@@ -431,28 +495,21 @@ export class Compiler {
   }
 
   private compileEndpoint(pod: PodRec, problems: Problem[], dirKeys: string[]): EndpointPolicy {
-    const pols = [...(this.podPolicies.get(pod) ?? [])].sort(byPolicyKey);
-    const dir = (d: Direction) => {
-      const mine = pols.filter((p) => p[d] !== null);
-      return mine.length === 0 ? undefined : this.direction(pod, d, mine, problems, dirKeys);
-    };
+    const view = this.policyView(pod);
+    // Ingress named ports resolve on the endpoint: its named ports are part of the key.
+    const ingressKey = view.ingressNamed ? `${view.ingressKey}\n#${namedSignature(pod.input.containerPorts)}` : view.ingressKey;
     return {
       endpoint: pod.key,
       ip: pod.ip!,
       node: pod.input.node,
       identityKey: pod.group.key,
       identity: pod.group.identity,
-      ingress: dir('ingress'),
-      egress: dir('egress'),
+      ingress: view.ingress.length === 0 ? undefined : this.direction(pod, 'ingress', view.ingress, ingressKey, problems, dirKeys),
+      egress: view.egress.length === 0 ? undefined : this.direction(pod, 'egress', view.egress, view.egressKey, problems, dirKeys),
     };
   }
 
-  private direction(pod: PodRec, d: Direction, pols: PolicyRec[], problems: Problem[], dirKeys: string[]): DirectionPolicy {
-    let key = `${d}\n${pols.map((p) => p.ir.key).join('\n')}`;
-    // Ingress named ports resolve on the endpoint: its named ports are part of the key.
-    if (d === 'ingress' && pols.some((p) => p.ingressNamed)) {
-      key += `\n#${JSON.stringify(pod.input.containerPorts.filter((c) => c.name).map((c) => [c.name, c.protocol, c.containerPort]))}`;
-    }
+  private direction(pod: PodRec, d: Direction, pols: PolicyRec[], key: string, problems: Problem[], dirKeys: string[]): DirectionPolicy {
     let res = this.dirCache.get(key);
     if (!res) {
       res = this.buildDirection(pod, d, pols);
@@ -465,30 +522,36 @@ export class Compiler {
   }
 
   private buildDirection(pod: PodRec, d: Direction, pols: PolicyRec[]): DirResult {
-    const entries: PolicyEntry[] = [];
+    // Policies in key order, rules in index order: the concatenation of the
+    // rules' (sorted, deduplicated) entries is sorted and deduplicated.
+    const segments: Segment[] = [];
     const items: CidrItem[] = [];
     for (const p of pols) {
       for (const r of p[d]!) {
         const out = this.ruleOutput(r);
-        for (const e of out.entries) entries.push(e);
+        let segment: Segment = out;
+        if (d === 'ingress' && r.ir.hasNamedPorts) {
+          const extra: PolicyEntry[] = [];
+          this.ingressNamed(r, pod, extra, items);
+          if (extra.length > 0) segment = new ExtendedSegment(out, extra);
+        }
+        segments.push(segment);
         for (const it of out.items) items.push(it);
-        if (d === 'ingress' && r.ir.hasNamedPorts) this.ingressNamed(r, pod, entries, items);
       }
     }
-    sortDedup(entries);
     const isolatedBy = pols.map((p) => p.ir.ref);
     const regions = computeRegions(items);
     if (!regions.ok) {
       const [a, b] = regions.collision;
       return {
-        policy: { isolatedBy, entries: [], cidrRegions: [], entryCount: { policy: 0, cidr: 0 } },
+        policy: makeDirectionPolicy(isolatedBy, [], []),
         problem: {
           code: 'RegionIdCollision',
           message: `${d}: prefixes ${a} and ${b} share region id ${regions.regionId}: this direction denies everything (fail closed)`,
         },
       };
     }
-    return { policy: { isolatedBy, entries, cidrRegions: regions.regions, entryCount: entryCount(entries, regions.regions) }, problem: undefined };
+    return { policy: makeDirectionPolicy(isolatedBy, segments, regions.regions), problem: undefined };
   }
 
   private idPeer(id: number): PeerClass {
@@ -497,41 +560,63 @@ export class Compiler {
     return p;
   }
 
-  /** A rule's entries that do not depend on the endpoint (everything but ingress named ports). */
+  private readonly peerOf = (id: number) => this.idPeer(id);
+
+  /** The sorted identities of a rule's selector peers (the previous array when unchanged). */
+  private ruleIdentities(r: RuleRec): readonly number[] {
+    if (r.peers.length === 0) return NO_IDS;
+    if (r.peers.length === 1) return this.cluster.peerIdentities(r.peers[0]!);
+    const set = new Set<number>();
+    for (const peer of r.peers) for (const id of this.cluster.peerIdentities(peer)) set.add(id);
+    const next = [...set].sort((a, b) => a - b);
+    const prev = r.cache?.ids;
+    return prev && sameNumbers(prev, next) ? prev : next;
+  }
+
+  /**
+   * A rule's entries that do not depend on the endpoint (everything but
+   * ingress named ports), generated in sorted order: ANY entries, then per
+   * identity (ascending) its port specs (sorted).
+   */
   private ruleOutput(r: RuleRec): RuleOutput {
-    if (r.cache) return r.cache;
-    const entries: PolicyEntry[] = [];
+    if (r.cache && !r.stale) return r.cache;
+    const next = this.computeRuleOutput(r);
+    r.stale = false;
+    // Keep the old output when nothing changed: its entries, if built, stay shared.
+    if (r.cache && r.cache.equals(next)) return r.cache;
+    return (r.cache = next);
+  }
+
+  private computeRuleOutput(r: RuleRec): RuleOutput {
     const items: CidrItem[] = [];
     const rule = r.ir.ref;
-    const plain = plainPorts(r.ir.ports);
-    if (r.ir.allPeers) {
-      for (const pp of plain) entries.push({ peer: ANY_PEER, protocol: pp.protocol, port: pp.port, rule });
-    } else {
-      for (const peer of r.peers) {
-        for (const id of this.cluster.peerIdentities(peer)) {
-          const pc = this.idPeer(id);
-          for (const pp of plain) entries.push({ peer: pc, protocol: pp.protocol, port: pp.port, rule });
-        }
-      }
+    const plain = r.plain;
+    if (!r.ir.allPeers) {
       for (const b of r.ir.ipBlocks) {
         for (const pp of plain) items.push({ prefix: b.prefix, except: b.except, protocol: pp.protocol, port: pp.port, rule });
       }
     }
+    const ids = r.ir.allPeers || plain.length === 0 ? NO_IDS : this.ruleIdentities(r);
     const named = namedPorts(r.ir.ports);
+    // Egress named ports resolve on the destination: per peer identity, the
+    // union of the ports of that identity's pods.
+    let byIdentity: Map<number, PortSpec[]> | undefined;
     if (r.direction === 'egress' && named.length > 0) {
-      // Egress named ports resolve on the destination: per peer identity, the
-      // union of the ports of that identity's pods.
+      byIdentity = new Map();
       for (const peer of r.namedAll ? [r.namedAll] : r.peers) {
         for (const g of peer.groups) {
           if (g.identity === undefined) continue;
-          const pc = this.idPeer(g.identity);
           for (const n of named) {
             for (const port of this.cluster.groupNamedPorts(g, n.name, n.protocol)) {
-              entries.push({ peer: pc, protocol: n.protocol, port: { from: port, to: port }, rule });
+              let list = byIdentity.get(g.identity);
+              if (!list) byIdentity.set(g.identity, (list = []));
+              list.push({ protocol: n.protocol, port: { from: port, to: port } });
             }
           }
         }
       }
+      const inIds = new Set(ids);
+      for (const [id, extra] of byIdentity) byIdentity.set(id, sortPorts(inIds.has(id) ? [...plain, ...extra] : extra));
       // ipBlock peers: exactly the pod addresses inside the block (minus its
       // excepts) whose pod has the named port, as host prefixes.
       if (r.namedBlocks) {
@@ -541,14 +626,13 @@ export class Compiler {
           if (!r.ir.ipBlocks.some((b) => addressInPrefix(b.prefix, a) && !b.except.some((e) => addressInPrefix(e, a)))) continue;
           for (const n of named) {
             for (const port of resolveNamedPort(pod.input.containerPorts, n.name, n.protocol)) {
-              items.push({ prefix: hostPrefix(a), except: [], protocol: n.protocol, port: { from: port, to: port }, rule });
+              items.push({ prefix: hostPrefix(a), except: NO_EXCEPT, protocol: n.protocol, port: { from: port, to: port }, rule });
             }
           }
         }
       }
     }
-    r.cache = { entries, items };
-    return r.cache;
+    return new RuleOutput({ rule, any: r.ir.allPeers ? plain : NO_SPECS, ids, plain, named: byIdentity, items, peerOf: this.peerOf });
   }
 
   /** Ingress named ports resolve on the endpoint itself. */

@@ -1,7 +1,7 @@
 // Policy entries: the total order used for deterministic output, deduplication,
 // equality, and the number of datapath map entries a set of entries needs.
 
-import type { CidrRegion, DirectionPolicy, EntryCount, EntryProtocol, PeerClass, PolicyEntry, PolicyRef, RuleRef } from './types.ts';
+import type { CidrRegion, EntryCount, EntryProtocol, PeerClass, PolicyEntry, PolicyRef, PortRange, RuleRef } from './types.ts';
 
 const PROTOCOL_ORDER: Record<EntryProtocol, number> = { ANY: 0, TCP: 1, UDP: 2, SCTP: 3 };
 
@@ -17,20 +17,30 @@ export function compareRules(a: RuleRef, b: RuleRef): number {
 
 export const comparePolicyRefs = (a: PolicyRef, b: PolicyRef) => cmpStr(a.namespace, b.namespace) || cmpStr(a.name, b.name);
 
-/** Peer class, peer number, protocol, port range ('any' first), rule. */
+/**
+ * The order of entries: rule (namespace, name, direction, index), then peer
+ * class (any, identity, region) and number, protocol (ANY, TCP, UDP, SCTP),
+ * port range ('any' first). Rule-major, so that the entries of a direction
+ * are the concatenation of its rules' entries, each computed once.
+ */
 export function compareEntries(a: PolicyEntry, b: PolicyEntry): number {
   if (a === b) return 0;
-  let d = peerOrder(a.peer) - peerOrder(b.peer) || peerValue(a.peer) - peerValue(b.peer);
-  if (d) return d;
-  d = PROTOCOL_ORDER[a.protocol] - PROTOCOL_ORDER[b.protocol];
-  if (d) return d;
-  if (a.port !== b.port) {
-    if (a.port === 'any') return -1;
-    if (b.port === 'any') return 1;
-    d = a.port.from - b.port.from || a.port.to - b.port.to;
-    if (d) return d;
-  }
-  return compareRules(a.rule, b.rule);
+  return compareRules(a.rule, b.rule) || compareEntryPeerPort(a, b);
+}
+
+/** The order within one rule: peer class and number, protocol, port range. */
+export function compareEntryPeerPort(a: PolicyEntry, b: PolicyEntry): number {
+  const d = peerOrder(a.peer) - peerOrder(b.peer) || peerValue(a.peer) - peerValue(b.peer);
+  return d || comparePorts(a, b);
+}
+
+/** Protocol (ANY, TCP, UDP, SCTP), then port range ('any' first). */
+export function comparePorts(a: { protocol: EntryProtocol; port: PortRange | 'any' }, b: { protocol: EntryProtocol; port: PortRange | 'any' }): number {
+  const d = PROTOCOL_ORDER[a.protocol] - PROTOCOL_ORDER[b.protocol];
+  if (d || a.port === b.port) return d;
+  if (a.port === 'any') return -1;
+  if (b.port === 'any') return 1;
+  return a.port.from - b.port.from || a.port.to - b.port.to;
 }
 
 /** Sorts in place and removes duplicates (entries equal in every field). */
@@ -48,21 +58,8 @@ export function sortDedup(entries: PolicyEntry[]): PolicyEntry[] {
 export function entriesEqual(a: readonly PolicyEntry[], b: readonly PolicyEntry[]): boolean {
   if (a === b) return true;
   if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (compareEntries(a[i]!, b[i]!) !== 0) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i] && compareEntries(a[i]!, b[i]!) !== 0) return false;
   return true;
-}
-
-export function directionEqual(a: DirectionPolicy | undefined, b: DirectionPolicy | undefined): boolean {
-  if (a === b) return true;
-  if (!a || !b) return false;
-  if (a.isolatedBy.length !== b.isolatedBy.length || a.cidrRegions.length !== b.cidrRegions.length) return false;
-  for (let i = 0; i < a.isolatedBy.length; i++) if (comparePolicyRefs(a.isolatedBy[i]!, b.isolatedBy[i]!) !== 0) return false;
-  for (let i = 0; i < a.cidrRegions.length; i++) {
-    const x = a.cidrRegions[i]!;
-    const y = b.cidrRegions[i]!;
-    if (x.prefix !== y.prefix || x.regionId !== y.regionId || !entriesEqual(x.entries, y.entries)) return false;
-  }
-  return entriesEqual(a.entries, b.entries);
 }
 
 /** Number of distinct ports covered by inclusive ranges. */
@@ -78,6 +75,37 @@ export function distinctPorts(ranges: readonly { from: number; to: number }[]): 
   return count;
 }
 
+const classKey = (p: PeerClass) => (p.kind === 'any' ? -1 : p.kind === 'identity' ? p.identity : p.regionId);
+
+/** Distinct ports of flattened inclusive ranges [from, to, from, to, ...] (sorted in place by from). */
+function distinctFlat(flat: number[]): number {
+  const n = flat.length / 2;
+  if (n === 1) return flat[1]! - flat[0]! + 1;
+  // Insertion sort of the pairs by `from`: the lists are short.
+  for (let i = 1; i < n; i++) {
+    const f = flat[2 * i]!;
+    const t = flat[2 * i + 1]!;
+    let j = i - 1;
+    while (j >= 0 && flat[2 * j]! > f) {
+      flat[2 * j + 2] = flat[2 * j]!;
+      flat[2 * j + 3] = flat[2 * j + 1]!;
+      j--;
+    }
+    flat[2 * j + 2] = f;
+    flat[2 * j + 3] = t;
+  }
+  let count = 0;
+  let end = -1;
+  for (let i = 0; i < n; i++) {
+    const f = flat[2 * i]!;
+    const t = flat[2 * i + 1]!;
+    if (t <= end) continue;
+    count += t - Math.max(f, end + 1) + 1;
+    end = t;
+  }
+  return count;
+}
+
 /**
  * The `pal_policy` entries one direction needs, per ADR 0001: per peer class a
  * summary entry; nothing more when some entry allows every protocol (`ALL`);
@@ -86,25 +114,76 @@ export function distinctPorts(ranges: readonly { from: number; to: number }[]): 
  * the `pal_policy_cidr` prefixes (one per region).
  */
 export function entryCount(entries: readonly PolicyEntry[], regions: readonly CidrRegion[]): EntryCount {
-  const classes = new Map<string, PolicyEntry[]>();
-  const add = (e: PolicyEntry) => {
-    const k = `${e.peer.kind}:${peerValue(e.peer)}`;
-    const list = classes.get(k);
-    if (list) list.push(e);
-    else classes.set(k, [e]);
-  };
-  entries.forEach(add);
-  for (const r of regions) r.entries.forEach(add);
+  // Per class slot: flags (bit 0 ALL, bits 1..3 all ports of TCP/UDP/SCTP),
+  // and per (slot, protocol) the first port range inline, further ones in a list.
+  const slots = new Map<number, number>();
+  const flags: number[] = [];
+  const first: number[] = [];
+  const more: (number[] | undefined)[] = [];
+  let lastPeer: PeerClass | undefined;
+  let slot = -1;
+  const lists: (readonly PolicyEntry[])[] = [entries];
+  for (const r of regions) lists.push(r.entries);
+  for (const list of lists) {
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i]!;
+      // Entries of one class are mostly adjacent (sorted within each rule).
+      if (e.peer !== lastPeer) {
+        lastPeer = e.peer;
+        const k = classKey(e.peer);
+        const found = slots.get(k);
+        if (found === undefined) {
+          slot = flags.length;
+          slots.set(k, slot);
+          flags.push(0);
+          first.push(-1, -1, -1, -1, -1, -1);
+          more.push(undefined, undefined, undefined);
+        } else {
+          slot = found;
+        }
+      }
+      const f = flags[slot]!;
+      if (f & 1) continue;
+      const p = e.protocol;
+      if (p === 'ANY') {
+        flags[slot] = 1;
+        continue;
+      }
+      const proto = p === 'TCP' ? 0 : p === 'UDP' ? 1 : 2;
+      const bit = 2 << proto;
+      if (f & bit) continue;
+      const port = e.port;
+      if (port === 'any') {
+        flags[slot] = f | bit;
+        continue;
+      }
+      const at = 6 * slot + 2 * proto;
+      if (first[at] === -1) {
+        first[at] = port.from;
+        first[at + 1] = port.to;
+      } else if (first[at] !== port.from || first[at + 1] !== port.to) {
+        const m = more[3 * slot + proto];
+        if (m) m.push(port.from, port.to);
+        else more[3 * slot + proto] = [port.from, port.to];
+      }
+    }
+  }
   let policy = 0;
-  for (const list of classes.values()) {
+  for (let s = 0; s < flags.length; s++) {
     policy += 1;
-    if (list.some((e) => e.protocol === 'ANY')) continue;
-    for (const proto of ['TCP', 'UDP', 'SCTP'] as const) {
-      const mine = list.filter((e) => e.protocol === proto);
-      if (mine.length === 0) continue;
-      if (mine.some((e) => e.port === 'any')) policy += 1;
-      else policy += distinctPorts(mine.map((e) => e.port as { from: number; to: number }));
+    const f = flags[s]!;
+    if (f & 1) continue;
+    for (let proto = 0; proto < 3; proto++) {
+      if (f & (2 << proto)) {
+        policy += 1;
+        continue;
+      }
+      const at = 6 * s + 2 * proto;
+      if (first[at] === -1) continue;
+      const m = more[3 * s + proto];
+      policy += m ? distinctFlat([first[at]!, first[at + 1]!, ...m]) : first[at + 1]! - first[at]! + 1;
     }
   }
   return { policy, cidr: regions.length };
 }
+
