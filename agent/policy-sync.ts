@@ -51,6 +51,7 @@ type WatchedKind = 'Pod' | 'Namespace' | 'NetworkPolicy' | 'SecurityIdentity';
 export class PolicySync {
   readonly #o: PolicySyncOptions;
   readonly #compiler: Compiler;
+  readonly #core: CoreV1Api;
   readonly #informers: Informer<KubernetesObject>[] = [];
   readonly #watches: WatchedInformer[] = [];
   readonly #seen = new Map<WatchedKind, bigint>();
@@ -64,6 +65,7 @@ export class PolicySync {
   private constructor(options: PolicySyncOptions) {
     this.#o = options;
     this.#compiler = new Compiler({ node: options.node });
+    this.#core = options.kubeconfig.makeApiClient(CoreV1Api);
     this.#task = new CoalescingTask(() => this.#sync(), {
       retryMs: 500,
       onError: (error) => options.log(`policy: sync failed, retrying: ${(error as Error).message}`),
@@ -91,9 +93,16 @@ export class PolicySync {
   async ensureEndpoint(endpoint: Endpoint): Promise<void> {
     await this.#o.loader.attach(endpoint.ifindex, 'pal_from_pod', 'ingress');
     await this.#o.loader.attach(endpoint.ifindex, 'pal_to_pod', 'egress');
-    const key = `${endpoint.podNamespace}/${endpoint.podName}`;
-    // The kubelet creates the Pod object before calling CNI; give our watch a moment to see it.
-    for (let i = 0; i < 100 && !this.#compiler.result(key); i++) await new Promise((r) => setTimeout(r, 20));
+    // The kubelet creates the Pod object before calling CNI, but our watch may
+    // not have delivered it yet: read it directly. A pod the API server does
+    // not know is enforced fail-closed until it appears.
+    if (endpoint.podNamespace && endpoint.podName && !this.#compiler.result(`${endpoint.podNamespace}/${endpoint.podName}`)) {
+      const pod = await this.#core.readNamespacedPod({ namespace: endpoint.podNamespace, name: endpoint.podName }).catch((error: unknown) => {
+        if ((error as { code?: number }).code === 404) return undefined;
+        throw error;
+      });
+      if (pod) this.#setPod(pod);
+    }
     this.request();
     await this.#task.idle();
   }
@@ -127,17 +136,7 @@ export class PolicySync {
     const c = this.#compiler;
 
     this.#informer<V1Pod>('Pod', makeInformer(kubeconfig, '/api/v1/pods', () => core.listPodForAllNamespaces()), {
-      set: (pod) =>
-        c.setPod({
-          namespace: pod.metadata!.namespace!,
-          name: pod.metadata!.name!,
-          labels: pod.metadata?.labels ?? {},
-          ip: pod.status?.podIP,
-          node: pod.spec?.nodeName,
-          containerPorts: (pod.spec?.containers ?? []).flatMap((ct) =>
-            (ct.ports ?? []).map((p) => ({ name: p.name, containerPort: p.containerPort, protocol: (p.protocol ?? 'TCP') as Protocol })),
-          ),
-        }),
+      set: (pod) => this.#setPod(pod),
       remove: (pod) => c.deletePod(pod.metadata!.namespace!, pod.metadata!.name!),
     });
     this.#informer<V1Namespace>('Namespace', makeInformer(kubeconfig, '/api/v1/namespaces', () => core.listNamespace()), {
@@ -178,6 +177,23 @@ export class PolicySync {
     informer.on('update', (o) => (apply.set(o), note(o)));
     informer.on('delete', (o) => (apply.remove(o), note(o)));
     this.#informers.push(informer as unknown as Informer<KubernetesObject>);
+  }
+
+  #setPod(pod: V1Pod): void {
+    const namespace = pod.metadata!.namespace!;
+    const name = pod.metadata!.name!;
+    // Until the kubelet reports the pod IP, a local pod's address is the one CNI gave it.
+    const local = pod.status?.podIP ? undefined : this.#o.endpoints().find((e) => e.podNamespace === namespace && e.podName === name);
+    this.#compiler.setPod({
+      namespace,
+      name,
+      labels: pod.metadata?.labels ?? {},
+      ip: pod.status?.podIP ?? local?.ip,
+      node: pod.spec?.nodeName,
+      containerPorts: (pod.spec?.containers ?? []).flatMap((ct) =>
+        (ct.ports ?? []).map((p) => ({ name: p.name, containerPort: p.containerPort, protocol: (p.protocol ?? 'TCP') as Protocol })),
+      ),
+    });
   }
 
   #setIdentity(identity: SecurityIdentity, present: boolean): void {

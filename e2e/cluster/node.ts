@@ -17,6 +17,10 @@ export interface SimNode {
   cniSocket: string;
   bpffs: string;
   agent: ManagedProcess;
+  /** Kills the agent as a crash would (its pinned programs and maps stay). */
+  killAgent(): Promise<void>;
+  /** Starts the agent again, with the same state directory and pins. */
+  startAgent(): Promise<void>;
   /** Stops the agent and removes the namespace, state and pins (not the Node object). */
   stop(): Promise<void>;
 }
@@ -50,22 +54,31 @@ export async function startNode(opts: NodeOptions): Promise<SimNode> {
     await execa('mount', ['-t', 'bpf', 'bpffs', bpffs]);
     const address = await attachNode(opts.underlay, opts.index, netns);
     await registerNode(opts.core, name, podCidr, address);
-    const agent = await startProcess({
-      name: `agent ${name}`,
-      command: NODE_BIN,
-      args: [programs.agent, '--node', name, '--kubeconfig', opts.nodeKubeconfig, '--state-dir', stateDir,
-        '--cni-socket', `${stateDir}/cni.sock`, '--bpffs', bpffs],
-      netns,
-      logFile: `${stateDir}/agent.log`,
-      readyLine: /ready node=/,
-    });
-    return {
-      name, netns, address, podCidr, cniSocket: `${stateDir}/cni.sock`, bpffs, agent,
+    const startAgent = () =>
+      startProcess({
+        name: `agent ${name}`,
+        command: NODE_BIN,
+        args: [programs.agent, '--node', name, '--kubeconfig', opts.nodeKubeconfig, '--state-dir', stateDir,
+          '--cni-socket', `${stateDir}/cni.sock`, '--bpffs', bpffs],
+        netns,
+        logFile: `${stateDir}/agent.log`,
+        readyLine: /ready node=/,
+      });
+    const node: SimNode = {
+      name, netns, address, podCidr, cniSocket: `${stateDir}/cni.sock`, bpffs, agent: await startAgent(),
+      async killAgent() {
+        process.kill(node.agent.pid, 'SIGKILL');
+        await node.agent.exited;
+      },
+      async startAgent() {
+        node.agent = await startAgent();
+      },
       async stop() {
-        await agent.stop();
+        await node.agent.stop();
         await cleanup();
       },
     };
+    return node;
   } catch (error) {
     await cleanup();
     throw error;
