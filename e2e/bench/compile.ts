@@ -20,6 +20,7 @@
 //   Median of 20 each.
 // - memory: heapUsed retained by the compiled result / the warmed Compiler.
 import { setFlagsFromString } from 'node:v8';
+import { revision } from './revision.ts';
 import { runInNewContext } from 'node:vm';
 import { compile, Compiler } from '../../policy/compile.ts';
 import { identityKey, NAMESPACE_NAME_LABEL } from '../../policy/ids.ts';
@@ -278,6 +279,23 @@ export async function benchCompile(options: { fullRuns?: number; incrementalRuns
     withEntriesMs.push(performance.now() - start);
     retained = heapUsed() - before;
   }
+  // The same work through the Compiler API, phase by phase (interleaved runs).
+  const phases = { ingest: [] as number[], flush: [] as number[], entries: [] as number[] };
+  for (let i = 0; i < fullRuns; i++) {
+    let t = performance.now();
+    const c = new Compiler();
+    for (const ns of input.namespaces) c.setNamespace(ns);
+    c.setIdentities(input.identities);
+    for (const pod of input.pods) c.setPod(pod);
+    for (const p of input.policies) c.setPolicy(p);
+    phases.ingest.push(performance.now() - t);
+    t = performance.now();
+    const snap = c.snapshot();
+    phases.flush.push(performance.now() - t);
+    t = performance.now();
+    materialize(snap.endpoints.values());
+    phases.entries.push(performance.now() - t);
+  }
   const entryCount = compiled!.entryCount;
   const summary = {
     endpoints: compiled!.endpoints.size,
@@ -306,6 +324,7 @@ export async function benchCompile(options: { fullRuns?: number; incrementalRuns
   const row = (label: string, samples: number[], extra = '') =>
     console.log(`  ${label.padEnd(44)} median ${fmt(median(samples)).padStart(7)} ms  (min ${fmt(Math.min(...samples))}, max ${fmt(Math.max(...samples))})${extra}`);
   const compileMedian = median(withEntriesMs);
+  console.log(`code: ${await revision()}`);
   console.log(`compile: ${cluster.namespaces.length} namespaces, ${cluster.pods.length} pods (${cluster.identities.size} identities, ${NODES} nodes), ${cluster.policies.length} NetworkPolicies; seed ${SEED}; node ${process.version}`);
   console.log('baselines:');
   row('build the input objects', buildMs);
@@ -313,6 +332,9 @@ export async function benchCompile(options: { fullRuns?: number; incrementalRuns
   console.log(`full compile (median of ${fullRuns}):`);
   row('compile() (entries not yet concatenated)', compileMs);
   row('compile() + read every endpoint\'s entries', withEntriesMs, `  = ${(compileMedian / median(buildMs)).toFixed(1)}x building the inputs`);
+  row('  phase: set* (namespaces, identities, pods, policies)', phases.ingest);
+  row('  phase: snapshot() (compiles every endpoint)', phases.flush);
+  row('  phase: read every endpoint\'s entries', phases.entries);
   row('per node: compile({node}) + entries, 100 endpoints', nodeMs);
   console.log(`  result: ${summary.endpoints} endpoints (${summary.isolatedIngress} isolated for ingress, ${summary.isolatedEgress} for egress), ipcache ${summary.ipcache}, problems ${summary.problems}`);
   console.log(`  entryCount: pal_policy ${entryCount.policy.toLocaleString('en-US')}, pal_policy_cidr ${entryCount.cidr.toLocaleString('en-US')} (per node-0: ${nodeCount.policy.toLocaleString('en-US')} / ${nodeCount.cidr.toLocaleString('en-US')})`);

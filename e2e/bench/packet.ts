@@ -22,8 +22,8 @@
 //
 // Every case is checked first: its verdict reason (pal_metrics) and return
 // code must be the expected ones, so a figure never measures a wrong path.
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -53,6 +53,7 @@ import {
 import { Loader, type MapEntry } from '../../datapath/loader-client.ts';
 import { ipv4Packet, TCP_ACK, TCP_SYN } from '../../datapath/packet.ts';
 import { Prng } from './prng.ts';
+import { revision } from './revision.ts';
 import { median, percentile } from './stats.ts';
 
 const ENDPOINT_OBJECT = fileURLToPath(new URL('../../build/bpf/endpoint.bpf.o', import.meta.url));
@@ -224,8 +225,9 @@ export async function benchPacket(options: PacketBenchOptions = {}): Promise<voi
     // ---- probes: one operation each, on the maps of the smallest and largest copies
     const probes = await runProbes({ bpffs, work, copies: [copies[0]!, copies.at(-1)!], start, repeat, rounds, rng });
 
-    const insns = await instructionCounts(programIds);
-    report({ repeat, rounds, spreadRounds, spreadPeers, copies, hot, passHot, spread, passSpread, insns, probes });
+    const insns = await instructionCounts(programIds, loaders.map((l) => l.pid));
+    const code = await revision(['bpf', 'datapath']);
+    report({ repeat, rounds, spreadRounds, spreadPeers, copies, hot, passHot, spread, passSpread, insns, probes, code });
   } finally {
     for (const l of loaders) await l.close().catch(() => undefined);
     if (mounted) await execa('umount', [bpffs], { reject: false });
@@ -432,16 +434,27 @@ function push(map: Map<string, number[]>, key: string, value: number): void {
   else map.set(key, [value]);
 }
 
-async function instructionCounts(ids: Record<string, number>): Promise<Map<string, string>> {
+/** Sizes from bpftool; verified_insns from the fdinfo of the loaders' program fds (bpftool 7.1 does not show it). */
+async function instructionCounts(ids: Record<string, number>, pids: Array<number | undefined>): Promise<Map<string, string>> {
+  const verified = new Map<number, number>();
+  for (const pid of pids) {
+    if (pid === undefined) continue;
+    const dir = `/proc/${pid}/fdinfo`;
+    for (const fd of await readdir(dir).catch(() => [] as string[])) {
+      const text = await readFile(join(dir, fd), 'utf8').catch(() => '');
+      const id = /^prog_id:\s+(\d+)$/m.exec(text);
+      const insns = /^verified_insns:\s+(\d+)$/m.exec(text);
+      if (id && insns) verified.set(Number(id[1]), Number(insns[1]));
+    }
+  }
   const out = new Map<string, string>();
   for (const [name, id] of Object.entries(ids)) {
     try {
       const { stdout } = await execa('bpftool', ['prog', 'show', 'id', String(id), '--json']);
-      const p = JSON.parse(stdout) as { bytes_xlated?: number; bytes_jited?: number; verified_insns?: number };
+      const p = JSON.parse(stdout) as { bytes_xlated?: number; bytes_jited?: number };
       const xlated = p.bytes_xlated === undefined ? '?' : String(p.bytes_xlated / 8);
-      // verified_insns: only from bpftool versions that report it.
-      const verified = p.verified_insns === undefined ? '' : `, verifier processed ${p.verified_insns} insns`;
-      out.set(name, `${xlated} insns (xlated), ${p.bytes_jited ?? '?'} bytes jited${verified}`);
+      const v = verified.get(id);
+      out.set(name, `${xlated} insns (xlated), ${p.bytes_jited ?? '?'} bytes jited${v === undefined ? '' : `, verifier processed ${v} insns`}`);
     } catch (error) {
       out.set(name, `bpftool failed: ${(error as Error).message.split('\n')[0]}`);
     }
@@ -463,6 +476,7 @@ interface Figures {
   passSpread: number[];
   insns: Map<string, string>;
   probes: ProbeFigures;
+  code: string;
 }
 
 const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
@@ -483,6 +497,7 @@ function report(f: Figures): void {
   };
 
   console.log(`packet: BPF_PROG_TEST_RUN of pal_to_pod (tc egress of the host veth = the pod's INGRESS policy), repeat ${f.repeat}, ${f.rounds} rounds, every case of every map size and the pass-through interleaved in a shuffled order per round`);
+  console.log(`code: ${f.code}; kernel ${release()}`);
   console.log(`map contents per copy (filler + the measured packets' entries):`);
   for (const c of f.copies) {
     console.log(`  N=${String(c.size).padEnd(6)} pal_policy ${c.counts.policy} (${c.counts.fillerPolicy} filler), pal_ipcache4 ${c.counts.ipcache4} (${c.counts.fillerIpcache} filler), pal_ipcache (LPM) ${c.counts.ipcacheLpm}, pal_policy_cidr ${c.counts.policyCidr}`);
