@@ -61,7 +61,8 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
   const status = new StatusReporter(kubeconfig, config.node, log);
   await status.register();
   // The loader inherits this process's network namespace: it sees the node's veths.
-  const loader = await Loader.start({ onLog: (line) => log(`loader: ${line}`) });
+  // libbpf warns on every re-attach to an existing clsact qdisc; that is expected here.
+  const loader = await Loader.start({ onLog: (line) => /Exclusivity flag on/.test(line) || log(`loader: ${line}`) });
   const addresses = () => {
     const facts = nodes.list().map(nodeFacts);
     const ips = (mine: boolean) => facts.filter((n) => (n.name === config.node) === mine && n.internalIp).map((n) => n.internalIp!);
