@@ -59,6 +59,7 @@ export class PolicySync {
   #firstPendingEventAt: number | undefined;
   readonly #task: CoalescingTask;
   #applied: MapContents = new Map();
+  #listed = false;
   #revision = 0;
   #identities = new Map<string, SecurityIdentity>();
 
@@ -76,13 +77,16 @@ export class PolicySync {
     const sync = new PolicySync(options);
     await sync.#loadDatapath();
     await sync.#watch();
+    sync.#listed = true;
     sync.request();
     await sync.#task.idle();
     return sync;
   }
 
   request(): void {
-    this.#task.request();
+    // Before every informer has listed, a sync would see a partial cluster
+    // (pods without their identities, say) and write it: wait for all of them.
+    if (this.#listed) this.#task.request();
   }
 
   /**
