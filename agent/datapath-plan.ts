@@ -50,6 +50,8 @@ export interface PlanInput {
   podIdentities: ReadonlyMap<string, number>;
   /** This node's own addresses (identity host) and the other nodes' (identity remote node). */
   nodeAddresses: { self: readonly string[]; others: readonly string[] };
+  /** max_entries of the policy maps; endpoints whose entries do not fit are enforced fail-closed. */
+  capacity?: { pal_policy: number; pal_policy_cidr: number };
 }
 
 export interface Plan {
@@ -80,37 +82,70 @@ export function planDatapath(input: PlanInput): Plan {
   for (const ip of input.nodeAddresses.others) put('pal_ipcache4', ip, { identity: IDENTITY.REMOTE_NODE, flags: 0 });
   for (const ip of input.nodeAddresses.self) put('pal_ipcache4', ip, { identity: IDENTITY.HOST, flags: 0 });
 
-  for (const endpoint of input.endpoints) {
-    const endpointId = ipv4Number(endpoint.ip);
-    const compiled = input.compiled.get(endpoint.key);
-    let flags = ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ENFORCED;
-    if (compiled) {
-      flags = 0;
-      for (const [direction, policy] of [['ingress', compiled.ingress], ['egress', compiled.egress]] as const) {
-        if (!policy) continue;
-        const d = direction === 'ingress' ? DIRECTION.INGRESS : DIRECTION.EGRESS;
-        flags |= d === DIRECTION.INGRESS ? ENDPOINT_FLAG.INGRESS_ENFORCED : ENDPOINT_FLAG.EGRESS_ENFORCED;
-        writeClasses(policy.entries, endpointId, d, put, problems, endpoint.key);
-        const regions = policy.cidrRegions.filter((r) => r.family === 4);
-        if (regions.length > 0) flags |= d === DIRECTION.INGRESS ? ENDPOINT_FLAG.INGRESS_CIDR : ENDPOINT_FLAG.EGRESS_CIDR;
-        for (const region of regions) {
-          put('pal_policy_cidr', { endpointId, direction: d, cidr: region.prefix }, { identity: region.regionId });
-          writeClasses(region.entries, endpointId, d, put, problems, endpoint.key);
-        }
-      }
-    } else {
-      problems.push(`${endpoint.key}: pod not known yet; all its traffic is denied until it is`);
-    }
-    put('pal_endpoints', endpoint.ifindex, {
-      endpointId,
-      identity: compiled?.identity ?? 0,
-      flags,
-      ingressDefaultRule: defaultRuleId(compiled?.ingress, 'ingress'),
-      egressDefaultRule: defaultRuleId(compiled?.egress, 'egress'),
-      ipv4: endpoint.ip,
-    });
+  // Each endpoint's policy entries are planned apart first, so that if the
+  // maps cannot hold them all, whole endpoints (the largest first) fall back
+  // to deny-all instead of any endpoint getting a partial, wrong policy.
+  const perEndpoint = input.endpoints.map((endpoint) => planEndpoint(endpoint, input.compiled.get(endpoint.key)));
+  const capacity = input.capacity ?? { pal_policy: Infinity, pal_policy_cidr: Infinity };
+  const total = (m: 'pal_policy' | 'pal_policy_cidr') => perEndpoint.reduce((n, e) => n + (e.closed ? 0 : e.maps.get(m)!.size), 0);
+  for (const e of [...perEndpoint].sort((a, b) => b.maps.get('pal_policy')!.size - a.maps.get('pal_policy')!.size)) {
+    if (total('pal_policy') <= capacity.pal_policy && total('pal_policy_cidr') <= capacity.pal_policy_cidr) break;
+    e.closed = true;
+    e.problems.push(`${e.endpoint.key}: its policy needs ${e.maps.get('pal_policy')!.size} policy entries, more than the maps hold; all its traffic is denied`);
+  }
+  for (const e of perEndpoint) {
+    problems.push(...e.problems);
+    if (!e.closed) for (const map of ['pal_policy', 'pal_policy_cidr'] as const) for (const [k, v] of e.maps.get(map)!) maps.get(map)!.set(k, v);
+    const info = e.closed ? { ...e.info, flags: ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ENFORCED } : e.info;
+    put('pal_endpoints', e.endpoint.ifindex, info);
   }
   return { maps, problems };
+}
+
+interface EndpointPlan {
+  endpoint: LocalEndpoint;
+  info: Parameters<typeof endpointInfo.encode>[0];
+  maps: Map<'pal_policy' | 'pal_policy_cidr', Map<string, string>>;
+  problems: string[];
+  /** Enforced deny-all: its entries did not fit. */
+  closed: boolean;
+}
+
+function planEndpoint(endpoint: LocalEndpoint, compiled: EndpointPolicy | undefined): EndpointPlan {
+  const maps: EndpointPlan['maps'] = new Map([['pal_policy', new Map()], ['pal_policy_cidr', new Map()]]);
+  const problems: string[] = [];
+  const put = <K, V>(map: PlannedMap, key: K, value: V) => {
+    const codec = MAPS[map] as unknown as { key: { encode(k: K): Buffer }; value: { encode(v: V): Buffer } };
+    maps.get(map as 'pal_policy')!.set(codec.key.encode(key).toString('hex'), codec.value.encode(value).toString('hex'));
+  };
+  const endpointId = ipv4Number(endpoint.ip);
+  let flags = ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ENFORCED;
+  if (compiled) {
+    flags = 0;
+    for (const [direction, policy] of [['ingress', compiled.ingress], ['egress', compiled.egress]] as const) {
+      if (!policy) continue;
+      const d = direction === 'ingress' ? DIRECTION.INGRESS : DIRECTION.EGRESS;
+      flags |= d === DIRECTION.INGRESS ? ENDPOINT_FLAG.INGRESS_ENFORCED : ENDPOINT_FLAG.EGRESS_ENFORCED;
+      writeClasses(policy.entries, endpointId, d, put, problems, endpoint.key);
+      const regions = policy.cidrRegions.filter((r) => r.family === 4);
+      if (regions.length > 0) flags |= d === DIRECTION.INGRESS ? ENDPOINT_FLAG.INGRESS_CIDR : ENDPOINT_FLAG.EGRESS_CIDR;
+      for (const region of regions) {
+        put('pal_policy_cidr', { endpointId, direction: d, cidr: region.prefix }, { identity: region.regionId });
+        writeClasses(region.entries, endpointId, d, put, problems, endpoint.key);
+      }
+    }
+  } else {
+    problems.push(`${endpoint.key}: pod not known yet; all its traffic is denied until it is`);
+  }
+  const info = {
+    endpointId,
+    identity: compiled?.identity ?? 0,
+    flags,
+    ingressDefaultRule: defaultRuleId(compiled?.ingress, 'ingress'),
+    egressDefaultRule: defaultRuleId(compiled?.egress, 'egress'),
+    ipv4: endpoint.ip,
+  };
+  return { endpoint, info, maps, problems, closed: false };
 }
 
 const PROTOCOLS = [

@@ -60,6 +60,7 @@ export class PolicySync {
   readonly #task: CoalescingTask;
   #applied: MapContents = new Map();
   #listed = false;
+  #capacity = { pal_policy: Infinity, pal_policy_cidr: Infinity };
   #revision = 0;
   #identities = new Map<string, SecurityIdentity>();
 
@@ -118,7 +119,9 @@ export class PolicySync {
 
   async #loadDatapath(): Promise<void> {
     const { loader, objectPath, pinDir } = this.#o;
-    await loader.load(objectPath, pinDir, { globals: loadGlobals({ hostReachesPods: true }) });
+    const loaded = await loader.load(objectPath, pinDir, { globals: loadGlobals({ hostReachesPods: true }) });
+    const size = (name: string) => loaded.maps.find((m) => m.name === name)?.maxEntries ?? Infinity;
+    this.#capacity = { pal_policy: size('pal_policy'), pal_policy_cidr: size('pal_policy_cidr') };
     // Pinned maps survive restarts: what they hold is what is applied.
     for (const map of PLANNED_MAPS) {
       const entries = await loader.dump(map);
@@ -224,6 +227,7 @@ export class PolicySync {
       compiled,
       podIdentities: this.#compiler.ipcache(),
       nodeAddresses: this.#o.nodeAddresses(),
+      capacity: this.#capacity,
     });
     const compiledAt = Date.now();
     const compiledMs = performance.now() - started;

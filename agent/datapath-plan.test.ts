@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { endpointInfo, ENDPOINT_FLAG, u32Key } from '../datapath/abi.ts';
+import { compile } from '../policy/compile.ts';
+import { identityKey } from '../policy/ids.ts';
+import type { NetworkPolicyInput, PodInput } from '../policy/types.ts';
+import { diffMaps, planDatapath } from './datapath-plan.ts';
+
+const ns = { name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } };
+const pods: PodInput[] = ['a', 'b'].map((name, i) => ({ namespace: 'x', name, labels: { pod: name }, ip: `10.200.1.${i + 1}`, node: 'n1', containerPorts: [] }));
+const identities = new Map(pods.map((p, i) => [identityKey(ns.labels, p.labels), 256 + i]));
+const policy: NetworkPolicyInput = {
+  namespace: 'x',
+  name: 'b-from-a',
+  spec: { podSelector: { matchLabels: { pod: 'b' } }, ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'a' } } }], ports: [{ port: 80 }, { port: 8000, endPort: 8009 }] }] },
+};
+const compiled = compile({ policies: [policy], pods, namespaces: [ns], identities, node: 'n1' });
+const endpoints = pods.map((p, i) => ({ key: `x/${p.name}`, ifindex: 10 + i, ip: p.ip! }));
+const flagsOf = (plan: ReturnType<typeof planDatapath>, ifindex: number) =>
+  endpointInfo.decode(Buffer.from(plan.maps.get('pal_endpoints')!.get(u32Key.encode(ifindex).toString('hex'))!, 'hex')).flags;
+
+test('a selected endpoint gets a summary, one entry per port (ranges expanded) and its ingress flag', () => {
+  const plan = planDatapath({ endpoints, compiled: compiled.endpoints, podIdentities: compiled.ipcache, nodeAddresses: { self: [], others: [] } });
+  assert.equal(plan.maps.get('pal_policy')!.size, 1 + 1 + 10);
+  assert.equal(flagsOf(plan, 11), ENDPOINT_FLAG.INGRESS_ENFORCED);
+  assert.equal(flagsOf(plan, 10), 0, 'an unselected endpoint is not enforced');
+  assert.deepEqual(plan.problems, []);
+});
+
+test('planning the same input twice changes nothing', () => {
+  const input = { endpoints, compiled: compiled.endpoints, podIdentities: compiled.ipcache, nodeAddresses: { self: ['172.30.0.11'], others: [] } };
+  assert.equal(diffMaps(planDatapath(input).maps, planDatapath(input).maps).count, 0);
+});
+
+test('an endpoint whose entries do not fit the map is denied everything, never half-enforced', () => {
+  const plan = planDatapath({
+    endpoints,
+    compiled: compiled.endpoints,
+    podIdentities: compiled.ipcache,
+    nodeAddresses: { self: [], others: [] },
+    capacity: { pal_policy: 5, pal_policy_cidr: 100 },
+  });
+  assert.equal(plan.maps.get('pal_policy')!.size, 0);
+  assert.equal(flagsOf(plan, 11), ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ENFORCED);
+  assert.match(plan.problems.join('\n'), /x\/b: its policy needs 12 policy entries, more than the maps hold/);
+});
+
+test('a pod the compiler does not know is denied everything', () => {
+  const plan = planDatapath({ endpoints: [{ key: 'x/ghost', ifindex: 99, ip: '10.200.1.9' }], compiled: new Map(), podIdentities: new Map(), nodeAddresses: { self: [], others: [] } });
+  assert.equal(flagsOf(plan, 99), ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ENFORCED);
+});
