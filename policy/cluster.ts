@@ -19,7 +19,8 @@ import { identityKey, NAMESPACE_NAME_LABEL } from './ids.ts';
 import type { PeerIR } from './ir.ts';
 import { LabelIndex } from './label-index.ts';
 import type { CompiledSelector } from './selectors.ts';
-import type { ContainerPort, Labels, PodInput, Protocol } from './types.ts';
+import type { PortSpec } from './rule-output.ts';
+import type { ContainerPort, Labels, PodInput, PortRange, Protocol } from './types.ts';
 
 export interface NsRec {
   name: string;
@@ -71,6 +72,8 @@ export interface Peer {
   /** Sorted identity numbers of the groups; replaced only when its content changes. */
   identities: readonly number[];
   identitiesStale: boolean;
+  /** Per `name/protocol`: identity -> the ports that name resolves to on its pods (cleared on change). */
+  named: Map<string, ReadonlyMap<number, readonly PortSpec[]>> | undefined;
 }
 
 export interface ClusterListener {
@@ -263,11 +266,15 @@ export class ClusterState {
     if (sig === g.namedSig) return;
     g.namedSig = sig;
     if (g.identity === undefined) return;
-    for (const peer of g.peers) this.listener.peerChanged(peer, 'named');
+    for (const peer of g.peers) {
+      peer.named = undefined;
+      this.listener.peerChanged(peer, 'named');
+    }
   }
 
   private identitiesChanged(peer: Peer) {
     peer.identitiesStale = true;
+    peer.named = undefined;
     this.listener.peerChanged(peer, 'identities');
   }
 
@@ -310,7 +317,7 @@ export class ClusterState {
       peer.refs++;
       return peer;
     }
-    peer = { ir, scope: undefined, nsSel: undefined, groups: new Set(), refs: 1, identities: [], identitiesStale: true };
+    peer = { ir, scope: undefined, nsSel: undefined, groups: new Set(), refs: 1, identities: [], identitiesStale: true, named: undefined };
     const add = (g: Group) => {
       peer!.groups.add(g);
       g.peers.add(peer!);
@@ -358,6 +365,32 @@ export class ClusterState {
     for (const ns of this.namespaces.values()) if (sel.matches(ns.labels)) this.linkNsSel(s, ns);
     this.nsSels.set(sel.key, s);
     return s;
+  }
+
+  /**
+   * Per identity of the peer, the ports `name`/`protocol` resolves to (the
+   * union over that identity's pods), as sorted port specs. Cached on the
+   * peer: every rule using the peer with that named port shares it.
+   */
+  peerNamedPorts(peer: Peer, name: string, protocol: Protocol): ReadonlyMap<number, readonly PortSpec[]> {
+    const key = `${name}/${protocol}`;
+    peer.named ??= new Map();
+    let map = peer.named.get(key);
+    if (!map) {
+      const m = new Map<number, PortSpec[]>();
+      for (const g of peer.groups) {
+        if (g.identity === undefined) continue;
+        const ports = this.groupNamedPorts(g, name, protocol);
+        if (ports.length === 0) continue;
+        let list = m.get(g.identity);
+        if (!list) m.set(g.identity, (list = []));
+        for (const port of ports) if (!list.some((s) => s.port !== 'any' && s.port.from === port)) list.push({ protocol, port: { from: port, to: port } });
+      }
+      for (const list of m.values()) list.sort((a, b) => (a.port as PortRange).from - (b.port as PortRange).from);
+      map = m;
+      peer.named.set(key, map);
+    }
+    return map;
   }
 
   /** The sorted identity numbers of the peer's groups (groups without a number are left out: fail closed). */

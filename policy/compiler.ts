@@ -49,6 +49,8 @@ interface RuleRec {
   cache: RuleOutput | undefined;
   /** The cache must be recomputed; when the result is equal, the old one is kept (same reference). */
   stale: boolean;
+  /** Ingress named ports resolved per named-port signature of the endpoint, for the rule output `base`. */
+  namedIngress: { base: RuleOutput; bySignature: Map<string, { segment: Segment; items: CidrItem[] }> } | undefined;
 }
 
 interface PolicyRec {
@@ -58,14 +60,26 @@ interface PolicyRec {
   ingress: RuleRec[] | null;
   egress: RuleRec[] | null;
   selected: Set<PodRec>;
-  /** Keys of the shared direction results built from this policy. */
-  dirKeys: Set<string>;
+  /** The shared direction results built from this policy. */
+  slots: Set<DirSlot>;
   ingressNamed: boolean;
 }
 
 interface DirResult {
   policy: DirectionPolicy;
   problem: Omit<Problem, 'endpoint'> | undefined;
+}
+
+/**
+ * A direction result shared by the endpoints selected by the same policies
+ * (and, for ingress with named ports, with the same named container ports).
+ * `result` is cleared when one of its policies' rules changes.
+ */
+interface DirSlot {
+  key: string;
+  direction: Direction;
+  pols: PolicyRec[];
+  result: DirResult | undefined;
 }
 
 export interface ChangedEndpoints {
@@ -129,23 +143,15 @@ interface PodPolicies {
 }
 
 interface PolicyView {
-  ingress: PolicyRec[];
-  egress: PolicyRec[];
-  ingressKey: string;
-  egressKey: string;
-  ingressNamed: boolean;
+  ingress: DirSlot | undefined;
+  egress: DirSlot | undefined;
+  /** Ingress has named ports: one slot per named-port signature of the endpoint. */
+  ingressNamed: Map<string, DirSlot> | undefined;
 }
-
-const namedSignatures = new WeakMap<readonly ContainerPort[], string>();
 
 /** The pod's named container ports, as text (part of the shared-result key for ingress named ports). */
 function namedSignature(ports: readonly ContainerPort[]): string {
-  let sig = namedSignatures.get(ports);
-  if (sig === undefined) {
-    sig = JSON.stringify(ports.filter((c) => c.name).map((c) => [c.name, c.protocol, c.containerPort]));
-    namedSignatures.set(ports, sig);
-  }
-  return sig;
+  return JSON.stringify(ports.filter((c) => c.name).map((c) => [c.name, c.protocol, c.containerPort]));
 }
 
 const byPolicyKey = (a: PolicyRec, b: PolicyRec) => comparePolicyRefs(a.ir.ref, b.ir.ref);
@@ -166,11 +172,14 @@ export class Compiler {
   private readonly peerUsers = new Map<Peer, Set<RuleRec>>();
   private readonly namedBlockRules = new Set<RuleRec>();
   private readonly invalidated = new Set<PolicyRec>();
-  private readonly dirCache = new Map<string, DirResult>();
+  private readonly slots = new Map<string, DirSlot>();
+  /** Named-port signature per pod, for its current container ports. */
+  private readonly signatures = new Map<PodRec, { ports: readonly ContainerPort[]; sig: string }>();
+  private readonly regionsCache = new Map<string, ReturnType<typeof computeRegions>>();
+  private serial = 0;
   private readonly identityPeers = new Map<number, PeerClass>();
   private readonly dirty = new Set<string>();
   private readonly outputs = new Map<string, EndpointPolicy>();
-  private readonly outputKeys = new Map<string, string[]>();
   private readonly endpointProblems = new Map<string, Problem[]>();
   private readonly changedAt = new Map<string, number>();
   private gen = 0;
@@ -207,6 +216,7 @@ export class Compiler {
     if (!pod) return;
     for (const p of this.podPolicies.get(pod)?.set ?? []) p.selected.delete(pod);
     this.podPolicies.delete(pod);
+    this.signatures.delete(pod);
     this.podAddressChanged(pod.address, undefined);
     this.dirty.add(pod.key);
   }
@@ -226,11 +236,11 @@ export class Compiler {
       ingress: null,
       egress: null,
       selected: new Set(),
-      dirKeys: new Set(),
+      slots: new Set(),
       ingressNamed: (ir.ingress ?? []).some((r) => r.hasNamedPorts),
     };
     const rule = (r: RuleIR, direction: Direction): RuleRec => {
-      const rr: RuleRec = { ir: r, policy: rec, direction, peers: [], namedAll: undefined, namedBlocks: false, plain: plainPorts(r.ports), cache: undefined, stale: true };
+      const rr: RuleRec = { ir: r, policy: rec, direction, peers: [], namedAll: undefined, namedBlocks: false, plain: plainPorts(r.ports), cache: undefined, stale: true, namedIngress: undefined };
       rr.peers = r.peers.map((p) => this.acquirePeer(p, rr));
       if (direction === 'egress' && r.hasNamedPorts) {
         if (r.allPeers) rr.namedAll = this.acquirePeer(ALL_PODS_PEER, rr);
@@ -369,7 +379,11 @@ export class Compiler {
       if (r.namedAll) this.releasePeer(r.namedAll, r);
       this.namedBlockRules.delete(r);
     }
-    for (const k of rec.dirKeys) this.dirCache.delete(k);
+    for (const slot of rec.slots) {
+      this.slots.delete(slot.key);
+      slot.result = undefined;
+      for (const p of slot.pols) if (p !== rec) p.slots.delete(slot);
+    }
     this.nsPolicies.get(rec.ns.name)?.delete(rec);
     this.policies.delete(rec.ir.key);
     this.invalidated.delete(rec);
@@ -408,15 +422,26 @@ export class Compiler {
     const pols = [...(pp?.set ?? [])].sort(byPolicyKey);
     const ingress = pols.filter((p) => p.ingress !== null);
     const egress = pols.filter((p) => p.egress !== null);
+    const named = ingress.some((p) => p.ingressNamed);
     const view: PolicyView = {
-      ingress,
-      egress,
-      ingressKey: `ingress\n${ingress.map((p) => p.ir.key).join('\n')}`,
-      egressKey: `egress\n${egress.map((p) => p.ir.key).join('\n')}`,
-      ingressNamed: ingress.some((p) => p.ingressNamed),
+      ingress: ingress.length === 0 || named ? undefined : this.slot('ingress', ingress, ''),
+      egress: egress.length === 0 ? undefined : this.slot('egress', egress, ''),
+      ingressNamed: named ? new Map() : undefined,
     };
     if (pp) pp.view = view;
     return view;
+  }
+
+  /** The shared slot for a direction, its policies (sorted), and the endpoint's named-port signature. */
+  private slot(direction: Direction, pols: PolicyRec[], signature: string): DirSlot {
+    const key = `${direction}\n${pols.map((p) => p.ir.key).join('\n')}\n#${signature}`;
+    let slot = this.slots.get(key);
+    if (!slot) {
+      slot = { key, direction, pols, result: undefined };
+      this.slots.set(key, slot);
+      for (const p of pols) p.slots.add(slot);
+    }
+    return slot;
   }
 
   private podAddressChanged(before: Address | undefined, after: Address | undefined) {
@@ -438,8 +463,7 @@ export class Compiler {
     const rec = r.policy;
     if (this.invalidated.has(rec)) return;
     this.invalidated.add(rec);
-    for (const k of rec.dirKeys) this.dirCache.delete(k);
-    rec.dirKeys.clear();
+    for (const slot of rec.slots) slot.result = undefined;
     for (const pod of rec.selected) this.dirty.add(pod.key);
   }
 
@@ -454,13 +478,8 @@ export class Compiler {
     const changed: string[] = [];
     for (const key of this.dirty) {
       const pod = this.cluster.pods.get(key);
-      const problems: Problem[] = [];
-      const dirKeys: string[] = [];
-      const next = pod && this.isEndpoint(pod) ? this.compileEndpoint(pod, problems, dirKeys) : undefined;
-      if (problems.length) this.endpointProblems.set(key, problems);
-      else this.endpointProblems.delete(key);
-      if (next) this.outputKeys.set(key, dirKeys);
-      else this.outputKeys.delete(key);
+      const next = pod && this.isEndpoint(pod) ? this.compileEndpoint(pod) : undefined;
+      if (!next) this.endpointProblems.delete(key);
       if (endpointEqual(this.outputs.get(key), next)) continue;
       if (next) this.outputs.set(key, next);
       else this.outputs.delete(key);
@@ -485,40 +504,59 @@ export class Compiler {
         }
       }
     }
-    // Drop shared direction results no endpoint uses any more.
-    if (this.dirCache.size > 2 * this.outputs.size + 1024) {
-      const used = new Set<string>();
-      for (const keys of this.outputKeys.values()) keys.forEach((k) => used.add(k));
-      for (const k of this.dirCache.keys()) if (!used.has(k)) this.dirCache.delete(k);
-      for (const p of this.policies.values()) for (const k of p.dirKeys) if (!used.has(k)) p.dirKeys.delete(k);
+    // Drop shared direction slots no endpoint uses any more.
+    if (this.slots.size > 2 * this.podPolicies.size + 1024) {
+      const used = new Set<DirSlot>();
+      for (const pp of this.podPolicies.values()) {
+        if (pp.view?.ingress) used.add(pp.view.ingress);
+        if (pp.view?.egress) used.add(pp.view.egress);
+        for (const s of pp.view?.ingressNamed?.values() ?? []) used.add(s);
+      }
+      for (const [k, slot] of this.slots) {
+        if (used.has(slot)) continue;
+        this.slots.delete(k);
+        for (const p of slot.pols) p.slots.delete(slot);
+      }
     }
+    if (this.regionsCache.size > 4096) this.regionsCache.clear();
   }
 
-  private compileEndpoint(pod: PodRec, problems: Problem[], dirKeys: string[]): EndpointPolicy {
+  private compileEndpoint(pod: PodRec): EndpointPolicy {
     const view = this.policyView(pod);
-    // Ingress named ports resolve on the endpoint: its named ports are part of the key.
-    const ingressKey = view.ingressNamed ? `${view.ingressKey}\n#${namedSignature(pod.input.containerPorts)}` : view.ingressKey;
+    let ingress = view.ingress;
+    if (view.ingressNamed) {
+      // Ingress named ports resolve on the endpoint: its named ports are part of the slot.
+      const sig = this.signature(pod);
+      ingress = view.ingressNamed.get(sig);
+      if (!ingress) {
+        const pols = [...(this.podPolicies.get(pod)?.set ?? [])].filter((p) => p.ingress !== null).sort(byPolicyKey);
+        view.ingressNamed.set(sig, (ingress = this.slot('ingress', pols, sig)));
+      }
+    }
+    const ing = ingress && this.direction(pod, ingress);
+    const eg = view.egress && this.direction(pod, view.egress);
+    const problems = [ing?.problem, eg?.problem].filter((p) => p !== undefined).map((p) => ({ ...p, endpoint: pod.key }));
+    if (problems.length > 0) this.endpointProblems.set(pod.key, problems);
+    else if (this.endpointProblems.size > 0) this.endpointProblems.delete(pod.key);
     return {
       endpoint: pod.key,
       ip: pod.ip!,
       node: pod.input.node,
       identityKey: pod.group.key,
       identity: pod.group.identity,
-      ingress: view.ingress.length === 0 ? undefined : this.direction(pod, 'ingress', view.ingress, ingressKey, problems, dirKeys),
-      egress: view.egress.length === 0 ? undefined : this.direction(pod, 'egress', view.egress, view.egressKey, problems, dirKeys),
+      ingress: ing?.policy,
+      egress: eg?.policy,
     };
   }
 
-  private direction(pod: PodRec, d: Direction, pols: PolicyRec[], key: string, problems: Problem[], dirKeys: string[]): DirectionPolicy {
-    let res = this.dirCache.get(key);
-    if (!res) {
-      res = this.buildDirection(pod, d, pols);
-      this.dirCache.set(key, res);
-      for (const p of pols) p.dirKeys.add(key);
-    }
-    dirKeys.push(key);
-    if (res.problem) problems.push({ ...res.problem, endpoint: pod.key });
-    return res.policy;
+  private signature(pod: PodRec): string {
+    let s = this.signatures.get(pod);
+    if (!s || s.ports !== pod.input.containerPorts) this.signatures.set(pod, (s = { ports: pod.input.containerPorts, sig: namedSignature(pod.input.containerPorts) }));
+    return s.sig;
+  }
+
+  private direction(pod: PodRec, slot: DirSlot): DirResult {
+    return (slot.result ??= this.buildDirection(pod, slot.direction, slot.pols));
   }
 
   private buildDirection(pod: PodRec, d: Direction, pols: PolicyRec[]): DirResult {
@@ -526,21 +564,34 @@ export class Compiler {
     // rules' (sorted, deduplicated) entries is sorted and deduplicated.
     const segments: Segment[] = [];
     const items: CidrItem[] = [];
+    let regionKey: string | undefined = '';
     for (const p of pols) {
       for (const r of p[d]!) {
         const out = this.ruleOutput(r);
         let segment: Segment = out;
         if (d === 'ingress' && r.ir.hasNamedPorts) {
-          const extra: PolicyEntry[] = [];
-          this.ingressNamed(r, pod, extra, items);
-          if (extra.length > 0) segment = new ExtendedSegment(out, extra);
+          const named = this.ingressNamed(r, out, pod);
+          segment = named.segment;
+          if (named.items.length > 0) {
+            for (const it of named.items) items.push(it);
+            regionKey = undefined;
+          }
         }
         segments.push(segment);
-        for (const it of out.items) items.push(it);
+        if (out.items.length > 0) {
+          for (const it of out.items) items.push(it);
+          if (regionKey !== undefined) regionKey += `${out.serial},`;
+        }
       }
     }
     const isolatedBy = pols.map((p) => p.ir.ref);
-    const regions = computeRegions(items);
+    // The regions depend only on the items, which (without ingress named
+    // items) come from rule outputs: shared by key.
+    let regions = regionKey === undefined ? undefined : this.regionsCache.get(regionKey);
+    if (!regions) {
+      regions = computeRegions(items);
+      if (regionKey !== undefined) this.regionsCache.set(regionKey, regions);
+    }
     if (!regions.ok) {
       const [a, b] = regions.collision;
       return {
@@ -599,24 +650,28 @@ export class Compiler {
     const ids = r.ir.allPeers || plain.length === 0 ? NO_IDS : this.ruleIdentities(r);
     const named = namedPorts(r.ir.ports);
     // Egress named ports resolve on the destination: per peer identity, the
-    // union of the ports of that identity's pods.
-    let byIdentity: Map<number, PortSpec[]> | undefined;
+    // union of the ports of that identity's pods (cached per peer and name).
+    let byIdentity: ReadonlyMap<number, readonly PortSpec[]> | undefined;
     if (r.direction === 'egress' && named.length > 0) {
-      byIdentity = new Map();
+      const sources: ReadonlyMap<number, readonly PortSpec[]>[] = [];
       for (const peer of r.namedAll ? [r.namedAll] : r.peers) {
-        for (const g of peer.groups) {
-          if (g.identity === undefined) continue;
-          for (const n of named) {
-            for (const port of this.cluster.groupNamedPorts(g, n.name, n.protocol)) {
-              let list = byIdentity.get(g.identity);
-              if (!list) byIdentity.set(g.identity, (list = []));
-              list.push({ protocol: n.protocol, port: { from: port, to: port } });
-            }
+        for (const n of named) sources.push(this.cluster.peerNamedPorts(peer, n.name, n.protocol));
+      }
+      if (sources.length === 1 && ids.length === 0) {
+        byIdentity = sources[0];
+      } else {
+        const merged = new Map<number, PortSpec[]>();
+        for (const src of sources) {
+          for (const [id, specs] of src) {
+            const list = merged.get(id);
+            if (list) list.push(...specs);
+            else merged.set(id, [...specs]);
           }
         }
+        const inIds = new Set(ids);
+        for (const [id, extra] of merged) merged.set(id, sortPorts(inIds.has(id) ? [...plain, ...extra] : extra));
+        byIdentity = merged;
       }
-      const inIds = new Set(ids);
-      for (const [id, extra] of byIdentity) byIdentity.set(id, sortPorts(inIds.has(id) ? [...plain, ...extra] : extra));
       // ipBlock peers: exactly the pod addresses inside the block (minus its
       // excepts) whose pod has the named port, as host prefixes.
       if (r.namedBlocks) {
@@ -632,22 +687,31 @@ export class Compiler {
         }
       }
     }
-    return new RuleOutput({ rule, any: r.ir.allPeers ? plain : NO_SPECS, ids, plain, named: byIdentity, items, peerOf: this.peerOf });
+    return new RuleOutput({ rule, any: r.ir.allPeers ? plain : NO_SPECS, ids, plain, named: byIdentity, items, peerOf: this.peerOf, serial: ++this.serial });
   }
 
-  /** Ingress named ports resolve on the endpoint itself. */
-  private ingressNamed(r: RuleRec, pod: PodRec, entries: PolicyEntry[], items: CidrItem[]) {
+  /** Ingress named ports resolve on the endpoint itself (cached per rule output and named-port signature). */
+  private ingressNamed(r: RuleRec, out: RuleOutput, pod: PodRec): { segment: Segment; items: CidrItem[] } {
+    const sig = this.signature(pod);
+    if (!r.namedIngress || r.namedIngress.base !== out) r.namedIngress = { base: out, bySignature: new Map() };
+    const cached = r.namedIngress.bySignature.get(sig);
+    if (cached) return cached;
     const rule = r.ir.ref;
+    const extra: PolicyEntry[] = [];
+    const items: CidrItem[] = [];
     for (const n of namedPorts(r.ir.ports)) {
       for (const num of resolveNamedPort(pod.input.containerPorts, n.name, n.protocol)) {
         const port = { from: num, to: num };
         if (r.ir.allPeers) {
-          entries.push({ peer: ANY_PEER, protocol: n.protocol, port, rule });
+          extra.push({ peer: ANY_PEER, protocol: n.protocol, port, rule });
           continue;
         }
-        for (const peer of r.peers) for (const id of this.cluster.peerIdentities(peer)) entries.push({ peer: this.idPeer(id), protocol: n.protocol, port, rule });
+        for (const peer of r.peers) for (const id of this.cluster.peerIdentities(peer)) extra.push({ peer: this.idPeer(id), protocol: n.protocol, port, rule });
         for (const b of r.ir.ipBlocks) items.push({ prefix: b.prefix, except: b.except, protocol: n.protocol, port, rule });
       }
     }
+    const result = { segment: extra.length > 0 ? new ExtendedSegment(out, extra) : out, items };
+    r.namedIngress.bySignature.set(sig, result);
+    return result;
   }
 }

@@ -6,7 +6,7 @@
 // altered neither builds nor compares their entries one by one.
 // `entryCount` is likewise computed when first read. Both are enumerable,
 // memoized own properties: a DirectionPolicy reads (and compares,
-// serializes, clones) like a plain object.
+// serializes, clones) like a plain object; its internals are private fields.
 
 import { comparePolicyRefs, compareRules, entriesEqual, entryCount } from './entries.ts';
 import type { CidrRegion, DirectionPolicy, EntryCount, PolicyEntry, PolicyRef, RuleRef } from './types.ts';
@@ -19,28 +19,54 @@ export interface Segment {
   sameAs(other: Segment): boolean;
 }
 
-const segmentsOf = new WeakMap<DirectionPolicy, readonly Segment[]>();
+class CompiledDirection {
+  declare readonly entries: PolicyEntry[];
+  declare readonly entryCount: EntryCount;
+  readonly isolatedBy: PolicyRef[];
+  readonly cidrRegions: CidrRegion[];
+  readonly #segments: readonly Segment[];
+  #entries: PolicyEntry[] | undefined;
+  #count: EntryCount | undefined;
+
+  constructor(isolatedBy: PolicyRef[], segments: readonly Segment[], cidrRegions: CidrRegion[]) {
+    this.isolatedBy = isolatedBy;
+    Object.defineProperty(this, 'entries', CompiledDirection.ENTRIES);
+    this.cidrRegions = cidrRegions;
+    Object.defineProperty(this, 'entryCount', CompiledDirection.COUNT);
+    this.#segments = segments;
+  }
+
+  // Shared descriptors (no closure per object): own, enumerable, computed once.
+  static readonly ENTRIES: PropertyDescriptor = {
+    enumerable: true,
+    get(this: CompiledDirection): PolicyEntry[] {
+      if (!this.#entries) {
+        const parts: (readonly PolicyEntry[])[] = [];
+        for (const s of this.#segments) {
+          const e = s.entries();
+          if (e.length > 0) parts.push(e);
+        }
+        this.#entries = parts.length === 1 ? (parts[0] as PolicyEntry[]) : ([] as PolicyEntry[]).concat(...parts);
+      }
+      return this.#entries;
+    },
+  };
+
+  static readonly COUNT: PropertyDescriptor = {
+    enumerable: true,
+    get(this: CompiledDirection): EntryCount {
+      return (this.#count ??= entryCount(this.entries, this.cidrRegions));
+    },
+  };
+
+  static segmentsOf(dp: DirectionPolicy): readonly Segment[] | undefined {
+    return dp instanceof CompiledDirection ? dp.#segments : undefined;
+  }
+}
 
 /** `segments` in rule order: their concatenation is sorted. */
 export function makeDirectionPolicy(isolatedBy: PolicyRef[], segments: readonly Segment[], cidrRegions: CidrRegion[]): DirectionPolicy {
-  let entries: PolicyEntry[] | undefined;
-  let count: EntryCount | undefined;
-  const dp: DirectionPolicy = {
-    isolatedBy,
-    get entries(): PolicyEntry[] {
-      if (!entries) {
-        const parts = segments.map((s) => s.entries()).filter((e) => e.length > 0);
-        entries = parts.length === 1 ? (parts[0] as PolicyEntry[]) : ([] as PolicyEntry[]).concat(...parts);
-      }
-      return entries;
-    },
-    cidrRegions,
-    get entryCount(): EntryCount {
-      return (count ??= entryCount(dp.entries, cidrRegions));
-    },
-  };
-  segmentsOf.set(dp, segments);
-  return dp;
+  return new CompiledDirection(isolatedBy, segments, cidrRegions);
 }
 
 function regionsEqual(a: readonly CidrRegion[], b: readonly CidrRegion[]): boolean {
@@ -60,12 +86,17 @@ export function directionEqual(a: DirectionPolicy | undefined, b: DirectionPolic
   if (a.isolatedBy.length !== b.isolatedBy.length) return false;
   for (let i = 0; i < a.isolatedBy.length; i++) if (comparePolicyRefs(a.isolatedBy[i]!, b.isolatedBy[i]!) !== 0) return false;
   if (!regionsEqual(a.cidrRegions, b.cidrRegions)) return false;
-  const sa = segmentsOf.get(a);
-  const sb = segmentsOf.get(b);
+  const sa = CompiledDirection.segmentsOf(a);
+  const sb = CompiledDirection.segmentsOf(b);
   // Same rules in the same order: each rule's entries are in its own
   // segment (entries carry their rule), so the segments decide.
-  if (sa && sb && sa.length === sb.length && sa.every((s, i) => compareRules(s.rule, sb[i]!.rule) === 0)) {
-    return sa.every((s, i) => s.sameAs(sb[i]!));
+  if (sa && sb && sa.length === sb.length) {
+    let sameRules = true;
+    for (let i = 0; i < sa.length && sameRules; i++) sameRules = sa[i]!.rule === sb[i]!.rule || compareRules(sa[i]!.rule, sb[i]!.rule) === 0;
+    if (sameRules) {
+      for (let i = 0; i < sa.length; i++) if (sa[i] !== sb[i] && !sa[i]!.sameAs(sb[i]!)) return false;
+      return true;
+    }
   }
   return entriesEqual(a.entries, b.entries);
 }

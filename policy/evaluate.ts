@@ -12,7 +12,7 @@
 // IPv6 packets are evaluated like IPv4 ones: this is the policy's verdict;
 // the IPv4-only datapath of today passes IPv6 unfiltered (PASS_NON_IP).
 
-import { addressInPrefix, formatAddress, parseAddress, parseCidr, type Address, type Prefix } from './cidr.ts';
+import { addressInPrefix, formatAddress, parseAddress, parseCidr, type Address } from './cidr.ts';
 import { IDENTITY_WORLD } from './ids.ts';
 import type { CidrRegion, CompiledPolicy, Direction, DirectionPolicy, EndpointPolicy, PolicyEntry, PolicyRef, Protocol, RuleRef } from './types.ts';
 
@@ -55,24 +55,13 @@ export function lookupClass(entries: Iterable<PolicyEntry>, protocol: Protocol, 
   return exact ?? anyPort;
 }
 
-const parsedRegions = new WeakMap<CidrRegion, Prefix>();
-
-function regionPrefix(r: CidrRegion): Prefix | undefined {
-  let p = parsedRegions.get(r);
-  if (!p) {
-    const parsed = parseCidr(r.prefix);
-    if (typeof parsed === 'string') return undefined;
-    parsedRegions.set(r, (p = parsed));
-  }
-  return p;
-}
-
 /** The most specific region containing the address (the `pal_policy_cidr` LPM lookup). */
 export function longestPrefixRegion(regions: readonly CidrRegion[], a: Address): CidrRegion | undefined {
   let best: CidrRegion | undefined;
   let bestLen = -1;
   for (const r of regions) {
-    const p = regionPrefix(r);
+    const parsed = parseCidr(r.prefix);
+    const p = typeof parsed === 'string' ? undefined : parsed;
     if (p && p.len > bestLen && addressInPrefix(p, a)) {
       best = r;
       bestLen = p.len;

@@ -43,6 +43,8 @@ export interface RuleOutputFields {
   items: readonly CidrItem[];
   /** The shared PeerClass object of an identity. */
   peerOf: (id: number) => PeerClass;
+  /** A number unique to this output within its compiler (a cache key). */
+  serial: number;
 }
 
 export class RuleOutput implements Segment {
@@ -52,6 +54,7 @@ export class RuleOutput implements Segment {
   readonly plain: readonly PortSpec[];
   readonly named: ReadonlyMap<number, readonly PortSpec[]> | undefined;
   readonly items: readonly CidrItem[];
+  readonly serial: number;
   private readonly peerOf: (id: number) => PeerClass;
   private memo: PolicyEntry[] | undefined;
 
@@ -62,6 +65,7 @@ export class RuleOutput implements Segment {
     this.plain = f.plain;
     this.named = f.named && f.named.size > 0 ? f.named : undefined;
     this.items = f.items;
+    this.serial = f.serial;
     this.peerOf = f.peerOf;
   }
 
@@ -88,7 +92,7 @@ export class RuleOutput implements Segment {
     if (this === o) return true;
     if (compareRules(this.rule, o.rule) !== 0 || !sameSpecs(this.any, o.any) || !sameNumbers(this.ids, o.ids)) return false;
     if (!sameSpecs(this.plain, o.plain) || !itemsEqual(this.items, o.items)) return false;
-    if (!this.named || !o.named) return this.named === o.named;
+    if (!this.named || !o.named || this.named === o.named) return this.named === o.named;
     if (this.named.size !== o.named.size) return false;
     for (const [id, specs] of this.named) {
       const other = o.named.get(id);

@@ -146,8 +146,9 @@ const selectorSchema = z.object({
     .record(z.string(), z.string())
     .superRefine((labels, ctx) => {
       for (const [k, v] of Object.entries(labels)) {
-        for (const m of labelKeyErrors(k)) issue(ctx, 'FieldValueInvalid', `key ${JSON.stringify(k)}: ${m}`, [k]);
-        for (const m of labelValueErrors(v)) issue(ctx, 'FieldValueInvalid', `value ${JSON.stringify(v)}: ${m}`, [k]);
+        // A map key: rendered `matchLabels[key]`, as Kubernetes field paths do.
+        for (const m of labelKeyErrors(k)) issue(ctx, 'FieldValueInvalid', `key ${JSON.stringify(k)}: ${m}`, [`[${k}]`]);
+        for (const m of labelValueErrors(v)) issue(ctx, 'FieldValueInvalid', `value ${JSON.stringify(v)}: ${m}`, [`[${k}]`]);
       }
     })
     .nullish(),
@@ -317,14 +318,16 @@ function toInput(o: Parsed): NetworkPolicyInput {
   return { namespace: o.metadata.namespace, name: o.metadata.name, spec };
 }
 
-/** `spec.ingress[0].from` from `['spec', 'ingress', 0, 'from']`; map keys render as `[key]`. */
+/** `spec.ingress[0].from` from `['spec', 'ingress', 0, 'from']`; parts written `[key]` (map keys) are kept as they are. */
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const part of path) {
+    const text = String(part);
     if (typeof part === 'number') out += `[${part}]`;
-    else if (out === '') out = String(part);
-    else if (/^[A-Za-z][A-Za-z0-9]*$/.test(String(part))) out += `.${String(part)}`;
-    else out += `[${String(part)}]`;
+    else if (text.startsWith('[')) out += text;
+    else if (out === '') out = text;
+    else if (/^[A-Za-z][A-Za-z0-9]*$/.test(text)) out += `.${text}`;
+    else out += `[${text}]`;
   }
   return out;
 }
