@@ -296,7 +296,8 @@ export class ClusterState {
 
   /** Replaces the identity numbers. Returns the pods whose own identity changed. */
   setIdentities(map: ReadonlyMap<string, number>): PodRec[] {
-    this.identityMap = map;
+    // A copy: later changes to the caller's map take effect at the next call only.
+    this.identityMap = new Map(map);
     const changed: PodRec[] = [];
     for (const g of this.groups.values()) {
       const id = map.get(g.key);

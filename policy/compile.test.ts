@@ -28,7 +28,7 @@ const pod = (c: Cluster, key: string) => c.pods.find((p) => podKey(p) === key)!;
 const TCP80 = (blocked: string[]): Probe => ({ protocol: 'TCP', port: 80, blocked });
 
 /** `blocked` pairs `SRC>DST`, each side a pod `x/a`, a namespace `x/*` or `*`. */
-function expected(pods: PodInput[], blocked: string[]): (from: PodInput, to: PodInput) => boolean {
+function expected(blocked: string[]): (from: PodInput, to: PodInput) => boolean {
   const m = (pattern: string, p: PodInput) => pattern === '*' || pattern === podKey(p) || (pattern.endsWith('/*') && pattern.slice(0, -2) === p.namespace);
   return (from, to) => !blocked.some((b) => {
     const [s, d] = b.split('>');
@@ -297,7 +297,7 @@ for (const row of rows) {
     const compiled = compileCluster(cluster, row.policies);
     assert.deepEqual(compiled.problems, []);
     for (const probe of row.probes) {
-      const want = matrix(cluster.pods, expected(cluster.pods, probe.blocked));
+      const want = matrix(cluster.pods, expected(probe.blocked));
       const label = `${probe.protocol}/${probe.port}`;
       assert.equal(matrix(cluster.pods, compiledVerdicts(compiled, probe.protocol, probe.port)), want, `compiled, ${label}`);
       assert.equal(matrix(cluster.pods, referenceVerdicts(cluster, row.policies, probe.protocol, probe.port)), want, `reference, ${label}`);

@@ -14,7 +14,7 @@ import { addressInPrefix, hostPrefix, type Address, type Prefix } from './cidr.t
 import { ClusterState, resolveNamedPort, sameNumbers, type NsRec, type Peer, type PodRec } from './cluster.ts';
 import { directionEqual, makeDirectionPolicy, type Segment } from './direction.ts';
 import { ExtendedSegment, RuleOutput, type PortSpec } from './rule-output.ts';
-import { comparePolicyRefs, comparePorts, sortDedup } from './entries.ts';
+import { comparePolicyRefs, comparePorts } from './entries.ts';
 import { ALL_PODS_PEER, policyIR, type PeerIR, type PolicyIR, type PortIR, type RuleIR } from './ir.ts';
 import { computeRegions, type CidrItem } from './regions.ts';
 import type {
@@ -24,13 +24,11 @@ import type {
   DirectionPolicy,
   EndpointPolicy,
   EntryCount,
-  EntryProtocol,
   NamespaceInput,
   NetworkPolicyInput,
   PeerClass,
   PodInput,
   PolicyEntry,
-  PortRange,
   Problem,
 } from './types.ts';
 
