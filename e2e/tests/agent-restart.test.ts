@@ -22,8 +22,9 @@ before(async () => {
   cluster = await startCluster({ nodes: 2 });
   const tracker = new EnforcementTracker();
   tracker.note('Namespace', await createNamespace(cluster, 'x', { 'kubernetes.io/metadata.name': 'x' }));
-  [client, intruder, server] = await startPods(cluster, ['a', 'b', 'c'].map((name) => ({ namespace: 'x', name, labels: { pod: name } })));
-  assert.equal(server!.node, client!.node);
+  const started = await startPods(cluster, ['a', 'b', 'c'].map((name) => ({ namespace: 'x', name, labels: { pod: name } })));
+  [client, intruder, server] = [started[0]!, started[1]!, started[2]!];
+  assert.equal(server.node, client.node);
   const policy = await cluster.kubeconfig.makeApiClient(NetworkingV1Api).createNamespacedNetworkPolicy({
     namespace: 'x',
     body: {
@@ -32,7 +33,7 @@ before(async () => {
     } as V1NetworkPolicy,
   });
   tracker.note('NetworkPolicy', policy.metadata?.resourceVersion);
-  for (const pod of [client!, intruder!, server!]) tracker.note('Pod', pod.resourceVersion);
+  for (const pod of [client, intruder, server]) tracker.note('Pod', pod.resourceVersion);
   await tracker.wait(cluster.kubeconfig, cluster.nodes.map((n) => n.name));
 });
 
