@@ -9,9 +9,9 @@ import { planIdentities, type IdentityWanted } from './identity-plan.ts';
 import { PALISADE_GROUP, PALISADE_VERSION, type SecurityIdentityObject } from './kube.ts';
 
 const PLURAL = 'securityidentities';
-const GRACE_MS = 30_000;
 
-export async function startIdentityController(kubeconfig: KubeConfig, log: (line: string) => void): Promise<{ stop(): Promise<void> }> {
+/** graceMs: how long an identity nobody uses is kept, so a pod recreated at once keeps its number. */
+export async function startIdentityController(kubeconfig: KubeConfig, graceMs: number, log: (line: string) => void): Promise<{ stop(): Promise<void> }> {
   const core = kubeconfig.makeApiClient(CoreV1Api);
   const custom = kubeconfig.makeApiClient(CustomObjectsApi);
   const pods = makeInformer<V1Pod>(kubeconfig, '/api/v1/pods', () => core.listPodForAllNamespaces());
@@ -35,7 +35,7 @@ export async function startIdentityController(kubeconfig: KubeConfig, log: (line
         wanted.push({ key: identityKey(labels, podLabels), namespace, namespaceLabels: labels, podLabels });
       }
       const held = identities.list().map((i) => ({ id: Number(i.metadata.name), key: i.spec.key }));
-      const plan = planIdentities(wanted, held, unusedSince, Date.now(), GRACE_MS);
+      const plan = planIdentities(wanted, held, unusedSince, Date.now(), graceMs);
       unusedSince = plan.unusedSince;
       for (const c of plan.create) {
         const body: SecurityIdentityObject = {
@@ -52,7 +52,7 @@ export async function startIdentityController(kubeconfig: KubeConfig, log: (line
         log(`identity ${id} released`);
       }
       // Unused identities are re-examined once their grace period is over.
-      if (plan.unusedSince.size > 0) setTimeout(() => sync.request(), GRACE_MS).unref();
+      if (plan.unusedSince.size > 0) setTimeout(() => sync.request(), graceMs).unref();
     },
     { onError: (error) => log(`identities: sync failed, retrying: ${(error as Error).message}`) },
   );

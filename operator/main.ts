@@ -17,8 +17,16 @@ const config = z
     namespace: z.string().default('kube-system'),
     /** This replica's name in the Lease. Default: the host name and pid. */
     identity: z.string().default(`${hostname()}-${process.pid}`),
+    /** Seconds an identity no pod uses is kept before it is deleted. Default 30. */
+    identityGraceSeconds: z.coerce.number().min(0).default(30),
   })
-  .parse(parseArgs({ options: { kubeconfig: { type: 'string' }, namespace: { type: 'string' }, identity: { type: 'string' } } }).values);
+  .parse(
+    (({ 'identity-grace-seconds': identityGraceSeconds, ...rest }) => ({ ...rest, identityGraceSeconds }))(
+      parseArgs({
+        options: { kubeconfig: { type: 'string' }, namespace: { type: 'string' }, identity: { type: 'string' }, 'identity-grace-seconds': { type: 'string' } },
+      }).values,
+    ),
+  );
 
 const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
 
@@ -28,7 +36,7 @@ try {
     log('leadership lost; exiting so a fresh replica takes over');
     process.exit(1);
   });
-  const controllers = [await startIdentityController(kubeconfig, log), await startPolicyValidator(kubeconfig, log)];
+  const controllers = [await startIdentityController(kubeconfig, config.identityGraceSeconds * 1000, log), await startPolicyValidator(kubeconfig, log)];
   log(`ready: leading as ${config.identity}`);
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {

@@ -33,6 +33,8 @@ export interface ClusterOptions {
   nodes?: number;
   /** Pod CIDR of node i (1-based); default 10.200.i.0/24. All of them lie in 10.0.0.0/8. */
   podCidr?: (index: number) => string;
+  /** How long the operator keeps an unused identity; default 30 s. */
+  identityGraceSeconds?: number;
 }
 
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
@@ -64,7 +66,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     const operator = await startProcess({
       name: 'operator',
       command: NODE_BIN,
-      args: [programs.operator, '--kubeconfig', controlPlane.adminKubeconfig],
+      args: [programs.operator, '--kubeconfig', controlPlane.adminKubeconfig, '--identity-grace-seconds', String(options.identityGraceSeconds ?? 30)],
       logFile: join(runDir, 'operator.log'),
       readyLine: /ready: leading/,
     });
