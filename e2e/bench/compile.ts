@@ -36,6 +36,7 @@ import type {
   NetworkPolicyPort,
   NetworkPolicySpec,
   PodInput,
+  PolicyEntry,
 } from '../../policy/types.ts';
 import { Prng } from './prng.ts';
 import { median, percentile } from './stats.ts';
@@ -205,6 +206,12 @@ function heapUsed(): number {
   return process.memoryUsage().heapUsed;
 }
 
+/** CPU time of the process (all threads, so the GC's helpers too), in ms: less sensitive than wall time to other processes. */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
 function time<T>(work: () => T): { ms: number; value: T } {
   const start = performance.now();
   const value = work();
@@ -236,13 +243,14 @@ function warmCompiler(cluster: Cluster, node?: string): Compiler {
 }
 
 /** Applies a change and reads what it changed, as the agent does; returns the time and the endpoints changed. */
-function incremental(c: Compiler, since: number, change: () => void): { ms: number; changed: number; generation: number } {
+function incremental(c: Compiler, since: number, change: () => void): { ms: number; cpu: number; changed: number; generation: number } {
+  const cpu = cpuMs();
   const start = performance.now();
   change();
   const ch = c.endpointsChangedSince(since);
   materialize(ch.changed.map((k) => c.result(k)));
   const ms = performance.now() - start;
-  return { ms, changed: ch.changed.length, generation: ch.generation };
+  return { ms, cpu: cpuMs() - cpu, changed: ch.changed.length, generation: ch.generation };
 }
 
 const fmt = (ms: number) => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2));
@@ -267,16 +275,19 @@ export async function benchCompile(options: { fullRuns?: number; incrementalRuns
   // Full, one-shot: compile(), then reading every endpoint's entries.
   const compileMs: number[] = [];
   const withEntriesMs: number[] = [];
+  const withEntriesCpu: number[] = [];
   let compiled: CompiledPolicy | undefined;
   let retained = 0;
   for (let i = 0; i < fullRuns; i++) {
     compiled = undefined;
     const before = heapUsed();
+    const cpu = cpuMs();
     const start = performance.now();
     compiled = compile(input);
     compileMs.push(performance.now() - start);
     materialize(compiled.endpoints.values());
     withEntriesMs.push(performance.now() - start);
+    withEntriesCpu.push(cpuMs() - cpu);
     retained = heapUsed() - before;
   }
   // The same work through the Compiler API, phase by phase (interleaved runs).
@@ -331,7 +342,7 @@ export async function benchCompile(options: { fullRuns?: number; incrementalRuns
   row('trivial pass over them (JSON.stringify)', passMs);
   console.log(`full compile (median of ${fullRuns}):`);
   row('compile() (entries not yet concatenated)', compileMs);
-  row('compile() + read every endpoint\'s entries', withEntriesMs, `  = ${(compileMedian / median(buildMs)).toFixed(1)}x building the inputs`);
+  row('compile() + read every endpoint\'s entries', withEntriesMs, `  = ${(compileMedian / median(buildMs)).toFixed(1)}x building the inputs; process CPU ${fmt(median(withEntriesCpu))} ms`);
   row('  phase: set* (namespaces, identities, pods, policies)', phases.ingest);
   row('  phase: snapshot() (compiles every endpoint)', phases.flush);
   row('  phase: read every endpoint\'s entries', phases.entries);
@@ -342,20 +353,24 @@ export async function benchCompile(options: { fullRuns?: number; incrementalRuns
   for (const [scope, r] of [['every endpoint', all], ['node-0 only (100 endpoints, as its agent)', node]] as const) {
     console.log(`incremental, warmed Compiler of ${scope} (warm-up ${fmt(r.warmMs)} ms, heapUsed retained ${mb(r.heap)}); change -> endpointsChangedSince -> result + entries of each changed endpoint, ${incrementalRuns} each, interleaved:`);
     const inc = (label: string, x: Samples) =>
-      row(label, x.ms, `  p90 ${fmt(percentile(x.ms, 90))} ms; endpoints changed: median ${median(x.changed)}, max ${Math.max(...x.changed)}`);
+      row(label, x.ms, `  p90 ${fmt(percentile(x.ms, 90))} ms, CPU median ${fmt(median(x.cpu))} ms; endpoints changed: median ${median(x.changed)}, max ${Math.max(...x.changed)} (${fmt(x.ms[x.changed.indexOf(Math.max(...x.changed))]!)} ms)`);
     inc("one pod's labels changed", r.pod);
     inc('one policy changed', r.change);
     inc('one policy added', r.add);
+    const ok = r.mismatches.length === 0;
+    console.log(`  ${ok ? 'correct' : 'WRONG'}: after the ${incrementalRuns * 3} changes, the Compiler's results ${ok ? 'equal' : 'differ from'} a one-shot compile of the same cluster${ok ? '' : ` for ${r.mismatches.length} of ${r.endpoints} endpoints, e.g. ${r.mismatches[0]}`}`);
   }
   console.log('targets:');
   console.log(`  ${verdict(compileMedian < 2000)}  full compile under 2 s: ${fmt(compileMedian)} ms (compile() alone ${fmt(median(compileMs))} ms)`);
   for (const [label, r, n] of [["pod's labels changed", all.pod, node.pod], ['policy changed', all.change, node.change], ['policy added', all.add, node.add]] as const) {
     console.log(`  ${verdict(median(r.ms) < 20)}  incremental (${label}) under 20 ms: median ${fmt(median(r.ms))} ms, max ${fmt(Math.max(...r.ms))} ms (node-0 only: median ${fmt(median(n.ms))} ms, max ${fmt(Math.max(...n.ms))} ms)`);
   }
+  if (all.mismatches.length || node.mismatches.length) console.log('  (the incremental figures are of a Compiler whose results are WRONG: see above)');
 }
 
 interface Samples {
   ms: number[];
+  cpu: number[];
   changed: number[];
 }
 
@@ -364,7 +379,10 @@ interface Samples {
  * seeded sequence of changes (a pod relabel, a policy change, a policy add;
  * `runs` times, interleaved) and times each.
  */
-function runIncremental(runs: number, node?: string): { warmMs: number; heap: number; pod: Samples; change: Samples; add: Samples } {
+function runIncremental(
+  runs: number,
+  node?: string,
+): { warmMs: number; heap: number; pod: Samples; change: Samples; add: Samples; endpoints: number; mismatches: string[] } {
   const cluster = generateCluster();
   const heapBefore = heapUsed();
   const warm = time(() => warmCompiler(cluster, node));
@@ -372,11 +390,14 @@ function runIncremental(runs: number, node?: string): { warmMs: number; heap: nu
   const heap = heapUsed() - heapBefore;
   let gen = c.endpointsChangedSince(0).generation;
   const rng = new Prng(SEED + 1);
-  const out = { pod: { ms: [], changed: [] } as Samples, change: { ms: [], changed: [] } as Samples, add: { ms: [], changed: [] } as Samples };
+  const none = (): Samples => ({ ms: [], cpu: [], changed: [] });
+  const out = { pod: none(), change: none(), add: none() };
   const byNs = new Map<string, PodInput[]>();
   for (const p of cluster.pods) byNs.set(p.namespace, [...(byNs.get(p.namespace) ?? []), p]);
-  const record = (x: Samples, r: { ms: number; changed: number; generation: number }) => {
+  const current = new Map(cluster.pods.map((p) => [`${p.namespace}/${p.name}`, p]));
+  const record = (x: Samples, r: { ms: number; cpu: number; changed: number; generation: number }) => {
     x.ms.push(r.ms);
+    x.cpu.push(r.cpu);
     x.changed.push(r.changed);
     gen = r.generation;
   };
@@ -388,6 +409,7 @@ function runIncremental(runs: number, node?: string): { warmMs: number; heap: nu
     const donor = pods.find((p) => JSON.stringify(p.labels) !== JSON.stringify(pod.labels)) ?? pod;
     const relabeled = { ...pod, labels: { ...donor.labels } };
     byNs.set(ns, pods.map((p) => (p === pod ? relabeled : p)));
+    current.set(`${pod.namespace}/${pod.name}`, relabeled);
     record(out.pod, incremental(c, gen, () => c.setPod(relabeled)));
 
     // One existing policy changes its ports (or its peers when it has none).
@@ -401,8 +423,51 @@ function runIncremental(runs: number, node?: string): { warmMs: number; heap: nu
     cluster.policies.push(added);
     record(out.add, incremental(c, gen, () => c.setPolicy(added)));
   }
-  return { warmMs: warm.ms, heap, ...out };
+  // The figures mean something only if the incremental results are the right ones: compare with a one-shot compile.
+  const truth = compile({ policies: cluster.policies, pods: [...current.values()], namespaces: cluster.namespaces, identities: cluster.identities, ...(node === undefined ? {} : { node }) });
+  const keys = new Set([...truth.endpoints.keys(), ...c.endpointKeys()]);
+  const mismatches: string[] = [];
+  for (const k of keys) {
+    const why = endpointDifference(c.result(k), truth.endpoints.get(k));
+    if (why) mismatches.push(`${k}: ${why}`);
+  }
+  return { warmMs: warm.ms, heap, ...out, endpoints: keys.size, mismatches };
 }
+
+/** Where two compiled endpoints differ (undefined when equal). */
+function endpointDifference(a: EndpointPolicy | undefined, b: EndpointPolicy | undefined): string | undefined {
+  if (!a || !b) return a === b ? undefined : `${a ? 'only the incremental' : 'only the one-shot'} compiler has it`;
+  if (a.ip !== b.ip || a.identity !== b.identity || a.identityKey !== b.identityKey) return 'address or identity';
+  for (const d of ['ingress', 'egress'] as const) {
+    const x = a[d];
+    const y = b[d];
+    if (!x || !y) {
+      if (x !== y) return `${d}: isolated in one only`;
+      continue;
+    }
+    if (x.isolatedBy.map(refText).join() !== y.isolatedBy.map(refText).join()) return `${d}: isolatedBy`;
+    const lists: Array<[string, readonly PolicyEntry[], readonly PolicyEntry[]]> = [[`${d} entries`, x.entries, y.entries]];
+    if (x.cidrRegions.length !== y.cidrRegions.length) return `${d}: ${x.cidrRegions.length} vs ${y.cidrRegions.length} CIDR regions`;
+    x.cidrRegions.forEach((r, i) => {
+      const o = y.cidrRegions[i]!;
+      lists.push([`${d} region ${r.prefix}${r.prefix === o.prefix && r.regionId === o.regionId ? '' : ` vs ${o.prefix}`}`, r.entries, r.prefix === o.prefix && r.regionId === o.regionId ? o.entries : []]);
+    });
+    for (const [what, p, q] of lists) {
+      const ps = new Set(p.map(entryText));
+      const qs = new Set(q.map(entryText));
+      const extra = [...ps].filter((e) => !qs.has(e));
+      const missing = [...qs].filter((e) => !ps.has(e));
+      if (extra.length || missing.length || p.length !== q.length) {
+        return `${what}: ${extra.length} only incremental (e.g. ${extra[0] ?? '-'}), ${missing.length} only one-shot (e.g. ${missing[0] ?? '-'})`;
+      }
+    }
+  }
+  return undefined;
+}
+
+const refText = (r: { namespace: string; name: string }) => `${r.namespace}/${r.name}`;
+const entryText = (e: PolicyEntry) =>
+  `${e.peer.kind === 'identity' ? e.peer.identity : e.peer.kind === 'region' ? `region ${e.peer.regionId}` : 'any'} ${e.protocol}/${e.port === 'any' ? 'any' : `${e.port.from}-${e.port.to}`} by ${e.rule.namespace}/${e.rule.name}/${e.rule.direction}/${e.rule.index}`;
 
 /** A changed version of a policy: different ports, or a different peer when it has none. */
 function mutate(spec: NetworkPolicySpec, i: number): NetworkPolicySpec {
