@@ -535,13 +535,13 @@ function report(f: Figures): void {
   if (f.probes.error) console.log(`  ${f.probes.error}`);
   else {
     const empty = (size: number) => median(f.probes.runs.get(`probe_empty@${size}`)!);
-    console.log(`  ${'probe_empty'.padEnd(28)}${f.probes.sizes.map((n) => `N=${n}: ${ns(empty(n))} ns`.padStart(18)).join('')}`);
+    console.log(`  ${'probe_empty (absolute)'.padEnd(28)}${f.probes.sizes.map((n) => `N=${n}: ${ns(empty(n))}`.padStart(18)).join('')}`);
     for (const p of PROBES) {
       const cells = f.probes.sizes.map((n) => `N=${n}: ${signed(median(f.probes.runs.get(`${p.name}@${n}`)!) - empty(n))}`.padStart(18));
       console.log(`  ${p.name.padEnd(28)}${cells.join('')}   ${p.about}`);
     }
     const fill = f.probes.sizes.map((n) => `N=${n}: ${signed(median(f.probes.runs.get(`probe_ct_insert_fresh_fill@${n}`)!) - empty(n))}`.padStart(18));
-    console.log(`  ${'probe_ct_insert_fresh'.padEnd(28)}${fill.join('')}   the same while the table fills (first 200,000 inserts, 2 runs)`);
+    console.log(`  ${'  ... while filling'.padEnd(28)}${fill.join('')}   the same while the table fills (first 200,000 inserts, 2 runs)`);
     console.log('');
     console.log(`  the main cases as the sum of their operations' probes (at N=${f.probes.sizes.at(-1)}), beside the measured added cost:`);
     const n = f.probes.sizes.at(-1)!;
