@@ -1,13 +1,17 @@
 // `npm run bench -- NAME`: runs one benchmark and prints its figures, each
 // beside a baseline measured in the same run.
+import { benchApplyLatency } from './apply-latency.ts';
 import { benchCni } from './cni.ts';
 import { benchCompile } from './compile.ts';
 import { benchPacket } from './packet.ts';
+import { benchThroughput } from './throughput.ts';
 
 const benchmarks: Record<string, { about: string; run: () => Promise<void> }> = {
   cni: { about: 'pod network setup/teardown latency through the CNI plugin vs. a bare veth', run: () => benchCni() },
   packet: { about: 'per-packet cost of pal_to_pod (BPF_PROG_TEST_RUN) at 10/1k/100k map entries vs. pass-through', run: () => benchPacket() },
   compile: { about: 'policy compile time: 10k NetworkPolicies over 5k pods, full and incremental', run: () => benchCompile() },
+  'apply-latency': { about: 'NetworkPolicy write accepted -> datapath verdict seen by a 1 kHz prober, by stage', run: () => benchApplyLatency() },
+  throughput: { about: 'pod-to-pod TCP and 64-byte UDP on one node with 10k policy entries vs. no programs attached', run: () => benchThroughput() },
 };
 
 const name = process.argv[2];
