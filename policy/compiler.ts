@@ -10,12 +10,12 @@
 // are computed once; both caches are invalidated by the changes that touch
 // them. Outputs are shared, immutable by convention: do not modify them.
 
-import { addressInPrefix, hostPrefix, type Address, type Prefix } from './cidr.ts';
+import { addressInPrefix, comparePrefixes, hostPrefix, type Address, type Prefix } from './cidr.ts';
 import { ClusterState, resolveNamedPort, sameNumbers, type NsRec, type Peer, type PodRec } from './cluster.ts';
 import { directionEqual, makeDirectionPolicy, type Segment } from './direction.ts';
-import { ExtendedSegment, RuleOutput, type PortSpec } from './rule-output.ts';
+import { RuleOutput, type PortSpec } from './rule-output.ts';
 import { comparePolicyRefs, comparePorts } from './entries.ts';
-import { ALL_PODS_PEER, policyIR, type PeerIR, type PolicyIR, type PortIR, type RuleIR } from './ir.ts';
+import { ALL_PODS_PEER, policyIR, type IpBlockIR, type PeerIR, type PolicyIR, type PortIR, type RuleIR } from './ir.ts';
 import { computeRegions, type CidrItem } from './regions.ts';
 import type {
   CompiledPolicy,
@@ -28,8 +28,8 @@ import type {
   NetworkPolicyInput,
   PeerClass,
   PodInput,
-  PolicyEntry,
   Problem,
+  Protocol,
 } from './types.ts';
 
 interface RuleRec {
@@ -47,8 +47,15 @@ interface RuleRec {
   cache: RuleOutput | undefined;
   /** The cache must be recomputed; when the result is equal, the old one is kept (same reference). */
   stale: boolean;
-  /** Ingress named ports resolved per named-port signature of the endpoint, for the rule output `base`. */
-  namedIngress: { base: RuleOutput; bySignature: Map<string, { segment: Segment; items: CidrItem[] }> } | undefined;
+  /**
+   * Ingress rules with named ports: the output depends on the ports the
+   * names resolve to on the endpoint, so there is one per resolution (key:
+   * the resolved ports); `fresh` is false for outputs computed before the
+   * rule went stale.
+   */
+  bySignature: Map<string, { out: RuleOutput; fresh: boolean }> | undefined;
+  /** Rules with several selector peers: the union of their identities, and the arrays it was made from. */
+  union: { parts: (readonly number[])[]; ids: readonly number[] } | undefined;
 }
 
 interface PolicyRec {
@@ -93,7 +100,6 @@ export interface ChangedEndpoints {
   full: boolean;
 }
 
-const ANY_PEER: PeerClass = { kind: 'any' };
 const NO_EXCEPT: readonly Prefix[] = [];
 const NO_IDS: readonly number[] = [];
 const NO_SPECS: readonly PortSpec[] = [];
@@ -171,6 +177,10 @@ export class Compiler {
   private readonly namedBlockRules = new Set<RuleRec>();
   private readonly invalidated = new Set<PolicyRec>();
   private readonly slots = new Map<string, DirSlot>();
+  /** podsInBlock results, valid while no pod address or container port changed (addressVersion). */
+  private readonly blockCache = new Map<string, { version: number; list: readonly (readonly [Prefix, number])[] }>();
+  private addressVersion = 0;
+  private byAddress: { version: number; list: { pod: PodRec; host: Prefix }[] } | undefined;
   /** Named-port signature per pod, for its current container ports. */
   private readonly signatures = new Map<PodRec, { ports: readonly ContainerPort[]; sig: string }>();
   private readonly regionsCache = new Map<string, ReturnType<typeof computeRegions>>();
@@ -221,6 +231,7 @@ export class Compiler {
 
   setPolicy(input: NetworkPolicyInput): void {
     const key = `${input.namespace}/${input.name}`;
+    // Text of the spec as given: an unchanged policy set again (a resync) changes nothing.
     const spec = JSON.stringify(input.spec);
     const old = this.policies.get(key);
     if (old && old.spec === spec) return;
@@ -238,7 +249,7 @@ export class Compiler {
       ingressNamed: (ir.ingress ?? []).some((r) => r.hasNamedPorts),
     };
     const rule = (r: RuleIR, direction: Direction): RuleRec => {
-      const rr: RuleRec = { ir: r, policy: rec, direction, peers: [], namedAll: undefined, namedBlocks: false, plain: plainPorts(r.ports), cache: undefined, stale: true, namedIngress: undefined };
+      const rr: RuleRec = { ir: r, policy: rec, direction, peers: [], namedAll: undefined, namedBlocks: false, plain: plainPorts(r.ports), cache: undefined, stale: true, bySignature: undefined, union: undefined };
       rr.peers = r.peers.map((p) => this.acquirePeer(p, rr));
       if (direction === 'egress' && r.hasNamedPorts) {
         if (r.allPeers) rr.namedAll = this.acquirePeer(ALL_PODS_PEER, rr);
@@ -443,6 +454,8 @@ export class Compiler {
   }
 
   private podAddressChanged(before: Address | undefined, after: Address | undefined) {
+    this.addressVersion++;
+    if (this.blockCache.size > 4096) this.blockCache.clear();
     for (const r of this.namedBlockRules) {
       const hit = (a: Address | undefined) => a !== undefined && r.ir.ipBlocks.some((b) => addressInPrefix(b.prefix, a));
       if (hit(before) || hit(after)) this.invalidateRule(r);
@@ -561,34 +574,25 @@ export class Compiler {
     // Policies in key order, rules in index order: the concatenation of the
     // rules' (sorted, deduplicated) entries is sorted and deduplicated.
     const segments: Segment[] = [];
-    const items: CidrItem[] = [];
-    let regionKey: string | undefined = '';
+    const withItems: RuleOutput[] = [];
+    let regionKey = '';
     for (const p of pols) {
       for (const r of p[d]!) {
-        const out = this.ruleOutput(r);
-        let segment: Segment = out;
-        if (d === 'ingress' && r.ir.hasNamedPorts) {
-          const named = this.ingressNamed(r, out, pod);
-          segment = named.segment;
-          if (named.items.length > 0) {
-            for (const it of named.items) items.push(it);
-            regionKey = undefined;
-          }
-        }
-        segments.push(segment);
+        const out = this.ruleOutput(r, pod);
+        segments.push(out);
         if (out.items.length > 0) {
-          for (const it of out.items) items.push(it);
-          if (regionKey !== undefined) regionKey += `${out.serial},`;
+          withItems.push(out);
+          regionKey += `${out.serial},`;
         }
       }
     }
     const isolatedBy = pols.map((p) => p.ir.ref);
-    // The regions depend only on the items, which (without ingress named
-    // items) come from rule outputs: shared by key.
-    let regions = regionKey === undefined ? undefined : this.regionsCache.get(regionKey);
+    // The regions depend only on the items, which come from the rule
+    // outputs: shared by the outputs' serials.
+    let regions = this.regionsCache.get(regionKey);
     if (!regions) {
-      regions = computeRegions(items);
-      if (regionKey !== undefined) this.regionsCache.set(regionKey, regions);
+      regions = computeRegions(withItems.length === 1 ? withItems[0]!.items : withItems.flatMap((o) => o.items));
+      this.regionsCache.set(regionKey, regions);
     }
     if (!regions.ok) {
       const [a, b] = regions.collision;
@@ -611,15 +615,59 @@ export class Compiler {
 
   private readonly peerOf = (id: number) => this.idPeer(id);
 
+  /**
+   * The (host prefix, port) of every pod address inside the block (minus its
+   * excepts) whose pod resolves the named port, sorted; cached per block and
+   * name until a pod's address or ports change.
+   */
+  private podsInBlock(b: IpBlockIR, name: string, protocol: Protocol): readonly (readonly [Prefix, number])[] {
+    const key = `${b.prefix.text}|${b.except.map((e) => e.text).join(',')}|${name}/${protocol}`;
+    const cached = this.blockCache.get(key);
+    if (cached && cached.version === this.addressVersion) return cached.list;
+    const list: [Prefix, number][] = [];
+    // The pods by address: those inside the block are contiguous from the first one not below its start.
+    const pods = this.podsByAddress();
+    let lo = 0;
+    let hi = pods.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (comparePrefixes(pods[mid]!.host, b.prefix) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < pods.length && addressInPrefix(b.prefix, pods[i]!.pod.address!); i++) {
+      const { pod, host } = pods[i]!;
+      if (b.except.some((e) => addressInPrefix(e, pod.address!))) continue;
+      for (const port of resolveNamedPort(pod.input.containerPorts, name, protocol)) list.push([host, port]);
+    }
+    list.sort((x, y) => comparePrefixes(x[0], y[0]) || x[1] - y[1]);
+    this.blockCache.set(key, { version: this.addressVersion, list });
+    return list;
+  }
+
+  /** The pods with an address and their host prefixes, sorted by address (rebuilt after address changes). */
+  private podsByAddress(): readonly { pod: PodRec; host: Prefix }[] {
+    if (this.byAddress?.version !== this.addressVersion) {
+      const list: { pod: PodRec; host: Prefix }[] = [];
+      for (const pod of this.cluster.pods.values()) if (pod.address) list.push({ pod, host: hostPrefix(pod.address) });
+      list.sort((x, y) => comparePrefixes(x.host, y.host));
+      this.byAddress = { version: this.addressVersion, list };
+    }
+    return this.byAddress.list;
+  }
+
   /** The sorted identities of a rule's selector peers (the previous array when unchanged). */
   private ruleIdentities(r: RuleRec): readonly number[] {
     if (r.peers.length === 0) return NO_IDS;
     if (r.peers.length === 1) return this.cluster.peerIdentities(r.peers[0]!);
+    const parts = r.peers.map((peer) => this.cluster.peerIdentities(peer));
+    // The peers' arrays are replaced only when they change: same arrays, same union.
+    const prev = r.union;
+    if (prev && prev.parts.every((p, i) => p === parts[i])) return prev.ids;
     const set = new Set<number>();
-    for (const peer of r.peers) for (const id of this.cluster.peerIdentities(peer)) set.add(id);
+    for (const part of parts) for (const id of part) set.add(id);
     const next = [...set].sort((a, b) => a - b);
-    const prev = r.cache?.ids;
-    return prev && sameNumbers(prev, next) ? prev : next;
+    r.union = { parts, ids: prev && sameNumbers(prev.ids, next) ? prev.ids : next };
+    return r.union.ids;
   }
 
   /**
@@ -627,19 +675,49 @@ export class Compiler {
    * ingress named ports), generated in sorted order: ANY entries, then per
    * identity (ascending) its port specs (sorted).
    */
-  private ruleOutput(r: RuleRec): RuleOutput {
+  /** What rule `r` allows for endpoint `pod` (shared by every endpoint, or per named-port signature). */
+  private ruleOutput(r: RuleRec, pod: PodRec): RuleOutput {
+    if (r.direction === 'ingress' && r.ir.hasNamedPorts) return this.ruleOutputForSignature(r, pod);
     if (r.cache && !r.stale) return r.cache;
-    const next = this.computeRuleOutput(r);
+    const next = this.computeRuleOutput(r, r.plain);
     r.stale = false;
     // Keep the old output when nothing changed: its entries, if built, stay shared.
     if (r.cache && r.cache.equals(next)) return r.cache;
     return (r.cache = next);
   }
 
-  private computeRuleOutput(r: RuleRec): RuleOutput {
+  /**
+   * Ingress named ports resolve on the endpoint itself: resolved against its
+   * container ports, they join the rule's numeric ports; the output is shared
+   * by the endpoints with the same named container ports.
+   */
+  private ruleOutputForSignature(r: RuleRec, pod: PodRec): RuleOutput {
+    // Keyed by what the names resolve to on this pod: endpoints whose named
+    // ports differ elsewhere still share the rule's output.
+    const resolved: PortSpec[] = [];
+    let key = '';
+    for (const n of namedPorts(r.ir.ports)) {
+      for (const num of resolveNamedPort(pod.input.containerPorts, n.name, n.protocol)) {
+        resolved.push({ protocol: n.protocol, port: { from: num, to: num } });
+        key += `${n.protocol}/${num},`;
+      }
+    }
+    r.bySignature ??= new Map();
+    if (r.stale) {
+      r.stale = false;
+      for (const v of r.bySignature.values()) v.fresh = false;
+    }
+    const old = r.bySignature.get(key);
+    if (old?.fresh) return old.out;
+    const next = this.computeRuleOutput(r, resolved.length === 0 ? r.plain : sortPorts([...r.plain, ...resolved]));
+    const out = old && old.out.equals(next) ? old.out : next;
+    r.bySignature.set(key, { out, fresh: true });
+    return out;
+  }
+
+  private computeRuleOutput(r: RuleRec, plain: readonly PortSpec[]): RuleOutput {
     const items: CidrItem[] = [];
     const rule = r.ir.ref;
-    const plain = r.plain;
     if (!r.ir.allPeers) {
       for (const b of r.ir.ipBlocks) {
         for (const pp of plain) items.push({ prefix: b.prefix, except: b.except, protocol: pp.protocol, port: pp.port, rule });
@@ -673,13 +751,10 @@ export class Compiler {
       // ipBlock peers: exactly the pod addresses inside the block (minus its
       // excepts) whose pod has the named port, as host prefixes.
       if (r.namedBlocks) {
-        for (const pod of this.cluster.pods.values()) {
-          const a = pod.address;
-          if (!a) continue;
-          if (!r.ir.ipBlocks.some((b) => addressInPrefix(b.prefix, a) && !b.except.some((e) => addressInPrefix(e, a)))) continue;
+        for (const b of r.ir.ipBlocks) {
           for (const n of named) {
-            for (const port of resolveNamedPort(pod.input.containerPorts, n.name, n.protocol)) {
-              items.push({ prefix: hostPrefix(a), except: NO_EXCEPT, protocol: n.protocol, port: { from: port, to: port }, rule });
+            for (const [prefix, port] of this.podsInBlock(b, n.name, n.protocol)) {
+              items.push({ prefix, except: NO_EXCEPT, protocol: n.protocol, port: { from: port, to: port }, rule });
             }
           }
         }
@@ -688,28 +763,4 @@ export class Compiler {
     return new RuleOutput({ rule, any: r.ir.allPeers ? plain : NO_SPECS, ids, plain, named: byIdentity, items, peerOf: this.peerOf, serial: ++this.serial });
   }
 
-  /** Ingress named ports resolve on the endpoint itself (cached per rule output and named-port signature). */
-  private ingressNamed(r: RuleRec, out: RuleOutput, pod: PodRec): { segment: Segment; items: CidrItem[] } {
-    const sig = this.signature(pod);
-    if (!r.namedIngress || r.namedIngress.base !== out) r.namedIngress = { base: out, bySignature: new Map() };
-    const cached = r.namedIngress.bySignature.get(sig);
-    if (cached) return cached;
-    const rule = r.ir.ref;
-    const extra: PolicyEntry[] = [];
-    const items: CidrItem[] = [];
-    for (const n of namedPorts(r.ir.ports)) {
-      for (const num of resolveNamedPort(pod.input.containerPorts, n.name, n.protocol)) {
-        const port = { from: num, to: num };
-        if (r.ir.allPeers) {
-          extra.push({ peer: ANY_PEER, protocol: n.protocol, port, rule });
-          continue;
-        }
-        for (const peer of r.peers) for (const id of this.cluster.peerIdentities(peer)) extra.push({ peer: this.idPeer(id), protocol: n.protocol, port, rule });
-        for (const b of r.ir.ipBlocks) items.push({ prefix: b.prefix, except: b.except, protocol: n.protocol, port, rule });
-      }
-    }
-    const result = { segment: extra.length > 0 ? new ExtendedSegment(out, extra) : out, items };
-    r.namedIngress.bySignature.set(sig, result);
-    return result;
-  }
 }

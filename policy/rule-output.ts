@@ -5,7 +5,7 @@
 // once per rule, and shared by every endpoint the rule applies to.
 
 import type { Segment } from './direction.ts';
-import { comparePorts, compareRules, entriesEqual, sortDedup } from './entries.ts';
+import { comparePorts, compareRules } from './entries.ts';
 import type { CidrItem } from './regions.ts';
 import type { EntryProtocol, PeerClass, PolicyEntry, PortRange, RuleRef } from './types.ts';
 
@@ -88,10 +88,16 @@ export class RuleOutput implements Segment {
     return (this.memo = out);
   }
 
+  /** Same entries and same CIDR items. */
   equals(o: RuleOutput): boolean {
+    return this === o || (this.sameEntries(o) && itemsEqual(this.items, o.items));
+  }
+
+  /** Same entries (the CIDR items aside: directions compare their regions separately). */
+  sameEntries(o: RuleOutput): boolean {
     if (this === o) return true;
     if (compareRules(this.rule, o.rule) !== 0 || !sameSpecs(this.any, o.any) || !sameNumbers(this.ids, o.ids)) return false;
-    if (!sameSpecs(this.plain, o.plain) || !itemsEqual(this.items, o.items)) return false;
+    if (!sameSpecs(this.plain, o.plain)) return false;
     if (!this.named || !o.named || this.named === o.named) return this.named === o.named;
     if (this.named.size !== o.named.size) return false;
     for (const [id, specs] of this.named) {
@@ -102,28 +108,6 @@ export class RuleOutput implements Segment {
   }
 
   sameAs(other: Segment): boolean {
-    return other instanceof RuleOutput && this.equals(other);
-  }
-}
-
-/** A rule's output plus the entries of its ingress named ports, resolved on one endpoint. */
-export class ExtendedSegment implements Segment {
-  readonly rule: RuleRef;
-  readonly base: RuleOutput;
-  readonly extra: readonly PolicyEntry[];
-  private memo: PolicyEntry[] | undefined;
-
-  constructor(base: RuleOutput, extra: PolicyEntry[]) {
-    this.rule = base.rule;
-    this.base = base;
-    this.extra = sortDedup(extra);
-  }
-
-  entries(): readonly PolicyEntry[] {
-    return (this.memo ??= sortDedup([...this.base.entries(), ...this.extra]));
-  }
-
-  sameAs(other: Segment): boolean {
-    return other instanceof ExtendedSegment && this.base.equals(other.base) && entriesEqual(this.extra, other.extra);
+    return other instanceof RuleOutput && this.sameEntries(other);
   }
 }
