@@ -2,7 +2,8 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { addressInPrefix, formatAddress, parseAddress, parseCidr, prefixContains, type Prefix } from './cidr.ts';
+import fc from 'fast-check';
+import { addressInPrefix, aggregatePrefixes, formatAddress, parseAddress, parseCidr, prefixContains, type Prefix } from './cidr.ts';
 
 // Each row: input, normalized prefix or the error.
 const cidrs: [string, string][] = [
@@ -82,4 +83,26 @@ test('addresses round-trip to their normal text', () => {
   }
   assert.equal(parseAddress('10.0.0'), undefined);
   assert.equal(parseAddress('x'), undefined);
+});
+
+test('aggregatePrefixes merges buddies and covers exactly the same addresses', () => {
+  const agg = (xs: string[]) => aggregatePrefixes(xs.map(P)).map((p) => p.text);
+  // Row by row: sorted disjoint prefixes, their aggregate.
+  assert.deepEqual(agg(['10.0.0.0/32', '10.0.0.1/32']), ['10.0.0.0/31']);
+  assert.deepEqual(agg(['10.0.0.1/32', '10.0.0.2/32']), ['10.0.0.1/32', '10.0.0.2/32']); // not buddies
+  assert.deepEqual(agg(['10.0.0.0/32', '10.0.0.1/32', '10.0.0.2/32', '10.0.0.3/32']), ['10.0.0.0/30']);
+  assert.deepEqual(agg(['10.0.0.0/32', '10.0.0.1/32', '10.0.0.2/31', '10.0.0.5/32']), ['10.0.0.0/30', '10.0.0.5/32']);
+  assert.deepEqual(agg(['0.0.0.0/1', '128.0.0.0/1']), ['0.0.0.0/0']);
+  assert.deepEqual(agg(['fd00::/128', 'fd00::1/128']), ['fd00::/127']);
+  assert.deepEqual(agg(['10.0.0.1/32', 'fd00::/128']), ['10.0.0.1/32', 'fd00::/128']);
+  fc.assert(
+    fc.property(fc.uniqueArray(fc.integer({ min: 0, max: 255 }), { maxLength: 256 }), (hosts) => {
+      const sorted = [...hosts].sort((a, b) => a - b).map((h) => P(`10.0.0.${h}/32`));
+      const out = aggregatePrefixes(sorted);
+      for (let h = 0; h < 256; h++) {
+        const a = parseAddress(`10.0.0.${h}`)!;
+        assert.equal(out.some((p) => addressInPrefix(p, a)), hosts.includes(h));
+      }
+    }),
+  );
 });

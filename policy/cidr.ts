@@ -184,3 +184,30 @@ export function comparePrefixes(a: Prefix, b: Prefix): number {
   }
   return a.len - b.len;
 }
+
+/**
+ * The fewest prefixes covering exactly the same addresses as `sorted`
+ * (prefixes sorted by comparePrefixes, disjoint): adjacent "buddy" prefixes
+ * (the two halves of one prefix) are merged, repeatedly.
+ */
+export function aggregatePrefixes(sorted: readonly Prefix[]): Prefix[] {
+  // Work on (family, words, len) and give the merged ones their text at the end.
+  const stack: { family: Family; words: number[]; len: number; original: Prefix | undefined }[] = [];
+  for (const p of sorted) {
+    let cur = { family: p.family, words: [...p.words], len: p.len, original: p as Prefix | undefined };
+    for (;;) {
+      const top = stack[stack.length - 1];
+      if (!top || top.family !== cur.family || top.len !== cur.len || top.len === 0) break;
+      // Buddies: `top` is the lower half of its parent and `cur` the upper half.
+      const bit = top.len - 1;
+      const w = bit >> 5;
+      const mask = 1 << (31 - (bit & 31));
+      if ((top.words[w]! & mask) !== 0 || ((cur.words[w]! ^ top.words[w]!) >>> 0) !== mask >>> 0) break;
+      if (top.words.some((x, i) => i !== w && x !== cur.words[i])) break;
+      stack.pop();
+      cur = { family: top.family, words: top.words, len: top.len - 1, original: undefined };
+    }
+    stack.push(cur);
+  }
+  return stack.map((e) => e.original ?? makePrefix({ family: e.family, words: e.words }, e.len));
+}

@@ -10,7 +10,7 @@
 // are computed once; both caches are invalidated by the changes that touch
 // them. Outputs are shared, immutable by convention: do not modify them.
 
-import { addressInPrefix, comparePrefixes, hostPrefix, type Address, type Prefix } from './cidr.ts';
+import { addressInPrefix, aggregatePrefixes, comparePrefixes, hostPrefix, type Address, type Prefix } from './cidr.ts';
 import { ClusterState, resolveNamedPort, sameNumbers, type NsRec, type Peer, type PodRec } from './cluster.ts';
 import { directionEqual, makeDirectionPolicy, type Segment } from './direction.ts';
 import { RuleOutput, type PortSpec } from './rule-output.ts';
@@ -60,6 +60,8 @@ interface RuleRec {
 
 interface PolicyRec {
   ir: PolicyIR;
+  /** Unique within the compiler (short keys for shared slots). */
+  serial: number;
   spec: string;
   ns: NsRec;
   ingress: RuleRec[] | null;
@@ -158,6 +160,31 @@ function namedSignature(ports: readonly ContainerPort[]): string {
   return JSON.stringify(ports.filter((c) => c.name).map((c) => [c.name, c.protocol, c.containerPort]));
 }
 
+/** The sorted union of sorted arrays of numbers. */
+function mergeSorted(parts: readonly (readonly number[])[]): number[] {
+  let out: number[] = [...parts[0]!];
+  for (let k = 1; k < parts.length; k++) {
+    const b = parts[k]!;
+    const merged: number[] = [];
+    let i = 0;
+    let j = 0;
+    while (i < out.length || j < b.length) {
+      const x = i < out.length ? out[i]! : Infinity;
+      const y = j < b.length ? b[j]! : Infinity;
+      if (x <= y) {
+        merged.push(x);
+        i++;
+        if (x === y) j++;
+      } else {
+        merged.push(y);
+        j++;
+      }
+    }
+    out = merged;
+  }
+  return out;
+}
+
 const byPolicyKey = (a: PolicyRec, b: PolicyRec) => comparePolicyRefs(a.ir.ref, b.ir.ref);
 
 function compareProblems(a: Problem, b: Problem): number {
@@ -240,6 +267,7 @@ export class Compiler {
     const ns = this.cluster.ns(input.namespace);
     const rec: PolicyRec = {
       ir,
+      serial: ++this.serial,
       spec,
       ns,
       ingress: null,
@@ -443,7 +471,8 @@ export class Compiler {
 
   /** The shared slot for a direction, its policies (sorted), and the endpoint's named-port signature. */
   private slot(direction: Direction, pols: PolicyRec[], signature: string): DirSlot {
-    const key = `${direction}\n${pols.map((p) => p.ir.key).join('\n')}\n#${signature}`;
+    let key = `${direction}:${signature}:`;
+    for (const p of pols) key += `${p.serial},`;
     let slot = this.slots.get(key);
     if (!slot) {
       slot = { key, direction, pols, result: undefined };
@@ -616,9 +645,9 @@ export class Compiler {
   private readonly peerOf = (id: number) => this.idPeer(id);
 
   /**
-   * The (host prefix, port) of every pod address inside the block (minus its
-   * excepts) whose pod resolves the named port, sorted; cached per block and
-   * name until a pod's address or ports change.
+   * (prefix, port) covering exactly the pod addresses inside the block (minus
+   * its excepts) whose pod resolves the named port to that port, sorted by
+   * port; cached per block and name until a pod's address or ports change.
    */
   private podsInBlock(b: IpBlockIR, name: string, protocol: Protocol): readonly (readonly [Prefix, number])[] {
     const key = `${b.prefix.text}|${b.except.map((e) => e.text).join(',')}|${name}/${protocol}`;
@@ -634,12 +663,19 @@ export class Compiler {
       if (comparePrefixes(pods[mid]!.host, b.prefix) < 0) lo = mid + 1;
       else hi = mid;
     }
+    // Per port, the host prefixes of the pods that resolve the name to it (in address order).
+    const byPort = new Map<number, Prefix[]>();
     for (let i = lo; i < pods.length && addressInPrefix(b.prefix, pods[i]!.pod.address!); i++) {
       const { pod, host } = pods[i]!;
       if (b.except.some((e) => addressInPrefix(e, pod.address!))) continue;
-      for (const port of resolveNamedPort(pod.input.containerPorts, name, protocol)) list.push([host, port]);
+      for (const port of new Set(resolveNamedPort(pod.input.containerPorts, name, protocol))) {
+        const hosts = byPort.get(port);
+        if (!hosts) byPort.set(port, [host]);
+        else if (comparePrefixes(hosts[hosts.length - 1]!, host) !== 0) hosts.push(host);
+      }
     }
-    list.sort((x, y) => comparePrefixes(x[0], y[0]) || x[1] - y[1]);
+    // Runs of consecutive pod addresses merge into wider prefixes (exactly the same addresses).
+    for (const port of [...byPort.keys()].sort((x, y) => x - y)) for (const prefix of aggregatePrefixes(byPort.get(port)!)) list.push([prefix, port]);
     this.blockCache.set(key, { version: this.addressVersion, list });
     return list;
   }
@@ -649,7 +685,7 @@ export class Compiler {
     if (this.byAddress?.version !== this.addressVersion) {
       const list: { pod: PodRec; host: Prefix }[] = [];
       for (const pod of this.cluster.pods.values()) if (pod.address) list.push({ pod, host: hostPrefix(pod.address) });
-      list.sort((x, y) => comparePrefixes(x.host, y.host));
+      list.sort((x, y) => comparePrefixes(x.host, y.host) || (x.pod.key < y.pod.key ? -1 : 1));
       this.byAddress = { version: this.addressVersion, list };
     }
     return this.byAddress.list;
@@ -663,9 +699,7 @@ export class Compiler {
     // The peers' arrays are replaced only when they change: same arrays, same union.
     const prev = r.union;
     if (prev && prev.parts.every((p, i) => p === parts[i])) return prev.ids;
-    const set = new Set<number>();
-    for (const part of parts) for (const id of part) set.add(id);
-    const next = [...set].sort((a, b) => a - b);
+    const next = mergeSorted(parts);
     r.union = { parts, ids: prev && sameNumbers(prev.ids, next) ? prev.ids : next };
     return r.union.ids;
   }
