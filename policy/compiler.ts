@@ -4,11 +4,15 @@
 // deletes), then read what changed (endpointsChangedSince) and the result of
 // each endpoint (result). A change marks the endpoints it can affect as
 // dirty; reading recompiles the dirty endpoints only and reports those whose
-// output actually differs. Results are shared between endpoints selected by
-// the same set of policies (and, for ingress rules with named ports, with the
-// same named container ports), and each rule's endpoint-independent entries
-// are computed once; both caches are invalidated by the changes that touch
-// them. Outputs are shared, immutable by convention: do not modify them.
+// output actually differs.
+//
+// Sharing, so that recompiling is cheap: a rule's output (rule-output.ts) is
+// computed once for all the endpoints it applies to (ingress rules with
+// named ports: once per resolution of the names) and kept when a recompute
+// gives the same; a direction result (direction.ts) is shared by the
+// endpoints selected by the same policies (a "slot"); CIDR regions are shared
+// by the rule outputs that produce them. Each cache is invalidated by the
+// changes that touch it. Outputs are shared: read-only by convention.
 
 import { addressInPrefix, aggregatePrefixes, comparePrefixes, hostPrefix, type Address, type Prefix } from './cidr.ts';
 import { ClusterState, resolveNamedPort, sameNumbers, type NsRec, type Peer, type PodRec } from './cluster.ts';
@@ -53,7 +57,7 @@ interface RuleRec {
    * the resolved ports); `fresh` is false for outputs computed before the
    * rule went stale.
    */
-  bySignature: Map<string, { out: RuleOutput; fresh: boolean }> | undefined;
+  byResolution: Map<string, { out: RuleOutput; fresh: boolean }> | undefined;
   /** Rules with several selector peers: the union of their identities, and the arrays it was made from. */
   union: { parts: (readonly number[])[]; ids: readonly number[] } | undefined;
 }
@@ -277,7 +281,7 @@ export class Compiler {
       ingressNamed: (ir.ingress ?? []).some((r) => r.hasNamedPorts),
     };
     const rule = (r: RuleIR, direction: Direction): RuleRec => {
-      const rr: RuleRec = { ir: r, policy: rec, direction, peers: [], namedAll: undefined, namedBlocks: false, plain: plainPorts(r.ports), cache: undefined, stale: true, bySignature: undefined, union: undefined };
+      const rr: RuleRec = { ir: r, policy: rec, direction, peers: [], namedAll: undefined, namedBlocks: false, plain: plainPorts(r.ports), cache: undefined, stale: true, byResolution: undefined, union: undefined };
       rr.peers = r.peers.map((p) => this.acquirePeer(p, rr));
       if (direction === 'egress' && r.hasNamedPorts) {
         if (r.allPeers) rr.namedAll = this.acquirePeer(ALL_PODS_PEER, rr);
@@ -709,9 +713,9 @@ export class Compiler {
    * ingress named ports), generated in sorted order: ANY entries, then per
    * identity (ascending) its port specs (sorted).
    */
-  /** What rule `r` allows for endpoint `pod` (shared by every endpoint, or per named-port signature). */
+  /** What rule `r` allows for endpoint `pod` (shared by every endpoint, or per resolution of its named ports). */
   private ruleOutput(r: RuleRec, pod: PodRec): RuleOutput {
-    if (r.direction === 'ingress' && r.ir.hasNamedPorts) return this.ruleOutputForSignature(r, pod);
+    if (r.direction === 'ingress' && r.ir.hasNamedPorts) return this.ruleOutputForResolution(r, pod);
     if (r.cache && !r.stale) return r.cache;
     const next = this.computeRuleOutput(r, r.plain);
     r.stale = false;
@@ -725,7 +729,7 @@ export class Compiler {
    * container ports, they join the rule's numeric ports; the output is shared
    * by the endpoints with the same named container ports.
    */
-  private ruleOutputForSignature(r: RuleRec, pod: PodRec): RuleOutput {
+  private ruleOutputForResolution(r: RuleRec, pod: PodRec): RuleOutput {
     // Keyed by what the names resolve to on this pod: endpoints whose named
     // ports differ elsewhere still share the rule's output.
     const resolved: PortSpec[] = [];
@@ -736,16 +740,16 @@ export class Compiler {
         key += `${n.protocol}/${num},`;
       }
     }
-    r.bySignature ??= new Map();
+    r.byResolution ??= new Map();
     if (r.stale) {
       r.stale = false;
-      for (const v of r.bySignature.values()) v.fresh = false;
+      for (const v of r.byResolution.values()) v.fresh = false;
     }
-    const old = r.bySignature.get(key);
+    const old = r.byResolution.get(key);
     if (old?.fresh) return old.out;
     const next = this.computeRuleOutput(r, resolved.length === 0 ? r.plain : sortPorts([...r.plain, ...resolved]));
     const out = old && old.out.equals(next) ? old.out : next;
-    r.bySignature.set(key, { out, fresh: true });
+    r.byResolution.set(key, { out, fresh: true });
     return out;
   }
 
