@@ -62,7 +62,7 @@ interface RunResult {
   verdicts: Map<string, number>;
 }
 
-export async function benchThroughput(rounds = 5, seconds = 5): Promise<void> {
+export async function benchThroughput(rounds = 8, seconds = 4): Promise<void> {
   const loadBefore = loadavg()[0]!;
   const cluster = await startCluster({ nodes: 1 });
   let iperfServer: ManagedProcess | undefined;
