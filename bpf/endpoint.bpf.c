@@ -202,7 +202,13 @@ static __always_inline int tracked(struct __sk_buff *skb, const struct endpoint_
  * new incoming connections and dropped. So only an endpoint enforced in
  * NEITHER direction passes at once; otherwise the unenforced direction still
  * runs conntrack, and a new connection there passes as PASS_UNSELECTED and
- * is recorded (rule 0), so its replies are ALLOW_REPLY. */
+ * is recorded (rule 0), so its replies are ALLOW_REPLY.
+ *
+ * An endpoint enforced in neither direction is tracked too: a connection
+ * that starts while no policy selects the pod must be known by the
+ * direction it really started in, or a later policy could see the pod's
+ * replies as new outgoing connections and let the peer's packets through
+ * as their "replies" forever. */
 static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
 {
 	__u32 ifindex = skb->ifindex;
@@ -211,7 +217,7 @@ static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
 	struct ct_value *ct;
 	__u32 revision, rule, reason;
 
-	if (!ep || !(ep->flags & (PAL_EP_INGRESS_ENFORCED | PAL_EP_EGRESS_ENFORCED)))
+	if (!ep)
 		return verdict(skb, PAL_PASS_UNSELECTED);
 	switch (pal_parse(skb, &pkt)) {
 	case PAL_PARSE_NON_IP:

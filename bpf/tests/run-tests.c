@@ -171,10 +171,11 @@ static const struct fixture fixtures[] = {
 		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_PASS_UNSELECTED, CT_NONE } },
 	},
 	{
-		/* A pod that no policy selects at all is not tracked either. */
-		.desc = "endpoint enforced in neither direction: PASS_UNSELECTED",
+		/* A pod that no policy selects is still tracked (rule 0), so that a
+		 * policy arriving later knows who opened the connection. */
+		.desc = "endpoint enforced in neither direction: PASS_UNSELECTED, tracked",
 		.ep_flags = 0,
-		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_PASS_UNSELECTED, CT_NONE } },
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_PASS_UNSELECTED, CT_CREATED, 0 } },
 	},
 	{
 		/* ARP is not IP: passes even on a fully enforced endpoint. */
