@@ -23,6 +23,7 @@ import {
   type MapName,
 } from '../datapath/abi.ts';
 import { fnv1a32, policyRefString, ruleRefString } from '../policy/ids.ts';
+import { parseIpv4 } from './ipam/ipv4.ts';
 import type { DirectionPolicy, EndpointPolicy, PolicyEntry, RuleRef } from '../policy/types.ts';
 
 /** The maps the agent owns the contents of (conntrack, config and metrics are the datapath's). */
@@ -118,7 +119,7 @@ function planEndpoint(endpoint: LocalEndpoint, compiled: EndpointPolicy | undefi
     const codec = MAPS[map] as unknown as { key: { encode(k: K): Buffer }; value: { encode(v: V): Buffer } };
     maps.get(map as 'pal_policy')!.set(codec.key.encode(key).toString('hex'), codec.value.encode(value).toString('hex'));
   };
-  const endpointId = ipv4Number(endpoint.ip);
+  const endpointId = parseIpv4(endpoint.ip);
   let flags = ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ENFORCED;
   if (compiled) {
     flags = 0;
@@ -228,7 +229,4 @@ export function diffMaps(desired: MapContents, applied: MapContents): MapChanges
   return { updates, deletes, count };
 }
 
-function ipv4Number(ip: string): number {
-  return ip.split('.').reduce((acc, part) => acc * 256 + Number(part), 0) >>> 0;
-}
 

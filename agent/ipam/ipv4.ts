@@ -27,16 +27,8 @@ export function parseIpv4Cidr(text: string): Ipv4Cidr {
   return { network: address - (address % size), prefix };
 }
 
-export function formatIpv4Cidr(cidr: Ipv4Cidr): string {
-  return `${formatIpv4(cidr.network)}/${cidr.prefix}`;
-}
-
 export function cidrSize(cidr: Ipv4Cidr): number {
   return 2 ** (32 - cidr.prefix);
-}
-
-export function cidrContains(cidr: Ipv4Cidr, address: number): boolean {
-  return address >= cidr.network && address < cidr.network + cidrSize(cidr);
 }
 
 /**
