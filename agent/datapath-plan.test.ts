@@ -49,3 +49,15 @@ test('a pod the compiler does not know is denied everything', () => {
   const plan = planDatapath({ endpoints: [{ key: 'x/ghost', ifindex: 99, ip: '10.200.1.9' }], compiled: new Map(), podIdentities: new Map(), nodeAddresses: { self: [], others: [] } });
   assert.equal(flagsOf(plan, 99), ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ENFORCED);
 });
+
+test('an endpoint with class-ANY entries (a peer list that allows every pod and address) gets the ANY flag of that direction only', () => {
+  const anyPeer: NetworkPolicyInput = {
+    namespace: 'x',
+    name: 'a-egress-anywhere',
+    spec: { podSelector: { matchLabels: { pod: 'a' } }, policyTypes: ['Ingress', 'Egress'], egress: [{ ports: [{ port: 53, protocol: 'UDP' }] }] },
+  };
+  const both = compile({ policies: [policy, anyPeer], pods, namespaces: [ns], identities, node: 'n1' });
+  const plan = planDatapath({ endpoints, compiled: both.endpoints, podIdentities: both.ipcache, nodeAddresses: { self: [], others: [] } });
+  assert.equal(flagsOf(plan, 10), ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ANY);
+  assert.equal(flagsOf(plan, 11), ENDPOINT_FLAG.INGRESS_ENFORCED, 'b allows one identity, not ANY');
+});

@@ -127,7 +127,8 @@ function planEndpoint(endpoint: LocalEndpoint, compiled: EndpointPolicy | undefi
       if (!policy) continue;
       const d = direction === 'ingress' ? DIRECTION.INGRESS : DIRECTION.EGRESS;
       flags |= d === DIRECTION.INGRESS ? ENDPOINT_FLAG.INGRESS_ENFORCED : ENDPOINT_FLAG.EGRESS_ENFORCED;
-      writeClasses(policy.entries, endpointId, d, put, problems, endpoint.key);
+      const classes = writeClasses(policy.entries, endpointId, d, put, problems, endpoint.key);
+      if (classes.has(IDENTITY.ANY)) flags |= d === DIRECTION.INGRESS ? ENDPOINT_FLAG.INGRESS_ANY : ENDPOINT_FLAG.EGRESS_ANY;
       const regions = policy.cidrRegions.filter((r) => r.family === 4);
       if (regions.length > 0) flags |= d === DIRECTION.INGRESS ? ENDPOINT_FLAG.INGRESS_CIDR : ENDPOINT_FLAG.EGRESS_CIDR;
       for (const region of regions) {
@@ -159,6 +160,7 @@ const PROTOCOLS = [
  * One peer class's entries as the ADR lays them out: a summary entry with
  * flags, an entry per "all ports of a protocol", an entry per allowed port.
  * Entries are sorted, so the first rule found for a key is stable.
+ * Returns the classes that got entries.
  */
 function writeClasses(
   entries: readonly PolicyEntry[],
@@ -167,8 +169,9 @@ function writeClasses(
   put: <K, V>(map: PlannedMap, key: K, value: V) => void,
   problems: string[],
   endpoint: string,
-): void {
+): Set<number> {
   const byClass = new Map<number, PolicyEntry[]>();
+  const written = new Set<number>();
   for (const entry of entries) {
     const identity = entry.peer.kind === 'identity' ? entry.peer.identity : entry.peer.kind === 'any' ? IDENTITY.ANY : entry.peer.regionId;
     byClass.set(identity, [...(byClass.get(identity) ?? []), entry]);
@@ -202,8 +205,12 @@ function writeClasses(
       if (ports.size > 0) flags |= proto.ports;
       for (const [port, rule] of ports) put('pal_policy', key(proto.number, port), { ruleId: rule, flags: 0 });
     }
-    if (flags !== 0) put('pal_policy', key(0, 0), { ruleId: summaryRule, flags });
+    if (flags !== 0) {
+      put('pal_policy', key(0, 0), { ruleId: summaryRule, flags });
+      written.add(identity);
+    }
   }
+  return written;
 }
 
 export interface MapChanges {

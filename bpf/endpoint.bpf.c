@@ -11,9 +11,8 @@
  * handle(): a pod enforced in only one direction has its connections in the
  * other direction tracked too, so that their replies are recognised.
  * Nothing here loops: a verdict costs a bounded number of hash lookups
- * whatever the number of rules, and an established connection costs the
- * endpoint lookup, one conntrack lookup (two for a reply) and the
- * pal_config read.
+ * whatever the number of rules, and a packet of a known connection, reply
+ * or not, costs one conntrack lookup and the pal_config read.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -28,8 +27,6 @@
 #include "parse.h"
 #include "policy.h"
 #include "reasons.h"
-
-#define NSEC_PER_SEC 1000000000ull
 
 /* Counts the packet under its reason and turns the reason into tc's verdict. */
 static __always_inline int verdict(struct __sk_buff *skb, __u32 reason)
@@ -65,17 +62,54 @@ static __always_inline __u32 peer_identity(__u32 addr)
 	return v ? v->identity : PAL_ID_WORLD;
 }
 
-/* Whether peer class `class` may open connection t (see policy.h): the
+/* What a policy decision looks at: the direction whose policy applies, the
+ * peer, and the protocol and destination port of the connection's opening
+ * packet (the endpoint's own port for ingress, the peer's for egress). */
+struct conn {
+	__u32 peer;
+	__u16 dport;
+	__u8 protocol;
+	__u8 direction;
+};
+
+/* The conntrack key of a packet at the hook of direction `dir`: the
+ * endpoint is the destination of packets to the pod, the source of packets
+ * from it. `dir` is a constant in each program, so the choices fold away. */
+static __always_inline void ct_key_of(const struct pal_pkt *p, const __u8 dir, struct ct4_key *k)
+{
+	bool to_pod = dir == PAL_DIR_INGRESS;
+
+	k->addr = to_pod ? p->daddr : p->saddr;
+	k->peer_addr = to_pod ? p->saddr : p->daddr;
+	k->port = to_pod ? p->dport : p->sport;
+	k->peer_port = to_pod ? p->sport : p->dport;
+	k->protocol = p->protocol;
+	k->pad[0] = k->pad[1] = k->pad[2] = 0;
+}
+
+/* The connection of key k as opened in direction `dir`. */
+static __always_inline struct conn conn_of(const struct ct4_key *k, __u8 dir)
+{
+	struct conn c = {
+		.peer = k->peer_addr,
+		.dport = dir == PAL_DIR_INGRESS ? k->port : k->peer_port,
+		.protocol = k->protocol,
+		.direction = dir,
+	};
+	return c;
+}
+
+/* Whether peer class `class` may open connection c (see policy.h): the
  * summary entry, then at most the exact-port and the any-port entries it
  * announces. A port of 0 (no ports: ICMP, a non-first fragment) can only be
  * allowed by ALL or ANY_PORT, which is the ADR's fragment rule. */
 static __always_inline bool class_allows(__u32 endpoint_id, __u32 class,
-					 const struct ct4_key *t, __u32 *rule)
+					 const struct conn *c, __u32 *rule)
 {
 	struct policy_key k = {
 		.endpoint_id = endpoint_id,
 		.identity = class,
-		.direction = t->direction,
+		.direction = c->direction,
 	};
 	struct policy_value *v = bpf_map_lookup_elem(&pal_policy, &k);
 	__u32 flags, any_port, ports;
@@ -87,7 +121,7 @@ static __always_inline bool class_allows(__u32 endpoint_id, __u32 class,
 		*rule = v->rule_id;
 		return true;
 	}
-	switch (t->protocol) {
+	switch (c->protocol) {
 	case IPPROTO_TCP:
 		any_port = PAL_POL_TCP_ANY_PORT;
 		ports = PAL_POL_TCP_PORTS;
@@ -103,9 +137,9 @@ static __always_inline bool class_allows(__u32 endpoint_id, __u32 class,
 	default:
 		return false;
 	}
-	k.protocol = t->protocol;
-	if ((flags & ports) && t->dport) {
-		k.dport = t->dport;
+	k.protocol = c->protocol;
+	if ((flags & ports) && c->dport) {
+		k.dport = c->dport;
 		v = bpf_map_lookup_elem(&pal_policy, &k);
 		if (v) {
 			*rule = v->rule_id;
@@ -123,26 +157,26 @@ static __always_inline bool class_allows(__u32 endpoint_id, __u32 class,
 	return false;
 }
 
-/* Decides connection t for endpoint ep as a NEW connection: t is the
- * connection's original tuple with the direction whose policy applies (for
- * a reply's re-evaluation, the other hook's direction). Returns
+/* Decides connection c for endpoint ep as a NEW connection. Returns
  * PASS_UNSELECTED (that direction is not enforced), ALLOW_POLICY with *rule
- * set (0 for the host rule) or DROP_POLICY. */
+ * set (0 for the host rule) or DROP_POLICY. The ANY class and the CIDR
+ * regions are probed only when the endpoint's flags say it has such
+ * entries in that direction. */
 static __always_inline __u32 evaluate(const struct endpoint_info *ep,
-				      const struct ct4_key *t, __u32 *rule)
+				      const struct conn *c, __u32 *rule)
 {
-	__u8 dir = t->direction;
-	__u32 peer = dir == PAL_DIR_INGRESS ? t->saddr : t->daddr;
+	__u8 dir = c->direction;
 	__u32 id, endpoint_id = ep->endpoint_id;
 
 	*rule = 0;
 	if (!(ep->flags & PAL_EP_ENFORCED(dir)))
 		return PAL_PASS_UNSELECTED;
-	id = peer_identity(peer);
+	id = peer_identity(c->peer);
 	if (dir == PAL_DIR_INGRESS && id == PAL_ID_HOST && pal_host_reaches_pods)
 		return PAL_ALLOW_POLICY;
-	if (class_allows(endpoint_id, id, t, rule) ||
-	    class_allows(endpoint_id, PAL_ID_ANY, t, rule))
+	if (class_allows(endpoint_id, id, c, rule))
+		return PAL_ALLOW_POLICY;
+	if ((ep->flags & PAL_EP_ANY(dir)) && class_allows(endpoint_id, PAL_ID_ANY, c, rule))
 		return PAL_ALLOW_POLICY;
 	if (ep->flags & PAL_EP_CIDR(dir)) {
 		struct policy_cidr_key ck = {
@@ -153,123 +187,118 @@ static __always_inline __u32 evaluate(const struct endpoint_info *ep,
 		};
 		struct policy_cidr_value *region;
 
-		__builtin_memcpy(ck.addr, &peer, sizeof(peer));
+		__builtin_memcpy(ck.addr, &c->peer, sizeof(c->peer));
 		region = bpf_map_lookup_elem(&pal_policy_cidr, &ck);
-		if (region && class_allows(endpoint_id, region->identity, t, rule))
+		if (region && class_allows(endpoint_id, region->identity, c, rule))
 			return PAL_ALLOW_POLICY;
 	}
 	return PAL_DROP_POLICY;
 }
 
-/* A packet of a tracked connection; `key` is the entry's own key (original
- * tuple, direction of the hook that admitted it). An entry recorded under an
- * older policy revision is decided again by the policy of that original
- * direction, so that revoking access cuts the connection at its next packet.
- * The revision is read before the policy maps, so that a batch the agent
- * writes meanwhile leaves the entry stale rather than wrongly current. */
-static __always_inline int tracked(struct __sk_buff *skb, const struct endpoint_info *ep,
-				   const struct ct4_key *key, struct ct_value *ct, __u32 reason)
+static __always_inline struct endpoint_info *endpoint_of(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+
+	return bpf_map_lookup_elem(&pal_endpoints, &ifindex);
+}
+
+/* A packet of a tracked connection, at the hook of direction `dir`. An
+ * entry recorded under an older policy revision is decided again by the
+ * policy of its origin direction, so that revoking access cuts the
+ * connection at its next packet, replies included. The revision is read
+ * before the policy maps, so that a batch the agent writes meanwhile leaves
+ * the entry stale rather than wrongly current. The endpoint is looked up
+ * only then: a current entry needs nothing else. */
+static __always_inline int tracked(struct __sk_buff *skb, const __u8 dir,
+				   const struct ct4_key *key, struct ct_value *ct)
 {
 	__u32 revision = policy_revision();
-	__u64 now;
+	__u32 now;
 
 	if (ct->revision != revision) {
+		struct endpoint_info *ep = endpoint_of(skb);
+		struct conn c;
 		__u32 rule;
 
-		if (evaluate(ep, key, &rule) == PAL_DROP_POLICY) {
+		if (!ep)
+			return verdict(skb, PAL_PASS_UNSELECTED);
+		c = conn_of(key, ct->origin);
+		if (evaluate(ep, &c, &rule) == PAL_DROP_POLICY) {
 			bpf_map_delete_elem(&pal_ct4, key);
 			return verdict(skb, PAL_DROP_REVOKED);
 		}
 		ct->revision = revision;
 		ct->rule_id = rule;
 	}
-	/* The coarse clock (last tick) is cheaper than bpf_ktime_get_ns and
-	 * ample for a once-a-second refresh; comparing with an addition keeps
-	 * a coarse `now` slightly behind a precise creation stamp harmless. */
-	now = bpf_ktime_get_coarse_ns();
-	if (now > ct->last_seen_ns + NSEC_PER_SEC)
-		ct->last_seen_ns = now;
-	return verdict(skb, reason);
+	now = (__u32)bpf_jiffies64();
+	if (now - ct->last_seen > PAL_CT_REFRESH_JIFFIES)
+		ct->last_seen = now;
+	return verdict(skb, ct->origin == dir ? PAL_ALLOW_ESTABLISHED : PAL_ALLOW_REPLY);
 }
 
 /* The per-packet algorithm for the hook of direction `dir` (a constant in
  * each program, so the verifier and the compiler see one path per hook).
  *
+ * A packet of a known connection costs the parse, ONE conntrack lookup
+ * (both directions share the entry) and the revision read: the endpoint is
+ * not even looked up. Everything else is a new connection, decided by
+ * policy and recorded when it passes.
+ *
  * Deviation from the ADR's step 1: the ADR passes a packet at once when its
  * direction is not enforced. But a pod selected for Ingress only (the common
  * default-deny-ingress case) then never records its outgoing connections,
  * and their replies, arriving at the enforced to-pod hook, would be judged as
- * new incoming connections and dropped. So only an endpoint enforced in
- * NEITHER direction passes at once; otherwise the unenforced direction still
- * runs conntrack, and a new connection there passes as PASS_UNSELECTED and
- * is recorded (rule 0), so its replies are ALLOW_REPLY.
- *
- * An endpoint enforced in neither direction is tracked too: a connection
- * that starts while no policy selects the pod must be known by the
- * direction it really started in, or a later policy could see the pod's
- * replies as new outgoing connections and let the peer's packets through
- * as their "replies" forever. */
+ * new incoming connections and dropped. So every connection of an endpoint
+ * is tracked, in both directions and whether or not a policy selects the pod:
+ * a new connection in an unenforced direction passes as PASS_UNSELECTED and
+ * is recorded (rule 0), so its replies are ALLOW_REPLY; and a connection
+ * that starts while no policy selects the pod stays known by the direction
+ * it really started in, or a later policy could see the pod's replies as new
+ * outgoing connections and let the peer's packets through as their
+ * "replies" forever. */
 static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
 {
-	__u32 ifindex = skb->ifindex;
-	struct endpoint_info *ep = bpf_map_lookup_elem(&pal_endpoints, &ifindex);
+	struct endpoint_info *ep;
 	struct pal_pkt pkt;
+	struct ct4_key key;
 	struct ct_value *ct;
+	struct conn c;
 	__u32 revision, rule, reason;
 
-	if (!ep)
-		return verdict(skb, PAL_PASS_UNSELECTED);
 	switch (pal_parse(skb, &pkt)) {
-	case PAL_PARSE_NON_IP:
-		return verdict(skb, PAL_PASS_NON_IP);
-	case PAL_PARSE_MALFORMED:
-		return verdict(skb, PAL_DROP_MALFORMED);
 	case PAL_PARSE_OK:
 		break;
+	case PAL_PARSE_NON_IP:
+		return verdict(skb, endpoint_of(skb) ? PAL_PASS_NON_IP : PAL_PASS_UNSELECTED);
+	default:
+		return verdict(skb, endpoint_of(skb) ? PAL_DROP_MALFORMED : PAL_PASS_UNSELECTED);
 	}
+	ct_key_of(&pkt, dir, &key);
 
-	struct ct4_key key = {
-		.saddr = pkt.saddr,
-		.daddr = pkt.daddr,
-		.sport = pkt.sport,
-		.dport = pkt.dport,
-		.protocol = pkt.protocol,
-		.direction = dir,
-	};
-
-	/* No ports, so no conntrack: decided alone, by the all-ports entries. */
-	if (pkt.fragment) {
-		reason = evaluate(ep, &key, &rule);
-		return verdict(skb, reason == PAL_DROP_POLICY ? PAL_DROP_FRAGMENT : reason);
-	}
-
-	/* A SYN opens a connection: decide it as new even if a stale entry
-	 * with the same tuple exists (the new entry replaces it). */
-	if (!pkt.syn) {
-		struct ct4_key reply = {
-			.saddr = pkt.daddr,
-			.daddr = pkt.saddr,
-			.sport = pkt.dport,
-			.dport = pkt.sport,
-			.protocol = pkt.protocol,
-			.direction = !dir,
-		};
-
+	/* A SYN opens a connection: it is decided as new even when an entry
+	 * with the same key exists (the new entry replaces it). A non-first
+	 * fragment has no ports, so no conntrack: it is decided alone, by the
+	 * all-ports entries. */
+	if (!pkt.syn && !pkt.fragment) {
 		ct = bpf_map_lookup_elem(&pal_ct4, &key);
 		if (ct)
-			return tracked(skb, ep, &key, ct, PAL_ALLOW_ESTABLISHED);
-		ct = bpf_map_lookup_elem(&pal_ct4, &reply);
-		if (ct)
-			return tracked(skb, ep, &reply, ct, PAL_ALLOW_REPLY);
+			return tracked(skb, dir, &key, ct);
 	}
 
+	ep = endpoint_of(skb);
+	if (!ep)
+		return verdict(skb, PAL_PASS_UNSELECTED);
 	revision = policy_revision(); /* before the policy maps: see tracked() */
-	reason = evaluate(ep, &key, &rule);
+	c = conn_of(&key, dir);
+	reason = evaluate(ep, &c, &rule);
+	if (pkt.fragment)
+		return verdict(skb, reason == PAL_DROP_POLICY ? PAL_DROP_FRAGMENT : reason);
 	if (!PAL_REASON_IS_DROP(reason)) {
 		struct ct_value v = {
-			.last_seen_ns = bpf_ktime_get_ns(),
 			.revision = revision,
 			.rule_id = rule,
+			.last_seen = (__u32)bpf_jiffies64(),
+			.origin = dir,
 		};
 
 		bpf_map_update_elem(&pal_ct4, &key, &v, BPF_ANY);

@@ -135,14 +135,14 @@ const encodings: EncodingRow[] = [
   encodes(
     'ct4_key: addresses in network order, ports in host order, zero pad',
     ct4Key,
-    { saddr: '10.0.0.1', daddr: '10.0.0.2', sport: 40000, dport: 80, protocol: 6, direction: 1 },
-    '0a000001 0a000002 409c 5000 06 01 0000',
+    { addr: '10.0.0.1', peerAddr: '10.0.0.2', port: 40000, peerPort: 80, protocol: 6 },
+    '0a000001 0a000002 409c 5000 06 000000',
   ),
   encodes(
-    'ct_value: u64 timestamp',
+    'ct_value',
     ctValue,
-    { lastSeenNs: 0x0102030405060708n, revision: 2, ruleId: 3 },
-    '0807060504030201 02000000 03000000',
+    { revision: 2, ruleId: 3, lastSeen: 0x01020304, origin: 1 },
+    '02000000 03000000 04030201 01 000000',
   ),
   encodes(
     'datapath_config',

@@ -254,17 +254,17 @@ export const policyCidrKey: Codec<PolicyCidrKey> = {
 /** policy.h: the value of pal_policy_cidr: a CIDR-region class (cidrIdentity). */
 export const policyCidrValue = struct('policy_cidr_value', 4, { identity: u32(0) });
 
-/** conntrack.h: pal_ct4's key, the ORIGINAL direction's tuple as the admitting hook saw it. */
+/** conntrack.h: pal_ct4's key, a connection as one endpoint sees it (its own address and port first). */
 export const ct4Key = struct(
   'ct4_key',
   16,
-  { saddr: ipv4(0), daddr: ipv4(4), sport: u16(8), dport: u16(10), protocol: u8(12), direction: u8(13) },
-  [{ c: 'pad', offset: 14, size: 2 }],
+  { addr: ipv4(0), peerAddr: ipv4(4), port: u16(8), peerPort: u16(10), protocol: u8(12) },
+  [{ c: 'pad', offset: 13, size: 3 }],
 );
 export type Ct4Key = ReturnType<typeof ct4Key.decode>;
 
-/** conntrack.h: pal_ct4's value; last_seen_ns is CLOCK_MONOTONIC. */
-export const ctValue = struct('ct_value', 16, { lastSeenNs: u64(0), revision: u32(8), ruleId: u32(12) });
+/** conntrack.h: pal_ct4's value; lastSeen is jiffies (low 32 bits), origin the direction the connection was opened in. */
+export const ctValue = struct('ct_value', 16, { revision: u32(0), ruleId: u32(4), lastSeen: u32(8), origin: u8(12) }, [{ c: 'pad', offset: 13, size: 3 }]);
 export type CtValue = ReturnType<typeof ctValue.decode>;
 
 /** config.h: pal_config[0]. */
@@ -367,6 +367,8 @@ export const ENDPOINT_FLAG = {
   EGRESS_ENFORCED: 1 << 1,
   INGRESS_CIDR: 1 << 2,
   EGRESS_CIDR: 1 << 3,
+  INGRESS_ANY: 1 << 4,
+  EGRESS_ANY: 1 << 5,
 } as const;
 
 /**

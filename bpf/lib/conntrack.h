@@ -1,20 +1,26 @@
-/* pal_ct4: IPv4 connections admitted by a hook, so that later packets and
- * replies skip policy.
+/* pal_ct4: the IPv4 connections of this node's endpoints, so that their
+ * later packets and their replies skip policy.
  *
- * Key: the tuple of the connection's ORIGINAL direction exactly as the hook
- * that admitted it saw it (addresses in network byte order, ports in host
- * byte order, 0 for protocols without ports such as ICMP), plus that hook's
- * direction (0 to-pod, 1 from-pod). No wildcards. A packet of the same
- * direction finds the entry under its own tuple; a reply finds it under its
- * reversed tuple with the opposite direction. The endpoint is not part of
- * the key: one of the two addresses is the endpoint's own.
+ * Key: the connection as ONE endpoint sees it: the endpoint's own address
+ * and port, the peer's address and port, the protocol. Both hooks of the
+ * endpoint build the same key for both directions of a connection (to-pod:
+ * own = destination; from-pod: own = source), so a reply is found by the
+ * same single lookup as any other packet. A connection between two pods of
+ * this node has an entry for each pod. Addresses in network byte order,
+ * ports in host byte order, 0 for protocols without ports (ICMP). No
+ * wildcards.
  *
- * Value: `revision` is pal_config.policy_revision as read before the policy
- * decision; an entry whose revision is behind is re-evaluated (and deleted
- * if revoked). `rule_id` is the rule that admitted the connection (0: the
- * host rule, or a direction no policy enforces). `last_seen_ns` is CLOCK_MONOTONIC (bpf_ktime_get_ns at
- * creation, refreshed at most about once a second), for the agent's garbage
- * collection; the LRU evicts the oldest entries when the map is full.
+ * Value: `origin` is the direction the connection was opened in (0: into the
+ * pod, 1: out of it): packets in that direction are ALLOW_ESTABLISHED, the
+ * others ALLOW_REPLY. `revision` is pal_config.policy_revision as read
+ * before the policy decision; an entry behind it is decided again by the
+ * policy of its origin direction, and deleted if revoked. `rule_id` is the
+ * rule that admitted the connection (0: the host rule, or a direction no
+ * policy enforces). `last_seen` is the low 32 bits of jiffies, written at
+ * creation and refreshed once it is PAL_CT_REFRESH_JIFFIES behind, for a
+ * garbage collector of idle entries (bpf_jiffies64 is inlined; the clock
+ * helpers cost a call per packet). The LRU evicts the oldest entries when
+ * the map is full.
  */
 #ifndef PAL_CONNTRACK_H
 #define PAL_CONNTRACK_H
@@ -29,21 +35,26 @@
 #define PAL_CT_MAX (1 << 18)
 #endif
 
+/* A quarter of a second at HZ=1000, 2.5 s at HZ=100: fine enough for idle
+ * timeouts of tens of seconds, rare enough to leave the line unwritten. */
+#define PAL_CT_REFRESH_JIFFIES 256
+
 struct ct4_key {
-	__u32 saddr;
-	__u32 daddr;
-	__u16 sport;
-	__u16 dport;
+	__u32 addr;      /* the endpoint's own address */
+	__u32 peer_addr;
+	__u16 port;      /* the endpoint's own port */
+	__u16 peer_port;
 	__u8 protocol;
-	__u8 direction;
-	__u16 pad;
+	__u8 pad[3];
 };
 _Static_assert(sizeof(struct ct4_key) == 16, "ct4_key is ABI");
 
 struct ct_value {
-	__u64 last_seen_ns;
 	__u32 revision;
 	__u32 rule_id;
+	__u32 last_seen; /* jiffies, low 32 bits */
+	__u8 origin;     /* PAL_DIR_INGRESS or PAL_DIR_EGRESS */
+	__u8 pad[3];
 };
 _Static_assert(sizeof(struct ct_value) == 16, "ct_value is ABI");
 

@@ -26,13 +26,18 @@
 
 /* flags: a direction is enforced when some policy selects the pod for it
  * (bit = 1 << direction); the CIDR bits say pal_policy_cidr has entries for
- * the pod in that direction (bit = 4 << direction), which gates that lookup. */
+ * the pod in that direction (bit = 4 << direction), the ANY bits that
+ * pal_policy has class-ANY entries for it (bit = 16 << direction). Each gates
+ * its lookup, so a packet never probes for entries that cannot exist. */
 #define PAL_EP_INGRESS_ENFORCED (1u << 0)
 #define PAL_EP_EGRESS_ENFORCED  (1u << 1)
 #define PAL_EP_INGRESS_CIDR     (1u << 2)
 #define PAL_EP_EGRESS_CIDR      (1u << 3)
+#define PAL_EP_INGRESS_ANY      (1u << 4)
+#define PAL_EP_EGRESS_ANY       (1u << 5)
 #define PAL_EP_ENFORCED(dir)    (PAL_EP_INGRESS_ENFORCED << (dir))
 #define PAL_EP_CIDR(dir)        (PAL_EP_INGRESS_CIDR << (dir))
+#define PAL_EP_ANY(dir)         (PAL_EP_INGRESS_ANY << (dir))
 
 struct endpoint_info {
 	__u32 endpoint_id;

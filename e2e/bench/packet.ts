@@ -75,6 +75,8 @@ const ID = { pod: 0x20000, allowed: 0x20001, all: 0x20002, denied: 0x20003 };
 const BLOCK = { cidr: '203.0.113.0/24', region: cidrIdentity(5) };
 // Filler: identities from FILL_ID, addresses from FILL_ADDR, other endpoints from OTHER_EP.
 const FILL_ID = 0x10000;
+// Peers of the new-connection harness (fresh.bpf.c): consecutive addresses, all of identity ID.allowed.
+const FRESH = { first: '10.3.0.0', peers: 64 };
 const FILL_ADDR = ipv4Number('10.64.0.0');
 const OTHER_EP = ipv4Number('10.1.1.0');
 const OTHER_ENDPOINTS = 1000;
@@ -105,15 +107,16 @@ const nonIp = (() => {
 })();
 
 const CASES: Case[] = [
-  { name: 'new: SYN, allowed', main: true, path: 'ep + ipcache4 + policy summary + port, CT insert', packet: syn(PEER.allowed), flags: ENFORCED, expect: 'ALLOW_POLICY' },
-  { name: 'established: ACK', main: true, path: 'ep + CT hit + config', packet: ack(PEER.allowed), flags: ENFORCED, expect: 'ALLOW_ESTABLISHED' },
-  { name: 'denied: SYN', main: true, path: 'ep + ipcache4 + 2 policy misses', packet: syn(PEER.denied), flags: ENFORCED, expect: 'DROP_POLICY' },
-  { name: 'non-IP frame', main: false, path: 'ep + parse only', packet: nonIp, flags: ENFORCED, expect: 'PASS_NON_IP' },
-  { name: 'reply: ACK', main: false, path: 'ep + CT miss + CT hit + config', packet: ipv4Packet({ saddr: PEER.allowed, daddr: POD, protocol: 'TCP', sport: 9090, dport: REPLY_PORT, tcpFlags: TCP_ACK }), flags: ENFORCED, expect: 'ALLOW_REPLY' },
-  { name: 'new: SYN, ALL class', main: false, path: 'ep + ipcache4 + policy summary, CT insert', packet: syn(PEER.all), flags: ENFORCED, expect: 'ALLOW_POLICY' },
-  { name: 'denied: world peer', main: false, path: 'ep + ipcache4 miss + LPM ipcache + 2 policy misses', packet: syn(PEER.world), flags: ENFORCED, expect: 'DROP_POLICY' },
+  { name: 'established: ACK', main: true, path: 'parse + CT hit + config', packet: ack(PEER.allowed), flags: ENFORCED, expect: 'ALLOW_ESTABLISHED' },
+  { name: 'denied: SYN', main: true, path: 'ep + ipcache4 + policy summary miss', packet: syn(PEER.denied), flags: ENFORCED, expect: 'DROP_POLICY' },
+  { name: 'SYN of a tracked tuple', main: false, path: 'ep + ipcache4 + policy summary + port, CT replace', packet: syn(PEER.allowed), flags: ENFORCED, expect: 'ALLOW_POLICY' },
+  { name: 'non-IP frame', main: false, path: 'parse + ep', packet: nonIp, flags: ENFORCED, expect: 'PASS_NON_IP' },
+  { name: 'reply: ACK', main: false, path: 'parse + CT hit + config (the same entry)', packet: ipv4Packet({ saddr: PEER.allowed, daddr: POD, protocol: 'TCP', sport: 9090, dport: REPLY_PORT, tcpFlags: TCP_ACK }), flags: ENFORCED, expect: 'ALLOW_REPLY' },
+  { name: 'SYN, ALL class', main: false, path: 'ep + ipcache4 + policy summary, CT replace', packet: syn(PEER.all), flags: ENFORCED, expect: 'ALLOW_POLICY' },
+  { name: 'denied: world peer', main: false, path: 'ep + ipcache4 miss + LPM ipcache + policy miss', packet: syn(PEER.world), flags: ENFORCED, expect: 'DROP_POLICY' },
+  { name: 'denied: SYN, ep has ANY rules', main: false, path: 'denied + ANY summary miss', packet: syn(PEER.denied), flags: ENFORCED | ENDPOINT_FLAG.INGRESS_ANY, expect: 'DROP_POLICY' },
   { name: 'denied: SYN, ep has CIDR rules', main: false, path: 'denied + LPM policy_cidr miss', packet: syn(PEER.denied), flags: ENFORCED | ENDPOINT_FLAG.INGRESS_CIDR, expect: 'DROP_POLICY' },
-  { name: 'new: SYN via ipBlock', main: false, path: 'ipcache4 miss + 2 LPM + 5 policy, CT insert', packet: syn(PEER.block), flags: ENFORCED | ENDPOINT_FLAG.INGRESS_CIDR, expect: 'ALLOW_POLICY' },
+  { name: 'SYN via ipBlock', main: false, path: 'ipcache4 miss + 2 LPM + 3 policy, CT replace', packet: syn(PEER.block), flags: ENFORCED | ENDPOINT_FLAG.INGRESS_CIDR, expect: 'ALLOW_POLICY' },
 ];
 
 interface Copy {
@@ -133,6 +136,8 @@ export interface PacketBenchOptions {
   rounds?: number;
   spreadRounds?: number;
   spreadPeers?: number;
+  /** New connections per run of the fresh harness; rounds x this stays under PAL_CT_MAX, so the LRU never evicts. */
+  freshRepeat?: number;
 }
 
 export async function benchPacket(options: PacketBenchOptions = {}): Promise<void> {
@@ -140,6 +145,7 @@ export async function benchPacket(options: PacketBenchOptions = {}): Promise<voi
   const rounds = options.rounds ?? Number(process.env.PAL_BENCH_ROUNDS ?? 7);
   const spreadRounds = options.spreadRounds ?? 5;
   const spreadPeers = options.spreadPeers ?? 256;
+  const freshRepeat = options.freshRepeat ?? 20_000;
   const rng = new Prng(0x5eed);
 
   const bpffs = await mkdtemp(join(tmpdir(), 'pal-bench-packet-'));
@@ -177,6 +183,7 @@ export async function benchPacket(options: PacketBenchOptions = {}): Promise<voi
     // Check every case's path once (and create the connections the ACK cases need).
     for (const copy of copies) {
       await expectReason(copy, 'pal_from_pod', podOpens, ENFORCED, 'PASS_UNSELECTED');
+      await expectReason(copy, 'pal_to_pod', syn(PEER.allowed), ENFORCED, 'ALLOW_POLICY');
       for (const c of CASES) await expectReason(copy, 'pal_to_pod', c.packet, c.flags, c.expect);
     }
     const check = await base.testRun(PASSTHROUGH_PROGRAM, syn(PEER.allowed));
@@ -200,6 +207,9 @@ export async function benchPacket(options: PacketBenchOptions = {}): Promise<voi
       for (const run of rng.shuffle(runs)) await run();
       passHot.push(median(passRuns));
     }
+
+    // ---- fresh: a connection never seen per run (fresh.bpf.c), against the same driver's empty target
+    const fresh = await runFresh({ work, copies, start, rounds, repeat: freshRepeat, rng });
 
     // ---- spread: a different allowed peer per run, repeat 1
     const spread = new Map<string, number[]>();
@@ -227,7 +237,7 @@ export async function benchPacket(options: PacketBenchOptions = {}): Promise<voi
 
     const insns = await instructionCounts(programIds, loaders.map((l) => l.pid));
     const code = await revision(['bpf', 'datapath']);
-    report({ repeat, rounds, spreadRounds, spreadPeers, copies, hot, passHot, spread, passSpread, insns, probes, code });
+    report({ repeat, rounds, spreadRounds, spreadPeers, copies, hot, passHot, fresh, freshRepeat, spread, passSpread, insns, probes, code });
   } finally {
     for (const l of loaders) await l.close().catch(() => undefined);
     if (mounted) await execa('umount', [bpffs], { reject: false });
@@ -264,9 +274,9 @@ const PROBES: Array<{ name: string; about: string }> = [
 
 /** The operations each main case performs (endpoint.bpf.c), as probes. */
 const MODEL: Record<string, string[]> = {
-  'new: SYN, allowed': ['probe_endpoint', 'probe_parse', 'probe_config', 'probe_ipcache4_hit', 'probe_policy_hit', 'probe_policy_hit', 'probe_ktime', 'probe_ct_update', 'probe_metrics'],
-  'established: ACK': ['probe_endpoint', 'probe_parse', 'probe_ct_hit', 'probe_config', 'probe_ktime_coarse', 'probe_metrics'],
-  'denied: SYN': ['probe_endpoint', 'probe_parse', 'probe_config', 'probe_ipcache4_hit', 'probe_policy_miss', 'probe_policy_miss', 'probe_metrics'],
+  'new connection': ['probe_parse', 'probe_endpoint', 'probe_config', 'probe_ipcache4_hit', 'probe_policy_hit', 'probe_policy_hit', 'probe_jiffies', 'probe_ct_insert_fresh_fill', 'probe_metrics'],
+  'established: ACK': ['probe_parse', 'probe_ct_hit', 'probe_config', 'probe_jiffies', 'probe_metrics'],
+  'denied: SYN': ['probe_parse', 'probe_endpoint', 'probe_config', 'probe_ipcache4_hit', 'probe_policy_miss', 'probe_metrics'],
 };
 
 interface ProbeFigures {
@@ -341,6 +351,60 @@ async function runProbes(o: {
   return { sizes, runs };
 }
 
+// ---- new connections (e2e/bench/fresh.bpf.c)
+
+const FRESH_SOURCE = fileURLToPath(new URL('./fresh.bpf.c', import.meta.url));
+const BPF_DIR = fileURLToPath(new URL('../../bpf', import.meta.url));
+
+interface FreshFigures {
+  /** size -> per round: ns per new connection added over the same driver's empty target */
+  added: Map<number, number[]>;
+  /** size -> per round: the driver with the empty target, ns per run */
+  baseline: Map<number, number[]>;
+}
+
+/**
+ * Loads the harness into every copy's pin directory (its maps), checks that a
+ * run of it really opens `n` connections never seen (n ALLOW_POLICY verdicts,
+ * n new pal_ct4 entries), then measures it against its empty-target twin.
+ */
+async function runFresh(o: { work: string; copies: Copy[]; start: () => Promise<Loader>; rounds: number; repeat: number; rng: Prng }): Promise<FreshFigures> {
+  const object = join(o.work, 'fresh.bpf.o');
+  const { stdout: machine } = await execa('cc', ['-dumpmachine']);
+  await execa('clang', ['-O2', '-g', '-target', 'bpf', '-D__TARGET_ARCH_x86', '-I', BPF_LIB, '-I', BPF_DIR, '-I', `/usr/include/${machine.trim()}`, '-Wall', '-Werror', '-c', FRESH_SOURCE, '-o', object]);
+  const globals = { ...loadGlobals({ hostReachesPods: true }), fresh_first_peer: ipv4Key.encode(FRESH.first), fresh_peers: u32Key.encode(FRESH.peers) };
+  const harness = new Map<Copy, Loader>();
+  for (const copy of o.copies) {
+    const loader = await o.start();
+    await loader.load(object, copy.pinDir, { globals });
+    harness.set(copy, loader);
+    await setFlags(copy, ENFORCED);
+    const check = 1000;
+    const ctBefore = (await copy.loader.dump('pal_ct4')).length;
+    const before = await metrics(copy.loader);
+    const r = await loader.testRun('fresh_syn', syn(PEER.allowed), { repeat: check });
+    const after = await metrics(copy.loader);
+    const ctAfter = (await copy.loader.dump('pal_ct4')).length;
+    const allowed = Number((after.get(REASON.ALLOW_POLICY) ?? 0n) - (before.get(REASON.ALLOW_POLICY) ?? 0n));
+    if (r.retval !== TC_ACT_OK || allowed !== check || ctAfter - ctBefore !== check) {
+      throw new Error(`fresh harness at ${copy.size}: retval ${r.retval}, ${allowed} ALLOW_POLICY and ${ctAfter - ctBefore} new pal_ct4 entries for ${check} runs`);
+    }
+  }
+  const added = new Map<number, number[]>();
+  const baseline = new Map<number, number[]>();
+  for (let round = 0; round < o.rounds; round++) {
+    for (const copy of o.rng.shuffle(o.copies)) {
+      const loader = harness.get(copy)!;
+      const pair = o.rng.shuffle(['fresh_syn', 'fresh_baseline']);
+      const ns: Record<string, number> = {};
+      for (const program of pair) ns[program] = (await loader.testRun(program, syn(PEER.allowed), { repeat: o.repeat })).durationNs;
+      push(added, copy.size, ns.fresh_syn! - ns.fresh_baseline!);
+      push(baseline, copy.size, ns.fresh_baseline!);
+    }
+  }
+  return { added, baseline };
+}
+
 // ---- map contents
 
 async function fill(copy: Copy, rng: Prng): Promise<void> {
@@ -381,6 +445,7 @@ async function fill(copy: Copy, rng: Prng): Promise<void> {
     pol(EP_ID, BLOCK.region, PROTOCOL.TCP, PORT, 14),
   );
   ipcache.push(ipc(PEER.allowed, ID.allowed), ipc(PEER.all, ID.all), ipc(PEER.denied, ID.denied), ipc(POD, ID.pod));
+  for (let k = 0; k < FRESH.peers; k++) ipcache.push(ipc(ipv4Text(ipv4Number(FRESH.first) + k), ID.allowed));
   const lpm = ['10.250.0.0/16', '100.64.0.0/10', '172.16.0.0/12', '192.168.0.0/16'].map((cidr) => ({
     key: ipcacheKey.encode(cidr),
     value: ipcacheValue.encode({ identity: 2, flags: 0 }),
@@ -428,7 +493,7 @@ async function metrics(loader: Loader): Promise<Map<number, bigint>> {
   return new Map((await loader.dump('pal_metrics')).map((e) => [e.key.readUInt32LE(0), sumMetrics(e.value).packets]));
 }
 
-function push(map: Map<string, number[]>, key: string, value: number): void {
+function push<K>(map: Map<K, number[]>, key: K, value: number): void {
   const list = map.get(key);
   if (list) list.push(value);
   else map.set(key, [value]);
@@ -472,6 +537,8 @@ interface Figures {
   copies: Copy[];
   hot: Map<string, number[]>;
   passHot: number[];
+  fresh: FreshFigures;
+  freshRepeat: number;
   spread: Map<string, number[]>;
   passSpread: number[];
   insns: Map<string, string>;
@@ -521,6 +588,10 @@ function report(f: Figures): void {
   }
   console.log(`(* = the cases the targets are judged on)`);
   console.log('');
+  const freshAdded = (n: number) => median(f.fresh.added.get(n)!);
+  console.log(`new connection (e2e/bench/fresh.bpf.c: a tuple never seen per run, repeat ${f.freshRepeat}, pal_ct4 filling but never full): median ns added per connection over the same driver with an empty target, per round`);
+  console.log(`* ${'new connection'.padEnd(30)}${SIZES.map((n) => `N=${n}: ${signed(freshAdded(n))}`.padStart(16)).join('')}   N=100k/N=10 added ${(freshAdded(100_000) / freshAdded(10)).toFixed(2)}x   (driver with empty target: ${SIZES.map((n) => ns(median(f.fresh.baseline.get(n)!)).trim()).join(' / ')} ns)`);
+  console.log('');
   console.log(`spread (repeat 1: one run per packet, a different filler peer each, ${f.spreadRounds} rounds; so caches are as cold as a syscall and the loader leave them): median ns/packet (added over the pass-through's ${passSpread.toFixed(0)} ns at repeat 1), p90`);
   for (const kind of ['new', 'established', 'denied']) {
     const cells = SIZES.map((n) => {
@@ -549,21 +620,28 @@ function report(f: Figures): void {
     for (const [name, ops] of Object.entries(MODEL)) {
       const sum = ops.reduce((acc, op) => acc + probe(op), 0);
       const parts = [...new Set(ops)].map((op) => `${op.replace('probe_', '')}${ops.filter((x) => x === op).length > 1 ? ` x${ops.filter((x) => x === op).length}` : ''} ${probe(op).toFixed(0)}`);
-      console.log(`    ${name.padEnd(20)} probes ${sum.toFixed(0).padStart(4)} ns, measured ${added(`${name}@${n}`).toFixed(0).padStart(4)} ns = ${parts.join(' + ')}`);
+      const measured = name === 'new connection' ? freshAdded(n) : added(`${name}@${n}`);
+      console.log(`    ${name.padEnd(20)} probes ${sum.toFixed(0).padStart(4)} ns, measured ${measured.toFixed(0).padStart(4)} ns = ${parts.join(' + ')}`);
     }
   }
   console.log('');
   console.log('programs:');
   for (const [name, text] of f.insns) console.log(`  ${name.padEnd(16)} ${text}`);
   console.log('');
-  console.log('targets (hot figures):');
-  for (const c of CASES.filter((x) => x.main)) {
-    const r = median(f.hot.get(`${c.name}@100000`)!) / median(f.hot.get(`${c.name}@10`)!);
-    console.log(`  ${verdict(r <= 1.5)}  ${c.name.padEnd(20)} N=100,000 within 1.5x of N=10: ${r.toFixed(2)}x`);
-  }
-  for (const c of CASES.filter((x) => x.main)) {
-    const worst = Math.max(...SIZES.map((n) => added(`${c.name}@${n}`)));
-    console.log(`  ${verdict(worst < 60)}  ${c.name.padEnd(20)} added over pass-through < 60 ns: ${worst.toFixed(0)} ns (worst of the three sizes)`);
+  console.log('targets:');
+  const targets = [
+    { name: 'new connection', added: freshAdded, ratio: freshAdded(100_000) / freshAdded(10), of: 'added cost' },
+    ...CASES.filter((c) => c.main).map((c) => ({
+      name: c.name,
+      added: (n: number) => added(`${c.name}@${n}`),
+      ratio: median(f.hot.get(`${c.name}@100000`)!) / median(f.hot.get(`${c.name}@10`)!),
+      of: 'total',
+    })),
+  ];
+  for (const t of targets) console.log(`  ${verdict(t.ratio <= 1.5)}  ${t.name.padEnd(20)} N=100,000 within 1.5x of N=10: ${t.ratio.toFixed(2)}x (${t.of})`);
+  for (const t of targets) {
+    const worst = Math.max(...SIZES.map((n) => t.added(n)));
+    console.log(`  ${verdict(worst < 60)}  ${t.name.padEnd(20)} added over pass-through < 60 ns: ${worst.toFixed(0)} ns (worst of the three sizes)`);
   }
 }
 

@@ -56,12 +56,11 @@ __u32 probe_counter;
 static __always_inline struct ct4_key ct_key(void)
 {
 	struct ct4_key k = {
-		.saddr = probe_peer_allowed,
-		.daddr = probe_pod,
-		.sport = probe_sport,
-		.dport = probe_dport,
+		.addr = probe_pod,
+		.peer_addr = probe_peer_allowed,
+		.port = probe_dport,
+		.peer_port = probe_sport,
 		.protocol = IPPROTO_TCP,
-		.direction = PAL_DIR_INGRESS,
 	};
 	return k;
 }
@@ -169,7 +168,7 @@ int probe_ct_miss(struct __sk_buff *skb)
 {
 	struct ct4_key k = ct_key();
 
-	k.direction = PAL_DIR_EGRESS;
+	k.peer_port++;
 	return bpf_map_lookup_elem(&pal_ct4, &k) ? TC_ACT_UNSPEC : TC_ACT_OK;
 }
 
@@ -178,7 +177,7 @@ SEC("tc")
 int probe_ct_update(struct __sk_buff *skb)
 {
 	struct ct4_key k = ct_key();
-	struct ct_value v = { .last_seen_ns = 1, .revision = 1, .rule_id = 1 };
+	struct ct_value v = { .revision = 1, .rule_id = 1, .last_seen = 1 };
 
 	return bpf_map_update_elem(&pal_ct4, &k, &v, BPF_ANY) ? TC_ACT_UNSPEC : TC_ACT_OK;
 }
@@ -192,7 +191,7 @@ int probe_ct_lookup_write(struct __sk_buff *skb)
 
 	if (!v)
 		return TC_ACT_UNSPEC;
-	v->last_seen_ns = 1;
+	v->last_seen = 1;
 	v->revision = 1;
 	v->rule_id = 1;
 	return TC_ACT_OK;
@@ -202,7 +201,7 @@ SEC("tc")
 int probe_ct_update_percpu_lru(struct __sk_buff *skb)
 {
 	struct ct4_key k = ct_key();
-	struct ct_value v = { .last_seen_ns = 1, .revision = 1, .rule_id = 1 };
+	struct ct_value v = { .revision = 1, .rule_id = 1, .last_seen = 1 };
 
 	return bpf_map_update_elem(&probe_ct_percpu_lru, &k, &v, BPF_ANY) ? TC_ACT_UNSPEC : TC_ACT_OK;
 }
@@ -211,7 +210,7 @@ SEC("tc")
 int probe_ct_update_hash(struct __sk_buff *skb)
 {
 	struct ct4_key k = ct_key();
-	struct ct_value v = { .last_seen_ns = 1, .revision = 1, .rule_id = 1 };
+	struct ct_value v = { .revision = 1, .rule_id = 1, .last_seen = 1 };
 
 	return bpf_map_update_elem(&probe_ct_hash, &k, &v, BPF_ANY) ? TC_ACT_UNSPEC : TC_ACT_OK;
 }
@@ -222,11 +221,11 @@ SEC("tc")
 int probe_ct_insert_fresh(struct __sk_buff *skb)
 {
 	struct ct4_key k = ct_key();
-	struct ct_value v = { .last_seen_ns = 1, .revision = 1, .rule_id = 1 };
+	struct ct_value v = { .revision = 1, .rule_id = 1, .last_seen = 1 };
 	__u32 n = probe_counter++;
 
-	k.sport = n;
-	k.saddr ^= n >> 16;
+	k.peer_port = n;
+	k.peer_addr ^= n >> 16;
 	return bpf_map_update_elem(&probe_ct_fresh, &k, &v, BPF_ANY) ? TC_ACT_UNSPEC : TC_ACT_OK;
 }
 
