@@ -205,10 +205,12 @@ static __always_inline struct endpoint_info *endpoint_of(struct __sk_buff *skb)
 /* A packet of a tracked connection, at the hook of direction `dir`. An
  * entry recorded under an older policy revision is decided again by the
  * policy of its origin direction, so that revoking access cuts the
- * connection at its next packet, replies included. The revision is read
- * before the policy maps, so that a batch the agent writes meanwhile leaves
- * the entry stale rather than wrongly current. The endpoint is looked up
- * only then: a current entry needs nothing else. */
+ * connection at its next packet, replies included; a revoked entry stays,
+ * marked (see conntrack.h), and drops the connection's packets both ways
+ * until a later revision allows it again. The revision is read before the
+ * policy maps, so that a batch the agent writes meanwhile leaves the entry
+ * stale rather than wrongly current. The endpoint is looked up only for a
+ * stale entry: a current one needs nothing else. */
 static __always_inline int tracked(struct __sk_buff *skb, const __u8 dir,
 				   const struct ct4_key *key, struct ct_value *ct)
 {
@@ -223,13 +225,14 @@ static __always_inline int tracked(struct __sk_buff *skb, const __u8 dir,
 		if (!ep)
 			return verdict(skb, PAL_PASS_UNSELECTED);
 		c = conn_of(key, ct->origin);
-		if (evaluate(ep, &c, &rule) == PAL_DROP_POLICY) {
-			bpf_map_delete_elem(&pal_ct4, key);
-			return verdict(skb, PAL_DROP_REVOKED);
-		}
-		ct->revision = revision;
+		ct->revoked = evaluate(ep, &c, &rule) == PAL_DROP_POLICY;
+		if (ct->revoked) /* denied by no rule: the default deny decided */
+			rule = ct->origin == PAL_DIR_INGRESS ? ep->ingress_default_rule : ep->egress_default_rule;
 		ct->rule_id = rule;
+		ct->revision = revision;
 	}
+	if (ct->revoked)
+		return verdict(skb, PAL_DROP_REVOKED);
 	now = (__u32)bpf_jiffies64();
 	if (now - ct->last_seen > PAL_CT_REFRESH_JIFFIES)
 		ct->last_seen = now;

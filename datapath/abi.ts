@@ -263,8 +263,8 @@ export const ct4Key = struct(
 );
 export type Ct4Key = ReturnType<typeof ct4Key.decode>;
 
-/** conntrack.h: pal_ct4's value; lastSeen is jiffies (low 32 bits), origin the direction the connection was opened in. */
-export const ctValue = struct('ct_value', 16, { revision: u32(0), ruleId: u32(4), lastSeen: u32(8), origin: u8(12) }, [{ c: 'pad', offset: 13, size: 3 }]);
+/** conntrack.h: pal_ct4's value; lastSeen is jiffies (low 32 bits), origin the direction the connection was opened in, revoked 1 when denied at `revision`. */
+export const ctValue = struct('ct_value', 16, { revision: u32(0), ruleId: u32(4), lastSeen: u32(8), origin: u8(12), revoked: u8(13) }, [{ c: 'pad', offset: 14, size: 2 }]);
 export type CtValue = ReturnType<typeof ctValue.decode>;
 
 /** config.h: pal_config[0]. */

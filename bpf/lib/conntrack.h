@@ -14,7 +14,13 @@
  * pod, 1: out of it): packets in that direction are ALLOW_ESTABLISHED, the
  * others ALLOW_REPLY. `revision` is pal_config.policy_revision as read
  * before the policy decision; an entry behind it is decided again by the
- * policy of its origin direction, and deleted if revoked. `rule_id` is the
+ * policy of its origin direction. `revoked` marks an entry whose connection
+ * that decision denied: its packets, both ways, are dropped until a later
+ * revision allows it again or a SYN replaces it. The entry is kept rather
+ * than deleted so that the connection keeps its direction: were it gone, a
+ * reply still on its way out of the pod would be recorded as a connection
+ * the pod opened (where its egress is not enforced), and the peer's packets
+ * would pass as the replies to it. `rule_id` is the
  * rule that admitted the connection (0: the host rule, or a direction no
  * policy enforces). `last_seen` is the low 32 bits of jiffies, written at
  * creation and refreshed once it is PAL_CT_REFRESH_JIFFIES behind, for a
@@ -54,7 +60,8 @@ struct ct_value {
 	__u32 rule_id;
 	__u32 last_seen; /* jiffies, low 32 bits */
 	__u8 origin;     /* PAL_DIR_INGRESS or PAL_DIR_EGRESS */
-	__u8 pad[3];
+	__u8 revoked;    /* 1: denied at `revision` */
+	__u8 pad[2];
 };
 _Static_assert(sizeof(struct ct_value) == 16, "ct_value is ABI");
 

@@ -98,15 +98,16 @@ struct pkt {
 #define SCTP(s, sp, d, dp) .proto = IPPROTO_SCTP, .saddr = (s), .sport = (sp), .daddr = (d), .dport = (dp)
 #define ICMP(s, d, type) .proto = IPPROTO_ICMP, .saddr = (s), .daddr = (d), .icmp_type = (type)
 
-/* What a packet step must do to pal_ct4, for the entry of its flow (its own
- * tuple with the hook's direction, or the reversed tuple with the other). */
+/* What a packet step must do to pal_ct4, for the entry of its flow (keyed
+ * from the endpoint's side: the same for both directions). Every entry that
+ * remains must have the current revision and rule `rule`. */
 enum ct_effect {
 	CT_NONE,    /* none before, none after, the map's size unchanged */
-	CT_CREATED, /* none before; after: own tuple, current revision, `rule` */
-	CT_KEPT,    /* there before and after; current revision, `rule`; last_seen
-	             * rewritten only if it was over a second old */
-	CT_REPLACED,/* there before, written anew (last_seen now); revision, `rule` */
-	CT_DELETED, /* there before, gone after */
+	CT_CREATED, /* none before; after: origin = the packet's direction, live */
+	CT_KEPT,    /* there before and after, same origin, live; last_seen
+	             * rewritten only once PAL_CT_REFRESH_JIFFIES old */
+	CT_REPLACED,/* there before, written anew: origin = the packet's direction, live */
+	CT_REVOKED, /* there before and after, same origin, marked revoked */
 };
 
 enum step_kind {
@@ -116,6 +117,7 @@ enum step_kind {
 	BUMP,      /* bump policy_revision, as after any agent batch */
 	REVOKE,    /* delete every pal_policy entry, then bump the revision */
 	CLEAR,     /* delete every pal_policy entry, no bump */
+	RESTORE,   /* write the fixture's pal_policy entries again, then bump */
 	AGE,       /* move every pal_ct4 entry's last_seen 2 refresh periods into the past */
 };
 
@@ -152,7 +154,7 @@ struct fixture {
 	bool host_blocked;   /* use the object loaded with pal_host_reaches_pods = 0 */
 	struct pol pol[6];
 	struct cidr cidr[2];
-	struct step steps[6];
+	struct step steps[8];
 };
 
 /* ---- the fixtures -------------------------------------------------------- */
@@ -421,15 +423,60 @@ static const struct fixture fixtures[] = {
 		},
 	},
 	{
-		/* Revocation cuts the connection at its next packet; later packets are new. */
-		.desc = "revoked: established packet DROP_REVOKED, entry deleted",
+		/* Revocation cuts the connection at its next packet, and the entry,
+		 * marked, keeps cutting it (rule: the default deny of its origin). */
+		.desc = "revoked: established packet DROP_REVOKED, entry kept marked",
 		.ep_flags = ENF_IN,
 		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_TCP_PORTS, 10), PORT(PEER_ID, IN, IPPROTO_TCP, 80, 11) },
 		.steps = {
 			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 11 },
 			{ REVOKE },
-			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_ACK) }, PAL_DROP_REVOKED, CT_DELETED },
-			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_ACK) }, PAL_DROP_POLICY, CT_NONE },
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_ACK) }, PAL_DROP_REVOKED, CT_REVOKED, 901 },
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_ACK) }, PAL_DROP_REVOKED, CT_REVOKED, 901 },
+			{ FROM_POD, { TCP(POD, 80, PEER, 40000, TH_ACK) }, PAL_DROP_REVOKED, CT_REVOKED, 901 },
+		},
+	},
+	{
+		/* A policy allowing the connection again revives its entry. */
+		.desc = "revoked, then allowed again: the connection resumes",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_TCP_PORTS, 10), PORT(PEER_ID, IN, IPPROTO_TCP, 80, 11) },
+		.steps = {
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 11 },
+			{ REVOKE },
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_ACK) }, PAL_DROP_REVOKED, CT_REVOKED, 901 },
+			{ RESTORE },
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_ACK) }, PAL_ALLOW_ESTABLISHED, CT_KEPT, 11 },
+			{ FROM_POD, { TCP(POD, 80, PEER, 40000, TH_ACK) }, PAL_ALLOW_REPLY, CT_KEPT, 11 },
+		},
+	},
+	{
+		/* The race the apply-latency benchmark found: the pod's reply leaves
+		 * after the peer's next packet revoked the flow. Egress is not
+		 * enforced, so were the entry gone, the reply would be recorded as
+		 * a flow the pod opened and the peer's packets would pass as its
+		 * replies for good. The marked entry drops both. */
+		.desc = "revoked ingress UDP flow: the pod's late reply cannot reopen it",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_UDP_PORTS, 92), PORT(PEER_ID, IN, IPPROTO_UDP, 53, 93) },
+		.steps = {
+			{ TO_POD, { UDP(PEER, 33333, POD, 53) }, PAL_ALLOW_POLICY, CT_CREATED, 93 },
+			{ REVOKE },
+			{ TO_POD, { UDP(PEER, 33333, POD, 53) }, PAL_DROP_REVOKED, CT_REVOKED, 901 },
+			{ FROM_POD, { UDP(POD, 53, PEER, 33333) }, PAL_DROP_REVOKED, CT_REVOKED, 901 },
+			{ TO_POD, { UDP(PEER, 33333, POD, 53) }, PAL_DROP_REVOKED, CT_REVOKED, 901 },
+		},
+	},
+	{
+		/* The same with the reply first to see the new revision. */
+		.desc = "revoked ingress UDP flow seen first by the reply: both ways dropped",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_UDP_PORTS, 92), PORT(PEER_ID, IN, IPPROTO_UDP, 53, 93) },
+		.steps = {
+			{ TO_POD, { UDP(PEER, 33333, POD, 53) }, PAL_ALLOW_POLICY, CT_CREATED, 93 },
+			{ REVOKE },
+			{ FROM_POD, { UDP(POD, 53, PEER, 33333) }, PAL_DROP_REVOKED, CT_REVOKED, 901 },
+			{ TO_POD, { UDP(PEER, 33333, POD, 53) }, PAL_DROP_REVOKED, CT_REVOKED, 901 },
 		},
 	},
 	{
@@ -442,7 +489,7 @@ static const struct fixture fixtures[] = {
 		.steps = {
 			{ FROM_POD, { TCP(POD, 41000, PEER, 8080, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 91 },
 			{ REVOKE },
-			{ TO_POD, { TCP(PEER, 8080, POD, 41000, TH_SYN | TH_ACK) }, PAL_DROP_REVOKED, CT_DELETED },
+			{ TO_POD, { TCP(PEER, 8080, POD, 41000, TH_SYN | TH_ACK) }, PAL_DROP_REVOKED, CT_REVOKED, 902 },
 		},
 	},
 	{
@@ -466,7 +513,7 @@ static const struct fixture fixtures[] = {
 		.steps = {
 			{ FROM_POD, { TCP(POD, 41000, PEER, 8080, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 91 },
 			{ REVOKE },
-			{ TO_POD, { TCP(PEER, 8080, POD, 41000, TH_ACK) }, PAL_DROP_REVOKED, CT_DELETED },
+			{ TO_POD, { TCP(PEER, 8080, POD, 41000, TH_ACK) }, PAL_DROP_REVOKED, CT_REVOKED, 902 },
 		},
 	},
 	{
@@ -852,6 +899,22 @@ static void put_ipcache(int fd, __u32 addr, __u32 plen, __u32 identity)
 	bpf_map_update_elem(fd, &k, &v, BPF_ANY);
 }
 
+static int seed_policy(const struct loaded *l, const struct fixture *f)
+{
+	int err = 0;
+
+	for (const struct pol *p = f->pol; p->rule; p++) {
+		struct policy_key k = {
+			.endpoint_id = p->endpoint_id ? p->endpoint_id : EP_ID,
+			.identity = p->class, .direction = p->dir, .protocol = p->proto, .dport = p->port,
+		};
+		struct policy_value v = { .rule_id = p->rule, .flags = p->flags };
+
+		err |= bpf_map_update_elem(l->policy, &k, &v, BPF_ANY);
+	}
+	return err;
+}
+
 static int seed(const struct loaded *l, const struct fixture *f)
 {
 	__u32 ifindex = f->ep_ifindex ? f->ep_ifindex : EP_IFINDEX;
@@ -868,15 +931,7 @@ static int seed(const struct loaded *l, const struct fixture *f)
 	put_ipcache4(l->ipcache4, HOST, PAL_ID_HOST);
 	put_ipcache(l->ipcache, IP4(192, 168, 0, 0), 16, LPM_ID);
 	put_ipcache(l->ipcache, IP4(10, 0, 0, 0), 8, NET10_ID);
-	for (const struct pol *p = f->pol; p->rule; p++) {
-		struct policy_key k = {
-			.endpoint_id = p->endpoint_id ? p->endpoint_id : EP_ID,
-			.identity = p->class, .direction = p->dir, .protocol = p->proto, .dport = p->port,
-		};
-		struct policy_value v = { .rule_id = p->rule, .flags = p->flags };
-
-		err |= bpf_map_update_elem(l->policy, &k, &v, BPF_ANY);
-	}
+	err |= seed_policy(l, f);
 	for (const struct cidr *c = f->cidr; c->region; c++) {
 		struct policy_cidr_key k = {
 			.prefixlen = 64 + c->plen, .endpoint_id = EP_ID, .direction = c->dir, .family = PAL_AF_INET,
@@ -1037,7 +1092,7 @@ static bool run_packet(const struct loaded *l, const struct step *s, __u8 *buf, 
 		return FAIL("bytes counted %llu, want %zu",
 			    (unsigned long long)(after[s->reason].bytes - before[s->reason].bytes), *len);
 
-	delta = s->ct == CT_CREATED ? 1 : s->ct == CT_DELETED ? -1 : 0;
+	delta = s->ct == CT_CREATED ? 1 : 0;
 	if (n_after - n_before != delta)
 		return FAIL("pal_ct4 went from %d to %d entries, want a change of %d", n_before, n_after, delta);
 	switch (s->ct) {
@@ -1045,12 +1100,17 @@ static bool run_packet(const struct loaded *l, const struct step *s, __u8 *buf, 
 		if (had || has)
 			return FAIL("conntrack entry %s, want none", has ? "present" : "was present");
 		return true;
-	case CT_DELETED:
-		if (!had || has)
-			return FAIL("conntrack entry %s, want it deleted", had ? "kept" : "was absent");
-		return true;
+	case CT_REVOKED:
+		if (!had || !has)
+			return FAIL("conntrack entry %s, want it kept and revoked", had ? "deleted" : "was absent");
+		if (!ct.revoked || ct.origin != old.origin)
+			return FAIL("conntrack entry revoked %u origin %u (was %u), want revoked, origin unchanged",
+				    ct.revoked, ct.origin, old.origin);
+		break;
 	case CT_CREATED:
 	case CT_REPLACED:
+		if (ct.revoked)
+			return FAIL("conntrack entry marked revoked, want it live");
 		if (had != (s->ct == CT_REPLACED) || !has || ct.origin != dir)
 			return FAIL("no %s conntrack entry opened in the packet's direction",
 				    s->ct == CT_CREATED ? "new" : "rewritten");
@@ -1060,8 +1120,9 @@ static bool run_packet(const struct loaded *l, const struct step *s, __u8 *buf, 
 	case CT_KEPT:
 		if (!had || !has)
 			return FAIL("conntrack entry %s, want it kept", had ? "deleted" : "was absent");
-		if (ct.origin != old.origin)
-			return FAIL("conntrack origin changed from %u to %u", old.origin, ct.origin);
+		if (ct.origin != old.origin || ct.revoked)
+			return FAIL("conntrack origin %u (was %u), revoked %u: want the origin unchanged, live",
+				    ct.origin, old.origin, ct.revoked);
 		if (t0 - old.last_seen > PAL_CT_REFRESH_JIFFIES && ct.last_seen - t0 > t1 - t0)
 			return FAIL("last_seen %u not refreshed although %u jiffies old", old.last_seen, t0 - old.last_seen);
 		if (t1 - old.last_seen <= PAL_CT_REFRESH_JIFFIES && ct.last_seen != old.last_seen)
@@ -1097,6 +1158,10 @@ static bool run_fixture(const struct loaded *l, const struct fixture *f, int n)
 			clear_hash(l->policy);
 			if (s->kind == REVOKE)
 				bump(l);
+			continue;
+		case RESTORE:
+			seed_policy(l, f);
+			bump(l);
 			continue;
 		case AGE:
 			for_each_ct(l, age_entry);
