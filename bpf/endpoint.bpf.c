@@ -284,13 +284,19 @@ static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
 	 * all-ports entries. */
 	if (!pkt.syn && !pkt.fragment) {
 		ct = bpf_map_lookup_elem(&pal_ct4, &key);
-		if (ct)
+		if (ct && ct->ifindex == skb->ifindex)
 			return tracked(skb, dir, &key, ct);
 	}
 
 	ep = endpoint_of(skb);
 	if (!ep)
 		return verdict(skb, PAL_PASS_UNSELECTED);
+	/* Anti-spoofing: a pod speaks only from its own address, or it could
+	 * borrow another pod's identity at the peer's ingress and open that
+	 * pod's conntrack entries. Checked for new connections only: a tracked
+	 * one is bound to this device, and this device's pod has one address. */
+	if (dir == PAL_DIR_EGRESS && pkt.saddr != ep->ipv4)
+		return verdict(skb, PAL_DROP_SPOOFED);
 	revision = policy_revision(); /* before the policy maps: see tracked() */
 	c = conn_of(&key, dir);
 	reason = evaluate(ep, &c, &rule);
@@ -301,6 +307,7 @@ static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
 			.revision = revision,
 			.rule_id = rule,
 			.last_seen = (__u32)bpf_jiffies64(),
+			.ifindex = skb->ifindex,
 			.origin = dir,
 		};
 

@@ -264,7 +264,7 @@ export const ct4Key = struct(
 export type Ct4Key = ReturnType<typeof ct4Key.decode>;
 
 /** conntrack.h: pal_ct4's value; lastSeen is jiffies (low 32 bits), origin the direction the connection was opened in, revoked 1 when denied at `revision`. */
-export const ctValue = struct('ct_value', 16, { revision: u32(0), ruleId: u32(4), lastSeen: u32(8), origin: u8(12), revoked: u8(13) }, [{ c: 'pad', offset: 14, size: 2 }]);
+export const ctValue = struct('ct_value', 20, { revision: u32(0), ruleId: u32(4), lastSeen: u32(8), ifindex: u32(12), origin: u8(16), revoked: u8(17) }, [{ c: 'pad', offset: 18, size: 2 }]);
 export type CtValue = ReturnType<typeof ctValue.decode>;
 
 /** config.h: pal_config[0]. */
@@ -386,6 +386,7 @@ export const REASON = {
   DROP_MALFORMED: 129,
   DROP_FRAGMENT: 130,
   DROP_REVOKED: 131,
+  DROP_SPOOFED: 132,
 } as const;
 export type ReasonName = keyof typeof REASON;
 export const DROP_FIRST = 128;

@@ -26,7 +26,10 @@
  * creation and refreshed once it is PAL_CT_REFRESH_JIFFIES behind, for a
  * garbage collector of idle entries (bpf_jiffies64 is inlined; the clock
  * helpers cost a call per packet). The LRU evicts the oldest entries when
- * the map is full.
+ * the map is full. `ifindex` is the endpoint's host veth: a packet on another
+ * device (a pod spoofing this endpoint's address, or a new pod that got the
+ * address of a deleted one) is not trusted with the entry and is decided as
+ * new, where the source check and the policy apply.
  */
 #ifndef PAL_CONNTRACK_H
 #define PAL_CONNTRACK_H
@@ -59,11 +62,12 @@ struct ct_value {
 	__u32 revision;
 	__u32 rule_id;
 	__u32 last_seen; /* jiffies, low 32 bits */
+	__u32 ifindex;   /* the endpoint's host veth */
 	__u8 origin;     /* PAL_DIR_INGRESS or PAL_DIR_EGRESS */
 	__u8 revoked;    /* 1: denied at `revision` */
 	__u8 pad[2];
 };
-_Static_assert(sizeof(struct ct_value) == 16, "ct_value is ABI");
+_Static_assert(sizeof(struct ct_value) == 20, "ct_value is ABI");
 
 #ifdef __bpf__
 struct {

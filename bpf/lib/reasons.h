@@ -21,6 +21,7 @@
 #define PAL_DROP_MALFORMED    129 /* a header is truncated or invalid */
 #define PAL_DROP_FRAGMENT     130 /* a non-first fragment, and not all ports of its protocol are allowed */
 #define PAL_DROP_REVOKED      131 /* an established connection the current policy no longer allows */
+#define PAL_DROP_SPOOFED      132 /* from a pod, with a source address that is not the pod's */
 
 #define PAL_REASON_IS_DROP(r) ((r) >= PAL_DROP_FIRST)
 

@@ -118,6 +118,7 @@ enum step_kind {
 	REVOKE,    /* delete every pal_policy entry, then bump the revision */
 	CLEAR,     /* delete every pal_policy entry, no bump */
 	RESTORE,   /* write the fixture's pal_policy entries again, then bump */
+	REHOME,    /* move every pal_ct4 entry to another device's ifindex */
 	AGE,       /* move every pal_ct4 entry's last_seen 2 refresh periods into the past */
 };
 
@@ -538,6 +539,33 @@ static const struct fixture fixtures[] = {
 			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 12 },
 			{ BUMP },
 			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_REPLACED, 12 },
+		},
+	},
+	{
+		/* Anti-spoofing: a pod's packet with another source is dropped before
+		 * policy, so it can neither borrow that address's identity at the
+		 * peer nor create a conntrack entry keyed by it. */
+		.desc = "from-pod packet with a source that is not the pod's: DROP_SPOOFED",
+		.ep_flags = 0,
+		.steps = {
+			{ FROM_POD, { TCP(IP4(10, 0, 1, 6), 40000, PEER, 80, TH_SYN) }, PAL_DROP_SPOOFED, CT_NONE },
+			{ FROM_POD, { UDP(PEER, 53, IP4(10, 0, 1, 6), 33333) }, PAL_DROP_SPOOFED, CT_NONE },
+		},
+	},
+	{
+		/* An entry is bound to the device it was made on: on another one
+		 * (a spoofer, or a new pod given a deleted pod's address) the packet
+		 * is decided as new, here by a policy that no longer allows it. */
+		.desc = "conntrack entry of another device: decided as new, not trusted",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_TCP_PORTS, 10), PORT(PEER_ID, IN, IPPROTO_TCP, 80, 11) },
+		.steps = {
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 11 },
+			{ CLEAR },
+			{ REHOME },
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_ACK) }, PAL_DROP_POLICY, CT_KEPT, 11 },
+			{ RESTORE },
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_ACK) }, PAL_ALLOW_POLICY, CT_REPLACED, 11 },
 		},
 	},
 	{
@@ -1029,6 +1057,16 @@ static void age_entry(int fd, struct ct4_key *k)
 	}
 }
 
+static void rehome_entry(int fd, struct ct4_key *k)
+{
+	struct ct_value v;
+
+	if (bpf_map_lookup_elem(fd, k, &v) == 0) {
+		v.ifindex = EP_IFINDEX + 1;
+		bpf_map_update_elem(fd, k, &v, BPF_EXIST);
+	}
+}
+
 static __u32 revision(const struct loaded *l)
 {
 	struct datapath_config cfg = { 0 };
@@ -1111,6 +1149,8 @@ static bool run_packet(const struct loaded *l, const struct step *s, __u8 *buf, 
 	case CT_REPLACED:
 		if (ct.revoked)
 			return FAIL("conntrack entry marked revoked, want it live");
+		if (ct.ifindex != EP_IFINDEX)
+			return FAIL("conntrack entry bound to ifindex %u, want %u", ct.ifindex, EP_IFINDEX);
 		if (had != (s->ct == CT_REPLACED) || !has || ct.origin != dir)
 			return FAIL("no %s conntrack entry opened in the packet's direction",
 				    s->ct == CT_CREATED ? "new" : "rewritten");
@@ -1165,6 +1205,9 @@ static bool run_fixture(const struct loaded *l, const struct fixture *f, int n)
 			continue;
 		case AGE:
 			for_each_ct(l, age_entry);
+			continue;
+		case REHOME:
+			for_each_ct(l, rehome_entry);
 			continue;
 		default:
 			break;
