@@ -4,7 +4,7 @@ import { endpointInfo, ENDPOINT_FLAG, u32Key } from '../datapath/abi.ts';
 import { compile } from '../policy/compile.ts';
 import { identityKey } from '../policy/ids.ts';
 import type { NetworkPolicyInput, PodInput } from '../policy/types.ts';
-import { diffMaps, planDatapath } from './datapath-plan.ts';
+import { diffMaps, planDatapath, problemText } from './datapath-plan.ts';
 
 const ns = { name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } };
 const pods: PodInput[] = ['a', 'b'].map((name, i) => ({ namespace: 'x', name, labels: { pod: name }, ip: `10.200.1.${i + 1}`, node: 'n1', containerPorts: [] }));
@@ -42,7 +42,7 @@ test('an endpoint whose entries do not fit the map is denied everything, never h
   });
   assert.equal(plan.maps.get('pal_policy')!.size, 0);
   assert.equal(flagsOf(plan, 11), ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ENFORCED);
-  assert.match(plan.problems.join('\n'), /x\/b: its policy needs 12 policy entries, more than the maps hold/);
+  assert.match(plan.problems.map(problemText).join('\n'), /x\/b: its policy needs 12 policy entries, more than the maps hold/);
 });
 
 test('a pod the compiler does not know is denied everything', () => {
@@ -60,4 +60,19 @@ test('an endpoint with class-ANY entries (a peer list that allows every pod and 
   const plan = planDatapath({ endpoints, compiled: both.endpoints, podIdentities: both.ipcache, nodeAddresses: { self: [], others: [] } });
   assert.equal(flagsOf(plan, 10), ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ANY);
   assert.equal(flagsOf(plan, 11), ENDPOINT_FLAG.INGRESS_ENFORCED, 'b allows one identity, not ANY');
+});
+
+test('a port range wider than the limit (but not all ports) is denied and blamed on its policy', () => {
+  const wide: NetworkPolicyInput = {
+    namespace: 'x',
+    name: 'wide',
+    spec: { podSelector: { matchLabels: { pod: 'b' } }, ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'a' } } }], ports: [{ port: 1, endPort: 5000 }] }] },
+  };
+  const c = compile({ policies: [wide], pods, namespaces: [ns], identities, node: 'n1' });
+  const plan = planDatapath({ endpoints, compiled: c.endpoints, podIdentities: c.ipcache, nodeAddresses: { self: [], others: [] } });
+  assert.equal(flagsOf(plan, 11), ENDPOINT_FLAG.INGRESS_ENFORCED, 'b stays isolated for ingress: fail-closed');
+  assert.equal(plan.maps.get('pal_policy')!.size, 0, 'no entry opens any of the range');
+  assert.deepEqual(plan.problems, [
+    { endpoint: 'x/b', policy: 'x/wide', message: 'x/wide/ingress/0 allows ports 1-5000, wider than 4096 (but not all ports); not enforced: denied' },
+  ]);
 });

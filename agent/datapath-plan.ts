@@ -57,7 +57,22 @@ export interface PlanInput {
 
 export interface Plan {
   maps: MapContents;
-  problems: string[];
+  problems: PlanProblem[];
+}
+
+/** Something the node cannot enforce as written (and enforces fail-closed instead). */
+export interface PlanProblem {
+  /** `namespace/name` of the pod whose traffic is concerned. */
+  endpoint: string;
+  /** `namespace/name` of the policy at fault, when one is. */
+  policy?: string;
+  /** What is wrong and what is done about it, without the endpoint. */
+  message: string;
+}
+
+/** A problem as one line: `endpoint: message`. */
+export function problemText(p: PlanProblem): string {
+  return `${p.endpoint}: ${p.message}`;
 }
 
 /** A rule's number in the datapath: a hash of its stable name (0 means "no rule"). */
@@ -73,7 +88,7 @@ function defaultRuleId(policy: DirectionPolicy | undefined, direction: 'ingress'
 
 export function planDatapath(input: PlanInput): Plan {
   const maps: MapContents = new Map(PLANNED_MAPS.map((m) => [m, new Map()]));
-  const problems: string[] = [];
+  const problems: PlanProblem[] = [];
   const put = <K, V>(map: PlannedMap, key: K, value: V) => {
     const codec = MAPS[map] as unknown as { key: { encode(k: K): Buffer }; value: { encode(v: V): Buffer } };
     maps.get(map)!.set(codec.key.encode(key).toString('hex'), codec.value.encode(value).toString('hex'));
@@ -92,7 +107,7 @@ export function planDatapath(input: PlanInput): Plan {
   for (const e of [...perEndpoint].sort((a, b) => b.maps.get('pal_policy')!.size - a.maps.get('pal_policy')!.size)) {
     if (total('pal_policy') <= capacity.pal_policy && total('pal_policy_cidr') <= capacity.pal_policy_cidr) break;
     e.closed = true;
-    e.problems.push(`${e.endpoint.key}: its policy needs ${e.maps.get('pal_policy')!.size} policy entries, more than the maps hold; all its traffic is denied`);
+    e.problems.push({ endpoint: e.endpoint.key, message: `its policy needs ${e.maps.get('pal_policy')!.size} policy entries, more than the maps hold; all its traffic is denied` });
   }
   for (const e of perEndpoint) {
     problems.push(...e.problems);
@@ -107,14 +122,14 @@ interface EndpointPlan {
   endpoint: LocalEndpoint;
   info: Parameters<typeof endpointInfo.encode>[0];
   maps: Map<'pal_policy' | 'pal_policy_cidr', Map<string, string>>;
-  problems: string[];
+  problems: PlanProblem[];
   /** Enforced deny-all: its entries did not fit. */
   closed: boolean;
 }
 
 function planEndpoint(endpoint: LocalEndpoint, compiled: EndpointPolicy | undefined): EndpointPlan {
   const maps: EndpointPlan['maps'] = new Map([['pal_policy', new Map()], ['pal_policy_cidr', new Map()]]);
-  const problems: string[] = [];
+  const problems: PlanProblem[] = [];
   const put = <K, V>(map: PlannedMap, key: K, value: V) => {
     const codec = MAPS[map] as unknown as { key: { encode(k: K): Buffer }; value: { encode(v: V): Buffer } };
     maps.get(map as 'pal_policy')!.set(codec.key.encode(key).toString('hex'), codec.value.encode(value).toString('hex'));
@@ -137,7 +152,7 @@ function planEndpoint(endpoint: LocalEndpoint, compiled: EndpointPolicy | undefi
       }
     }
   } else {
-    problems.push(`${endpoint.key}: pod not known yet; all its traffic is denied until it is`);
+    problems.push({ endpoint: endpoint.key, message: 'pod not known yet; all its traffic is denied until it is' });
   }
   const info = {
     endpointId,
@@ -167,7 +182,7 @@ function writeClasses(
   endpointId: number,
   direction: number,
   put: <K, V>(map: PlannedMap, key: K, value: V) => void,
-  problems: string[],
+  problems: PlanProblem[],
   endpoint: string,
 ): Set<number> {
   const byClass = new Map<number, PolicyEntry[]>();
@@ -197,7 +212,11 @@ function writeClasses(
       for (const e of ofProto) {
         if (e.port === 'any') continue;
         if (e.port.to - e.port.from + 1 > MAX_PORTS_PER_RANGE) {
-          problems.push(`${endpoint}: ${ruleRefString(e.rule)} allows ports ${e.port.from}-${e.port.to}, wider than ${MAX_PORTS_PER_RANGE}; not enforced (denied)`);
+          problems.push({
+            endpoint,
+            policy: `${e.rule.namespace}/${e.rule.name}`,
+            message: `${ruleRefString(e.rule)} allows ports ${e.port.from}-${e.port.to}, wider than ${MAX_PORTS_PER_RANGE} (but not all ports); not enforced: denied`,
+          });
           continue;
         }
         for (let port = e.port.from; port <= e.port.to; port++) if (!ports.has(port)) ports.set(port, ruleId(e.rule));

@@ -26,7 +26,8 @@ import { Compiler } from '../policy/compile.ts';
 import type { Protocol } from '../policy/types.ts';
 import { networkPolicySpec } from '../lib/network-policy.ts';
 import type { Endpoint } from './cni/handler.ts';
-import { diffMaps, PLANNED_MAPS, planDatapath, type MapContents, type PlannedMap } from './datapath-plan.ts';
+import { diffMaps, PLANNED_MAPS, planDatapath, problemText, type MapContents, type PlannedMap } from './datapath-plan.ts';
+import { ProblemEvents } from './problem-events.ts';
 import type { StatusReporter } from './status-reporter.ts';
 
 export interface PolicySyncOptions {
@@ -63,11 +64,22 @@ export class PolicySync {
   #capacity = { pal_policy: Infinity, pal_policy_cidr: Infinity };
   #revision = 0;
   #identities = new Map<string, SecurityIdentity>();
+  /** `Kind/namespace/name` -> uid of every watched object, for events. */
+  readonly #uids = new Map<string, string>();
+  readonly #events: ProblemEvents;
+  /** The problems last logged, one per line. */
+  #loggedProblems = '';
 
   private constructor(options: PolicySyncOptions) {
     this.#o = options;
     this.#compiler = new Compiler({ node: options.node });
     this.#core = options.kubeconfig.makeApiClient(CoreV1Api);
+    this.#events = new ProblemEvents({
+      core: this.#core,
+      node: options.node,
+      uid: (kind, namespace, name) => this.#uids.get(`${kind}/${namespace}/${name}`),
+      log: options.log,
+    });
     this.#task = new CoalescingTask(() => this.#sync(), {
       retryMs: 500,
       onError: (error) => options.log(`policy: sync failed, retrying: ${(error as Error).message}`),
@@ -175,14 +187,16 @@ export class PolicySync {
   }
 
   #informer<T extends KubernetesObject>(kind: WatchedKind, informer: Informer<T>, apply: { set(o: T): void; remove(o: T): void }): void {
+    const uidKey = (o: T) => `${kind}/${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
     const note = (o: T) => {
+      if (o.metadata?.uid) this.#uids.set(uidKey(o), o.metadata.uid);
       const rv = BigInt(o.metadata?.resourceVersion ?? '0');
       if (rv > (this.#seen.get(kind) ?? 0n)) this.#seen.set(kind, rv);
       this.#firstPendingEventAt ??= Date.now();
     };
     informer.on('add', (o) => (apply.set(o), note(o)));
     informer.on('update', (o) => (apply.set(o), note(o)));
-    informer.on('delete', (o) => (apply.remove(o), note(o)));
+    informer.on('delete', (o) => (apply.remove(o), note(o), this.#uids.delete(uidKey(o))));
     this.#informers.push(informer as unknown as Informer<KubernetesObject>);
   }
 
@@ -256,15 +270,20 @@ export class PolicySync {
       // watch event of this batch, compile and plan done, diff done, maps written.
       this.#o.log(`policy-stages ${JSON.stringify({ revision: this.#revision, eventAt, startedAt, compiledAt, diffedAt, writtenAt: Date.now() })}`);
     }
-    for (const problem of plan.problems) this.#o.log(`policy: ${problem}`);
+    const problems = plan.problems.map(problemText);
+    if (problems.join('\n') !== this.#loggedProblems) {
+      this.#loggedProblems = problems.join('\n');
+      for (const problem of problems) this.#o.log(`policy: ${problem}`);
+    }
     this.#o.status.report({
       revision: this.#revision,
       endpoints: endpoints.length,
       realized: Object.fromEntries([...realized].map(([kind, rv]) => [kind, rv.toString()])),
       pendingIdentities: this.#compiler.missingIdentities().length,
       ready: plan.problems.length === 0,
-      message: plan.problems.length === 0 ? 'enforcing' : plan.problems.slice(0, 5).join('; '),
+      message: problems.length === 0 ? 'enforcing' : problems.slice(0, 5).join('; ') + (problems.length > 5 ? `; and ${problems.length - 5} more` : ''),
     });
+    await this.#events.report(plan.problems);
   }
 
   #record(map: PlannedMap, updates: Array<{ key: string; value: string }>, deletes: string[]): void {
