@@ -2,7 +2,8 @@
 // its Node object, serves the CNI binary (IPAM + pod links), keeps routes to
 // every other node's pod CIDR in step with the Node objects, and keeps the
 // eBPF policy datapath (loaded through the libbpf loader) in step with the
-// cluster's NetworkPolicies, pods, namespaces and identities.
+// cluster's NetworkPolicies, pods, namespaces and identities, and collects
+// the conntrack entries of connections that have gone quiet.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig, makeInformer, type V1Node } from '@kubernetes/client-node';
@@ -12,6 +13,7 @@ import { applyNodeRoutes, listNodeRoutes } from '../datapath/node-routes.ts';
 import type { AgentConfig } from './config.ts';
 import { createCniHandler, type Endpoint } from './cni/handler.ts';
 import { EndpointRegistry } from './endpoints.ts';
+import { ConntrackGc } from './conntrack-gc.ts';
 import { PolicySync } from './policy-sync.ts';
 import { StatusReporter } from './status-reporter.ts';
 import { Loader } from '../datapath/loader-client.ts';
@@ -80,6 +82,11 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
     log,
   });
   nodes.on('update', () => policy.request());
+  // Not awaited: it measures the kernel's HZ first, which the node's readiness need not wait for.
+  const conntrackGc = ConntrackGc.start({ loader, intervalMs: config.ctGcIntervalSeconds * 1000, log }).catch((error: unknown) => {
+    log(`conntrack gc: cannot start, entries leave by LRU eviction only: ${(error as Error).message}`);
+    return undefined;
+  });
 
   const endpoints = {
     async added(endpoint: Endpoint) {
@@ -100,6 +107,7 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
       await nodeWatch.stop();
       await routes.idle();
       await policy.stop();
+      await (await conntrackGc)?.stop();
       await status.idle();
       // Pinned programs and maps stay: enforcement goes on while the agent is away.
       await loader.close();

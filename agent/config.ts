@@ -17,6 +17,8 @@ const schema = z.object({
   bpffs: z.string().default('/sys/fs/bpf/palisade'),
   /** The datapath's eBPF object. Default: build/bpf/endpoint.bpf.o of this installation. */
   bpfObject: z.string().default(fileURLToPath(new URL('../build/bpf/endpoint.bpf.o', import.meta.url))),
+  /** Seconds between two passes of the conntrack garbage collector (agent/conntrack-gc.ts). Default 30. */
+  ctGcIntervalSeconds: z.coerce.number().positive().default(30),
 });
 export type AgentConfig = z.infer<typeof schema>;
 
@@ -30,6 +32,7 @@ export function parseAgentConfig(argv: string[]): AgentConfig {
       'cni-socket': { type: 'string' },
       bpffs: { type: 'string' },
       'bpf-object': { type: 'string' },
+      'ct-gc-interval-seconds': { type: 'string' },
     },
     strict: true,
   });
@@ -40,10 +43,12 @@ export function parseAgentConfig(argv: string[]): AgentConfig {
     cniSocket: values['cni-socket'],
     bpffs: values.bpffs,
     bpfObject: values['bpf-object'],
+    ctGcIntervalSeconds: values['ct-gc-interval-seconds'],
   });
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new Error(`agent configuration: --${String(issue.path[0])}: ${issue.message}`);
+    const flag = String(issue.path[0]).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    throw new Error(`agent configuration: --${flag}: ${issue.message}`);
   }
   return parsed.data;
 }

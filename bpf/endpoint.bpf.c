@@ -211,7 +211,7 @@ static __always_inline struct endpoint_info *endpoint_of(struct __sk_buff *skb)
  * policy maps, so that a batch the agent writes meanwhile leaves the entry
  * stale rather than wrongly current. The endpoint is looked up only for a
  * stale entry: a current one needs nothing else. */
-static __always_inline int tracked(struct __sk_buff *skb, const __u8 dir,
+static __always_inline int tracked(struct __sk_buff *skb, const __u8 dir, const struct pal_pkt *pkt,
 				   const struct ct4_key *key, struct ct_value *ct)
 {
 	__u32 revision = policy_revision();
@@ -233,6 +233,8 @@ static __always_inline int tracked(struct __sk_buff *skb, const __u8 dir,
 	}
 	if (ct->revoked)
 		return verdict(skb, PAL_DROP_REVOKED);
+	if (pkt->fin_rst && !ct->closing)
+		ct->closing = 1;
 	now = (__u32)bpf_jiffies64();
 	if (now - ct->last_seen > PAL_CT_REFRESH_JIFFIES)
 		ct->last_seen = now;
@@ -285,7 +287,7 @@ static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
 	if (!pkt.syn && !pkt.fragment) {
 		ct = bpf_map_lookup_elem(&pal_ct4, &key);
 		if (ct && ct->ifindex == skb->ifindex)
-			return tracked(skb, dir, &key, ct);
+			return tracked(skb, dir, &pkt, &key, ct);
 	}
 
 	ep = endpoint_of(skb);
@@ -309,6 +311,7 @@ static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
 			.last_seen = (__u32)bpf_jiffies64(),
 			.ifindex = skb->ifindex,
 			.origin = dir,
+			.closing = pkt.fin_rst,
 		};
 
 		bpf_map_update_elem(&pal_ct4, &key, &v, BPF_ANY);
@@ -326,6 +329,15 @@ SEC("tc")
 int pal_to_pod(struct __sk_buff *skb)
 {
 	return handle(skb, PAL_DIR_INGRESS);
+}
+
+/* The kernel's jiffies (low 32 bits), the clock of ct_value.last_seen, for
+ * user space, which has no call for it: run with BPF_PROG_TEST_RUN by the
+ * agent's conntrack garbage collector and the tests; never attached. */
+SEC("tc")
+int pal_clock(struct __sk_buff *skb)
+{
+	return (__u32)bpf_jiffies64();
 }
 
 char LICENSE[] SEC("license") = "Apache-2.0";

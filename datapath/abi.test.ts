@@ -141,8 +141,8 @@ const encodings: EncodingRow[] = [
   encodes(
     'ct_value',
     ctValue,
-    { revision: 2, ruleId: 3, lastSeen: 0x01020304, ifindex: 9, origin: 1, revoked: 1 },
-    '02000000 03000000 04030201 09000000 01 01 0000',
+    { revision: 2, ruleId: 3, lastSeen: 0x01020304, ifindex: 9, origin: 1, revoked: 1, closing: 1 },
+    '02000000 03000000 04030201 09000000 01 01 01 00',
   ),
   encodes(
     'datapath_config',

@@ -263,8 +263,8 @@ export const ct4Key = struct(
 );
 export type Ct4Key = ReturnType<typeof ct4Key.decode>;
 
-/** conntrack.h: pal_ct4's value; lastSeen is jiffies (low 32 bits), origin the direction the connection was opened in, revoked 1 when denied at `revision`. */
-export const ctValue = struct('ct_value', 20, { revision: u32(0), ruleId: u32(4), lastSeen: u32(8), ifindex: u32(12), origin: u8(16), revoked: u8(17) }, [{ c: 'pad', offset: 18, size: 2 }]);
+/** conntrack.h: pal_ct4's value; lastSeen is jiffies (low 32 bits), origin the direction the connection was opened in, revoked 1 when denied at `revision`, closing 1 once a TCP FIN or RST was seen. */
+export const ctValue = struct('ct_value', 20, { revision: u32(0), ruleId: u32(4), lastSeen: u32(8), ifindex: u32(12), origin: u8(16), revoked: u8(17), closing: u8(18) }, [{ c: 'pad', offset: 19, size: 1 }]);
 export type CtValue = ReturnType<typeof ctValue.decode>;
 
 /** config.h: pal_config[0]. */
@@ -317,6 +317,8 @@ export const PROGRAMS = {
   pal_from_pod: { hook: 'ingress' },
   pal_to_pod: { hook: 'egress' },
 } as const;
+/** endpoint.bpf.o's never-attached program that returns the kernel's jiffies (low 32 bits) through test_run: the clock of ct_value.lastSeen. */
+export const CLOCK_PROGRAM = 'pal_clock';
 /** passthrough.bpf.o's program: the benchmark's baseline. */
 export const PASSTHROUGH_PROGRAM = 'pal_passthrough';
 

@@ -25,7 +25,10 @@
  * policy enforces). `last_seen` is the low 32 bits of jiffies, written at
  * creation and refreshed once it is PAL_CT_REFRESH_JIFFIES behind, for a
  * garbage collector of idle entries (bpf_jiffies64 is inlined; the clock
- * helpers cost a call per packet). The LRU evicts the oldest entries when
+ * helpers cost a call per packet; pal_clock gives user space the same
+ * clock). `closing` marks a TCP connection that has seen a FIN or RST. The
+ * agent's garbage collector removes entries idle longer than their
+ * protocol's timeout (agent/conntrack-gc.ts). The LRU evicts the oldest entries when
  * the map is full. `ifindex` is the endpoint's host veth: a packet on another
  * device (a pod spoofing this endpoint's address, or a new pod that got the
  * address of a deleted one) is not trusted with the entry and is decided as
@@ -65,7 +68,8 @@ struct ct_value {
 	__u32 ifindex;   /* the endpoint's host veth */
 	__u8 origin;     /* PAL_DIR_INGRESS or PAL_DIR_EGRESS */
 	__u8 revoked;    /* 1: denied at `revision` */
-	__u8 pad[2];
+	__u8 closing;    /* 1: a TCP FIN or RST was seen (a shorter idle timeout) */
+	__u8 pad;
 };
 _Static_assert(sizeof(struct ct_value) == 20, "ct_value is ABI");
 

@@ -64,6 +64,7 @@ struct pal_pkt {
 	__u16 dport;    /* for non-first fragments */
 	__u8 protocol;
 	__u8 syn;       /* TCP SYN without ACK: a connection attempt */
+	__u8 fin_rst;   /* TCP FIN or RST: the connection is closing */
 	__u8 fragment;  /* a non-first fragment: no transport header */
 };
 
@@ -111,6 +112,7 @@ static __always_inline enum pal_parse_result pal_parse(struct __sk_buff *skb, st
 	pkt->sport = 0;
 	pkt->dport = 0;
 	pkt->syn = 0;
+	pkt->fin_rst = 0;
 	pkt->fragment = (ip->frag_off & bpf_htons(PAL_IP_OFFSET)) != 0;
 	if (pkt->fragment)
 		return PAL_PARSE_OK;
@@ -124,6 +126,7 @@ static __always_inline enum pal_parse_result pal_parse(struct __sk_buff *skb, st
 		pkt->sport = bpf_ntohs(tcp->source);
 		pkt->dport = bpf_ntohs(tcp->dest);
 		pkt->syn = tcp->syn && !tcp->ack;
+		pkt->fin_rst = tcp->fin || tcp->rst;
 		break;
 	}
 	case IPPROTO_UDP: {
