@@ -8,6 +8,7 @@
 // not fit, the pod is not known yet). ProblemEvents posts each distinct
 // event once per agent run.
 import type { CoreV1Api } from '@kubernetes/client-node';
+import { postWarningEvent } from '../lib/events.ts';
 import type { PlanProblem } from './datapath-plan.ts';
 
 export interface ProblemEvent {
@@ -76,29 +77,19 @@ export class ProblemEvents {
       const key = `${event.kind}/${event.namespace}/${event.name}\n${event.message}`;
       if (this.#posted.has(key)) continue;
       this.#posted.add(key);
-      const now = new Date();
       try {
-        await this.#core.createNamespacedEvent({
-          namespace: event.namespace,
-          body: {
-            metadata: { generateName: `${event.name}.`, namespace: event.namespace },
-            involvedObject: {
-              apiVersion: event.kind === 'Pod' ? 'v1' : 'networking.k8s.io/v1',
-              kind: event.kind,
-              namespace: event.namespace,
-              name: event.name,
-              uid: this.#uid(event.kind, event.namespace, event.name),
-            },
-            reason: event.reason,
-            message: event.message,
-            type: 'Warning',
-            source: { component: 'palisade-agent', host: this.#node },
-            reportingComponent: 'palisade-agent',
-            reportingInstance: this.#node,
-            firstTimestamp: now,
-            lastTimestamp: now,
-            count: 1,
+        await postWarningEvent(this.#core, {
+          involved: {
+            apiVersion: event.kind === 'Pod' ? 'v1' : 'networking.k8s.io/v1',
+            kind: event.kind,
+            namespace: event.namespace,
+            name: event.name,
+            uid: this.#uid(event.kind, event.namespace, event.name),
           },
+          reason: event.reason,
+          message: event.message,
+          component: 'palisade-agent',
+          host: this.#node,
         });
       } catch (error) {
         this.#posted.delete(key);

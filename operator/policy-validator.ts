@@ -3,6 +3,7 @@
 // agents run the same validation and enforce such a policy fail-closed.)
 import { CoreV1Api, makeInformer, NetworkingV1Api, type KubeConfig, type V1NetworkPolicy } from '@kubernetes/client-node';
 import { validateNetworkPolicy } from '../policy/validate.ts';
+import { postWarningEvent } from '../lib/events.ts';
 import { watchInformer } from '../lib/informers.ts';
 import { apiNetworkPolicy } from '../lib/network-policy.ts';
 
@@ -23,23 +24,12 @@ export async function startPolicyValidator(kubeconfig: KubeConfig, log: (line: s
     if (result.ok) return;
     const message = result.issues.map((i) => `${i.path}: ${i.message}`).join('; ');
     log(`policy ${namespace}/${name} cannot be enforced as written: ${message}`);
-    const now = new Date();
-    void core
-      .createNamespacedEvent({
-        namespace,
-        body: {
-          metadata: { generateName: `${name}.`, namespace },
-          involvedObject: { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', namespace, name, uid, resourceVersion },
-          reason: 'InvalidNetworkPolicy',
-          message: `Palisade enforces this policy fail-closed for the pods it selects: ${message}`,
-          type: 'Warning',
-          source: { component: 'palisade-operator' },
-          firstTimestamp: now,
-          lastTimestamp: now,
-          count: 1,
-        },
-      })
-      .catch((error: unknown) => log(`could not record event for ${namespace}/${name}: ${(error as Error).message}`));
+    void postWarningEvent(core, {
+      involved: { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', namespace, name, uid, resourceVersion },
+      reason: 'InvalidNetworkPolicy',
+      message: `Palisade enforces this policy fail-closed for the pods it selects: ${message}`,
+      component: 'palisade-operator',
+    }).catch((error: unknown) => log(`could not record event for ${namespace}/${name}: ${(error as Error).message}`));
   };
   policies.on('add', check);
   policies.on('update', check);

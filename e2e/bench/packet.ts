@@ -66,6 +66,7 @@ const ENDPOINT_OBJECT = fileURLToPath(new URL('../../build/bpf/endpoint.bpf.o', 
 const PASSTHROUGH_OBJECT = fileURLToPath(new URL('../../build/bpf/passthrough.bpf.o', import.meta.url));
 const PROBE_SOURCE = fileURLToPath(new URL('./probe.bpf.c', import.meta.url));
 const BPF_LIB = fileURLToPath(new URL('../../bpf/lib', import.meta.url));
+const BPF_DIR = fileURLToPath(new URL('../../bpf', import.meta.url));
 const TEST_IFINDEX = 1; // test_run gives the packet the loopback device
 const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
@@ -305,8 +306,7 @@ async function runProbes(o: {
   const runs = new Map<string, number[]>();
   const object = join(o.work, 'probe.bpf.o');
   try {
-    const { stdout: machine } = await execa('cc', ['-dumpmachine']);
-    await execa('clang', ['-O2', '-g', '-target', 'bpf', '-D__TARGET_ARCH_x86', '-I', BPF_LIB, '-I', `/usr/include/${machine.trim()}`, '-Wall', '-Werror', '-c', PROBE_SOURCE, '-o', object]);
+    await compileBpf(PROBE_SOURCE, object);
   } catch (error) {
     return { sizes, runs, error: `cannot build the probes: ${(error as Error).message.split('\n')[0]}` };
   }
@@ -360,7 +360,6 @@ async function runProbes(o: {
 // ---- new connections (e2e/bench/fresh.bpf.c)
 
 const FRESH_SOURCE = fileURLToPath(new URL('./fresh.bpf.c', import.meta.url));
-const BPF_DIR = fileURLToPath(new URL('../../bpf', import.meta.url));
 
 interface FreshFigures {
   /** size -> per round: ns per new connection added over the same driver's empty target */
@@ -376,8 +375,7 @@ interface FreshFigures {
  */
 async function runFresh(o: { work: string; copies: Copy[]; start: () => Promise<Loader>; rounds: number; repeat: number; rng: Prng }): Promise<FreshFigures> {
   const object = join(o.work, 'fresh.bpf.o');
-  const { stdout: machine } = await execa('cc', ['-dumpmachine']);
-  await execa('clang', ['-O2', '-g', '-target', 'bpf', '-D__TARGET_ARCH_x86', '-I', BPF_LIB, '-I', BPF_DIR, '-I', `/usr/include/${machine.trim()}`, '-Wall', '-Werror', '-c', FRESH_SOURCE, '-o', object]);
+  await compileBpf(FRESH_SOURCE, object);
   const globals = { ...loadGlobals({ hostReachesPods: true }), fresh_first_peer: ipv4Key.encode(FRESH.first), fresh_peers: u32Key.encode(FRESH.peers) };
   const harness = new Map<Copy, Loader>();
   for (const copy of o.copies) {
@@ -409,6 +407,12 @@ async function runFresh(o: { work: string; copies: Copy[]; start: () => Promise<
     }
   }
   return { added, baseline };
+}
+
+/** Builds one of the benchmark's own BPF sources as bpf/bpf.mk builds the datapath; bpf/ is on the include path for fresh.bpf.c. */
+async function compileBpf(source: string, object: string): Promise<void> {
+  const { stdout: machine } = await execa('cc', ['-dumpmachine']);
+  await execa('clang', ['-O2', '-g', '-target', 'bpf', '-D__TARGET_ARCH_x86', '-I', BPF_LIB, '-I', BPF_DIR, '-I', `/usr/include/${machine.trim()}`, '-Wall', '-Werror', '-c', source, '-o', object]);
 }
 
 // ---- map contents
