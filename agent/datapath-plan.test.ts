@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { endpointInfo, ENDPOINT_FLAG, u32Key } from '../datapath/abi.ts';
+import { endpointInfo, ENDPOINT_FLAG, ipv4Key, u32Key } from '../datapath/abi.ts';
 import { compile } from '../policy/compile.ts';
 import { identityKey } from '../policy/ids.ts';
 import type { NetworkPolicyInput, PodInput } from '../policy/types.ts';
@@ -76,3 +76,47 @@ test('a port range wider than the limit (but not all ports) is denied and blamed
     { endpoint: 'x/b', policy: 'x/wide', message: 'x/wide/ingress/0 allows ports 1-5000, wider than 4096 (but not all ports); not enforced: denied' },
   ]);
 });
+
+test('an address the datapath cannot encode (IPv6) is skipped and reported, never fatal to the node', () => {
+  const podIdentities = new Map([...compiled.ipcache, ['fd00::12', 999]]);
+  const plan = planDatapath({ endpoints, compiled: compiled.endpoints, podIdentities, nodeAddresses: { self: ['172.30.0.11', 'fd00::1'], others: ['fd00::2'] } });
+  assert.equal(plan.maps.get('pal_ipcache4')!.size, compiled.ipcache.size + 1, 'every IPv4 address is still planned');
+  assert.deepEqual(plan.skippedAddresses, ['fd00::1', 'fd00::2', 'fd00::12']);
+  assert.equal(flagsOf(plan, 11), ENDPOINT_FLAG.INGRESS_ENFORCED, 'the endpoints keep their policy');
+});
+
+test('an endpoint whose own address cannot be encoded is closed and reported, and the others keep their policy', () => {
+  const odd = [...endpoints, { key: 'x/v6', ifindex: 12, ip: 'fd00::5' }];
+  const plan = planDatapath({ endpoints: odd, compiled: compiled.endpoints, podIdentities: compiled.ipcache, nodeAddresses: { self: [], others: [] } });
+  assert.equal(flagsOf(plan, 12), ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ENFORCED);
+  assert.equal(flagsOf(plan, 11), ENDPOINT_FLAG.INGRESS_ENFORCED);
+  assert.match(plan.problems.map(problemText).join('\n'), /x\/v6: .*fd00::5.*denied/);
+});
+
+test('a closed endpoint points at endpoint id 0, which never has entries, so no stale entry of its own can allow anything', () => {
+  const plan = planDatapath({ endpoints: [{ key: 'x/ghost', ifindex: 99, ip: '10.200.1.9' }], compiled: new Map(), podIdentities: new Map(), nodeAddresses: { self: [], others: [] } });
+  const info = endpointInfo.decode(Buffer.from(plan.maps.get('pal_endpoints')!.get(u32Key.encode(99).toString('hex'))!, 'hex'));
+  assert.equal(info.endpointId, 0);
+  assert.equal(info.ipv4, '10.200.1.9', 'anti-spoofing still knows its address');
+});
+
+test('endpoints and addresses beyond the maps\' capacity are refused and reported, the rest planned', () => {
+  const many = Array.from({ length: 5 }, (_, i) => ({ key: `x/p${i}`, ifindex: 100 + i, ip: `10.200.2.${i + 1}` }));
+  const podIdentities = new Map(Array.from({ length: 8 }, (_, i) => [`10.200.3.${i + 1}`, 300 + i] as const));
+  const plan = planDatapath({
+    endpoints: many,
+    compiled: new Map(),
+    podIdentities,
+    nodeAddresses: { self: ['172.30.0.11'], others: ['172.30.0.12'] },
+    capacity: { pal_policy: 100, pal_policy_cidr: 100, pal_endpoints: 3, pal_ipcache4: 6 },
+  });
+  assert.equal(plan.maps.get('pal_endpoints')!.size, 3);
+  assert.equal(plan.maps.get('pal_ipcache4')!.size, 6);
+  assert.ok(plan.maps.get('pal_ipcache4')!.has(ipv4KeyHex('172.30.0.11')), 'node addresses come first');
+  assert.match(plan.problems.map(problemText).join('\n'), /x\/p4: .*more endpoints than the node's maps hold/);
+  assert.equal(plan.skippedAddresses.length, 4);
+});
+
+function ipv4KeyHex(ip: string): string {
+  return ipv4Key.encode(ip).toString('hex');
+}

@@ -4,6 +4,7 @@
 // Keys and values are kept encoded (hex of the C layout, see datapath/abi.ts)
 // so that "nothing changed" is a string comparison and a resync after a
 // restart compares against a plain dump of the pinned maps.
+import { isIPv4 } from 'node:net';
 import {
   DIRECTION,
   ENDPOINT_FLAG,
@@ -51,13 +52,15 @@ export interface PlanInput {
   podIdentities: ReadonlyMap<string, number>;
   /** This node's own addresses (identity host) and the other nodes' (identity remote node). */
   nodeAddresses: { self: readonly string[]; others: readonly string[] };
-  /** max_entries of the policy maps; endpoints whose entries do not fit are enforced fail-closed. */
-  capacity?: { pal_policy: number; pal_policy_cidr: number };
+  /** max_entries of the planned maps (missing: unbounded). What does not fit is refused and reported, fail-closed. */
+  capacity?: Partial<Record<PlannedMap, number>>;
 }
 
 export interface Plan {
   maps: MapContents;
   problems: PlanProblem[];
+  /** Addresses left out of the ipcache: not IPv4 (the datapath drops all other traffic), or beyond its capacity. */
+  skippedAddresses: string[];
 }
 
 /** Something the node cannot enforce as written (and enforces fail-closed instead). */
@@ -86,36 +89,61 @@ function defaultRuleId(policy: DirectionPolicy | undefined, direction: 'ingress'
   return first ? fnv1a32(`${policyRefString(first)}/${direction}/default`) || 1 : 0;
 }
 
+/**
+ * The pal_endpoints value of an endpoint that is denied everything: both
+ * directions enforced, no ANY or CIDR lookups, and endpoint id 0, under which
+ * no policy entry is ever written, so that none of its own entries, stale or
+ * half-written, can allow anything. Its address stays, for anti-spoofing.
+ */
+export function closedEndpointInfo(ipv4: string): Parameters<typeof endpointInfo.encode>[0] {
+  return { endpointId: 0, identity: 0, flags: CLOSED_FLAGS, ingressDefaultRule: 0, egressDefaultRule: 0, ipv4 };
+}
+
+const CLOSED_FLAGS = ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ENFORCED;
+
 export function planDatapath(input: PlanInput): Plan {
   const maps: MapContents = new Map(PLANNED_MAPS.map((m) => [m, new Map()]));
   const problems: PlanProblem[] = [];
+  const skippedAddresses: string[] = [];
+  const capacity = (map: PlannedMap) => input.capacity?.[map] ?? Infinity;
   const put = <K, V>(map: PlannedMap, key: K, value: V) => {
     const codec = MAPS[map] as unknown as { key: { encode(k: K): Buffer }; value: { encode(v: V): Buffer } };
     maps.get(map)!.set(codec.key.encode(key).toString('hex'), codec.value.encode(value).toString('hex'));
   };
 
-  for (const [ip, identity] of input.podIdentities) put('pal_ipcache4', ip, { identity, flags: 0 });
-  for (const ip of input.nodeAddresses.others) put('pal_ipcache4', ip, { identity: IDENTITY.REMOTE_NODE, flags: 0 });
-  for (const ip of input.nodeAddresses.self) put('pal_ipcache4', ip, { identity: IDENTITY.HOST, flags: 0 });
+  // Node addresses first: they must never be crowded out by pods.
+  const addresses: Array<[string, number]> = [
+    ...input.nodeAddresses.self.map((ip) => [ip, IDENTITY.HOST] as [string, number]),
+    ...input.nodeAddresses.others.map((ip) => [ip, IDENTITY.REMOTE_NODE] as [string, number]),
+    ...input.podIdentities,
+  ];
+  const ipcache4 = maps.get('pal_ipcache4')!;
+  for (const [ip, identity] of addresses) {
+    if (!isIPv4(ip) || ipcache4.size >= capacity('pal_ipcache4')) skippedAddresses.push(ip);
+    else if (!ipcache4.has(ipv4Key.encode(ip).toString('hex'))) put('pal_ipcache4', ip, { identity, flags: 0 });
+  }
 
   // Each endpoint's policy entries are planned apart first, so that if the
   // maps cannot hold them all, whole endpoints (the largest first) fall back
   // to deny-all instead of any endpoint getting a partial, wrong policy.
-  const perEndpoint = input.endpoints.map((endpoint) => planEndpoint(endpoint, input.compiled.get(endpoint.key)));
-  const capacity = input.capacity ?? { pal_policy: Infinity, pal_policy_cidr: Infinity };
+  const wired = input.endpoints.slice(0, capacity('pal_endpoints'));
+  for (const e of input.endpoints.slice(wired.length)) {
+    problems.push({ endpoint: e.key, message: `more endpoints than the node's maps hold (${capacity('pal_endpoints')}); not wired` });
+  }
+  const perEndpoint = wired.map((endpoint) => planEndpoint(endpoint, input.compiled.get(endpoint.key)));
   const total = (m: 'pal_policy' | 'pal_policy_cidr') => perEndpoint.reduce((n, e) => n + (e.closed ? 0 : e.maps.get(m)!.size), 0);
   for (const e of [...perEndpoint].sort((a, b) => b.maps.get('pal_policy')!.size - a.maps.get('pal_policy')!.size)) {
-    if (total('pal_policy') <= capacity.pal_policy && total('pal_policy_cidr') <= capacity.pal_policy_cidr) break;
+    if (total('pal_policy') <= capacity('pal_policy') && total('pal_policy_cidr') <= capacity('pal_policy_cidr')) break;
+    if (e.closed) continue;
     e.closed = true;
     e.problems.push({ endpoint: e.endpoint.key, message: `its policy needs ${e.maps.get('pal_policy')!.size} policy entries, more than the maps hold; all its traffic is denied` });
   }
   for (const e of perEndpoint) {
     problems.push(...e.problems);
     if (!e.closed) for (const map of ['pal_policy', 'pal_policy_cidr'] as const) for (const [k, v] of e.maps.get(map)!) maps.get(map)!.set(k, v);
-    const info = e.closed ? { ...e.info, flags: ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ENFORCED } : e.info;
-    put('pal_endpoints', e.endpoint.ifindex, info);
+    put('pal_endpoints', e.endpoint.ifindex, e.closed ? closedEndpointInfo(e.info.ipv4) : e.info);
   }
-  return { maps, problems };
+  return { maps, problems, skippedAddresses };
 }
 
 interface EndpointPlan {
@@ -134,8 +162,12 @@ function planEndpoint(endpoint: LocalEndpoint, compiled: EndpointPolicy | undefi
     const codec = MAPS[map] as unknown as { key: { encode(k: K): Buffer }; value: { encode(v: V): Buffer } };
     maps.get(map as 'pal_policy')!.set(codec.key.encode(key).toString('hex'), codec.value.encode(value).toString('hex'));
   };
+  if (!isIPv4(endpoint.ip)) {
+    problems.push({ endpoint: endpoint.key, message: `its address ${endpoint.ip} is not IPv4, which the datapath cannot enforce yet; all its traffic is denied` });
+    return { endpoint, info: closedEndpointInfo('0.0.0.0'), maps, problems, closed: true };
+  }
   const endpointId = parseIpv4(endpoint.ip);
-  let flags = ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ENFORCED;
+  let flags = CLOSED_FLAGS;
   if (compiled) {
     flags = 0;
     for (const [direction, policy] of [['ingress', compiled.ingress], ['egress', compiled.egress]] as const) {
@@ -153,6 +185,7 @@ function planEndpoint(endpoint: LocalEndpoint, compiled: EndpointPolicy | undefi
     }
   } else {
     problems.push({ endpoint: endpoint.key, message: 'pod not known yet; all its traffic is denied until it is' });
+    return { endpoint, info: closedEndpointInfo(endpoint.ip), maps, problems, closed: true };
   }
   const info = {
     endpointId,
