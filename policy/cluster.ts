@@ -190,7 +190,8 @@ export class ClusterState {
     const labelsChanged = !labelsEqual(old.input.labels, input.labels);
     const portsChanged = !portsEqual(old.input.containerPorts, input.containerPorts);
     const addressChanged = old.ip !== ip;
-    if (!labelsChanged && !portsChanged && !addressChanged && old.input.node === input.node) return undefined;
+    const ownerChanged = old.input.uid !== input.uid || old.input.createdAt !== input.createdAt;
+    if (!labelsChanged && !portsChanged && !addressChanged && !ownerChanged && old.input.node === input.node) return undefined;
     const oldAddress = old.address;
     if (labelsChanged) this.leaveGroup(old);
     old.input = input;

@@ -242,3 +242,78 @@ test('a caller too far behind gets the full list', () => {
   assert.deepEqual(c.endpointsChangedSince(0), { generation: g + 1, changed: ['x/last'], full: true });
   assert.deepEqual(c.endpointsChangedSince(g).changed, ['x/last']);
 });
+
+// ---- addresses claimed by several pods (a stale or evicted pod, an address reused) ----
+
+const claimant = (name: string, labels: Record<string, string>, extra: Partial<PodInput> = {}): PodInput => ({
+  namespace: 'x',
+  name,
+  labels,
+  ip: '10.9.0.5',
+  containerPorts: [],
+  ...extra,
+});
+
+/** A compiler fed `pods` in order, with an identity number for each distinct label set (in order of appearance). */
+function withClaimants(pods: PodInput[], node?: string): Compiler {
+  const c = new Compiler(node === undefined ? {} : { node });
+  const ids = new Map<string, number>();
+  for (const p of pods) {
+    const key = identityKey({ 'kubernetes.io/metadata.name': p.namespace }, p.labels);
+    if (!ids.has(key)) ids.set(key, 300 + ids.size);
+  }
+  c.setIdentities(ids);
+  pods.forEach((p) => c.setPod(p));
+  return c;
+}
+
+test('an address claimed by two pods belongs to the most recently created one, whatever their names and the input order', () => {
+  // The older pod's name sorts last: the old rule (greater pod key wins) would give it the address.
+  const old = claimant('z-old', { app: 'old' }, { uid: 'u-1', createdAt: 1_000 });
+  const reused = claimant('a-new', { app: 'new' }, { uid: 'u-2', createdAt: 2_000 });
+  for (const order of [[old, reused], [reused, old]]) {
+    const c = withClaimants(order);
+    // Identities are numbered in order of appearance: a-new is 301 when fed second.
+    const newId = order[0] === old ? 301 : 300;
+    assert.equal(c.ipcache().get('10.9.0.5'), newId, 'the address maps to the newest pod’s identity');
+    assert.deepEqual(c.addressOwners().get('10.9.0.5'), { pod: 'x/a-new', uid: 'u-2', identity: newId });
+  }
+});
+
+test('equal creation times: the greater uid owns the address, never the greater name', () => {
+  const c = withClaimants([
+    claimant('z', { app: 'one' }, { uid: 'aaa', createdAt: 5 }), // identity 300
+    claimant('a', { app: 'two' }, { uid: 'bbb', createdAt: 5 }), // identity 301
+  ]);
+  assert.equal(c.ipcache().get('10.9.0.5'), 301);
+  assert.equal(c.addressOwners().get('10.9.0.5')?.pod, 'x/a');
+});
+
+test('when the owner leaves, the other claimant gets the address back; an owner without an identity keeps it (fail closed)', () => {
+  const c = withClaimants([claimant('older', { app: 'one' }, { uid: 'u-1', createdAt: 1 }), claimant('newer', { app: 'two' }, { uid: 'u-2', createdAt: 2 })]);
+  assert.equal(c.ipcache().get('10.9.0.5'), 301);
+  // The newer pod relabelled to a label set with no number yet: the address is nobody's identity, not the older pod's.
+  c.setPod(claimant('newer', { app: 'three' }, { uid: 'u-2', createdAt: 2 }));
+  assert.equal(c.ipcache().has('10.9.0.5'), false);
+  assert.deepEqual(c.addressOwners().get('10.9.0.5'), { pod: 'x/newer', uid: 'u-2', identity: undefined });
+  c.deletePod('x', 'newer');
+  assert.equal(c.ipcache().get('10.9.0.5'), 300);
+});
+
+test('the node’s CNI registry decides who owns its local addresses', () => {
+  const wired = claimant('wired', { app: 'one' }, { uid: 'u-1', createdAt: 1, node: 'node-1' }); // identity 300
+  // Newer, but the registry did not give it this address: a stale status, or a claim from another node.
+  const forged = claimant('forged', { app: 'two' }, { uid: 'u-2', createdAt: 2, node: 'node-2' }); // identity 301
+  // A pod of this node whose sandbox is gone (the registry no longer lists it) claims another local address.
+  const unwired = claimant('unwired', { app: 'three' }, { uid: 'u-3', createdAt: 3, node: 'node-1', ip: '10.9.0.6' }); // identity 302
+  const c = withClaimants([wired, forged, unwired], 'node-1');
+  // Before the registry is known: creation time decides, and every claim counts.
+  assert.equal(c.ipcache().get('10.9.0.5'), 301);
+  assert.equal(c.ipcache().get('10.9.0.6'), 302);
+  c.setLocalAddresses(new Map([['10.9.0.5', 'x/wired']]));
+  assert.equal(c.ipcache().get('10.9.0.5'), 300, 'the pod the registry wired with the address owns it');
+  assert.equal(c.ipcache().has('10.9.0.6'), false, 'a local pod the registry does not list owns no address');
+  // The registry hands 10.9.0.6 to `unwired` (CNI ADD): now it owns it.
+  c.setLocalAddresses(new Map([['10.9.0.5', 'x/wired'], ['10.9.0.6', 'x/unwired']]));
+  assert.equal(c.ipcache().get('10.9.0.6'), 302);
+});

@@ -14,7 +14,7 @@
 // by the rule outputs that produce them. Each cache is invalidated by the
 // changes that touch it. Outputs are shared: read-only by convention.
 
-import { addressInPrefix, aggregatePrefixes, comparePrefixes, hostPrefix, type Address, type Prefix } from './cidr.ts';
+import { addressInPrefix, aggregatePrefixes, comparePrefixes, formatAddress, hostPrefix, parseAddress, type Address, type Prefix } from './cidr.ts';
 import { ClusterState, resolveNamedPort, sameNumbers, type NsRec, type Peer, type PodRec } from './cluster.ts';
 import { directionEqual, makeDirectionPolicy, type Segment } from './direction.ts';
 import { RuleOutput, type PortSpec } from './rule-output.ts';
@@ -189,6 +189,17 @@ function mergeSorted(parts: readonly (readonly number[])[]): number[] {
   return out;
 }
 
+/** Whether pod `a`'s claim on an address beats `b`'s: created later, then the greater uid, then (inputs with neither) the greater key. */
+function newerClaim(a: PodRec, b: PodRec): boolean {
+  const ta = a.input.createdAt ?? -Infinity;
+  const tb = b.input.createdAt ?? -Infinity;
+  if (ta !== tb) return ta > tb;
+  const ua = a.input.uid ?? '';
+  const ub = b.input.uid ?? '';
+  if (ua !== ub) return ua > ub;
+  return a.key > b.key;
+}
+
 const byPolicyKey = (a: PolicyRec, b: PolicyRec) => comparePolicyRefs(a.ir.ref, b.ir.ref);
 
 function compareProblems(a: Problem, b: Problem): number {
@@ -223,6 +234,8 @@ export class Compiler {
   private readonly changedAt = new Map<string, number>();
   private gen = 0;
   private horizon = 0;
+  /** The node's CNI registry (address -> pod key), once given. */
+  private local: ReadonlyMap<string, string> | undefined;
 
   /** `node`: only pods on this node are endpoints; pods of every node are peers. */
   constructor(options: { node?: string } = {}) {
@@ -349,13 +362,61 @@ export class Compiler {
     return out.sort();
   }
 
-  /** Pod IP -> identity, for pods with both, sorted by address text. */
+  /**
+   * The node's CNI registry: local address -> the pod (`namespace/name`) it
+   * wired with it. Once given, it decides who owns a local address (see
+   * addressOwners). Only meaningful with a `node`.
+   */
+  setLocalAddresses(owners: ReadonlyMap<string, string>): void {
+    const next = new Map<string, string>();
+    for (const [ip, pod] of owners) {
+      const address = parseAddress(ip);
+      if (address) next.set(formatAddress(address), pod);
+    }
+    this.local = next;
+  }
+
+  /**
+   * The pod that owns each claimed address, sorted by address text. A pod
+   * IP outlives its pod: a stale status, a pod the node lost, an address
+   * reused after CNI DEL. So an address claimed by several pods goes, in
+   * this order, to:
+   * 1. on this node, once the registry is known (setLocalAddresses): the pod
+   *    the registry wired with it; a claim the registry does not back (a
+   *    local pod it does not list, any pod claiming an address it gives to
+   *    another) owns nothing;
+   * 2. the most recently created claimant (createdAt), then the greater uid;
+   *    the pod key only when the input has neither (tests), never otherwise.
+   * Terminal and host-network pods claim nothing: their input has no ip
+   * (agent/pod-input.ts). The owner keeps the address even without an
+   * identity number: it is then nobody's identity (fail closed).
+   */
+  addressOwners(): Map<string, { pod: string; uid: string | undefined; identity: number | undefined }> {
+    const best = new Map<string, PodRec>();
+    for (const p of this.cluster.pods.values()) {
+      if (p.ip === undefined || !this.backedByRegistry(p)) continue;
+      const other = best.get(p.ip);
+      if (!other || newerClaim(p, other)) best.set(p.ip, p);
+    }
+    const ips = [...best.keys()].sort();
+    return new Map(ips.map((ip) => {
+      const p = best.get(ip)!;
+      return [ip, { pod: p.key, uid: p.input.uid, identity: p.group.identity }];
+    }));
+  }
+
+  /** Pod IP -> identity of its owner (addressOwners), for owners with a number, sorted by address text. */
   ipcache(): Map<string, number> {
-    const rows: [string, number, string][] = [];
-    for (const p of this.cluster.pods.values()) if (p.ip !== undefined && p.group.identity !== undefined) rows.push([p.ip, p.group.identity, p.key]);
-    // Two pods with one address (a stale pod): the greater pod key wins, whatever the input order.
-    rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[2] < b[2] ? -1 : a[2] > b[2] ? 1 : 0));
-    return new Map(rows.map(([ip, id]) => [ip, id]));
+    const out = new Map<string, number>();
+    for (const [ip, owner] of this.addressOwners()) if (owner.identity !== undefined) out.set(ip, owner.identity);
+    return out;
+  }
+
+  private backedByRegistry(p: PodRec): boolean {
+    if (this.local === undefined) return true;
+    const wired = this.local.get(p.ip!);
+    if (wired !== undefined) return wired === p.key;
+    return this.node === undefined || p.input.node !== this.node;
   }
 
   problems(): Problem[] {

@@ -80,6 +80,13 @@ export interface PodInput {
   ip?: string;
   node?: string;
   containerPorts: ContainerPort[];
+  /**
+   * metadata.uid and metadata.creationTimestamp (ms since the epoch): when
+   * two pods claim one address, the most recently created owns it, the
+   * greater uid on a tie (see Compiler.addressOwners). Absent: oldest.
+   */
+  uid?: string;
+  createdAt?: number;
 }
 
 export interface NamespaceInput {
