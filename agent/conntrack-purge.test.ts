@@ -1,0 +1,78 @@
+// Which addresses changed hands between two syncs, and which conntrack
+// entries name them: the pure half of the purge that keeps a reused address's
+// new owner out of its previous owner's connections.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ct4Key, ctValue, DIRECTION, ipcacheValue, ipv4Key, PROTOCOL } from '../datapath/abi.ts';
+import type { MapEntry } from '../datapath/loader-client.ts';
+import { changedAddresses, endpointAddressesGone, endpointMarks, keysToPurge, marksFromIpcache, ownerMarks } from './conntrack-purge.ts';
+
+const owner = (uid: string | undefined, identity: number | undefined, pod = 'x/p') => ({ pod, uid, identity });
+
+test('an address changes hands when it leaves, changes identity, or changes owning pod even with the same identity', () => {
+  const before = ownerMarks(
+    new Map([
+      ['10.0.0.1', owner('u-1', 300)], // unchanged
+      ['10.0.0.2', owner('u-2', 300)], // leaves the ipcache
+      ['10.0.0.3', owner('u-3', 300)], // same pod, new identity (relabelled)
+      ['10.0.0.4', owner('u-4', 300)], // another pod of the same identity (a replica reusing the address)
+      ['10.0.0.5', owner('u-5', undefined)], // its owner had no identity yet and gets one
+      ['10.0.0.6', owner('u-6', 300)], // its owner loses its identity number
+    ]),
+  );
+  const after = ownerMarks(
+    new Map([
+      ['10.0.0.1', owner('u-1', 300)],
+      ['10.0.0.3', owner('u-3', 301)],
+      ['10.0.0.4', owner('u-44', 300)],
+      ['10.0.0.5', owner('u-5', 302)],
+      ['10.0.0.6', owner('u-6', undefined)],
+      ['10.0.0.7', owner('u-7', 300)], // new: nothing of it to purge
+    ]),
+  );
+  assert.deepEqual(changedAddresses(before, after), ['10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5', '10.0.0.6']);
+  assert.deepEqual(changedAddresses(after, after), []);
+});
+
+test('a pod without a uid is told apart by its key', () => {
+  const before = ownerMarks(new Map([['10.0.0.1', owner(undefined, 300, 'x/a')]]));
+  const after = ownerMarks(new Map([['10.0.0.1', owner(undefined, 300, 'x/b')]]));
+  assert.deepEqual(changedAddresses(before, after), ['10.0.0.1']);
+});
+
+test('after a restart only the pinned identities are known: an address changed hands if its identity differs or it left', () => {
+  const entry = (ip: string, identity: number): MapEntry => ({ key: ipv4Key.encode(ip), value: ipcacheValue.encode({ identity, flags: 0 }) });
+  const pinned = marksFromIpcache([
+    entry('10.0.0.1', 300),
+    entry('10.0.0.2', 300),
+    entry('10.0.0.3', 300),
+    entry('172.30.0.11', 1), // a node address (host): not a pod's, never compared
+    entry('172.30.0.12', 6), // remote node
+  ]);
+  assert.deepEqual([...pinned.keys()], ['10.0.0.1', '10.0.0.2', '10.0.0.3']);
+  const after = ownerMarks(new Map([['10.0.0.1', owner('u-1', 300)], ['10.0.0.2', owner('u-2', 301)]]));
+  assert.deepEqual(changedAddresses(pinned, after), ['10.0.0.2', '10.0.0.3']);
+});
+
+test('a local endpoint that leaves, or whose address is wired again for another container, frees its address', () => {
+  const e = (ip: string, containerId: string, ifindex: number) => ({ ip, containerId, ifName: 'eth0', hostIfName: `pal${ifindex}`, ifindex, podNamespace: 'x', podName: containerId });
+  const before = endpointMarks([e('10.0.0.1', 'c1', 5), e('10.0.0.2', 'c2', 6), e('10.0.0.3', 'c3', 7)]);
+  const after = endpointMarks([e('10.0.0.1', 'c1', 5), e('10.0.0.3', 'c4', 8)]);
+  assert.deepEqual(endpointAddressesGone(before, after), ['10.0.0.2', '10.0.0.3']);
+});
+
+test('the entries to delete are those whose endpoint address or peer address changed hands', () => {
+  const ct = (addr: string, peerAddr: string, peerPort: number): MapEntry => ({
+    key: ct4Key.encode({ addr, peerAddr, port: 80, peerPort, protocol: PROTOCOL.TCP }),
+    value: ctValue.encode({ revision: 1, ruleId: 0, lastSeen: 0, ifindex: 3, origin: DIRECTION.EGRESS, revoked: 0, closing: 0 }),
+  });
+  const entries = [
+    ct('10.1.0.10', '10.2.0.5', 1), // the peer is the reused address: deleted
+    ct('10.1.0.10', '10.2.0.6', 2), // another peer: kept
+    ct('10.2.0.5', '10.1.0.11', 3), // the reused address as the endpoint (its old pod's own entry): deleted
+    ct('10.1.0.12', '10.1.0.13', 4), // kept
+  ];
+  const keys = keysToPurge(entries, new Set(['10.2.0.5']));
+  assert.deepEqual(keys.map((k) => ct4Key.decode(k).peerPort), [1, 3]);
+  assert.deepEqual(keysToPurge(entries, new Set()), []);
+});

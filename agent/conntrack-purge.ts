@@ -1,0 +1,123 @@
+// Removes the conntrack entries of an address that has changed hands, before
+// its new owner is admitted.
+//
+// A pod address outlives its pod: CNI DEL frees it, and the next pod wired
+// on that node may get it. pal_ct4 entries naming it (TCP ones live 6 h)
+// would then let the new owner pass as the old pod's peer: its packets
+// matching the old connection's tuple are "replies" or "established" at
+// every endpoint that talked to the old pod, through any ingress policy
+// (README, "Enforcement semantics"). Revision re-checks do not help: they
+// judge the tuple by the policy of the side that opened it, which may allow
+// everything. So each agent, in every sync, finds the addresses whose owner
+// changed since the last sync (left the ipcache, changed identity, or are
+// now another pod's even with the same identity) and the addresses of its
+// endpoints that left, and deletes every entry of its node's pal_ct4 whose
+// endpoint address or peer address is one of them, before the sync writes
+// the maps that admit the new owner.
+//
+// Pure: ownerMarks, changedAddresses, endpointMarks, endpointAddressesGone,
+// keysToPurge, marksFromIpcache. ConntrackPurge does the I/O (one dump and
+// one batched delete, only when something changed hands).
+import { ct4Key, ipcacheValue, ipv4Key } from '../datapath/abi.ts';
+import type { Loader, MapEntry } from '../datapath/loader-client.ts';
+import type { Endpoint } from './cni/handler.ts';
+
+/** An address's owner as the compiler reports it (Compiler.addressOwners). */
+export interface AddressOwner {
+  pod: string;
+  uid: string | undefined;
+  identity: number | undefined;
+}
+
+/** What is remembered of an address: its owning pod (undefined: unknown, after a restart) and identity. */
+export interface OwnerMark {
+  owner: string | undefined;
+  identity: number | undefined;
+}
+
+/** Pod identities (ADR 0001): the only ipcache entries that belong to pod addresses. */
+const isPodIdentity = (identity: number) => identity >= 256 && identity < 2 ** 24;
+
+export function ownerMarks(owners: ReadonlyMap<string, AddressOwner>): Map<string, OwnerMark> {
+  const marks = new Map<string, OwnerMark>();
+  for (const [ip, o] of owners) marks.set(ip, { owner: o.uid ?? o.pod, identity: o.identity });
+  return marks;
+}
+
+/**
+ * The pod addresses of a pinned pal_ipcache4 (identity only, owner unknown):
+ * what the datapath enforced before this agent started.
+ */
+export function marksFromIpcache(entries: readonly MapEntry[]): Map<string, OwnerMark> {
+  const marks = new Map<string, OwnerMark>();
+  for (const e of entries) {
+    const { identity } = ipcacheValue.decode(e.value);
+    if (isPodIdentity(identity)) marks.set(ipv4Key.decode(e.key), { owner: undefined, identity });
+  }
+  return marks;
+}
+
+/**
+ * Addresses of `before` that changed hands in `after`, sorted: gone, another
+ * identity (a number appearing or disappearing included), or another owner
+ * when both are known. An address new in `after` changed nothing: whatever
+ * conntrack holds for it was made while it was nobody's (world), by
+ * endpoints that chose to talk to it.
+ */
+export function changedAddresses(before: ReadonlyMap<string, OwnerMark>, after: ReadonlyMap<string, OwnerMark>): string[] {
+  const out: string[] = [];
+  for (const [ip, b] of before) {
+    const a = after.get(ip);
+    if (!a || a.identity !== b.identity || (b.owner !== undefined && a.owner !== b.owner)) out.push(ip);
+  }
+  return out.sort();
+}
+
+/** Local endpoint address -> the wiring that holds it (container, interface, host veth). */
+export function endpointMarks(endpoints: readonly Endpoint[]): Map<string, string> {
+  return new Map(endpoints.map((e) => [e.ip, `${e.containerId}/${e.ifName}/${e.ifindex}`]));
+}
+
+/** Local endpoint addresses of `before` no longer wired as they were, sorted. */
+export function endpointAddressesGone(before: ReadonlyMap<string, string>, after: ReadonlyMap<string, string>): string[] {
+  return [...before].filter(([ip, mark]) => after.get(ip) !== mark).map(([ip]) => ip).sort();
+}
+
+/** Keys of the pal_ct4 entries whose endpoint address or peer address is in `addresses`. */
+export function keysToPurge(entries: readonly MapEntry[], addresses: ReadonlySet<string>): Buffer[] {
+  if (addresses.size === 0) return [];
+  return entries.filter((e) => {
+    const k = ct4Key.decode(e.key);
+    return addresses.has(k.addr) || addresses.has(k.peerAddr);
+  }).map((e) => e.key);
+}
+
+export class ConntrackPurge {
+  /** Owners and endpoints as of the last successful run; undefined before the first. */
+  #owners: Map<string, OwnerMark> | undefined;
+  #endpoints: Map<string, string> | undefined;
+
+  /**
+   * Deletes the conntrack entries of every address that changed hands since
+   * the last run. The first run compares with the pinned pal_ipcache4 (so
+   * changes made while the agent was down count, by identity only). The
+   * state advances only after the deletes succeeded: a failed run is
+   * retried whole by the next sync.
+   */
+  async run(loader: Loader, owners: ReadonlyMap<string, AddressOwner>, endpoints: readonly Endpoint[], log: (line: string) => void): Promise<void> {
+    const marks = ownerMarks(owners);
+    const wired = endpointMarks(endpoints);
+    const before = this.#owners ?? marksFromIpcache(await loader.dump('pal_ipcache4'));
+    const changed = new Set([...changedAddresses(before, marks), ...endpointAddressesGone(this.#endpoints ?? wired, wired)]);
+    if (changed.size > 0) {
+      const entries = await loader.dump('pal_ct4');
+      const keys = keysToPurge(entries, changed);
+      if (keys.length > 0) {
+        await loader.delete('pal_ct4', keys);
+        log(`conntrack: ${keys.length} entries of ${changed.size} addresses that changed hands removed (${[...changed].slice(0, 5).join(', ')}${changed.size > 5 ? ', ...' : ''})`);
+      }
+    }
+    this.#owners = marks;
+    this.#endpoints = wired;
+  }
+}
