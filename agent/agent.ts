@@ -91,7 +91,11 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
   const endpoints = {
     async added(endpoint: Endpoint) {
       await registry.added(endpoint);
-      await policy.ensureEndpoint(endpoint);
+      // ADD fails unless the pod's policy is in the kernel; the runtime then tears the pod down.
+      await policy.ensureEndpoint(endpoint).catch(async (error: unknown) => {
+        await registry.removed(endpoint);
+        throw error;
+      });
     },
     async removed(endpoint: Pick<Endpoint, 'hostIfName'>) {
       await registry.removed(endpoint);

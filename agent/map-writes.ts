@@ -31,7 +31,7 @@ export type Capacity = Partial<Record<PlannedMap, number>>;
 const POLICY_MAPS = ['pal_policy', 'pal_policy_cidr'] as const;
 
 /** The endpoint id a policy-map key belongs to (first field of policy_key; after prefixlen in policy_cidr_key). */
-function endpointIdOfKey(map: (typeof POLICY_MAPS)[number], keyHex: string): number {
+export function endpointIdOfKey(map: 'pal_policy' | 'pal_policy_cidr', keyHex: string): number {
   return Buffer.from(keyHex, 'hex').readUInt32LE(map === 'pal_policy' ? 0 : 4);
 }
 

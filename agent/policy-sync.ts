@@ -18,7 +18,8 @@ import {
   type V1NetworkPolicy,
   type V1Pod,
 } from '@kubernetes/client-node';
-import { datapathConfig, loadGlobals, u32Key } from '../datapath/abi.ts';
+import { datapathConfig, endpointInfo, loadGlobals, u32Key } from '../datapath/abi.ts';
+import { postWarningEvent } from '../lib/events.ts';
 import type { Loader } from '../datapath/loader-client.ts';
 import { CoalescingTask } from '../lib/coalescing-task.ts';
 import { watchInformer, type WatchedInformer } from '../lib/informers.ts';
@@ -26,9 +27,10 @@ import { Compiler } from '../policy/compile.ts';
 import type { Protocol } from '../policy/types.ts';
 import { networkPolicySpec } from '../lib/network-policy.ts';
 import type { Endpoint } from './cni/handler.ts';
-import { diffMaps, PLANNED_MAPS, planDatapath, problemText, type MapContents, type PlannedMap } from './datapath-plan.ts';
+import { closedEndpointInfo, PLANNED_MAPS, planDatapath, problemText, type MapContents, type PlannedMap } from './datapath-plan.ts';
+import { endpointIdOfKey, orderWrites, type Capacity, type WriteStep } from './map-writes.ts';
 import { ProblemEvents } from './problem-events.ts';
-import type { StatusReporter } from './status-reporter.ts';
+import type { RealizedStatus, StatusReporter } from './status-reporter.ts';
 
 export interface PolicySyncOptions {
   kubeconfig: KubeConfig;
@@ -61,7 +63,13 @@ export class PolicySync {
   readonly #task: CoalescingTask;
   #applied: MapContents = new Map();
   #listed = false;
-  #capacity = { pal_policy: Infinity, pal_policy_cidr: Infinity };
+  #capacity: Capacity = {};
+  /** Set when a write failed midway: what the kernel holds is then read back before the next diff. */
+  #appliedUnknown = false;
+  /** The last status published, and the sync failure last raised as an event. */
+  #status: RealizedStatus | undefined;
+  #failureEvent = '';
+  #stopping = false;
   #revision = 0;
   #identities = new Map<string, SecurityIdentity>();
   /** `Kind/namespace/name` -> uid of every watched object, for events. */
@@ -82,7 +90,7 @@ export class PolicySync {
     });
     this.#task = new CoalescingTask(() => this.#sync(), {
       retryMs: 500,
-      onError: (error) => options.log(`policy: sync failed, retrying: ${(error as Error).message}`),
+      onError: (error) => void this.#syncFailed(error as Error),
     });
   }
 
@@ -93,6 +101,9 @@ export class PolicySync {
     sync.#listed = true;
     sync.request();
     await sync.#task.idle();
+    // A loader that dies leaves the pinned maps enforcing, but no sync can
+    // write any more: the next one fails and reports it (Ready False, event).
+    void options.loader.exited.then(() => sync.#stopping || sync.request());
     return sync;
   }
 
@@ -103,11 +114,15 @@ export class PolicySync {
   }
 
   /**
-   * Called by CNI ADD before it answers: attaches the programs to the pod's
-   * host veth and waits until a sync has written the pod's policy, so no
-   * packet of the pod ever passes unenforced.
+   * Called by CNI ADD before it answers. The pod's device is first entered
+   * closed (deny all), then the programs attach, then a sync must write the
+   * pod's policy: ADD succeeds only once one has, and fails with the sync's
+   * error otherwise. No packet of the pod ever passes unenforced.
    */
   async ensureEndpoint(endpoint: Endpoint): Promise<void> {
+    const closed = { key: u32Key.encode(endpoint.ifindex), value: endpointInfo.encode(closedEndpointInfo(endpoint.ip)) };
+    await this.#o.loader.update('pal_endpoints', [closed]);
+    this.#record('pal_endpoints', [{ key: closed.key.toString('hex'), value: closed.value.toString('hex') }], []);
     await this.#o.loader.attach(endpoint.ifindex, 'pal_from_pod', 'ingress');
     await this.#o.loader.attach(endpoint.ifindex, 'pal_to_pod', 'egress');
     // The kubelet creates the Pod object before calling CNI, but our watch may
@@ -120,11 +135,11 @@ export class PolicySync {
       });
       if (pod) this.#setPod(pod);
     }
-    this.request();
-    await this.#task.idle();
+    await this.#task.runSoon();
   }
 
   async stop(): Promise<void> {
+    this.#stopping = true;
     await Promise.all(this.#watches.map((w) => w.stop()));
     await this.#task.idle();
   }
@@ -132,19 +147,23 @@ export class PolicySync {
   async #loadDatapath(): Promise<void> {
     const { loader, objectPath, pinDir } = this.#o;
     const loaded = await loader.load(objectPath, pinDir, { globals: loadGlobals({ hostReachesPods: true }) });
-    const size = (name: string) => loaded.maps.find((m) => m.name === name)?.maxEntries ?? Infinity;
-    this.#capacity = { pal_policy: size('pal_policy'), pal_policy_cidr: size('pal_policy_cidr') };
+    this.#capacity = Object.fromEntries(PLANNED_MAPS.map((map) => [map, loaded.maps.find((m) => m.name === map)?.maxEntries ?? Infinity]));
     // Pinned maps survive restarts: what they hold is what is applied.
-    for (const map of PLANNED_MAPS) {
-      const entries = await loader.dump(map);
-      this.#applied.set(map, new Map(entries.map((e) => [e.key.toString('hex'), e.value.toString('hex')])));
-    }
+    await this.#readApplied();
     const [config] = await loader.dump('pal_config');
     this.#revision = config ? datapathConfig.decode(config.value).policyRevision : 0;
     for (const endpoint of this.#o.endpoints()) {
       await loader.attach(endpoint.ifindex, 'pal_from_pod', 'ingress').catch(() => undefined);
       await loader.attach(endpoint.ifindex, 'pal_to_pod', 'egress').catch(() => undefined);
     }
+  }
+
+  async #readApplied(): Promise<void> {
+    for (const map of PLANNED_MAPS) {
+      const entries = await this.#o.loader.dump(map);
+      this.#applied.set(map, new Map(entries.map((e) => [e.key.toString('hex'), e.value.toString('hex')])));
+    }
+    this.#appliedUnknown = false;
   }
 
   async #watch(): Promise<void> {
@@ -225,6 +244,9 @@ export class PolicySync {
   }
 
   async #sync(): Promise<void> {
+    // Even a sync with nothing to write fails without a loader: the node could not write the next change.
+    const broken = this.#o.loader.failure;
+    if (broken) throw new Error(`the datapath loader is gone: ${broken}`);
     const realized = new Map(this.#seen);
     const eventAt = this.#firstPendingEventAt;
     this.#firstPendingEventAt = undefined;
@@ -245,45 +267,93 @@ export class PolicySync {
     });
     const compiledAt = Date.now();
     const compiledMs = performance.now() - started;
-    const changes = diffMaps(plan.maps, this.#applied);
+    if (this.#appliedUnknown) await this.#readApplied();
+    const steps = orderWrites(plan.maps, this.#applied, this.#capacity);
     const diffedAt = Date.now();
-    if (changes.count > 0) {
-      const { loader } = this.#o;
-      // New state first (endpoint flags last, so an endpoint is never enforced before its entries exist)...
-      for (const map of PLANNED_MAPS) {
-        const updates = changes.updates.get(map);
-        if (updates) await loader.update(map, updates.map((u) => ({ key: Buffer.from(u.key, 'hex'), value: Buffer.from(u.value, 'hex') })));
-        this.#record(map, updates ?? [], []);
-      }
-      // ...then what is stale, endpoints first.
-      for (const map of [...PLANNED_MAPS].reverse()) {
-        const deletes = changes.deletes.get(map);
-        if (deletes) await loader.delete(map, deletes.map((k) => Buffer.from(k, 'hex')));
-        this.#record(map, [], deletes ?? []);
-      }
+    if (steps.length > 0) {
+      await this.#write(steps);
       this.#revision = (this.#revision + 1) >>> 0;
-      await loader.update('pal_config', [{ key: u32Key.encode(0), value: datapathConfig.encode({ policyRevision: this.#revision, flags: 0 }) }]);
-      this.#o.log(
-        `policy: revision ${this.#revision}: ${changes.count} map changes in ${(performance.now() - started).toFixed(1)} ms (plan ${compiledMs.toFixed(1)} ms)`,
-      );
+      await this.#o.loader.update('pal_config', [{ key: u32Key.encode(0), value: datapathConfig.encode({ policyRevision: this.#revision, flags: 0 }) }]);
+      const count = steps.reduce((n, step) => n + step.entries.length, 0);
+      this.#o.log(`policy: revision ${this.#revision}: ${count} map changes in ${(performance.now() - started).toFixed(1)} ms (plan ${compiledMs.toFixed(1)} ms)`);
       // Stage timestamps (wall clock, ms) for the apply-latency benchmark: the first
       // watch event of this batch, compile and plan done, diff done, maps written.
       this.#o.log(`policy-stages ${JSON.stringify({ revision: this.#revision, eventAt, startedAt, compiledAt, diffedAt, writtenAt: Date.now() })}`);
     }
+    if (plan.skippedAddresses.length > 0) {
+      plan.problems.push({
+        endpoint: 'node',
+        message: `${plan.skippedAddresses.length} addresses left out of the ipcache (not IPv4, or the map is full), judged as world: ${plan.skippedAddresses.slice(0, 5).join(', ')}${plan.skippedAddresses.length > 5 ? ', ...' : ''}`,
+      });
+    }
     const problems = plan.problems.map(problemText);
+    const events = plan.problems.filter((p) => p.endpoint !== 'node');
     if (problems.join('\n') !== this.#loggedProblems) {
       this.#loggedProblems = problems.join('\n');
       for (const problem of problems) this.#o.log(`policy: ${problem}`);
     }
-    this.#o.status.report({
+    this.#status = {
       revision: this.#revision,
       endpoints: endpoints.length,
       realized: Object.fromEntries([...realized].map(([kind, rv]) => [kind, rv.toString()])),
       pendingIdentities: this.#compiler.missingIdentities().length,
       ready: plan.problems.length === 0,
       message: problems.length === 0 ? 'enforcing' : problems.slice(0, 5).join('; ') + (problems.length > 5 ? `; and ${problems.length - 5} more` : ''),
-    });
-    await this.#events.report(plan.problems);
+    };
+    this.#o.status.report(this.#status);
+    this.#failureEvent = '';
+    await this.#events.report(events);
+  }
+
+  /**
+   * Writes the steps in order (see map-writes.ts). If one fails, the
+   * endpoints whose entries were being written are closed (best effort:
+   * updating an existing key needs no room) and the maps are read back
+   * before the next attempt, so nothing is left half-written and open.
+   */
+  async #write(steps: WriteStep[]): Promise<void> {
+    const { loader } = this.#o;
+    try {
+      for (const step of steps) {
+        if (step.op === 'update') await loader.update(step.map, step.entries.map((e) => ({ key: Buffer.from(e.key, 'hex'), value: Buffer.from(e.value, 'hex') })));
+        else await loader.delete(step.map, step.entries.map((e) => Buffer.from(e.key, 'hex')));
+        this.#record(step.map, step.op === 'update' ? step.entries : [], step.op === 'delete' ? step.entries.map((e) => e.key) : []);
+      }
+    } catch (error) {
+      this.#appliedUnknown = true;
+      const touched = new Set(
+        steps.flatMap((s) => (s.map === 'pal_policy' || s.map === 'pal_policy_cidr' ? s.entries.map((e) => endpointIdOfKey(s.map as 'pal_policy', e.key)) : [])),
+      );
+      const close = [...(this.#applied.get('pal_endpoints') ?? [])]
+        .map(([key, value]) => ({ key, info: endpointInfo.decode(Buffer.from(value, 'hex')) }))
+        .filter(({ info }) => touched.has(info.endpointId))
+        .map(({ key, info }) => ({ key: Buffer.from(key, 'hex'), value: endpointInfo.encode(closedEndpointInfo(info.ipv4)) }));
+      if (close.length > 0) {
+        await loader.update('pal_endpoints', close).catch((closing: unknown) => this.#o.log(`policy: could not close endpoints after a failed write: ${(closing as Error).message}`));
+        this.#o.log(`policy: closed ${close.length} endpoints whose entries could not be written`);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * A sync failed: the node keeps what its maps hold (new endpoints stay
+   * closed), and says so: Ready False with the reason in its PalisadeNode
+   * status, a Warning event once per distinct failure, a log line each time.
+   */
+  async #syncFailed(error: Error): Promise<void> {
+    const message = `policy sync failed, retrying: ${error.message}`;
+    this.#o.log(`policy: ${message}`);
+    this.#o.status.report({ ...(this.#status ?? { revision: this.#revision, endpoints: 0, realized: {}, pendingIdentities: 0 }), ready: false, message });
+    if (message === this.#failureEvent) return;
+    this.#failureEvent = message;
+    await postWarningEvent(this.#core, {
+      involved: { apiVersion: 'palisade.io/v1alpha1', kind: 'PalisadeNode', namespace: '', name: this.#o.node },
+      reason: 'PolicySyncFailed',
+      message: `node ${this.#o.node}: ${message}`,
+      component: 'palisade-agent',
+      host: this.#o.node,
+    }).catch((posting: unknown) => this.#o.log(`could not record the sync failure as an event: ${(posting as Error).message}`));
   }
 
   #record(map: PlannedMap, updates: Array<{ key: string; value: string }>, deletes: string[]): void {

@@ -303,6 +303,11 @@ export class Loader {
   /** Set once the process is gone or unusable; every later call rejects with it. */
   private broken: { message: string; cause: unknown } | undefined;
 
+  /** Why every call now fails (the process is gone or unusable), or undefined while it serves. */
+  get failure(): string | undefined {
+    return this.broken?.message;
+  }
+
   /** Spawns a loader and checks that it speaks this client's protocol version. */
   static async start(options: LoaderOptions = {}): Promise<Loader> {
     const loader = new Loader(options);

@@ -15,7 +15,9 @@ export interface WarningEvent {
 
 export async function postWarningEvent(core: CoreV1Api, event: WarningEvent): Promise<void> {
   const now = new Date();
-  const { namespace, name } = event.involved;
+  const { name } = event.involved;
+  // Events about cluster-scoped objects (a Node, a PalisadeNode) live in `default`, as the kubelet's do.
+  const namespace = event.involved.namespace || 'default';
   await core.createNamespacedEvent({
     namespace,
     body: {
