@@ -24,9 +24,10 @@ import type { Loader } from '../datapath/loader-client.ts';
 import { CoalescingTask } from '../lib/coalescing-task.ts';
 import { watchInformer, type WatchedInformer } from '../lib/informers.ts';
 import { Compiler } from '../policy/compile.ts';
-import type { Protocol } from '../policy/types.ts';
 import { networkPolicySpec } from '../lib/network-policy.ts';
 import type { Endpoint } from './cni/handler.ts';
+import { ConntrackPurge } from './conntrack-purge.ts';
+import { podInput } from './pod-input.ts';
 import { closedEndpointInfo, PLANNED_MAPS, planDatapath, problemText, type MapContents, type PlannedMap } from './datapath-plan.ts';
 import { endpointIdOfKey, orderWrites, type Capacity, type WriteStep } from './map-writes.ts';
 import { ProblemEvents } from './problem-events.ts';
@@ -77,6 +78,8 @@ export class PolicySync {
   readonly #events: ProblemEvents;
   /** The problems last logged, one per line. */
   #loggedProblems = '';
+  /** Removes the conntrack entries of addresses that changed hands (see conntrack-purge.ts). */
+  readonly #purge = new ConntrackPurge();
 
   private constructor(options: PolicySyncOptions) {
     this.#o = options;
@@ -224,16 +227,8 @@ export class PolicySync {
     const name = pod.metadata!.name!;
     // Until the kubelet reports the pod IP, a local pod's address is the one CNI gave it.
     const local = pod.status?.podIP ? undefined : this.#o.endpoints().find((e) => e.podNamespace === namespace && e.podName === name);
-    this.#compiler.setPod({
-      namespace,
-      name,
-      labels: pod.metadata?.labels ?? {},
-      ip: pod.status?.podIP ?? local?.ip,
-      node: pod.spec?.nodeName,
-      containerPorts: (pod.spec?.containers ?? []).flatMap((ct) =>
-        (ct.ports ?? []).map((p) => ({ name: p.name, containerPort: p.containerPort, protocol: (p.protocol ?? 'TCP') as Protocol })),
-      ),
-    });
+    // Terminal and host-network pods claim no address (pod-input.ts).
+    this.#compiler.setPod(podInput(pod, local?.ip));
   }
 
   #setIdentity(identity: SecurityIdentity, present: boolean): void {
@@ -253,6 +248,8 @@ export class PolicySync {
     const started = performance.now();
     const startedAt = Date.now();
     const endpoints = this.#o.endpoints();
+    // This node's CNI registry decides who owns its local addresses (Compiler.addressOwners).
+    this.#compiler.setLocalAddresses(new Map(endpoints.filter((e) => e.podNamespace && e.podName).map((e) => [e.ip, `${e.podNamespace}/${e.podName}`])));
     const compiled = new Map(endpoints.flatMap((e) => {
       const key = `${e.podNamespace}/${e.podName}`;
       const result = this.#compiler.result(key);
@@ -270,6 +267,8 @@ export class PolicySync {
     if (this.#appliedUnknown) await this.#readApplied();
     const steps = orderWrites(plan.maps, this.#applied, this.#capacity);
     const diffedAt = Date.now();
+    // Before anything admits an address's new owner: its previous owner's conntrack entries go.
+    await this.#purge.run(this.#o.loader, this.#compiler.addressOwners(), endpoints, this.#o.log);
     if (steps.length > 0) {
       await this.#write(steps);
       this.#revision = (this.#revision + 1) >>> 0;

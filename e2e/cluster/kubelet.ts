@@ -2,7 +2,8 @@
 // more: it creates the Pod object bound to a node, creates the pod's network
 // namespace, calls the CNI plugin exactly as a runtime does, starts the pod's
 // "container" (TCP/UDP/SCTP echo servers), and reports the pod IP and phase
-// in the Pod status. Deleting a pod calls CNI DEL.
+// in the Pod status. Deleting a pod calls CNI DEL; so does evicting one,
+// which leaves its Pod object Failed with its podIP.
 import { randomBytes } from 'node:crypto';
 import type { CoreV1Api, V1ContainerPort } from '@kubernetes/client-node';
 import { execa } from 'execa';
@@ -116,6 +117,38 @@ export class Kubelet {
     if (options.deleteObject ?? true) {
       await this.#core.deleteNamespacedPod({ namespace: pod.namespace, name: pod.name, gracePeriodSeconds: 0 }).catch(() => undefined);
     }
+  }
+
+  /**
+   * Evicts the pod as the kubelet does: its container stops, its status
+   * becomes phase Failed, reason Evicted, with podIP kept (Kubernetes keeps
+   * it), and its sandbox is torn down (CNI DEL frees the address). The Pod
+   * object stays. Returns the resourceVersion of the status write.
+   */
+  async evictPod(pod: SimPod): Promise<string> {
+    await pod.server.stop();
+    const current = await this.#core.readNamespacedPod({ namespace: pod.namespace, name: pod.name });
+    const now = new Date();
+    const updated = await this.#core.replaceNamespacedPodStatus({
+      namespace: pod.namespace,
+      name: pod.name,
+      body: {
+        ...current,
+        status: {
+          ...current.status,
+          phase: 'Failed',
+          reason: 'Evicted',
+          message: 'The node was low on resource: memory.',
+          conditions: [{ type: 'Ready', status: 'False', reason: 'PodFailed', lastTransitionTime: now }],
+          containerStatuses: [
+            { name: 'serve', image: 'palisade.local/podserver', imageID: '', ready: false, started: false, restartCount: 0, state: { terminated: { exitCode: 137, reason: 'Evicted', finishedAt: now } } },
+          ],
+        },
+      },
+    });
+    await callCni(pod.node, 'DEL', { containerId: pod.containerId, netns: pod.netns, namespace: pod.namespace, name: pod.name });
+    await deleteNetns(pod.netns);
+    return updated.metadata?.resourceVersion ?? '';
   }
 
   async #reportRunning(namespace: string, name: string, ip: string, node: SimNode): Promise<string> {
