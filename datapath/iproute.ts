@@ -20,9 +20,30 @@ export class IprouteError extends Error {
 export type Netns = { kind: 'self' } | { kind: 'path'; path: string };
 export const SELF: Netns = { kind: 'self' };
 
-/** Runs `ip -batch -` with the given commands, stopping at the first failure. */
+/**
+ * One `ip -batch` line from its tokens. `ip` splits batch lines at
+ * whitespace and reads quotes, backslashes and `#` (a comment) specially, so
+ * a token holding any of those, or a control character, would change the
+ * command; such a token is refused, never escaped.
+ */
+export function batchLine(...tokens: string[]): string {
+  for (const token of tokens) {
+    if (!SAFE_TOKEN.test(token)) throw new TypeError(`unsafe token for ip -batch: ${JSON.stringify(token)}`);
+  }
+  return tokens.join(' ');
+}
+/** Printable ASCII except space, `"`, `#`, `'` and `\`. */
+const SAFE_TOKEN = /^[!$-&(-[\]-~]+$/;
+
+/**
+ * Runs `ip -batch -` with the given commands, stopping at the first failure.
+ * A command holding a line break, a NUL, a quote, a backslash or `#` is
+ * refused: it would not be the one command it looks like.
+ */
 export async function ipBatch(netns: Netns, commands: string[]): Promise<void> {
   if (commands.length === 0) return;
+  const bad = commands.find((c) => /[\x00-\x1f\x7f"'\\#]/.test(c));
+  if (bad !== undefined) throw new TypeError(`refusing ip -batch command ${JSON.stringify(bad)}`);
   const [file, args] =
     netns.kind === 'self' ? ['ip', ['-batch', '-']] : ['nsenter', [`--net=${netns.path}`, 'ip', '-batch', '-']];
   const result = await execa(file, args, { input: commands.join('\n') + '\n', reject: false });

@@ -9,7 +9,7 @@
 // the node holds one for the pod, so no ARP ever crosses the pair. Every pod
 // packet therefore enters the node through the host-side veth, which is
 // where the policy programs attach.
-import { ipBatch, ipJson, IprouteError, PALISADE_ROUTE_PROTO, SELF } from './iproute.ts';
+import { batchLine, ipBatch, ipJson, IprouteError, PALISADE_ROUTE_PROTO, SELF } from './iproute.ts';
 
 export const POD_GATEWAY = '169.254.1.1';
 
@@ -25,23 +25,40 @@ export interface PodLink {
   podIp: string;
 }
 
+const MAX_NETNS_PATH = 1024;
+
+/**
+ * A network namespace path Palisade will hand to iproute2: absolute, at most
+ * 1024 characters, of letters, digits and `/ _ . - : @ + = ,` only. Every
+ * runtime's paths fit (/var/run/netns/cni-UUID, /proc/PID/ns/net); anything
+ * with whitespace, quotes, `#` or control characters could split or end an
+ * `ip -batch` line, so it is refused rather than escaped.
+ */
+export function validNetnsPath(path: string): boolean {
+  return path.length <= MAX_NETNS_PATH && /^\/[A-Za-z0-9/_.:@+=,-]*$/.test(path);
+}
+
 export async function createPodLink(link: PodLink): Promise<void> {
+  if (!validNetnsPath(link.netnsPath)) throw new Error(`invalid network namespace path ${JSON.stringify(link.netnsPath)}`);
   // The node side is complete before the pod side is configured; a route to
   // a pod that is not listening yet is harmless. Two processes in all.
+  // batchLine() refuses any token that could split or end a line.
+  const host = link.hostIfName;
+  const pod = link.podIfName;
   await ipBatch(SELF, [
-    `link add name ${link.hostIfName} address ${link.hostMac} type veth ` +
-      `peer name ${link.podIfName} address ${link.podMac} netns ${link.netnsPath}`,
-    `link set ${link.hostIfName} up`,
-    `neigh replace ${link.podIp} lladdr ${link.podMac} dev ${link.hostIfName} nud permanent`,
-    `route replace ${link.podIp}/32 dev ${link.hostIfName} scope link proto ${PALISADE_ROUTE_PROTO}`,
+    batchLine('link', 'add', 'name', host, 'address', link.hostMac, 'type', 'veth',
+      'peer', 'name', pod, 'address', link.podMac, 'netns', link.netnsPath),
+    batchLine('link', 'set', host, 'up'),
+    batchLine('neigh', 'replace', link.podIp, 'lladdr', link.podMac, 'dev', host, 'nud', 'permanent'),
+    batchLine('route', 'replace', `${link.podIp}/32`, 'dev', host, 'scope', 'link', 'proto', String(PALISADE_ROUTE_PROTO)),
   ]);
   await ipBatch({ kind: 'path', path: link.netnsPath }, [
     'link set lo up',
-    `addr add ${link.podIp}/32 dev ${link.podIfName}`,
-    `link set ${link.podIfName} up`,
-    `neigh replace ${POD_GATEWAY} lladdr ${link.hostMac} dev ${link.podIfName} nud permanent`,
-    `route add ${POD_GATEWAY} dev ${link.podIfName} scope link`,
-    `route add default via ${POD_GATEWAY} dev ${link.podIfName}`,
+    batchLine('addr', 'add', `${link.podIp}/32`, 'dev', pod),
+    batchLine('link', 'set', pod, 'up'),
+    batchLine('neigh', 'replace', POD_GATEWAY, 'lladdr', link.hostMac, 'dev', pod, 'nud', 'permanent'),
+    batchLine('route', 'add', POD_GATEWAY, 'dev', pod, 'scope', 'link'),
+    batchLine('route', 'add', 'default', 'via', POD_GATEWAY, 'dev', pod),
   ]);
 }
 
@@ -52,7 +69,7 @@ export async function createPodLink(link: PodLink): Promise<void> {
  */
 export async function deletePodLink(hostIfName: string): Promise<boolean> {
   try {
-    await ipBatch(SELF, [`link del ${hostIfName}`]);
+    await ipBatch(SELF, [batchLine('link', 'del', hostIfName)]);
     return true;
   } catch (error) {
     if (error instanceof IprouteError && /Cannot find device/.test(error.stderr)) return false;

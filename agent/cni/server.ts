@@ -5,6 +5,8 @@ import { createServer, type Server } from 'node:net';
 import { decodeRequest, encodeReply, type CniReply, type CniRequest } from './protocol.ts';
 
 const MAX_REQUEST_BYTES = 2 * 1024 * 1024;
+/** A client that sends nothing for this long while its request is incomplete is dropped. */
+const REQUEST_IDLE_MS = 10_000;
 
 export async function serveCni(
   socketPath: string,
@@ -23,7 +25,11 @@ export async function serveCni(
       else chunks.push(chunk);
     });
     socket.on('error', (error) => log(`cni: connection error: ${error.message}`));
+    // The binary reads stdin before it connects, so a request arrives at
+    // once; one that never ends must not hold a connection forever.
+    socket.setTimeout(REQUEST_IDLE_MS, () => socket.destroy(new Error(`no complete request within ${REQUEST_IDLE_MS / 1000} s`)));
     socket.on('end', () => {
+      socket.setTimeout(0); // the answer takes as long as the work it does
       let request: CniRequest;
       try {
         request = decodeRequest(Buffer.concat(chunks));

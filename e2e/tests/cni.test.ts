@@ -101,6 +101,11 @@ describe('CNI plugin', () => {
     { why: 'unsupported spec version', config: { cniVersion: '0.2.0', name: 'p', type: 'palisade-cni' }, code: 1, message: /cniVersion 0\.2\.0 is not supported/ },
     { why: 'invalid container ID', env: { containerId: '-bad id' }, code: 4, message: /CNI_CONTAINERID/ },
     { why: 'interface name too long', env: { ifName: 'a-very-long-ifname' }, code: 4, message: /CNI_IFNAME/ },
+    // Limits on every field: nothing overlong or out of its alphabet is wired.
+    { why: 'a 100,000-character container ID', env: { containerId: 'a'.repeat(100_000) }, code: 4, message: /CNI_CONTAINERID.*longer than 256/ },
+    { why: 'interface name with "#" (a comment in ip -batch)', env: { ifName: 'eth#0' }, code: 4, message: /CNI_IFNAME/ },
+    { why: 'netns path with a newline (a second ip -batch command)', env: { netns: 'x\nlink set lo down' }, code: 4, message: /CNI_NETNS/ },
+    { why: 'pod namespace that is not a Kubernetes name', env: { namespace: 'Not_A_Name' }, code: 4, message: /K8S_POD_NAMESPACE/ },
   ];
   for (const row of badInputs) {
     test(`ADD rejects bad input: ${row.why}`, async () => {
@@ -122,6 +127,61 @@ describe('CNI plugin', () => {
     });
     assert.equal(result.exitCode, 1);
     assert.equal((JSON.parse(String(result.stdout)) as { code: number }).code, 6);
+  });
+
+  // Runs the binary with exactly this environment and stdin (undefined: stdin left open, never closed).
+  async function runPlugin(env: Record<string, string>, input: string | undefined): Promise<{ exitCode: number | undefined; code: number; message: string; ms: number }> {
+    const started = Date.now();
+    const child = execa('ip', ['netns', 'exec', node.netns, 'build/bin/palisade-cni'], {
+      env,
+      extendEnv: false,
+      reject: false,
+      timeout: 30_000, // a hang fails the assertion below, and never outlives the test
+      ...(input === undefined ? { stdin: 'pipe' as const } : { input }),
+    });
+    const result = await child;
+    const parsed = JSON.parse(String(result.stdout)) as { code: number; msg: string; details?: string };
+    return { exitCode: result.exitCode, code: parsed.code, message: `${parsed.msg} (${parsed.details ?? ''})`, ms: Date.now() - started };
+  }
+
+  // Each row: stdin the runtime got wrong. No agent socket is named, so the
+  // plugin itself must decide: a decode error (6), never try-again-later (11).
+  const badStdin: Array<{ why: string; input: string; code: number; message: RegExp }> = [
+    { why: 'empty stdin', input: '', code: 6, message: /stdin.*empty/ },
+    { why: 'stdin that is not JSON', input: 'hello', code: 6, message: /not valid JSON/ },
+    { why: 'JSON cut short', input: '{"cniVersion": "1.1.0", "name": "p"', code: 6, message: /not valid JSON/ },
+    { why: 'JSON that is not an object', input: '["cniVersion"]', code: 7, message: /must be a JSON object/ },
+  ];
+  for (const row of badStdin) {
+    test(`the plugin rejects ${row.why} itself`, async () => {
+      const result = await runPlugin({ CNI_COMMAND: 'VERSION' }, row.input);
+      assert.equal(result.exitCode, 1);
+      assert.equal(result.code, row.code, result.message);
+      assert.match(result.message, row.message);
+    });
+  }
+
+  test('a stdin that is never closed ends within the read deadline with an I/O error', async () => {
+    const result = await runPlugin({ CNI_COMMAND: 'VERSION' }, undefined);
+    assert.equal(result.exitCode, 1);
+    assert.equal(result.code, 5, result.message);
+    assert.match(result.message, /stdin.*5 s/);
+    assert.ok(result.ms < 10_000, `took ${result.ms} ms`);
+  });
+
+  test('bad fields are rejected by the plugin even when the agent is unreachable', async () => {
+    const config = JSON.stringify({ cniVersion: '1.1.0', name: 'p', type: 'palisade-cni', agentSocket: '/nonexistent/cni.sock' });
+    const base = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'abc', CNI_NETNS: '/var/run/netns/x', CNI_IFNAME: 'eth0' };
+    for (const [env, field] of [
+      [{ CNI_CONTAINERID: 'a'.repeat(100_000) }, /CNI_CONTAINERID/],
+      [{ CNI_IFNAME: 'eth0\n' }, /CNI_IFNAME/],
+      [{ CNI_NETNS: '/var/run/netns/x\ny' }, /CNI_NETNS/],
+      [{ CNI_COMMAND: 'PING' }, /CNI_COMMAND/],
+    ] as const) {
+      const result = await runPlugin({ ...base, ...env }, config);
+      assert.equal(result.code, 4, result.message);
+      assert.match(result.message, field);
+    }
   });
 
   test('an unreachable agent is reported as try-again-later', async () => {
