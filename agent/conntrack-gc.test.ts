@@ -8,7 +8,24 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { CLOCK_PROGRAM, ct4Key, ctValue, DIRECTION, loadGlobals, PROTOCOL } from '../datapath/abi.ts';
+import {
+  CLOCK_PROGRAM,
+  ct4Key,
+  ctBudget,
+  ctValue,
+  datapathConfig,
+  DIRECTION,
+  ENDPOINT_FLAG,
+  endpointInfo,
+  ipcacheValue,
+  ipv4Key,
+  loadGlobals,
+  POLICY_FLAG,
+  policyKey,
+  policyValue,
+  PROTOCOL,
+  u32Key,
+} from '../datapath/abi.ts';
 import { Loader, type MapEntry } from '../datapath/loader-client.ts';
 import { ConntrackGc, DEFAULT_CT_TIMEOUTS, expiredKeys, nearestHz } from './conntrack-gc.ts';
 
@@ -84,5 +101,86 @@ test('a pass over the kernel map deletes exactly the expired entries, on the clo
   assert.deepEqual(await gc.runOnce(), { scanned: 4, deleted: 2 });
   assert.deepEqual(peerPorts((await loader.dump('pal_ct4')).map((e) => e.key)), [1, 3]);
   assert.deepEqual(await gc.runOnce(), { scanned: 2, deleted: 0 }, 'a second pass finds nothing more');
+  await gc.stop();
+});
+
+/** Ethernet + IPv4 (no options) + UDP + 8 bytes, the way a pod's datagram crosses its veth. */
+function udpFrame(src: string, sport: number, dst: string, dport: number): Buffer {
+  const frame = Buffer.alloc(14 + 20 + 8 + 8);
+  frame.writeUInt16BE(0x0800, 12);
+  const ip = frame.subarray(14);
+  ip[0] = 0x45;
+  ip.writeUInt16BE(20 + 16, 2);
+  ip[8] = 64;
+  ip[9] = PROTOCOL.UDP;
+  ipv4Key.encode(src).copy(ip, 12);
+  ipv4Key.encode(dst).copy(ip, 16);
+  ip.writeUInt16BE(sport, 20);
+  ip.writeUInt16BE(dport, 22);
+  ip.writeUInt16BE(16, 24);
+  return frame;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test('a revoked UDP flow stays cut past the collector timeout while either side keeps sending, and is collected (its count with it) once both are silent', async () => {
+  const bpffs = await mkdtemp(join(tmpdir(), 'pal-ct-gc-test-'));
+  cleanups.push(() => rm(bpffs, { recursive: true, force: true }));
+  await execa('mount', ['-t', 'bpf', 'bpffs', bpffs]);
+  cleanups.push(() => execa('umount', [bpffs]));
+  const loader = await Loader.start({ onLog: () => {} });
+  cleanups.push(() => loader.close());
+  await loader.load(ENDPOINT_OBJECT, bpffs, { globals: loadGlobals({ hostReachesPods: true }) });
+
+  // The pod behind ifindex 1 (test_run's skb is on loopback), ingress enforced,
+  // allowing UDP 53 from the peer's identity.
+  const [pod, peer, podId, peerId, rule] = ['10.1.0.10', '10.1.0.20', 300, 400, 77];
+  await loader.update('pal_ipcache4', [{ key: ipv4Key.encode(peer), value: ipcacheValue.encode({ identity: peerId, flags: 0 }) }]);
+  await loader.update('pal_endpoints', [{
+    key: u32Key.encode(1),
+    value: endpointInfo.encode({ endpointId: 9, identity: podId, flags: ENDPOINT_FLAG.INGRESS_ENFORCED, ingressDefaultRule: 901, egressDefaultRule: 902, ipv4: pod }),
+  }]);
+  const allow = [
+    { key: policyKey.encode({ endpointId: 9, identity: peerId, direction: DIRECTION.INGRESS, protocol: 0, dport: 0 }), value: policyValue.encode({ ruleId: rule, flags: POLICY_FLAG.UDP_PORTS }) },
+    { key: policyKey.encode({ endpointId: 9, identity: peerId, direction: DIRECTION.INGRESS, protocol: PROTOCOL.UDP, dport: 53 }), value: policyValue.encode({ ruleId: rule, flags: 0 }) },
+  ];
+  await loader.update('pal_policy', allow);
+  const setRevision = (policyRevision: number) => loader.update('pal_config', [{ key: u32Key.encode(0), value: datapathConfig.encode({ policyRevision, flags: 0 }) }]);
+  await setRevision(1);
+
+  const TC_ACT_OK = 0;
+  const TC_ACT_SHOT = 2;
+  const fromPeer = () => loader.testRun('pal_to_pod', udpFrame(peer, 33333, pod, 53)).then((r) => r.retval);
+  const fromPod = () => loader.testRun('pal_from_pod', udpFrame(pod, 53, peer, 33333)).then((r) => r.retval);
+  const budget = async () => new Map((await loader.dump('pal_ct_budget')).map((e) => [u32Key.decode(e.key), ctBudget.decode(e.value).entries]));
+  const entries = async () => (await loader.dump('pal_ct4')).map((e) => ctValue.decode(e.value));
+
+  assert.equal(await fromPeer(), TC_ACT_OK, 'the flow opens');
+  assert.equal(await fromPod(), TC_ACT_OK, 'the answer passes');
+  assert.deepEqual(await budget(), new Map([[0, 1], [1, 1]]), 'one entry, counted for the device and the node');
+  await loader.delete('pal_policy', allow.map((e) => e.key));
+  await setRevision(2);
+  assert.equal(await fromPeer(), TC_ACT_SHOT, 'revoked');
+
+  // Timeout 4 s: longer than the refresh granularity (256 jiffies, 2.56 s at HZ 100) plus the send interval.
+  const otherSeconds = 4;
+  const gc = await ConntrackGc.start({ loader, intervalMs: 0, timeouts: { tcpSeconds: 3600, tcpClosingSeconds: 2, otherSeconds }, log: () => {} });
+  const keepSendingUntil = performance.now() + (otherSeconds + 2) * 1000;
+  for (let i = 0; performance.now() < keepSendingUntil; i++) {
+    // The two sides take turns: either side alone must keep the flow cut.
+    assert.equal(await (i % 4 < 2 ? fromPeer() : fromPod()), TC_ACT_SHOT, `packet ${i} of the revoked flow is dropped`);
+    const pass = await gc.runOnce();
+    assert.equal(pass.deleted, 0, `the revoked entry is not collected while packets keep coming (pass ${i})`);
+    await sleep(400);
+  }
+  const [entry] = await entries();
+  assert.equal(entry?.revoked, 1, 'the entry is still there, revoked');
+  assert.equal(await fromPod(), TC_ACT_SHOT, "the pod's packet does not reopen the flow the other way");
+
+  // Both sides silent for the whole timeout: collected, and uncounted.
+  await sleep((otherSeconds + 3) * 1000);
+  assert.deepEqual(await gc.runOnce(), { scanned: 1, deleted: 1 });
+  assert.deepEqual(await entries(), []);
+  assert.deepEqual(await budget(), new Map([[0, 0], [1, 0]]), 'the device and node counts are back to 0');
   await gc.stop();
 });

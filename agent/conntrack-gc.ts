@@ -1,14 +1,19 @@
 // Removes the conntrack entries of connections that have gone quiet, so that
-// pal_ct4 holds live connections, not history. Without it the LRU fills with
-// closed connections; then it evicts the least recently used entries, idle
-// but live connections among them, and every new connection pays an
-// evicting insert.
+// pal_ct4 holds live connections, not history. Nothing else removes them:
+// pal_ct4 never evicts (docs/adr/0003-conntrack-budget.md), and each
+// endpoint's new connections are refused once it holds its budget of
+// entries, so without this pass every pod would in time be refused.
 //
-// expiredKeys() is pure. ConntrackGc runs it on a dump of the map every
-// interval and deletes what expired in one batch. The clock is the
-// datapath's: jiffies, read through the object's pal_clock program; the
-// kernel's HZ is measured once at start.
-import { CLOCK_PROGRAM, ct4Key, ctValue, PROTOCOL } from '../datapath/abi.ts';
+// expiredEntries() is pure. ConntrackGc runs it on a dump of the map every
+// interval and deletes what expired through the object's pal_ct_forget
+// program, which deletes an entry only if it was not refreshed since the
+// dump and keeps pal_ct_budget's per-endpoint counts exact; then it drops
+// the counters of devices that are no longer endpoints and hold nothing.
+// A revoked connection's entry is refreshed by its (dropped) packets like
+// any other, so it expires only once both sides have been silent for the
+// whole timeout. The clock is the datapath's: jiffies, read through the
+// object's pal_clock program; the kernel's HZ is measured once at start.
+import { CLOCK_PROGRAM, CT_FORGET_BATCH, CT_FORGET_PROGRAM, ct4Key, ctBudget, ctForget, ctValue, PROTOCOL, u32Key } from '../datapath/abi.ts';
 import type { Loader, MapEntry } from '../datapath/loader-client.ts';
 
 export interface CtTimeouts {
@@ -31,16 +36,29 @@ const HZ_VALUES = [100, 250, 300, 1000];
  * (low 32 bits, like ct_value.last_seen; differences are taken modulo 2^32).
  * An entry stamped after `now` (written while the map was read) is not idle.
  */
-export function expiredKeys(entries: readonly MapEntry[], nowJiffies: number, hz: number, timeouts: CtTimeouts): Buffer[] {
-  const expired: Buffer[] = [];
-  for (const entry of entries) {
+export function expiredEntries(entries: readonly MapEntry[], nowJiffies: number, hz: number, timeouts: CtTimeouts): MapEntry[] {
+  return entries.filter((entry) => {
     const value = ctValue.decode(entry.value);
     const tcp = ct4Key.decode(entry.key).protocol === PROTOCOL.TCP;
     const timeout = tcp ? (value.closing ? timeouts.tcpClosingSeconds : timeouts.tcpSeconds) : timeouts.otherSeconds;
     const idle = (nowJiffies - value.lastSeen) >>> 0;
-    if (idle < 2 ** 31 && idle > timeout * hz) expired.push(entry.key);
+    return idle < 2 ** 31 && idle > timeout * hz;
+  });
+}
+
+/** The keys of expiredEntries(). */
+export function expiredKeys(entries: readonly MapEntry[], nowJiffies: number, hz: number, timeouts: CtTimeouts): Buffer[] {
+  return expiredEntries(entries, nowJiffies, hz, timeouts).map((entry) => entry.key);
+}
+
+/** pal_ct_forget's inputs for `entries`: an Ethernet header's 14 bytes (ignored), then up to CT_FORGET_BATCH records each. */
+export function forgetBatches(entries: readonly MapEntry[]): Buffer[] {
+  const batches: Buffer[] = [];
+  for (let i = 0; i < entries.length; i += CT_FORGET_BATCH) {
+    const records = entries.slice(i, i + CT_FORGET_BATCH).map((e) => ctForget.encode({ key: e.key, lastSeen: ctValue.decode(e.value).lastSeen }));
+    batches.push(Buffer.concat([Buffer.alloc(14), ...records]));
   }
-  return expired;
+  return batches;
 }
 
 /** The HZ nearest to `jiffies` ticks in `seconds`. */
@@ -80,12 +98,28 @@ export class ConntrackGc {
     return this.#hz;
   }
 
-  /** One pass: dump, pick the expired entries, delete them. */
+  /** One pass: dump, pick the expired entries, delete those still idle (and their counts), drop dead devices' empty counters. */
   async runOnce(): Promise<{ scanned: number; deleted: number }> {
     const entries = await this.#loader.dump('pal_ct4');
-    const expired = expiredKeys(entries, await jiffies(this.#loader), this.#hz, this.#timeouts);
-    if (expired.length > 0) await this.#loader.delete('pal_ct4', expired);
-    return { scanned: entries.length, deleted: expired.length };
+    const expired = expiredEntries(entries, await jiffies(this.#loader), this.#hz, this.#timeouts);
+    let deleted = 0;
+    for (const batch of forgetBatches(expired)) deleted += (await this.#loader.testRun(CT_FORGET_PROGRAM, batch)).retval;
+    await this.#dropEmptyCounters();
+    return { scanned: entries.length, deleted };
+  }
+
+  /**
+   * A device that is no longer an endpoint opens nothing more (the datapath
+   * counts only endpoints' new connections), so once it holds no entry its
+   * counter can go; key 0 is the node's total and stays.
+   */
+  async #dropEmptyCounters(): Promise<void> {
+    const endpoints = new Set((await this.#loader.dump('pal_endpoints')).map((e) => u32Key.decode(e.key)));
+    const empty = (await this.#loader.dump('pal_ct_budget')).filter((e) => {
+      const ifindex = u32Key.decode(e.key);
+      return ifindex !== 0 && !endpoints.has(ifindex) && ctBudget.decode(e.value).entries === 0;
+    });
+    if (empty.length > 0) await this.#loader.delete('pal_ct_budget', empty.map((e) => e.key));
   }
 
   async stop(): Promise<void> {

@@ -15,6 +15,7 @@
  * or not, costs one conntrack lookup and the pal_config read.
  */
 #include <linux/bpf.h>
+#include <linux/errno.h>
 #include <linux/pkt_cls.h>
 #include <stdbool.h>
 #include <bpf/bpf_helpers.h>
@@ -22,6 +23,7 @@
 #include "config.h"
 #include "conntrack.h"
 #include "endpoints.h"
+#include "frag.h"
 #include "ipcache.h"
 #include "metrics.h"
 #include "parse.h"
@@ -202,15 +204,35 @@ static __always_inline struct endpoint_info *endpoint_of(struct __sk_buff *skb)
 	return bpf_map_lookup_elem(&pal_endpoints, &ifindex);
 }
 
-/* A packet of a tracked connection, at the hook of direction `dir`. An
- * entry recorded under an older policy revision is decided again by the
- * policy of its origin direction, so that revoking access cuts the
- * connection at its next packet, replies included; a revoked entry stays,
- * marked (see conntrack.h), and drops the connection's packets both ways
- * until a later revision allows it again. The revision is read before the
- * policy maps, so that a batch the agent writes meanwhile leaves the entry
- * stale rather than wrongly current. The endpoint is looked up only for a
- * stale entry: a current one needs nothing else. */
+/* Brings a stale entry (recorded under an older revision) up to date: its
+ * connection is decided again by the policy of its origin direction and
+ * its original tuple; denied, the entry is marked revoked (see
+ * conntrack.h) and attributed to that direction's default rule. */
+static __always_inline void reevaluate(const struct endpoint_info *ep, const struct ct4_key *key,
+				       struct ct_value *ct, __u32 revision)
+{
+	struct conn c = conn_of(key, ct->origin);
+	__u32 rule;
+
+	ct->revoked = evaluate(ep, &c, &rule) == PAL_DROP_POLICY;
+	if (ct->revoked) /* denied by no rule: the default deny decided */
+		rule = ct->origin == PAL_DIR_INGRESS ? ep->ingress_default_rule : ep->egress_default_rule;
+	ct->rule_id = rule;
+	ct->revision = revision;
+}
+
+/* A packet of a tracked connection, at the hook of direction `dir`. A
+ * stale entry is re-evaluated (reevaluate()), so that revoking access cuts
+ * the connection at its next packet, replies included; a revoked entry
+ * stays, marked, and drops the connection's packets both ways until a
+ * later revision allows it again. Those dropped packets refresh last_seen
+ * like any other: the garbage collector may remove a revoked entry only
+ * once both sides have been silent for the whole timeout, or the pod's
+ * next packet would open the flow again in the other direction. The
+ * revision is read before the policy maps, so that a batch the agent
+ * writes meanwhile leaves the entry stale rather than wrongly current. The
+ * endpoint is looked up only for a stale entry: a current one needs
+ * nothing else. */
 static __always_inline int tracked(struct __sk_buff *skb, const __u8 dir, const struct pal_pkt *pkt,
 				   const struct ct4_key *key, struct ct_value *ct)
 {
@@ -219,26 +241,185 @@ static __always_inline int tracked(struct __sk_buff *skb, const __u8 dir, const 
 
 	if (ct->revision != revision) {
 		struct endpoint_info *ep = endpoint_of(skb);
-		struct conn c;
-		__u32 rule;
 
 		if (!ep)
 			return verdict(skb, PAL_PASS_UNSELECTED);
-		c = conn_of(key, ct->origin);
-		ct->revoked = evaluate(ep, &c, &rule) == PAL_DROP_POLICY;
-		if (ct->revoked) /* denied by no rule: the default deny decided */
-			rule = ct->origin == PAL_DIR_INGRESS ? ep->ingress_default_rule : ep->egress_default_rule;
-		ct->rule_id = rule;
-		ct->revision = revision;
+		reevaluate(ep, key, ct, revision);
 	}
+	now = (__u32)bpf_jiffies64();
+	if (now - ct->last_seen > PAL_CT_REFRESH_JIFFIES)
+		ct->last_seen = now;
 	if (ct->revoked)
 		return verdict(skb, PAL_DROP_REVOKED);
 	if (pkt->fin_rst && !ct->closing)
 		ct->closing = 1;
-	now = (__u32)bpf_jiffies64();
-	if (now - ct->last_seen > PAL_CT_REFRESH_JIFFIES)
-		ct->last_seen = now;
 	return verdict(skb, ct->origin == dir ? PAL_ALLOW_ESTABLISHED : PAL_ALLOW_REPLY);
+}
+
+/* Counts one more pal_ct4 entry for device `ifindex` (see conntrack.h),
+ * or refuses: the endpoint would hold more than pal_ct_endpoint_max, or
+ * more than its reserve while the node's shared part is used up. The
+ * counters are added to first and read after, so two CPUs racing for the
+ * last entry may both be refused (fail closed), never both admitted. */
+static __always_inline bool ct_charge(__u32 ifindex)
+{
+	struct ct_budget zero_budget = { 0 }, *mine, *node;
+	__u32 node_key = 0, n, total;
+
+	mine = bpf_map_lookup_elem(&pal_ct_budget, &ifindex);
+	if (!mine) {
+		bpf_map_update_elem(&pal_ct_budget, &ifindex, &zero_budget, BPF_NOEXIST);
+		mine = bpf_map_lookup_elem(&pal_ct_budget, &ifindex);
+	}
+	node = bpf_map_lookup_elem(&pal_ct_budget, &node_key);
+	if (!node) {
+		bpf_map_update_elem(&pal_ct_budget, &node_key, &zero_budget, BPF_NOEXIST);
+		node = bpf_map_lookup_elem(&pal_ct_budget, &node_key);
+	}
+	if (!mine || !node)
+		return false;
+	__sync_fetch_and_add(&mine->entries, 1);
+	__sync_fetch_and_add(&node->entries, 1);
+	n = mine->entries;
+	total = node->entries;
+	if (n <= pal_ct_endpoint_max && (n <= PAL_CT_RESERVED || total <= PAL_CT_SHARED))
+		return true;
+	__sync_fetch_and_add(&mine->entries, -1);
+	__sync_fetch_and_add(&node->entries, -1);
+	return false;
+}
+
+/* Counts one pal_ct4 entry of device `ifindex` less (never below 0). */
+static __always_inline void ct_release(__u32 ifindex)
+{
+	__u32 node_key = 0;
+	struct ct_budget *b = bpf_map_lookup_elem(&pal_ct_budget, &ifindex);
+
+	if (b && b->entries)
+		__sync_fetch_and_add(&b->entries, -1);
+	b = bpf_map_lookup_elem(&pal_ct_budget, &node_key);
+	if (b && b->entries)
+		__sync_fetch_and_add(&b->entries, -1);
+}
+
+/* Records a new connection of the device v->ifindex, within its budget.
+ * An entry that exists already (a SYN reopening its connection, or an
+ * entry of another device under the same tuple) is replaced: its own
+ * device's count is unchanged, another device's entry changes hands.
+ * Returns false when the connection cannot be recorded (DROP_CT_FULL). */
+static __always_inline bool ct_open(const struct ct4_key *key, const struct ct_value *v)
+{
+	struct ct_value *old;
+	long err;
+
+	if (ct_charge(v->ifindex)) {
+		err = bpf_map_update_elem(&pal_ct4, key, v, BPF_NOEXIST);
+		if (!err)
+			return true;
+		ct_release(v->ifindex);
+		if (err != -EEXIST)
+			return false;
+	}
+	old = bpf_map_lookup_elem(&pal_ct4, key);
+	if (!old)
+		return false; /* over budget, or deleted meanwhile: decided again at the next packet */
+	if (old->ifindex != v->ifindex) {
+		if (!ct_charge(v->ifindex))
+			return false;
+		ct_release(old->ifindex);
+	}
+	return bpf_map_update_elem(&pal_ct4, key, v, BPF_EXIST) == 0;
+}
+
+/* ARP at an endpoint: only about the pod's own address. From the pod, the
+ * sender must be the pod (anti-spoofing: a pod announcing another address
+ * would draw its traffic); to the pod, the target must be the pod. */
+static __always_inline int arp(struct __sk_buff *skb, const __u8 dir, const struct pal_pkt *pkt)
+{
+	struct endpoint_info *ep = endpoint_of(skb);
+
+	if (!ep)
+		return verdict(skb, PAL_PASS_UNSELECTED);
+	if (dir == PAL_DIR_EGRESS)
+		return verdict(skb, pkt->saddr == ep->ipv4 ? PAL_PASS_NON_IP : PAL_DROP_SPOOFED);
+	return verdict(skb, pkt->daddr == ep->ipv4 ? PAL_PASS_NON_IP : PAL_DROP_NOT_IPV4);
+}
+
+/* An ICMP error (destination unreachable, fragmentation needed, time
+ * exceeded, parameter problem) has no ports of its own: it belongs to the
+ * connection of the header it quotes, and passes only if that connection
+ * is live on this device (its entry current or brought up to date, not
+ * revoked). The quoted packet went the other way (an error to the pod
+ * quotes what the pod sent), so its key is built for the other hook, and
+ * the pod's side of it must be the error's own (to the pod: the quoted
+ * source is the error's destination; from the pod: the quoted destination
+ * is the error's source, which must be the pod's address). An error never
+ * creates an entry and never refreshes one: a stream of errors cannot keep
+ * a connection, or its revocation, alive. Where the direction is not
+ * enforced an unrelated error passes, as anything would, still without an
+ * entry; where it is, it is dropped (DROP_ICMP_ERROR). */
+static __always_inline int icmp_error(struct __sk_buff *skb, const __u8 dir, const struct pal_pkt *pkt)
+{
+	const struct pal_quoted *q = &pkt->quoted;
+	struct endpoint_info *ep = endpoint_of(skb);
+	struct pal_pkt quoted = {
+		.saddr = q->saddr, .daddr = q->daddr, .sport = q->sport, .dport = q->dport, .protocol = q->protocol,
+	};
+	__u32 own = dir == PAL_DIR_INGRESS ? pkt->daddr : pkt->saddr;
+	struct ct4_key key;
+	struct ct_value *ct;
+
+	if (!ep)
+		return verdict(skb, PAL_PASS_UNSELECTED);
+	if (dir == PAL_DIR_EGRESS && pkt->saddr != ep->ipv4)
+		return verdict(skb, PAL_DROP_SPOOFED);
+	if (dir == PAL_DIR_INGRESS)
+		ct_key_of(&quoted, PAL_DIR_EGRESS, &key);
+	else
+		ct_key_of(&quoted, PAL_DIR_INGRESS, &key);
+	ct = q->ok && key.addr == own ? bpf_map_lookup_elem(&pal_ct4, &key) : NULL;
+	if (ct && ct->ifindex == skb->ifindex) {
+		__u32 revision = policy_revision();
+
+		if (ct->revision != revision)
+			reevaluate(ep, &key, ct, revision);
+		if (!ct->revoked)
+			return verdict(skb, PAL_ALLOW_RELATED);
+	}
+	if (!(ep->flags & PAL_EP_ENFORCED(dir)))
+		return verdict(skb, PAL_PASS_UNSELECTED);
+	return verdict(skb, PAL_DROP_ICMP_ERROR);
+}
+
+/* A later fragment takes the ports its first fragment recorded at this
+ * device (frag.h); false when there is no record. */
+static __always_inline bool fragment_ports(struct __sk_buff *skb, struct pal_pkt *pkt)
+{
+	struct frag4_key k = {
+		.saddr = pkt->saddr, .daddr = pkt->daddr, .ifindex = skb->ifindex,
+		.id = pkt->ipid, .protocol = pkt->protocol,
+	};
+	struct frag4_value *v = bpf_map_lookup_elem(&pal_frag4, &k);
+
+	if (!v)
+		return false;
+	pkt->sport = v->sport;
+	pkt->dport = v->dport;
+	return true;
+}
+
+/* A first fragment passed: its later fragments will be judged as it was. */
+static __always_inline int remember_fragment(struct __sk_buff *skb, const struct pal_pkt *pkt, int action)
+{
+	struct frag4_key k = {
+		.saddr = pkt->saddr, .daddr = pkt->daddr, .ifindex = skb->ifindex,
+		.id = pkt->ipid, .protocol = pkt->protocol,
+	};
+	struct frag4_value v = { .sport = pkt->sport, .dport = pkt->dport };
+
+	if (action == TC_ACT_OK)
+		bpf_map_update_elem(&pal_frag4, &k, &v, BPF_ANY);
+	return action;
 }
 
 /* The per-packet algorithm for the hook of direction `dir` (a constant in
@@ -264,30 +445,46 @@ static __always_inline int tracked(struct __sk_buff *skb, const __u8 dir, const 
 static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
 {
 	struct endpoint_info *ep;
-	struct pal_pkt pkt;
+	struct pal_pkt pkt = { 0 };
 	struct ct4_key key;
 	struct ct_value *ct;
 	struct conn c;
 	__u32 revision, rule, reason;
 
+	/* At an endpoint, only IPv4 and ARP about the pod's own address pass
+	 * (IPv6 is not enforced yet), and never a tagged frame: the kernel
+	 * strips tags on both sides of tc, so a tag would carry a packet past
+	 * everything below. A device that is not an endpoint is the node's
+	 * business. */
 	switch (pal_parse(skb, &pkt)) {
 	case PAL_PARSE_OK:
 		break;
-	case PAL_PARSE_NON_IP:
-		return verdict(skb, endpoint_of(skb) ? PAL_PASS_NON_IP : PAL_PASS_UNSELECTED);
+	case PAL_PARSE_ARP:
+		return arp(skb, dir, &pkt);
+	case PAL_PARSE_VLAN:
+		return verdict(skb, endpoint_of(skb) ? PAL_DROP_VLAN : PAL_PASS_UNSELECTED);
+	case PAL_PARSE_OTHER:
+		return verdict(skb, endpoint_of(skb) ? PAL_DROP_NOT_IPV4 : PAL_PASS_UNSELECTED);
 	default:
 		return verdict(skb, endpoint_of(skb) ? PAL_DROP_MALFORMED : PAL_PASS_UNSELECTED);
 	}
+	if (pkt.icmp_error)
+		return icmp_error(skb, dir, &pkt);
+	/* A later fragment has no ports: it is judged as its first fragment's
+	 * connection, or dropped when no first fragment passed here. */
+	if (pkt.fragment && !fragment_ports(skb, &pkt))
+		return verdict(skb, endpoint_of(skb) ? PAL_DROP_FRAGMENT : PAL_PASS_UNSELECTED);
 	ct_key_of(&pkt, dir, &key);
 
 	/* A SYN opens a connection: it is decided as new even when an entry
-	 * with the same key exists (the new entry replaces it). A non-first
-	 * fragment has no ports, so no conntrack: it is decided alone, by the
-	 * all-ports entries. */
-	if (!pkt.syn && !pkt.fragment) {
+	 * with the same key exists (the new entry replaces it). */
+	if (!pkt.syn) {
 		ct = bpf_map_lookup_elem(&pal_ct4, &key);
-		if (ct && ct->ifindex == skb->ifindex)
+		if (ct && ct->ifindex == skb->ifindex) {
+			if (pkt.first_fragment)
+				return remember_fragment(skb, &pkt, tracked(skb, dir, &pkt, &key, ct));
 			return tracked(skb, dir, &pkt, &key, ct);
+		}
 	}
 
 	ep = endpoint_of(skb);
@@ -302,8 +499,6 @@ static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
 	revision = policy_revision(); /* before the policy maps: see tracked() */
 	c = conn_of(&key, dir);
 	reason = evaluate(ep, &c, &rule);
-	if (pkt.fragment)
-		return verdict(skb, reason == PAL_DROP_POLICY ? PAL_DROP_FRAGMENT : reason);
 	if (!PAL_REASON_IS_DROP(reason)) {
 		struct ct_value v = {
 			.revision = revision,
@@ -314,8 +509,14 @@ static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
 			.closing = pkt.fin_rst,
 		};
 
-		bpf_map_update_elem(&pal_ct4, &key, &v, BPF_ANY);
+		/* Fail closed: a connection that cannot be tracked would have
+		 * its replies judged as new connections, and the endpoint is
+		 * over its budget (conntrack.h). */
+		if (!ct_open(&key, &v))
+			reason = PAL_DROP_CT_FULL;
 	}
+	if (pkt.first_fragment)
+		return remember_fragment(skb, &pkt, verdict(skb, reason));
 	return verdict(skb, reason);
 }
 
@@ -329,6 +530,44 @@ SEC("tc")
 int pal_to_pod(struct __sk_buff *skb)
 {
 	return handle(skb, PAL_DIR_INGRESS);
+}
+
+/* The agent's garbage collector deletes idle pal_ct4 entries through this
+ * program (BPF_PROG_TEST_RUN; never attached), so that pal_ct_budget counts
+ * exactly what the table holds. Input: an Ethernet header's 14 bytes
+ * (ignored), then up to PAL_CT_FORGET_BATCH struct ct_forget records. An
+ * entry is deleted only if its last_seen is still the one the agent judged
+ * idle: one refreshed meanwhile stays. Returns how many were deleted. */
+SEC("tc")
+int pal_ct_forget(struct __sk_buff *skb)
+{
+	struct pal_cursor c = {
+		.pos = (void *)(long)skb->data,
+		.end = (void *)(long)skb->data_end,
+	};
+	int deleted = 0;
+
+	if (!pal_pull(&c, sizeof(struct ethhdr)))
+		return 0;
+	for (int i = 0; i < PAL_CT_FORGET_BATCH; i++) {
+		struct ct_forget *r = pal_pull(&c, sizeof(*r));
+		struct ct4_key key;
+		struct ct_value *v;
+		__u32 ifindex;
+
+		if (!r)
+			break;
+		__builtin_memcpy(&key, &r->key, sizeof(key));
+		v = bpf_map_lookup_elem(&pal_ct4, &key);
+		if (!v || v->last_seen != r->last_seen)
+			continue;
+		ifindex = v->ifindex;
+		if (bpf_map_delete_elem(&pal_ct4, &key))
+			continue;
+		ct_release(ifindex);
+		deleted++;
+	}
+	return deleted;
 }
 
 /* The kernel's jiffies (low 32 bits), the clock of ct_value.last_seen, for

@@ -11,6 +11,7 @@ import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import {
+  CT_FORGET_BATCH,
   DIRECTION,
   DROP_FIRST,
   ENDPOINT_FLAG,
@@ -23,7 +24,9 @@ import {
   STRUCTS,
   cidrIdentity,
   ct4Key,
+  ctForget,
   ctValue,
+  frag4Key,
   datapathConfig,
   endpointInfo,
   ipcacheKey,
@@ -66,6 +69,18 @@ function encodes<V>(what: string, codec: Codec<V>, value: V, bytes: string): Enc
 
 // Each row: what it covers, the codec, a value, and its bytes as C lays them out.
 const encodings: EncodingRow[] = [
+  encodes(
+    'ct_forget: a ct4_key, then last_seen in host order (struct ct_forget of conntrack.h)',
+    ctForget,
+    { key: Buffer.from('0a0000010a000002500000c911000000', 'hex'), lastSeen: 0x01020304 },
+    '0a000001 0a000002 500000c9 11000000 04030201',
+  ),
+  encodes(
+    'frag4_key: addresses and the IP id in network order, ifindex in host order',
+    frag4Key,
+    { saddr: '10.0.0.1', daddr: '10.0.0.2', ifindex: 5, id: 0x3412, protocol: 17 },
+    '0a000001 0a000002 05000000 1234 11 00',
+  ),
   encodes(
     'endpoint_info: u32s in host order, the pod address in network order',
     endpointInfo,
@@ -197,7 +212,8 @@ test('per-CPU metrics are summed over every CPU', () => {
 
 test('reason helpers', () => {
   assert.equal(reasonName(128), 'DROP_POLICY');
-  assert.equal(reasonName(6), undefined);
+  assert.equal(reasonName(6), 'ALLOW_RELATED');
+  assert.equal(reasonName(7), undefined);
   assert.equal(isDrop(REASON.DROP_REVOKED), true);
   assert.equal(isDrop(REASON.ALLOW_REPLY), false);
 });
@@ -231,6 +247,11 @@ describe('constants equal the #defines of bpf/lib/*.h', () => {
     assert.equal(DROP_FIRST, c.get('PAL_DROP_FIRST'));
     assert.equal(REASON_LIMIT, c.get('PAL_METRICS_MAX'));
     for (const code of Object.values(REASON)) assert.ok(code > 0 && code < REASON_LIMIT);
+  });
+
+  test('conntrack: the batch of pal_ct_forget', async () => {
+    const c = await defines();
+    assert.equal(CT_FORGET_BATCH, c.get('PAL_CT_FORGET_BATCH'));
   });
 
   test('policy summary flags, endpoint flags, directions', async () => {

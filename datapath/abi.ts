@@ -267,6 +267,23 @@ export type Ct4Key = ReturnType<typeof ct4Key.decode>;
 export const ctValue = struct('ct_value', 20, { revision: u32(0), ruleId: u32(4), lastSeen: u32(8), ifindex: u32(12), origin: u8(16), revoked: u8(17), closing: u8(18) }, [{ c: 'pad', offset: 19, size: 1 }]);
 export type CtValue = ReturnType<typeof ctValue.decode>;
 
+/** conntrack.h: pal_ct_budget's value, the pal_ct4 entries of one device (key: its ifindex) or, under key 0, of the node. */
+export const ctBudget = struct('ct_budget', 4, { entries: u32(0) });
+
+/** conntrack.h: one record of pal_ct_forget's input: delete `key` (an encoded ct4_key) if its last_seen is still `lastSeen`. Not in the object's BTF (only a local pointer uses it): checked by its encoding test and the C _Static_assert. */
+export const ctForget = struct('ct_forget', 20, { key: bytes(0, 16), lastSeen: u32(16) });
+
+/** frag.h: pal_frag4's key, a fragmented datagram at one device; `id` is iphdr.id as on the wire (network order). */
+export const frag4Key = struct(
+  'frag4_key',
+  16,
+  { saddr: ipv4(0), daddr: ipv4(4), ifindex: u32(8), id: u16(12), protocol: u8(14) },
+  [{ c: 'pad', offset: 15, size: 1 }],
+);
+
+/** frag.h: pal_frag4's value, the first fragment's ports. */
+export const frag4Value = struct('frag4_value', 4, { sport: u16(0), dport: u16(2) });
+
 /** config.h: pal_config[0]. */
 export const datapathConfig = struct('datapath_config', 8, { policyRevision: u32(0), flags: u32(4) });
 export type DatapathConfig = ReturnType<typeof datapathConfig.decode>;
@@ -291,7 +308,7 @@ export function sumMetrics(perCpu: Buffer): MetricsValue {
 /** Every struct mirrored here, for the layout test. */
 export const STRUCTS = [
   endpointInfo, ipcacheValue, ipcacheKeyRaw, policyKey, policyValue, policyCidrKeyRaw,
-  policyCidrValue, ct4Key, ctValue, datapathConfig, metricsValue,
+  policyCidrValue, ct4Key, ctValue, ctBudget, frag4Key, frag4Value, datapathConfig, metricsValue,
 ].map((c) => c.layout!);
 
 // ---- maps and programs
@@ -306,7 +323,9 @@ export const MAPS = {
   pal_ipcache: { type: MAP_TYPE.LPM_TRIE, key: ipcacheKey, value: ipcacheValue },
   pal_policy: { type: MAP_TYPE.HASH, key: policyKey, value: policyValue },
   pal_policy_cidr: { type: MAP_TYPE.LPM_TRIE, key: policyCidrKey, value: policyCidrValue },
-  pal_ct4: { type: MAP_TYPE.LRU_HASH, key: ct4Key, value: ctValue },
+  pal_ct4: { type: MAP_TYPE.HASH, key: ct4Key, value: ctValue },
+  pal_ct_budget: { type: MAP_TYPE.HASH, key: u32Key, value: ctBudget },
+  pal_frag4: { type: MAP_TYPE.LRU_HASH, key: frag4Key, value: frag4Value },
   pal_config: { type: MAP_TYPE.ARRAY, key: u32Key, value: datapathConfig },
   pal_metrics: { type: MAP_TYPE.PERCPU_ARRAY, key: u32Key, value: metricsValue },
 } as const;
@@ -319,12 +338,19 @@ export const PROGRAMS = {
 } as const;
 /** endpoint.bpf.o's never-attached program that returns the kernel's jiffies (low 32 bits) through test_run: the clock of ct_value.lastSeen. */
 export const CLOCK_PROGRAM = 'pal_clock';
+/** endpoint.bpf.o's never-attached program through which the conntrack garbage collector deletes idle entries (test_run on an Ethernet header's 14 bytes, then up to CT_FORGET_BATCH ctForget records; returns how many it deleted), keeping pal_ct_budget exact. */
+export const CT_FORGET_PROGRAM = 'pal_ct_forget';
+/** conntrack.h PAL_CT_FORGET_BATCH: records per run of pal_ct_forget. */
+export const CT_FORGET_BATCH = 128;
 /** passthrough.bpf.o's program: the benchmark's baseline. */
 export const PASSTHROUGH_PROGRAM = 'pal_passthrough';
 
 /** Load-time settings (`const volatile` globals of config.h), encoded for Loader.load. */
-export function loadGlobals(settings: { hostReachesPods: boolean }): Record<string, Buffer> {
-  return { pal_host_reaches_pods: u32Key.encode(settings.hostReachesPods ? 1 : 0) };
+export function loadGlobals(settings: { hostReachesPods: boolean; ctEndpointMax?: number }): Record<string, Buffer> {
+  return {
+    pal_host_reaches_pods: u32Key.encode(settings.hostReachesPods ? 1 : 0),
+    ...(settings.ctEndpointMax === undefined ? {} : { pal_ct_endpoint_max: u32Key.encode(settings.ctEndpointMax) }),
+  };
 }
 
 // ---- constants
@@ -384,11 +410,16 @@ export const REASON = {
   ALLOW_REPLY: 3,
   PASS_UNSELECTED: 4,
   PASS_NON_IP: 5,
+  ALLOW_RELATED: 6,
   DROP_POLICY: 128,
   DROP_MALFORMED: 129,
   DROP_FRAGMENT: 130,
   DROP_REVOKED: 131,
   DROP_SPOOFED: 132,
+  DROP_VLAN: 133,
+  DROP_NOT_IPV4: 134,
+  DROP_ICMP_ERROR: 135,
+  DROP_CT_FULL: 136,
 } as const;
 export type ReasonName = keyof typeof REASON;
 export const DROP_FIRST = 128;

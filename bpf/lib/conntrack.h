@@ -26,13 +26,32 @@
  * creation and refreshed once it is PAL_CT_REFRESH_JIFFIES behind, for a
  * garbage collector of idle entries (bpf_jiffies64 is inlined; the clock
  * helpers cost a call per packet; pal_clock gives user space the same
- * clock). `closing` marks a TCP connection that has seen a FIN or RST. The
- * agent's garbage collector removes entries idle longer than their
- * protocol's timeout (agent/conntrack-gc.ts). The LRU evicts the oldest entries when
- * the map is full. `ifindex` is the endpoint's host veth: a packet on another
- * device (a pod spoofing this endpoint's address, or a new pod that got the
- * address of a deleted one) is not trusted with the entry and is decided as
- * new, where the source check and the policy apply.
+ * clock). Every packet of the connection refreshes it, a revoked one's
+ * (dropped) included, so a revoked entry outlives the connection's last
+ * attempt by a whole timeout and the flow stays cut. `closing` marks a TCP
+ * connection that has seen a FIN or RST. `ifindex` is the endpoint's host
+ * veth: a packet on another device (a pod spoofing this endpoint's address,
+ * or a new pod that got the address of a deleted one) is not trusted with
+ * the entry and is decided as new, where the source check and the policy
+ * apply.
+ *
+ * pal_ct4 is a plain preallocated HASH: nothing is ever evicted, so no pod
+ * can push another pod's connections (revoked ones included) out of the
+ * table (docs/adr/0003-conntrack-budget.md). Entries leave only through the
+ * agent's garbage collector (agent/conntrack-gc.ts), which removes those
+ * idle longer than their protocol's timeout through pal_ct_forget, so that
+ * pal_ct_budget stays exact; a SYN replaces its own entry.
+ *
+ * pal_ct_budget: how many pal_ct4 entries each device holds (key: the
+ * ifindex of the entry's `ifindex`), and under key 0 how many there are in
+ * all. The datapath counts an entry when it creates it, pal_ct_forget when
+ * it deletes it. A new connection is refused (DROP_CT_FULL) when its
+ * endpoint would hold more than pal_ct_endpoint_max entries, or more than
+ * PAL_CT_RESERVED while the node would hold more than PAL_CT_SHARED. So
+ * each endpoint is guaranteed its PAL_CT_RESERVED entries (as long as no
+ * more than PAL_ENDPOINTS_MAX devices hold entries), whatever the others
+ * do, and the table never fills: beyond its reserve an endpoint draws on
+ * a shared part that it cannot take from anyone's reserve.
  */
 #ifndef PAL_CONNTRACK_H
 #define PAL_CONNTRACK_H
@@ -43,9 +62,23 @@
 #include <bpf/bpf_helpers.h>
 #endif
 
+#include "endpoints.h"
+
 #ifndef PAL_CT_MAX
 #define PAL_CT_MAX (1 << 18)
 #endif
+
+/* Entries each endpoint can always open, whatever the others hold. */
+#ifndef PAL_CT_RESERVED
+#define PAL_CT_RESERVED 32
+#endif
+
+/* The part of the table beyond every endpoint's reserve. */
+#define PAL_CT_SHARED (PAL_CT_MAX - PAL_ENDPOINTS_MAX * PAL_CT_RESERVED)
+_Static_assert(PAL_CT_MAX > PAL_ENDPOINTS_MAX * PAL_CT_RESERVED, "the reserves fit the table");
+
+/* Records per run of pal_ct_forget. */
+#define PAL_CT_FORGET_BATCH 128
 
 /* A quarter of a second at HZ=1000, 2.5 s at HZ=100: fine enough for idle
  * timeouts of tens of seconds, rare enough to leave the line unwritten. */
@@ -73,14 +106,40 @@ struct ct_value {
 };
 _Static_assert(sizeof(struct ct_value) == 20, "ct_value is ABI");
 
+struct ct_budget {
+	__u32 entries;
+};
+_Static_assert(sizeof(struct ct_budget) == 4, "ct_budget is ABI");
+
+/* One record of pal_ct_forget's input: delete the entry of `key` if its
+ * last_seen is still `last_seen` (it was not refreshed since the agent
+ * judged it idle). */
+struct ct_forget {
+	struct ct4_key key;
+	__u32 last_seen;
+};
+_Static_assert(sizeof(struct ct_forget) == 20, "ct_forget is ABI");
+
 #ifdef __bpf__
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, PAL_CT_MAX);
 	__type(key, struct ct4_key);
 	__type(value, struct ct_value);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pal_ct4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2 * PAL_ENDPOINTS_MAX + 1);
+	__type(key, __u32);
+	__type(value, struct ct_budget);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pal_ct_budget SEC(".maps");
+
+/* The most entries one endpoint may hold (load-time; default: no limit
+ * but the shared part). Name is ABI for the loader. */
+const volatile __u32 pal_ct_endpoint_max = PAL_CT_MAX;
 #endif
 
 #endif

@@ -22,9 +22,16 @@
 #include <bpf/bpf_endian.h>
 
 #define PAL_IP_OFFSET 0x1fff /* fragment offset bits of iphdr.frag_off */
+#define PAL_IP_MF     0x2000 /* more fragments */
 
-/* The longest header chain read: Ethernet, IPv4 with 40 bytes of options, TCP. */
-#define PAL_HDR_MAX (sizeof(struct ethhdr) + 60 + sizeof(struct tcphdr))
+#define PAL_ETH_P_ARP    0x0806
+#define PAL_ETH_P_8021Q  0x8100
+#define PAL_ETH_P_8021AD 0x88a8
+
+/* The longest header chain read: Ethernet, IPv4 with 40 bytes of options,
+ * an ICMP error quoting an IPv4 header with 40 bytes of options and the 8
+ * bytes after it (longer than Ethernet, IPv4, TCP). */
+#define PAL_HDR_MAX (sizeof(struct ethhdr) + 60 + 8 + 60 + 8)
 
 struct pal_cursor {
 	void *pos;
@@ -57,26 +64,94 @@ struct pal_sctphdr {
 	__be32 checksum;
 };
 
-struct pal_pkt {
+/* ARP for IPv4 over Ethernet (RFC 826); the addresses are unaligned. */
+struct pal_arphdr {
+	__be16 htype;
+	__be16 ptype;
+	__u8 hlen;
+	__u8 plen;
+	__be16 op;
+	__u8 sha[6];
+	__u8 spa[4];
+	__u8 tha[6];
+	__u8 tpa[4];
+};
+
+/* The connection an ICMP error is about, from the header it quotes:
+ * the packet that caused it, as that packet went (saddr its source). */
+struct pal_quoted {
 	__u32 saddr;    /* network byte order */
 	__u32 daddr;
+	__u16 sport;    /* host byte order; 0 for ICMP */
+	__u16 dport;
+	__u8 protocol;
+	__u8 ok;        /* 0: not matchable (a quoted non-first fragment) */
+};
+
+struct pal_pkt {
+	__u32 saddr;    /* network byte order; for ARP the sender's and */
+	__u32 daddr;    /* target's protocol addresses */
 	__u16 sport;    /* host byte order; 0 for protocols without ports and */
 	__u16 dport;    /* for non-first fragments */
+	__u16 ipid;     /* iphdr.id, network byte order */
 	__u8 protocol;
 	__u8 syn;       /* TCP SYN without ACK: a connection attempt */
 	__u8 fin_rst;   /* TCP FIN or RST: the connection is closing */
 	__u8 fragment;  /* a non-first fragment: no transport header */
+	__u8 first_fragment; /* MF set, offset 0: later fragments will need its ports */
+	__u8 icmp_error;/* an ICMP error (destination unreachable, time exceeded,
+	                 * parameter problem): `quoted` is its connection */
+	struct pal_quoted quoted;
 };
 
 enum pal_parse_result {
-	PAL_PARSE_OK,
-	PAL_PARSE_NON_IP,
+	PAL_PARSE_OK,        /* IPv4 */
+	PAL_PARSE_ARP,       /* well-formed ARP for IPv4 over Ethernet */
+	PAL_PARSE_VLAN,      /* 802.1Q or 802.1ad tagged, in the frame or the skb's metadata */
+	PAL_PARSE_OTHER,     /* any other ethertype, IPv6 included */
 	PAL_PARSE_MALFORMED,
 };
 
-/* Ethernet, IPv4 (options skipped by ihl), then the ports of TCP, UDP and
- * SCTP; ICMP's header is required but has no ports; other protocols are not
- * read past IPv4. */
+/* The ports of a TCP, UDP or SCTP header: all three start with them. */
+struct pal_ports {
+	__be16 source;
+	__be16 dest;
+};
+
+/* The header an ICMP error quotes, at the cursor: IPv4 (options skipped),
+ * then 8 bytes of which the ports are the first 4 for TCP, UDP and SCTP.
+ * Returns false when it is cut short (RFC 792 requires the 8 bytes). */
+static __always_inline bool pal_parse_quoted(struct pal_cursor *c, struct pal_quoted *q)
+{
+	struct iphdr *ip = pal_pull(c, sizeof(*ip));
+	struct pal_ports *ports;
+
+	if (!ip || ip->version != 4 || ip->ihl < 5)
+		return false;
+	if (!pal_pull(c, (ip->ihl - 5) * 4))
+		return false;
+	ports = pal_pull(c, 8);
+	if (!ports)
+		return false;
+	q->saddr = ip->saddr;
+	q->daddr = ip->daddr;
+	q->protocol = ip->protocol;
+	q->sport = 0;
+	q->dport = 0;
+	q->ok = (ip->frag_off & bpf_htons(PAL_IP_OFFSET)) == 0;
+	if (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP || ip->protocol == IPPROTO_SCTP) {
+		q->sport = bpf_ntohs(ports->source);
+		q->dport = bpf_ntohs(ports->dest);
+	}
+	return true;
+}
+
+/* A VLAN tag (in the skb's metadata, where the receive path puts the
+ * first one before tc runs, or in the frame), then Ethernet, and then:
+ * ARP, checked to be IPv4 over Ethernet; or IPv4 (options skipped by
+ * ihl), then the ports of TCP, UDP and SCTP; ICMP's header is required
+ * but has no ports, and an ICMP error's quoted header is read; other
+ * protocols are not read past IPv4. */
 static __always_inline enum pal_parse_result pal_parse(struct __sk_buff *skb, struct pal_pkt *pkt)
 {
 	/* Forwarded skbs may hold the transport header outside the linear area
@@ -96,10 +171,25 @@ static __always_inline enum pal_parse_result pal_parse(struct __sk_buff *skb, st
 	struct ethhdr *eth = pal_pull(&c, sizeof(*eth));
 	struct iphdr *ip;
 
+	if (skb->vlan_present)
+		return PAL_PARSE_VLAN;
 	if (!eth)
 		return PAL_PARSE_MALFORMED;
-	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		return PAL_PARSE_NON_IP;
+	if (eth->h_proto != bpf_htons(ETH_P_IP)) {
+		struct pal_arphdr *arp;
+
+		if (eth->h_proto == bpf_htons(PAL_ETH_P_8021Q) || eth->h_proto == bpf_htons(PAL_ETH_P_8021AD))
+			return PAL_PARSE_VLAN;
+		if (eth->h_proto != bpf_htons(PAL_ETH_P_ARP))
+			return PAL_PARSE_OTHER;
+		arp = pal_pull(&c, sizeof(*arp));
+		if (!arp || arp->htype != bpf_htons(1) || arp->ptype != bpf_htons(ETH_P_IP) ||
+		    arp->hlen != 6 || arp->plen != 4)
+			return PAL_PARSE_MALFORMED;
+		__builtin_memcpy(&pkt->saddr, arp->spa, 4);
+		__builtin_memcpy(&pkt->daddr, arp->tpa, 4);
+		return PAL_PARSE_ARP;
+	}
 	ip = pal_pull(&c, sizeof(*ip));
 	if (!ip || ip->version != 4 || ip->ihl < 5)
 		return PAL_PARSE_MALFORMED;
@@ -113,7 +203,10 @@ static __always_inline enum pal_parse_result pal_parse(struct __sk_buff *skb, st
 	pkt->dport = 0;
 	pkt->syn = 0;
 	pkt->fin_rst = 0;
+	pkt->icmp_error = 0;
+	pkt->ipid = ip->id;
 	pkt->fragment = (ip->frag_off & bpf_htons(PAL_IP_OFFSET)) != 0;
+	pkt->first_fragment = (ip->frag_off & bpf_htons(PAL_IP_OFFSET | PAL_IP_MF)) == bpf_htons(PAL_IP_MF);
 	if (pkt->fragment)
 		return PAL_PARSE_OK;
 
@@ -147,10 +240,19 @@ static __always_inline enum pal_parse_result pal_parse(struct __sk_buff *skb, st
 		pkt->dport = bpf_ntohs(sctp->dest);
 		break;
 	}
-	case IPPROTO_ICMP:
-		if (!pal_pull(&c, sizeof(struct pal_icmphdr)))
+	case IPPROTO_ICMP: {
+		struct pal_icmphdr *icmp = pal_pull(&c, sizeof(*icmp));
+
+		if (!icmp)
 			return PAL_PARSE_MALFORMED;
+		/* Source quench (4) is obsolete (RFC 6633): judged as plain ICMP. */
+		if (icmp->type == 3 || icmp->type == 11 || icmp->type == 12) {
+			pkt->icmp_error = 1;
+			if (!pal_parse_quoted(&c, &pkt->quoted))
+				return PAL_PARSE_MALFORMED;
+		}
 		break;
+	}
 	}
 	return PAL_PARSE_OK;
 }

@@ -14,14 +14,19 @@
 #define PAL_ALLOW_ESTABLISHED 2   /* a packet of a connection this hook admitted */
 #define PAL_ALLOW_REPLY       3   /* a reply to a connection this endpoint's other hook admitted */
 #define PAL_PASS_UNSELECTED   4   /* no endpoint, or no policy selects the pod in this direction */
-#define PAL_PASS_NON_IP       5   /* not IPv4 (IPv6 is not enforced yet) */
+#define PAL_PASS_NON_IP       5   /* ARP for the pod's own address (until issue 7: any non-IPv4) */
+#define PAL_ALLOW_RELATED     6   /* an ICMP error about a live connection of this endpoint */
 
 #define PAL_DROP_FIRST        128
 #define PAL_DROP_POLICY       128 /* no policy entry allows the new connection */
 #define PAL_DROP_MALFORMED    129 /* a header is truncated or invalid */
-#define PAL_DROP_FRAGMENT     130 /* a non-first fragment, and not all ports of its protocol are allowed */
+#define PAL_DROP_FRAGMENT     130 /* a non-first fragment whose first fragment did not pass here */
 #define PAL_DROP_REVOKED      131 /* an established connection the current policy no longer allows */
-#define PAL_DROP_SPOOFED      132 /* from a pod, with a source address that is not the pod's */
+#define PAL_DROP_SPOOFED      132 /* from a pod, with a source address that is not the pod's (IPv4 or ARP) */
+#define PAL_DROP_VLAN         133 /* an 802.1Q or 802.1ad tag, in the frame or in the skb's metadata */
+#define PAL_DROP_NOT_IPV4     134 /* neither IPv4 nor ARP for the pod's own address (IPv6 included) */
+#define PAL_DROP_ICMP_ERROR   135 /* an ICMP error about no live connection of this endpoint */
+#define PAL_DROP_CT_FULL      136 /* a new connection over the endpoint's conntrack budget */
 
 #define PAL_REASON_IS_DROP(r) ((r) >= PAL_DROP_FIRST)
 
