@@ -1,11 +1,32 @@
 // Which addresses changed hands between two syncs, and which conntrack
 // entries name them: the pure half of the purge that keeps a reused address's
-// new owner out of its previous owner's connections.
+// new owner out of its previous owner's connections; then runs over the real
+// maps of build/bpf/endpoint.bpf.o (loaded into a bpffs mounted for the test
+// and removed after it), a restart included.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-import { ct4Key, ctValue, DIRECTION, ipcacheValue, ipv4Key, PROTOCOL } from '../datapath/abi.ts';
-import type { MapEntry } from '../datapath/loader-client.ts';
-import { changedAddresses, endpointAddressesGone, endpointMarks, keysToPurge, marksFromIpcache, ownerMarks } from './conntrack-purge.ts';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { ct4Key, ctValue, DIRECTION, ipcacheValue, ipv4Key, loadGlobals, PROTOCOL } from '../datapath/abi.ts';
+import { Loader, type MapEntry } from '../datapath/loader-client.ts';
+import type { Endpoint } from './cni/handler.ts';
+import { changedAddresses, ConntrackPurge, endpointAddressesGone, endpointMarks, keysToPurge, marksFromIpcache, ownerMarks } from './conntrack-purge.ts';
+
+const ENDPOINT_OBJECT = fileURLToPath(new URL('../build/bpf/endpoint.bpf.o', import.meta.url));
+
+const cleanups: Array<() => Promise<unknown>> = [];
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch((error) => console.error('cleanup failed:', error));
+});
+
+/** A pal_ct4 entry of endpoint `addr` with `peerAddr` (the peer port tells entries apart in assertions). */
+const ct = (addr: string, peerAddr: string, peerPort: number): MapEntry => ({
+  key: ct4Key.encode({ addr, peerAddr, port: 80, peerPort, protocol: PROTOCOL.TCP }),
+  value: ctValue.encode({ revision: 1, ruleId: 0, lastSeen: 0, ifindex: 3, origin: DIRECTION.EGRESS, revoked: 0, closing: 0 }),
+});
 
 const owner = (uid: string | undefined, identity: number | undefined, pod = 'x/p') => ({ pod, uid, identity });
 
@@ -62,10 +83,6 @@ test('a local endpoint that leaves, or whose address is wired again for another 
 });
 
 test('the entries to delete are those whose endpoint address or peer address changed hands', () => {
-  const ct = (addr: string, peerAddr: string, peerPort: number): MapEntry => ({
-    key: ct4Key.encode({ addr, peerAddr, port: 80, peerPort, protocol: PROTOCOL.TCP }),
-    value: ctValue.encode({ revision: 1, ruleId: 0, lastSeen: 0, ifindex: 3, origin: DIRECTION.EGRESS, revoked: 0, closing: 0 }),
-  });
   const entries = [
     ct('10.1.0.10', '10.2.0.5', 1), // the peer is the reused address: deleted
     ct('10.1.0.10', '10.2.0.6', 2), // another peer: kept
@@ -75,4 +92,38 @@ test('the entries to delete are those whose endpoint address or peer address cha
   const keys = keysToPurge(entries, new Set(['10.2.0.5']));
   assert.deepEqual(keys.map((k) => ct4Key.decode(k).peerPort), [1, 3]);
   assert.deepEqual(keysToPurge(entries, new Set()), []);
+});
+
+test('runs over the kernel maps: the first compares with the pinned ipcache, the next with the last run; local endpoints that leave take their entries', async () => {
+  const bpffs = await mkdtemp(join(tmpdir(), 'pal-ct-purge-test-'));
+  cleanups.push(() => rm(bpffs, { recursive: true, force: true }));
+  await execa('mount', ['-t', 'bpf', 'bpffs', bpffs]);
+  cleanups.push(() => execa('umount', [bpffs]));
+  const loader = await Loader.start({ onLog: () => {} });
+  cleanups.push(() => loader.close());
+  await loader.load(ENDPOINT_OBJECT, bpffs, { globals: loadGlobals({ hostReachesPods: true }) });
+  const remaining = async () => (await loader.dump('pal_ct4')).map((e) => ct4Key.decode(e.key).peerPort).sort((a, b) => a - b);
+  const log: string[] = [];
+  const local: Endpoint = { containerId: 'c1', ifName: 'eth0', hostIfName: 'pal1', ifindex: 5, ip: '10.1.0.10', podNamespace: 'x', podName: 'a' };
+
+  // What a previous agent enforced: 10.2.0.5 and 10.2.0.6 were pods of identity 300.
+  await loader.update('pal_ipcache4', ['10.2.0.5', '10.2.0.6'].map((ip) => ({ key: ipv4Key.encode(ip), value: ipcacheValue.encode({ identity: 300, flags: 0 }) })));
+  await loader.update('pal_ct4', [ct('10.1.0.10', '10.2.0.5', 1), ct('10.1.0.10', '10.2.0.6', 2), ct('10.1.0.10', '10.2.0.7', 3), ct('10.1.0.11', '10.2.0.6', 4)]);
+
+  // A new agent: 10.2.0.6 now has another identity (reused while the agent was down), 10.2.0.5 is unchanged.
+  const purge = new ConntrackPurge();
+  await purge.run(loader, new Map([['10.2.0.5', owner('u-5', 300)], ['10.2.0.6', owner('u-6', 301)]]), [local], (l) => log.push(l));
+  assert.deepEqual(await remaining(), [1, 3], 'the entries naming 10.2.0.6 are gone, from every endpoint');
+
+  // The same identity, another pod: the next run sees the uid change.
+  await purge.run(loader, new Map([['10.2.0.5', owner('u-55', 300)], ['10.2.0.6', owner('u-6', 301)]]), [local], (l) => log.push(l));
+  assert.deepEqual(await remaining(), [3]);
+
+  // Nothing changed: nothing deleted. Then the local endpoint leaves: its own entries go.
+  await loader.update('pal_ct4', [ct('10.1.0.10', '10.2.0.8', 5), ct('10.1.0.12', '10.2.0.8', 6)]);
+  await purge.run(loader, new Map([['10.2.0.5', owner('u-55', 300)], ['10.2.0.6', owner('u-6', 301)]]), [local], (l) => log.push(l));
+  assert.deepEqual(await remaining(), [3, 5, 6]);
+  await purge.run(loader, new Map([['10.2.0.5', owner('u-55', 300)], ['10.2.0.6', owner('u-6', 301)]]), [], (l) => log.push(l));
+  assert.deepEqual(await remaining(), [6]);
+  assert.equal(log.length, 3, log.join('\n'));
 });
