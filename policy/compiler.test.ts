@@ -317,3 +317,48 @@ test('the node’s CNI registry decides who owns its local addresses', () => {
   c.setLocalAddresses(new Map([['10.9.0.5', 'x/wired'], ['10.9.0.6', 'x/unwired']]));
   assert.equal(c.ipcache().get('10.9.0.6'), 302);
 });
+
+test('property: every claimed address goes to its newest claimant (uid on a tie), whatever the order of changes', () => {
+  const claimArb = fc.record({
+    name: fc.constantFrom('a', 'b', 'c', 'd'),
+    app: fc.constantFrom('one', 'two', 'three'),
+    ip: fc.constantFrom('10.9.0.1', '10.9.0.2', '10.9.0.3'),
+    createdAt: fc.option(fc.integer({ min: 1, max: 3 }), { nil: undefined }),
+    uid: fc.constantFrom('u1', 'u2', 'u3', 'u4'),
+    deleted: fc.boolean(),
+  });
+  fc.assert(
+    fc.property(fc.array(claimArb, { maxLength: 12 }), (ops) => {
+      const c = new Compiler();
+      const ids = new Map(['one', 'two', 'three'].map((app, i) => [identityKey({ 'kubernetes.io/metadata.name': 'x' }, { app }), 300 + i]));
+      c.setIdentities(ids);
+      const state = new Map<string, PodInput>();
+      for (const op of ops) {
+        if (op.deleted) {
+          c.deletePod('x', op.name);
+          state.delete(op.name);
+        } else {
+          const pod: PodInput = { namespace: 'x', name: op.name, labels: { app: op.app }, ip: op.ip, containerPorts: [], uid: op.uid, createdAt: op.createdAt };
+          c.setPod(pod);
+          state.set(op.name, pod);
+        }
+      }
+      // A literal reading: per address, the claimant with the greatest (createdAt, uid, key).
+      const rank = (p: PodInput) => [p.createdAt ?? -Infinity, p.uid ?? '', p.name] as const;
+      const beats = (a: PodInput, b: PodInput) => {
+        const [x, y] = [rank(a), rank(b)];
+        return x[0] !== y[0] ? x[0] > y[0] : x[1] !== y[1] ? x[1] > y[1] : x[2] > y[2];
+      };
+      const expected = new Map<string, PodInput>();
+      for (const p of state.values()) if (!expected.has(p.ip!) || beats(p, expected.get(p.ip!)!)) expected.set(p.ip!, p);
+      const want = new Map([...expected].sort(([a], [b]) => (a < b ? -1 : 1)).map(([ip, p]) => [ip, ids.get(identityKey({ 'kubernetes.io/metadata.name': 'x' }, p.labels))!]));
+      assert.deepEqual(c.ipcache(), want);
+      // The same final state set in reverse order gives the same answer.
+      const fresh = new Compiler();
+      fresh.setIdentities(ids);
+      [...state.values()].reverse().forEach((p) => fresh.setPod(p));
+      assert.deepEqual(fresh.ipcache(), want);
+    }),
+    { numRuns: RUNS * 5 },
+  );
+});
