@@ -73,22 +73,36 @@ export function orderWrites(desired: MapContents, applied: MapContents, capacity
   };
   for (const map of POLICY_MAPS) {
     const have = applied.get(map) ?? new Map<string, string>();
+    const listOf = (lists: Map<PlannedMap, WriteStep['entries']>) => {
+      let list = lists.get(map);
+      if (!list) lists.set(map, (list = []));
+      return list;
+    };
     for (const u of changes.updates.get(map) ?? []) {
       const e = of(endpointIdOfKey(map, u.key));
-      e.updates.set(map, [...(e.updates.get(map) ?? []), u]);
+      listOf(e.updates).push(u);
       if (!have.has(u.key)) e.net++;
     }
     for (const key of changes.deletes.get(map) ?? []) {
       const e = of(endpointIdOfKey(map, key));
-      e.deletes.set(map, [...(e.deletes.get(map) ?? []), { key, value: '' }]);
+      listOf(e.deletes).push({ key, value: '' });
       e.net--;
     }
   }
 
-  // pal_endpoints as written so far, and its entries by endpoint id.
+  // pal_endpoints as written so far, and its keys by endpoint id, before and after.
   const endpoints = new Map(applied.get('pal_endpoints') ?? []);
   const wantEndpoints = desired.get('pal_endpoints') ?? new Map<string, string>();
-  const idOf = (valueHex: string) => endpointInfo.decode(Buffer.from(valueHex, 'hex')).endpointId;
+  const byId = (entries: Iterable<[string, string]>) => {
+    const keys = new Map<number, string[]>();
+    for (const [key, value] of entries) {
+      const id = endpointInfo.decode(Buffer.from(value, 'hex')).endpointId;
+      keys.set(id, [...(keys.get(id) ?? []), key]);
+    }
+    return keys;
+  };
+  const appliedKeys = byId(endpoints);
+  const desiredKeys = byId(wantEndpoints);
   const closedValue = (valueHex: string) => endpointInfo.encode(closedEndpointInfo(endpointInfo.decode(Buffer.from(valueHex, 'hex')).ipv4)).toString('hex');
 
   // Endpoints that leave go first, closed before they are removed.
@@ -99,13 +113,13 @@ export function orderWrites(desired: MapContents, applied: MapContents, capacity
 
   for (const [id, e] of [...byEndpoint].sort((a, b) => a[1].net - b[1].net)) {
     if (id !== 0) {
-      const close = [...endpoints].filter(([, v]) => idOf(v) === id).map(([key, v]) => ({ key, value: closedValue(v) }));
+      const close = (appliedKeys.get(id) ?? []).filter((key) => endpoints.has(key)).map((key) => ({ key, value: closedValue(endpoints.get(key)!) }));
       push('pal_endpoints', 'update', close);
       for (const c of close) endpoints.set(c.key, c.value);
     }
     for (const map of POLICY_MAPS) push(map, 'delete', e.deletes.get(map) ?? []);
     for (const map of POLICY_MAPS) push(map, 'update', e.updates.get(map) ?? []);
-    const open = [...wantEndpoints].filter(([key, v]) => idOf(v) === id && endpoints.get(key) !== v).map(([key, value]) => ({ key, value }));
+    const open = (desiredKeys.get(id) ?? []).filter((key) => endpoints.get(key) !== wantEndpoints.get(key)).map((key) => ({ key, value: wantEndpoints.get(key)! }));
     push('pal_endpoints', 'update', open);
     for (const o of open) endpoints.set(o.key, o.value);
   }

@@ -1,0 +1,86 @@
+// map-writes against the real kernel map at its real limit (issue 7, item
+// 6): pal_policy holds 1,048,576 entries; replacing 777,000 entries by
+// 777,000 others make-before-break needs 1,554,000 at the peak, and the
+// kernel refuses the overflow (E2BIG) on every retry. The planned order must
+// get through, and must end with exactly the new entries. Loads
+// build/bpf/endpoint.bpf.o into a bpffs mounted for the test; runs as root.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { endpointInfo, loadGlobals, policyKey, policyValue, u32Key } from '../datapath/abi.ts';
+import { Loader } from '../datapath/loader-client.ts';
+import { PLANNED_MAPS, type MapContents, type PlannedMap } from './datapath-plan.ts';
+import { fitsMakeBeforeBreak, orderWrites, type WriteStep } from './map-writes.ts';
+
+const OBJECT = fileURLToPath(new URL('../build/bpf/endpoint.bpf.o', import.meta.url));
+const ENTRIES = 777_000;
+
+let bpffs: string;
+let loader: Loader;
+let capacity = 0;
+
+const hex = (b: Buffer) => b.toString('hex');
+/** ENTRIES distinct pal_policy entries of endpoint 7, numbered from `first`. */
+function policyEntries(first: number): Array<[string, string]> {
+  const value = hex(policyValue.encode({ ruleId: 1, flags: 0 }));
+  return Array.from({ length: ENTRIES }, (_, i) => {
+    const n = first + i;
+    return [hex(policyKey.encode({ endpointId: 7, identity: 1000 + Math.floor(n / 60_000), direction: 0, protocol: 6, dport: 1 + (n % 60_000) })), value];
+  });
+}
+const endpoint: [string, string] = [
+  hex(u32Key.encode(10)),
+  hex(endpointInfo.encode({ endpointId: 7, identity: 300, flags: 1, ingressDefaultRule: 0, egressDefaultRule: 0, ipv4: '10.0.1.5' })),
+];
+const contents = (policy: Array<[string, string]>): MapContents =>
+  new Map(PLANNED_MAPS.map((m) => [m, new Map<string, string>(m === 'pal_policy' ? policy : m === 'pal_endpoints' ? [endpoint] : [])]));
+
+async function write(steps: WriteStep[]): Promise<void> {
+  for (const step of steps) {
+    if (step.op === 'update') await loader.update(step.map, step.entries.map((e) => ({ key: Buffer.from(e.key, 'hex'), value: Buffer.from(e.value, 'hex') })));
+    else await loader.delete(step.map, step.entries.map((e) => Buffer.from(e.key, 'hex')));
+  }
+}
+
+before(async () => {
+  bpffs = await mkdtemp(join(tmpdir(), 'pal-map-writes-'));
+  await execa('mount', ['-t', 'bpf', 'bpffs', bpffs]);
+  loader = await Loader.start({ onLog: () => undefined });
+  const loaded = await loader.load(OBJECT, join(bpffs, 'node'), { globals: loadGlobals({ hostReachesPods: true }) });
+  capacity = loaded.maps.find((m) => m.name === 'pal_policy')!.maxEntries;
+});
+
+after(async () => {
+  await loader?.close();
+  await execa('umount', [bpffs]).catch(() => undefined);
+  await rm(bpffs, { recursive: true, force: true });
+});
+
+test('replacing 777,000 of 1,048,576 pal_policy entries by 777,000 others gets through, where make-before-break gets E2BIG', async () => {
+  assert.equal(capacity, 1_048_576);
+  const old = contents(policyEntries(0));
+  const next = contents(policyEntries(ENTRIES));
+  const limits: Partial<Record<PlannedMap, number>> = { pal_policy: capacity };
+  await write(orderWrites(old, contents([]), limits));
+  assert.equal((await loader.dump('pal_policy')).length, ENTRIES);
+
+  assert.equal(fitsMakeBeforeBreak(next, old, limits), false);
+  const started = performance.now();
+  await write(orderWrites(next, old, limits));
+  const ms = performance.now() - started;
+  const dumped = await loader.dump('pal_policy');
+  assert.equal(dumped.length, ENTRIES);
+  const want = next.get('pal_policy')!;
+  assert.ok(dumped.every((e) => want.get(hex(e.key)) === hex(e.value)), 'the map holds exactly the new entries');
+  const [info] = await loader.dump('pal_endpoints');
+  assert.equal(endpointInfo.decode(info!.value).endpointId, 7, 'the endpoint is open again, on its own entries');
+  console.log(`# swapped ${ENTRIES} entries for ${ENTRIES} others in ${ms.toFixed(0)} ms`);
+
+  // What the old order did: every new key first. The kernel refuses the overflow.
+  const third = contents(policyEntries(2 * ENTRIES));
+  await assert.rejects(write([{ map: 'pal_policy', op: 'update', entries: [...third.get('pal_policy')!].map(([key, value]) => ({ key, value })) }]), /E2BIG|Argument list too long|errno 7/);
+});
