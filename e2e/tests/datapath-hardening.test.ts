@@ -1,7 +1,10 @@
 // Issue 7 end to end, on the real programs attached to a pod's host-side veth
 // between real namespaces (no cluster): a pod under deny-all in both
 // directions can reach neither its node over IPv6 nor another namespace with
-// a frame tagged 802.1Q VID 0 twice that carries IPv4 with a forged source.
+// a frame tagged 802.1Q VID 0 twice that carries IPv4 with a forged source;
+// and under a policy, a fragmented datagram of an allowed flow passes both
+// ways, and path-MTU discovery works through an ingress that allows nothing
+// (the node's "fragmentation needed" reaches the pod).
 //
 //   pod (eth0 10.9.1.5, fe80::2)
 //    └─ veth ─ node (vp 10.9.1.1, fe80::1; vq 10.9.2.1; forwarding) ─ veth ─ peer (eth0 10.9.2.5)
@@ -11,7 +14,7 @@
 // receive path moves the outer tag into the skb's metadata before tc and
 // strips the VID-0 tag and the inner one after it.
 //
-// pal_from_pod and pal_to_pod sit on vp. Each case is first run with no
+// pal_from_pod and pal_to_pod sit on vp. Each case of the first test is first run with no
 // pal_endpoints entry for vp (a device that is not an endpoint passes), which
 // shows the path delivers, so that the later silence is the datapath's drop;
 // then the pod is made an endpoint enforced both ways, and the drop is also
@@ -25,7 +28,22 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
-import { datapathConfig, ENDPOINT_FLAG, endpointInfo, loadGlobals, REASON, sumMetrics, u32Key } from '../../datapath/abi.ts';
+import {
+  datapathConfig,
+  DIRECTION,
+  ENDPOINT_FLAG,
+  endpointInfo,
+  ipcacheValue,
+  ipv4Key,
+  loadGlobals,
+  POLICY_FLAG,
+  policyKey,
+  policyValue,
+  PROTOCOL,
+  REASON,
+  sumMetrics,
+  u32Key,
+} from '../../datapath/abi.ts';
 import { Loader } from '../../datapath/loader-client.ts';
 import { createNetns, deleteNetns, netnsPath, newRunId, sweepDeadRuns } from '../cluster/netns.ts';
 
@@ -160,4 +178,59 @@ test('a pod enforced both ways sends neither a double-tagged frame with a forged
   assert.ok((await counted(REASON.DROP_VLAN)) > 0n, 'dropped as DROP_VLAN');
   assert.equal(await ipv6FromPod(), false, 'IPv6 from the pod does not reach its node');
   assert.ok((await counted(REASON.DROP_NOT_IPV4)) > 0n, 'dropped as DROP_NOT_IPV4');
+});
+
+/** The pod as an endpoint enforced both ways, with the given pal_policy entries (endpoint 1). */
+async function enforce(policy: Array<{ identity: number; direction: number; protocol: number; dport: number; ruleId: number; flags: number }>): Promise<void> {
+  await loader.update('pal_endpoints', [{
+    key: u32Key.encode(vpIfindex),
+    value: endpointInfo.encode({ endpointId: 1, identity: 300, flags: ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ENFORCED, ingressDefaultRule: 901, egressDefaultRule: 902, ipv4: '10.9.1.5' }),
+  }]);
+  if (policy.length > 0) {
+    await loader.update('pal_policy', policy.map(({ ruleId, flags, ...key }) => ({ key: policyKey.encode({ endpointId: 1, ...key }), value: policyValue.encode({ ruleId, flags }) })));
+  }
+}
+
+test('fragments of an allowed UDP flow pass both ways, and the node\'s "fragmentation needed" reaches a pod whose ingress allows nothing', async () => {
+  const PEER_ID = 400;
+  await loader.update('pal_ipcache4', [{ key: ipv4Key.encode('10.9.2.5'), value: ipcacheValue.encode({ identity: PEER_ID, flags: 0 }) }]);
+  // Ingress: UDP 9200 from the peer, by exact port only (a later fragment has
+  // none). Egress: TCP 9100 to the peer. Nothing else.
+  await enforce([
+    { identity: PEER_ID, direction: DIRECTION.INGRESS, protocol: 0, dport: 0, ruleId: 10, flags: POLICY_FLAG.UDP_PORTS },
+    { identity: PEER_ID, direction: DIRECTION.INGRESS, protocol: PROTOCOL.UDP, dport: 9200, ruleId: 11, flags: 0 },
+    { identity: PEER_ID, direction: DIRECTION.EGRESS, protocol: 0, dport: 0, ruleId: 20, flags: POLICY_FLAG.TCP_PORTS },
+    { identity: PEER_ID, direction: DIRECTION.EGRESS, protocol: PROTOCOL.TCP, dport: 9100, ruleId: 21, flags: 0 },
+  ]);
+
+  // A 3000-byte datagram leaves the peer in three fragments; the pod echoes it, fragmented too.
+  execa('ip', ['netns', 'exec', ns.pod, process.execPath, '-e', `
+    const s = require('node:dgram').createSocket('udp4');
+    s.on('message', (m, r) => s.send(m, r.port, r.address));
+    s.bind(9200);`]).catch(() => {});
+  const echoed = await nodeIn(ns.peer, `
+    const s = require('node:dgram').createSocket('udp4');
+    const send = () => s.send(Buffer.alloc(3000, 7), 9200, '10.9.1.5');
+    s.on('message', (m) => { console.log(m.length); process.exit(0); });
+    s.bind(0, () => { send(); setInterval(send, 300); });
+    setTimeout(() => { console.log('timeout'); process.exit(0); }, 3000);`);
+  assert.equal(echoed.trim(), '3000', 'the fragmented datagram and its fragmented echo both pass');
+
+  // The peer's side of the node takes only 1280-byte packets: the pod's
+  // 1500-byte TCP segments (DF) earn it an ICMP "fragmentation needed" from
+  // the node, which must pass its ingress for the transfer to go on.
+  await ip(ns.node, 'link', 'set', 'vq', 'mtu', '1280');
+  execa('ip', ['netns', 'exec', ns.peer, process.execPath, '-e', `
+    require('node:net').createServer((c) => { let n = 0; c.on('data', (d) => { n += d.length; }); c.on('end', () => c.end(String(n))); }).listen(9100);`]).catch(() => {});
+  await new Promise((r) => setTimeout(r, 300));
+  const relatedBefore = await counted(REASON.ALLOW_RELATED);
+  const sent = await nodeIn(ns.pod, `
+    const c = require('node:net').connect({ host: '10.9.2.5', port: 9100 }, () => c.end(Buffer.alloc(200000, 1)));
+    let answer = '';
+    c.on('data', (d) => { answer += d; });
+    c.on('end', () => { console.log(answer); process.exit(0); });
+    c.on('error', (e) => { console.log(e.code); process.exit(0); });
+    setTimeout(() => { console.log('timeout'); process.exit(0); }, 4000);`, 8000);
+  assert.equal(sent.trim(), '200000', 'the transfer completes over the smaller path MTU');
+  assert.ok((await counted(REASON.ALLOW_RELATED)) > relatedBefore, 'the ICMP error passed as ALLOW_RELATED');
 });
