@@ -9,10 +9,15 @@
  * Both run handle(), which implements the per-packet algorithm of
  * docs/adr/0001-datapath-maps.md with one deviation, explained at
  * handle(): a pod enforced in only one direction has its connections in the
- * other direction tracked too, so that their replies are recognised.
- * Nothing here loops: a verdict costs a bounded number of hash lookups
- * whatever the number of rules, and a packet of a known connection, reply
- * or not, costs one conntrack lookup and the pal_config read.
+ * other direction tracked too, so that their replies are recognised. Since
+ * issue 7, an endpoint passes nothing but IPv4 and ARP about its own
+ * address, never a tagged frame; fragments and ICMP errors are judged as
+ * the connection they belong to; and conntrack never evicts, each endpoint
+ * holding entries within its budget (docs/adr/0003-conntrack-budget.md).
+ * The packet programs do not loop: a verdict costs a bounded number of
+ * hash lookups whatever the number of rules, and a packet of a known
+ * connection, reply or not, costs one conntrack lookup and the pal_config
+ * read. pal_clock and pal_ct_forget serve the agent through test_run.
  */
 #include <linux/bpf.h>
 #include <linux/errno.h>
