@@ -1,5 +1,7 @@
 // The node agent: owns the datapath of its node. It learns its pod CIDR from
-// its Node object, serves the CNI binary (IPAM + pod links), keeps routes to
+// its Node object (waiting, with backoff, for an API server it cannot reach;
+// its CNI STATUS says not-ready meanwhile), prunes the saved endpoints that
+// are not its pods' veths any more, serves the CNI binary (IPAM + pod links), keeps routes to
 // every other node's pod CIDR in step with the Node objects, and keeps the
 // eBPF policy datapath (loaded through the libbpf loader) in step with the
 // cluster's NetworkPolicies, pods, namespaces and identities, and collects
@@ -11,7 +13,7 @@ import type { Server } from 'node:net';
 import { ensurePinDir } from '../datapath/bpffs.ts';
 import { applyNodeRoutes, listNodeRoutes } from '../datapath/node-routes.ts';
 import type { AgentConfig } from './config.ts';
-import { createCniHandler, type Endpoint } from './cni/handler.ts';
+import { createCniHandler, createStartingHandler, hostIfNameFor, type Endpoint } from './cni/handler.ts';
 import { EndpointRegistry } from './endpoints.ts';
 import { ConntrackGc } from './conntrack-gc.ts';
 import { PolicySync } from './policy-sync.ts';
@@ -20,6 +22,8 @@ import { Loader } from '../datapath/loader-client.ts';
 import { serveCni } from './cni/server.ts';
 import { CoalescingTask } from '../lib/coalescing-task.ts';
 import { watchInformer } from '../lib/informers.ts';
+import { retryWithBackoff } from '../lib/backoff.ts';
+import { listLinks, podPeerIndex } from '../datapath/pod-link.ts';
 import { IpAllocator } from './ipam/allocator.ts';
 import { parseIpv4Cidr } from './ipam/ipv4.ts';
 import { desiredNodeRoutes, planRouteChanges, type NodeFacts } from './node-routes.ts';
@@ -34,9 +38,31 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
   else kubeconfig.loadFromCluster();
   const core = kubeconfig.makeApiClient(CoreV1Api);
 
-  const self = await core.readNode({ name: config.node });
-  const podCidr = self.spec?.podCIDR;
-  if (!podCidr) throw new Error(`Node ${config.node} has no spec.podCIDR; cannot assign pod addresses`);
+  // The CNI socket comes up first, so that the runtime hears "not ready"
+  // (STATUS) and "try again later" (everything else) while the agent waits
+  // for the API server, rather than finding no socket at all.
+  let waitingFor = `waiting for Node ${config.node}`;
+  let handle = createStartingHandler(() => waitingFor);
+  const server: Server = await serveCni(config.cniSocket, (request) => handle(request), log);
+
+  // The API server may be down or the Node not registered (or without its
+  // pod CIDR) yet: wait for it rather than exit.
+  const podCidr = await retryWithBackoff(
+    async () => {
+      const cidr = (await core.readNode({ name: config.node })).spec?.podCIDR;
+      if (!cidr) throw new Error(`Node ${config.node} has no spec.podCIDR yet`);
+      return cidr;
+    },
+    {
+      backoff: { initialMs: 500, maxMs: 10_000 },
+      onError: (error, attempt, delayMs) => {
+        const why = String((error as Error)?.message ?? error).split('\n')[0];
+        waitingFor = `cannot read Node ${config.node}: ${why}`;
+        log(`cannot read Node ${config.node} (attempt ${attempt + 1}): ${why}; retrying in ${delayMs} ms`);
+      },
+    },
+  );
+  waitingFor = 'starting the datapath';
 
   // Routing between pods and across nodes needs forwarding in this namespace.
   await writeFile('/proc/sys/net/ipv4/ip_forward', '1');
@@ -60,6 +86,7 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
   routes.request();
 
   const registry = await EndpointRegistry.open(join(config.stateDir, 'endpoints'));
+  await pruneStaleEndpoints(registry, allocator, log);
   const status = new StatusReporter(kubeconfig, config.node, log);
   await status.register();
   // The loader inherits this process's network namespace: it sees the node's veths.
@@ -102,7 +129,7 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
       policy.request();
     },
   };
-  const server: Server = await serveCni(config.cniSocket, createCniHandler({ allocator, endpoints }), log);
+  handle = createCniHandler({ allocator, endpoints });
   log(`ready node=${config.node} podCIDR=${podCidr} cni=${config.cniSocket}`);
 
   return {
@@ -117,6 +144,29 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
       await loader.close();
     },
   };
+}
+
+/**
+ * Before anything attaches to a saved endpoint: drops those whose veth is
+ * gone or not their pod's any more (see EndpointRegistry.prune) and frees
+ * their addresses, and frees every address whose owner has no host veth
+ * (an ADD cut short by a crash, or a pod lost with a reboot). Nothing else
+ * allocates meanwhile: the CNI handler is still the starting one.
+ */
+async function pruneStaleEndpoints(registry: EndpointRegistry, allocator: IpAllocator, log: (line: string) => void): Promise<void> {
+  const { pruned, renumbered } = await registry.prune({ links: listLinks, peerIndex: podPeerIndex });
+  for (const { endpoint: e, reason } of pruned) {
+    const freed = await allocator.release({ containerId: e.containerId, ifName: e.ifName });
+    log(`endpoints: pruned endpoint ${e.hostIfName} (pod ${e.podNamespace ?? '?'}/${e.podName ?? '?'}, ${e.ip}): ${reason}; ${freed ? `released ${freed}` : 'it held no address'}`);
+  }
+  for (const { endpoint: e, from } of renumbered) log(`endpoints: ${e.hostIfName} moved from ifindex ${from} to ${e.ifindex}`);
+  const links = await listLinks();
+  for (const { ip, owner } of allocator.allocations()) {
+    const hostIfName = hostIfNameFor(owner.containerId, owner.ifName);
+    if (links.has(hostIfName)) continue;
+    await allocator.release(owner);
+    log(`ipam: released ${ip} of container ${owner.containerId} interface ${owner.ifName}: its host interface ${hostIfName} does not exist`);
+  }
 }
 
 function nodeFacts(node: V1Node): NodeFacts {

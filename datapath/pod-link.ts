@@ -84,6 +84,34 @@ export async function linkIndex(ifName: string): Promise<number> {
   return link.ifindex;
 }
 
+export interface LinkFacts {
+  ifindex: number;
+  /** linkinfo kind ("veth", "dummy", ...); undefined for a device without one (lo, physical). */
+  kind: string | undefined;
+}
+
+/** Every interface of the agent's namespace, by name. */
+export async function listLinks(): Promise<Map<string, LinkFacts>> {
+  const links = await ipJson<{ ifname: string; ifindex: number; linkinfo?: { info_kind?: string } }>(SELF, ['-details', 'link', 'show']);
+  return new Map(links.map((l) => [l.ifname, { ifindex: l.ifindex, kind: l.linkinfo?.info_kind }]));
+}
+
+/**
+ * The ifindex of the peer of veth `ifName` in the namespace at `netnsPath`
+ * (its link_index: the host side's ifindex), or undefined when the
+ * namespace or the interface is gone or it is not a veth.
+ */
+export async function podPeerIndex(netnsPath: string, ifName: string): Promise<number | undefined> {
+  if (!validNetnsPath(netnsPath)) return undefined;
+  try {
+    const [link] = await ipJson<{ link_index?: number }>({ kind: 'path', path: netnsPath }, ['link', 'show', 'dev', ifName]);
+    return link?.link_index;
+  } catch (error) {
+    if (error instanceof IprouteError) return undefined;
+    throw error;
+  }
+}
+
 interface IpAddrJson {
   ifname: string;
   operstate: string;

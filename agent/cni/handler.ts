@@ -25,6 +25,8 @@ export interface Endpoint {
   ip: string;
   podNamespace: string | undefined;
   podName: string | undefined;
+  /** The pod's network namespace (CNI_NETNS), where the veth's peer lives; absent in files of older agents. */
+  netns?: string;
 }
 
 export interface CniHandlerDeps {
@@ -33,12 +35,31 @@ export interface CniHandlerDeps {
 }
 
 export function createCniHandler(deps: CniHandlerDeps): (request: CniRequest) => Promise<CniReply> {
+  return answering((invocation) => dispatch(invocation, deps));
+}
+
+/**
+ * The handler while the agent starts (waiting for the API server, its pod
+ * CIDR, its datapath): input is still checked, VERSION answered, STATUS
+ * says not ready (50, "plugin not available") and every other command
+ * "try again later" (11). `reason` says what the agent is waiting for.
+ */
+export function createStartingHandler(reason: () => string): (request: CniRequest) => Promise<CniReply> {
+  return answering(async (inv) => {
+    if (inv.command === 'VERSION') return versionResult(inv);
+    if (inv.command === 'STATUS') throw new CniError(CniCode.pluginNotAvailable, 'palisade agent is not ready', reason());
+    throw new CniError(CniCode.tryAgainLater, `palisade agent is starting, cannot ${inv.command} yet`, reason());
+  });
+}
+
+/** Parses the request, runs `work` on it, and turns its result or error into the reply. */
+function answering(work: (invocation: Invocation) => Promise<unknown>): (request: CniRequest) => Promise<CniReply> {
   return async (request) => {
     let version = '1.1.0';
     try {
       const invocation = parseInvocation(request.env, request.stdin);
       version = invocation.config.cniVersion;
-      const result = await dispatch(invocation, deps);
+      const result = await work(invocation);
       return { exitCode: 0, stdout: result === undefined ? '' : JSON.stringify(result) };
     } catch (error) {
       const cniError =
@@ -55,7 +76,7 @@ export function createCniHandler(deps: CniHandlerDeps): (request: CniRequest) =>
 async function dispatch(inv: Invocation, deps: CniHandlerDeps): Promise<unknown> {
   switch (inv.command) {
     case 'VERSION':
-      return { cniVersion: inv.config.cniVersion, supportedVersions: SUPPORTED_VERSIONS };
+      return versionResult(inv);
     case 'ADD':
       return add(inv, deps);
     case 'DEL':
@@ -63,12 +84,17 @@ async function dispatch(inv: Invocation, deps: CniHandlerDeps): Promise<unknown>
     case 'CHECK':
       return check(inv, deps);
     case 'STATUS':
-      // Ready as soon as this handler is serving: the agent starts it only
-      // after its pod CIDR and IPAM store are in place.
+      // Ready as soon as this handler is serving: the agent swaps it in for
+      // the starting handler only once its pod CIDR, IPAM store and
+      // datapath are in place.
       return undefined;
     case 'GC':
       return gc(inv, deps);
   }
+}
+
+function versionResult(inv: Invocation): unknown {
+  return { cniVersion: inv.config.cniVersion, supportedVersions: SUPPORTED_VERSIONS };
 }
 
 async function add(inv: Invocation, deps: CniHandlerDeps): Promise<unknown> {
@@ -92,6 +118,7 @@ async function add(inv: Invocation, deps: CniHandlerDeps): Promise<unknown> {
       ip,
       podNamespace: inv.args.K8S_POD_NAMESPACE,
       podName: inv.args.K8S_POD_NAME,
+      netns: inv.netns,
     });
   } catch (error) {
     await deletePodLink(link.hostIfName).catch(() => undefined);
