@@ -4,7 +4,7 @@ import { endpointInfo, ENDPOINT_FLAG, ipv4Key, u32Key } from '../datapath/abi.ts
 import { compile } from '../policy/compile.ts';
 import { identityKey } from '../policy/ids.ts';
 import type { NetworkPolicyInput, PodInput } from '../policy/types.ts';
-import { diffMaps, planDatapath, problemText } from './datapath-plan.ts';
+import { DatapathPlanner, diffMaps, planDatapath, problemText, type MapChanges, type MapContents } from './datapath-plan.ts';
 
 const ns = { name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } };
 const pods: PodInput[] = ['a', 'b'].map((name, i) => ({ namespace: 'x', name, labels: { pod: name }, ip: `10.200.1.${i + 1}`, node: 'n1', containerPorts: [] }));
@@ -120,3 +120,28 @@ test('endpoints and addresses beyond the maps\' capacity are refused and reporte
 function ipv4KeyHex(ip: string): string {
   return ipv4Key.encode(ip).toString('hex');
 }
+
+test('the incremental planner writes only what changed, and its changes take the maps exactly where a whole plan would', () => {
+  const input = (policies: NetworkPolicyInput[], ips: string[]) => {
+    const ps = pods.map((p, i) => ({ ...p, ip: ips[i] }));
+    const c = compile({ policies, pods: ps, namespaces: [ns], identities, node: 'n1' });
+    return { endpoints: ps.map((p, i) => ({ key: `x/${p.name}`, ifindex: 10 + i, ip: p.ip! })), compiled: c.endpoints, podIdentities: c.ipcache, nodeAddresses: { self: ['172.30.0.11'], others: [] } };
+  };
+  const apply = (maps: MapContents, changes: MapChanges) => {
+    for (const [m, list] of changes.updates) for (const { key, value } of list) maps.get(m)!.set(key, value);
+    for (const [m, list] of changes.deletes) for (const key of list) maps.get(m)!.delete(key);
+  };
+  const planner = new DatapathPlanner();
+  const first = input([policy], ['10.200.1.1', '10.200.1.2']);
+  const maps = planner.plan(first, 'all').full();
+  assert.equal(planner.plan(first, new Set()).changes.count, 0, 'a no-op event changes nothing');
+
+  const narrowed: NetworkPolicyInput = { ...policy, spec: { ...policy.spec, ingress: [{ ...policy.spec.ingress![0]!, ports: [{ port: 80 }] }] } };
+  for (const next of [input([narrowed], ['10.200.1.1', '10.200.1.2']), input([narrowed], ['10.200.1.1', '10.200.1.7']), input([], ['10.200.1.1', '10.200.1.7'])]) {
+    const plan = planner.plan(next, new Set(['x/a', 'x/b']));
+    apply(maps, plan.changes);
+    maps.set('pal_endpoints', plan.endpoints);
+    assert.deepEqual(maps, planDatapath(next).maps);
+    assert.ok(plan.changes.count < maps.get('pal_policy')!.size + 12, 'only the changed entries are written');
+  }
+});

@@ -101,49 +101,160 @@ export function closedEndpointInfo(ipv4: string): Parameters<typeof endpointInfo
 
 const CLOSED_FLAGS = ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ENFORCED;
 
+/** The full contents the maps must have: a one-shot plan (tests, tools). The agent plans incrementally with DatapathPlanner. */
 export function planDatapath(input: PlanInput): Plan {
-  const maps: MapContents = new Map(PLANNED_MAPS.map((m) => [m, new Map()]));
-  const problems: PlanProblem[] = [];
-  const skippedAddresses: string[] = [];
-  const capacity = (map: PlannedMap) => input.capacity?.[map] ?? Infinity;
-  const put = <K, V>(map: PlannedMap, key: K, value: V) => {
-    const codec = MAPS[map] as unknown as { key: { encode(k: K): Buffer }; value: { encode(v: V): Buffer } };
-    maps.get(map)!.set(codec.key.encode(key).toString('hex'), codec.value.encode(value).toString('hex'));
-  };
+  const plan = new DatapathPlanner().plan(input, 'all');
+  return { maps: plan.full(), problems: plan.problems, skippedAddresses: plan.skippedAddresses };
+}
 
-  // Node addresses first: they must never be crowded out by pods.
-  const addresses: Array<[string, number]> = [
-    ...input.nodeAddresses.self.map((ip) => [ip, IDENTITY.HOST] as [string, number]),
-    ...input.nodeAddresses.others.map((ip) => [ip, IDENTITY.REMOTE_NODE] as [string, number]),
-    ...input.podIdentities,
-  ];
-  const ipcache4 = maps.get('pal_ipcache4')!;
-  for (const [ip, identity] of addresses) {
-    if (!isIPv4(ip) || ipcache4.size >= capacity('pal_ipcache4')) skippedAddresses.push(ip);
-    else if (!ipcache4.has(ipv4Key.encode(ip).toString('hex'))) put('pal_ipcache4', ip, { identity, flags: 0 });
-  }
+/** A plan relative to the planner's previous one. */
+export interface IncrementalPlan {
+  problems: PlanProblem[];
+  skippedAddresses: string[];
+  /** What changed in pal_policy, pal_policy_cidr and pal_ipcache4 since the previous plan (everything, the first time). */
+  changes: MapChanges;
+  /** pal_endpoints as it must be, whole (one entry per endpoint: small). */
+  endpoints: Map<string, string>;
+  /** Every map's whole contents, assembled on call (as many entries as the maps hold). */
+  full(): MapContents;
+}
 
-  // Each endpoint's policy entries are planned apart first, so that if the
-  // maps cannot hold them all, whole endpoints (the largest first) fall back
-  // to deny-all instead of any endpoint getting a partial, wrong policy.
-  const wired = input.endpoints.slice(0, capacity('pal_endpoints'));
-  for (const e of input.endpoints.slice(wired.length)) {
-    problems.push({ endpoint: e.key, message: `more endpoints than the node's maps hold (${capacity('pal_endpoints')}); not wired` });
+interface CachedEndpoint {
+  endpoint: LocalEndpoint;
+  compiled: EndpointPolicy | undefined;
+  plan: EndpointPlan;
+  /** Whether its entries are in the maps (false: closed, by its own plan or for lack of room). */
+  written: boolean;
+}
+
+/**
+ * Plans the maps incrementally: an endpoint whose inputs did not change (same
+ * address, device and compiled policy object, and not reported changed by the
+ * compiler) keeps its previous plan, and only the entries of endpoints that
+ * changed are diffed; the ipcache is diffed address by address before any
+ * encoding. So a watch event that changes nothing costs a pass over the
+ * endpoints and the pod addresses, not over the maps' entries.
+ */
+export class DatapathPlanner {
+  readonly #endpoints = new Map<string, CachedEndpoint>();
+  /** pal_ipcache4 as last planned: address -> identity. */
+  #addresses = new Map<string, number>();
+
+  /** `dirty`: endpoint keys whose compiled policy changed since the previous plan, or 'all'. */
+  plan(input: PlanInput, dirty: ReadonlySet<string> | 'all'): IncrementalPlan {
+    const capacity = (map: PlannedMap) => input.capacity?.[map] ?? Infinity;
+    const updates = new Map<PlannedMap, Array<{ key: string; value: string }>>(PLANNED_MAPS.map((m) => [m, []]));
+    const deletes = new Map<PlannedMap, string[]>(PLANNED_MAPS.map((m) => [m, []]));
+    const problems: PlanProblem[] = [];
+    const skippedAddresses: string[] = [];
+
+    // Node addresses first: they must never be crowded out by pods.
+    const addresses = new Map<string, number>();
+    const entries: Array<[string, number]> = [
+      ...input.nodeAddresses.self.map((ip) => [ip, IDENTITY.HOST] as [string, number]),
+      ...input.nodeAddresses.others.map((ip) => [ip, IDENTITY.REMOTE_NODE] as [string, number]),
+      ...input.podIdentities,
+    ];
+    for (const [ip, identity] of entries) {
+      if (addresses.has(ip)) continue;
+      if (!isIPv4(ip) || addresses.size >= capacity('pal_ipcache4')) skippedAddresses.push(ip);
+      else addresses.set(ip, identity);
+    }
+    for (const [ip, identity] of addresses) {
+      if (this.#addresses.get(ip) !== identity) updates.get('pal_ipcache4')!.push(ipcacheEntry(ip, identity));
+    }
+    for (const ip of this.#addresses.keys()) if (!addresses.has(ip)) deletes.get('pal_ipcache4')!.push(ipv4Key.encode(ip).toString('hex'));
+    this.#addresses = addresses;
+
+    // Each endpoint's policy entries are planned apart first, so that if the
+    // maps cannot hold them all, whole endpoints (the largest first) fall back
+    // to deny-all instead of any endpoint getting a partial, wrong policy.
+    const wired = input.endpoints.slice(0, capacity('pal_endpoints'));
+    for (const e of input.endpoints.slice(wired.length)) {
+      problems.push({ endpoint: e.key, message: `more endpoints than the node's maps hold (${capacity('pal_endpoints')}); not wired` });
+    }
+    const plans = wired.map((endpoint) => {
+      const compiled = input.compiled.get(endpoint.key);
+      const cached = this.#endpoints.get(endpoint.key);
+      const same = cached && dirty !== 'all' && !dirty.has(endpoint.key) && cached.compiled === compiled && cached.endpoint.ip === endpoint.ip && cached.endpoint.ifindex === endpoint.ifindex;
+      return { endpoint, compiled, plan: same ? cached.plan : planEndpoint(endpoint, compiled), closed: false };
+    });
+    const size = (p: (typeof plans)[number], m: 'pal_policy' | 'pal_policy_cidr') => (p.plan.closed ? 0 : p.plan.maps.get(m)!.size);
+    const totals = { pal_policy: 0, pal_policy_cidr: 0 };
+    for (const p of plans) for (const m of ['pal_policy', 'pal_policy_cidr'] as const) totals[m] += size(p, m);
+    for (const p of [...plans].sort((a, b) => size(b, 'pal_policy') - size(a, 'pal_policy'))) {
+      if (totals.pal_policy <= capacity('pal_policy') && totals.pal_policy_cidr <= capacity('pal_policy_cidr')) break;
+      if (p.plan.closed) continue;
+      p.closed = true;
+      for (const m of ['pal_policy', 'pal_policy_cidr'] as const) totals[m] -= p.plan.maps.get(m)!.size;
+      problems.push({ endpoint: p.endpoint.key, message: `its policy needs ${p.plan.maps.get('pal_policy')!.size} policy entries, more than the maps hold; all its traffic is denied` });
+    }
+
+    // Entries of the endpoints whose written entries changed; then of those that left.
+    const endpoints = new Map<string, string>();
+    const seen = new Set<string>();
+    for (const p of plans) {
+      seen.add(p.endpoint.key);
+      problems.push(...p.plan.problems);
+      const written = !p.closed && !p.plan.closed;
+      const before = this.#endpoints.get(p.endpoint.key);
+      if (!before || before.plan !== p.plan || before.written !== written) {
+        diffEntries(before?.written ? before.plan.maps : undefined, written ? p.plan.maps : undefined, updates, deletes);
+      }
+      this.#endpoints.set(p.endpoint.key, { endpoint: p.endpoint, compiled: p.compiled, plan: p.plan, written });
+      const info = written ? p.plan.info : closedEndpointInfo(p.plan.info.ipv4);
+      endpoints.set(u32Key.encode(p.endpoint.ifindex).toString('hex'), endpointInfo.encode(info).toString('hex'));
+    }
+    for (const [key, gone] of this.#endpoints) {
+      if (seen.has(key)) continue;
+      if (gone.written) diffEntries(gone.plan.maps, undefined, updates, deletes);
+      this.#endpoints.delete(key);
+    }
+
+    const count = [...updates.values(), ...deletes.values()].reduce((n, list) => n + list.length, 0);
+    return {
+      problems,
+      skippedAddresses,
+      changes: { updates: nonEmpty(updates), deletes: nonEmpty(deletes), count },
+      endpoints,
+      full: () => {
+        const maps: MapContents = new Map(PLANNED_MAPS.map((m) => [m, new Map<string, string>()]));
+        for (const [ip, identity] of this.#addresses) {
+          const e = ipcacheEntry(ip, identity);
+          maps.get('pal_ipcache4')!.set(e.key, e.value);
+        }
+        for (const cached of this.#endpoints.values()) {
+          if (!cached.written) continue;
+          for (const [m, entries] of cached.plan.maps) for (const [k, v] of entries) maps.get(m)!.set(k, v);
+        }
+        maps.set('pal_endpoints', new Map(endpoints));
+        return maps;
+      },
+    };
   }
-  const perEndpoint = wired.map((endpoint) => planEndpoint(endpoint, input.compiled.get(endpoint.key)));
-  const total = (m: 'pal_policy' | 'pal_policy_cidr') => perEndpoint.reduce((n, e) => n + (e.closed ? 0 : e.maps.get(m)!.size), 0);
-  for (const e of [...perEndpoint].sort((a, b) => b.maps.get('pal_policy')!.size - a.maps.get('pal_policy')!.size)) {
-    if (total('pal_policy') <= capacity('pal_policy') && total('pal_policy_cidr') <= capacity('pal_policy_cidr')) break;
-    if (e.closed) continue;
-    e.closed = true;
-    e.problems.push({ endpoint: e.endpoint.key, message: `its policy needs ${e.maps.get('pal_policy')!.size} policy entries, more than the maps hold; all its traffic is denied` });
+}
+
+function ipcacheEntry(ip: string, identity: number): { key: string; value: string } {
+  return { key: ipv4Key.encode(ip).toString('hex'), value: ipcacheValue.encode({ identity, flags: 0 }).toString('hex') };
+}
+
+/** Adds the writes that turn one endpoint's entries `before` into `after` (undefined: none). */
+function diffEntries(
+  before: EndpointPlan['maps'] | undefined,
+  after: EndpointPlan['maps'] | undefined,
+  updates: Map<PlannedMap, Array<{ key: string; value: string }>>,
+  deletes: Map<PlannedMap, string[]>,
+): void {
+  for (const m of ['pal_policy', 'pal_policy_cidr'] as const) {
+    const had = before?.get(m);
+    const has = after?.get(m);
+    if (has) for (const [key, value] of has) if (had?.get(key) !== value) updates.get(m)!.push({ key, value });
+    if (had) for (const key of had.keys()) if (!has?.has(key)) deletes.get(m)!.push(key);
   }
-  for (const e of perEndpoint) {
-    problems.push(...e.problems);
-    if (!e.closed) for (const map of ['pal_policy', 'pal_policy_cidr'] as const) for (const [k, v] of e.maps.get(map)!) maps.get(map)!.set(k, v);
-    put('pal_endpoints', e.endpoint.ifindex, e.closed ? closedEndpointInfo(e.info.ipv4) : e.info);
-  }
-  return { maps, problems, skippedAddresses };
+}
+
+function nonEmpty<T>(lists: Map<PlannedMap, T[]>): Map<PlannedMap, T[]> {
+  return new Map([...lists].filter(([, list]) => list.length > 0));
 }
 
 interface EndpointPlan {
@@ -151,7 +262,7 @@ interface EndpointPlan {
   info: Parameters<typeof endpointInfo.encode>[0];
   maps: Map<'pal_policy' | 'pal_policy_cidr', Map<string, string>>;
   problems: PlanProblem[];
-  /** Enforced deny-all: its entries did not fit. */
+  /** Enforced deny-all by its own plan (pod not known, address not IPv4): no entries. */
   closed: boolean;
 }
 

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { endpointInfo, loadGlobals, policyKey, policyValue, u32Key } from '../datapath/abi.ts';
 import { Loader } from '../datapath/loader-client.ts';
-import { PLANNED_MAPS, type MapContents, type PlannedMap } from './datapath-plan.ts';
+import { diffMaps, PLANNED_MAPS, type MapContents, type PlannedMap } from './datapath-plan.ts';
 import { fitsMakeBeforeBreak, orderWrites, type WriteStep } from './map-writes.ts';
 
 const OBJECT = fileURLToPath(new URL('../build/bpf/endpoint.bpf.o', import.meta.url));
@@ -65,12 +65,12 @@ test('replacing 777,000 of 1,048,576 pal_policy entries by 777,000 others gets t
   const old = contents(policyEntries(0));
   const next = contents(policyEntries(ENTRIES));
   const limits: Partial<Record<PlannedMap, number>> = { pal_policy: capacity };
-  await write(orderWrites(old, contents([]), limits));
+  await write(orderWrites(diffMaps(old, contents([])), contents([]), limits));
   assert.equal((await loader.dump('pal_policy')).length, ENTRIES);
 
-  assert.equal(fitsMakeBeforeBreak(next, old, limits), false);
+  assert.equal(fitsMakeBeforeBreak(diffMaps(next, old), old, limits), false);
   const started = performance.now();
-  await write(orderWrites(next, old, limits));
+  await write(orderWrites(diffMaps(next, old), old, limits));
   const ms = performance.now() - started;
   const dumped = await loader.dump('pal_policy');
   assert.equal(dumped.length, ENTRIES);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { endpointInfo, policyKey, policyValue, u32Key } from '../datapath/abi.ts';
-import { PLANNED_MAPS, type MapContents, type PlannedMap } from './datapath-plan.ts';
+import { diffMaps, PLANNED_MAPS, type MapContents, type PlannedMap } from './datapath-plan.ts';
 import { orderWrites, peakFill, type Capacity, type WriteStep } from './map-writes.ts';
 
 const hex = (b: Buffer) => b.toString('hex');
@@ -44,7 +44,7 @@ function simulate(applied: MapContents, desired: MapContents, steps: WriteStep[]
 test('with room for both, new entries are written before stale ones are deleted, endpoint flags last', () => {
   const applied = contents({ pal_policy: range(1, 3).map((p) => policyEntry(7, p)), pal_endpoints: [endpointEntry(10, 7)] });
   const desired = contents({ pal_policy: range(2, 3).map((p) => policyEntry(7, p)), pal_endpoints: [endpointEntry(10, 7, 3)] });
-  const steps = orderWrites(desired, applied, { pal_policy: 100 });
+  const steps = orderWrites(diffMaps(desired, applied), applied, { pal_policy: 100 });
   assert.deepEqual(steps.map((s) => `${s.op} ${s.map} ${s.entries.length}`), ['update pal_policy 1', 'update pal_endpoints 1', 'delete pal_policy 1']);
   assert.deepEqual(simulate(applied, desired, steps, { pal_policy: 100 }), desired);
 });
@@ -54,7 +54,7 @@ test('replacing most of a full map swaps the endpoint alone, closed, and never n
   const capacity = { pal_policy: 1048 };
   const applied = contents({ pal_policy: range(1, 777).map((p) => policyEntry(7, p)), pal_endpoints: [endpointEntry(10, 7), endpointEntry(11, 8)] });
   const desired = contents({ pal_policy: range(1001, 777).map((p) => policyEntry(7, p)), pal_endpoints: [endpointEntry(10, 7), endpointEntry(11, 8)] });
-  const steps = orderWrites(desired, applied, capacity);
+  const steps = orderWrites(diffMaps(desired, applied), applied, capacity);
   assert.equal(peakFill(applied, steps, 'pal_policy'), 777);
   assert.deepEqual(simulate(applied, desired, steps, capacity), desired);
   const order = steps.map((s) => `${s.op} ${s.map}`);
@@ -67,7 +67,7 @@ test('shrinking endpoints are swapped before growing ones, so the fill never pas
   const capacity = { pal_policy: 10 };
   const applied = contents({ pal_policy: [...range(1, 8).map((p) => policyEntry(7, p)), ...range(1, 2).map((p) => policyEntry(8, p))], pal_endpoints: [endpointEntry(10, 7), endpointEntry(11, 8)] });
   const desired = contents({ pal_policy: [...range(1, 2).map((p) => policyEntry(7, p + 50)), ...range(1, 8).map((p) => policyEntry(8, p + 50))], pal_endpoints: [endpointEntry(10, 7), endpointEntry(11, 8)] });
-  const steps = orderWrites(desired, applied, capacity);
+  const steps = orderWrites(diffMaps(desired, applied), applied, capacity);
   assert.deepEqual(simulate(applied, desired, steps, capacity), desired);
 });
 
@@ -85,7 +85,7 @@ test('property: any change between two states that fit is written without overfl
       const capacity: Capacity = Object.fromEntries(
         PLANNED_MAPS.map((m) => [m, Math.max(applied.get(m)!.size, desired.get(m)!.size) + slack]),
       );
-      assert.deepEqual(simulate(applied, desired, orderWrites(desired, applied, capacity), capacity), desired);
+      assert.deepEqual(simulate(applied, desired, orderWrites(diffMaps(desired, applied), applied, capacity), capacity), desired);
     }),
     { numRuns: 500 },
   );

@@ -17,7 +17,7 @@
 // the new one without ever exceeding the larger of the two. Stale ipcache
 // entries are deleted before new ones are written (they are the final state).
 import { endpointInfo } from '../datapath/abi.ts';
-import { closedEndpointInfo, diffMaps, PLANNED_MAPS, type MapContents, type PlannedMap } from './datapath-plan.ts';
+import { closedEndpointInfo, PLANNED_MAPS, type MapChanges, type MapContents, type PlannedMap } from './datapath-plan.ts';
 
 export interface WriteStep {
   map: PlannedMap;
@@ -36,24 +36,24 @@ export function endpointIdOfKey(map: 'pal_policy' | 'pal_policy_cidr', keyHex: s
 }
 
 /** Whether writing every new key before deleting any stale one fits every map. */
-export function fitsMakeBeforeBreak(desired: MapContents, applied: MapContents, capacity: Capacity): boolean {
+export function fitsMakeBeforeBreak(changes: MapChanges, applied: MapContents, capacity: Capacity): boolean {
   return PLANNED_MAPS.every((map) => {
     const have = applied.get(map) ?? new Map<string, string>();
     let peak = have.size;
-    for (const key of (desired.get(map) ?? new Map<string, string>()).keys()) if (!have.has(key)) peak++;
+    for (const { key } of changes.updates.get(map) ?? []) if (!have.has(key)) peak++;
     return peak <= (capacity[map] ?? Infinity);
   });
 }
 
-export function orderWrites(desired: MapContents, applied: MapContents, capacity: Capacity): WriteStep[] {
-  const changes = diffMaps(desired, applied);
+/** The steps that apply `changes` (the writes from `applied` to the state wanted) in a safe order. */
+export function orderWrites(changes: MapChanges, applied: MapContents, capacity: Capacity): WriteStep[] {
   const steps: WriteStep[] = [];
   const push = (map: PlannedMap, op: WriteStep['op'], entries: WriteStep['entries']) => {
     if (entries.length > 0) steps.push({ map, op, entries });
   };
   const deletes = (map: PlannedMap) => (changes.deletes.get(map) ?? []).map((key) => ({ key, value: '' }));
 
-  if (fitsMakeBeforeBreak(desired, applied, capacity)) {
+  if (fitsMakeBeforeBreak(changes, applied, capacity)) {
     for (const map of PLANNED_MAPS) push(map, 'update', changes.updates.get(map) ?? []);
     for (const map of [...PLANNED_MAPS].reverse()) push(map, 'delete', deletes(map));
     return steps;
@@ -92,7 +92,9 @@ export function orderWrites(desired: MapContents, applied: MapContents, capacity
 
   // pal_endpoints as written so far, and its keys by endpoint id, before and after.
   const endpoints = new Map(applied.get('pal_endpoints') ?? []);
-  const wantEndpoints = desired.get('pal_endpoints') ?? new Map<string, string>();
+  const wantEndpoints = new Map(endpoints);
+  for (const { key, value } of changes.updates.get('pal_endpoints') ?? []) wantEndpoints.set(key, value);
+  for (const key of changes.deletes.get('pal_endpoints') ?? []) wantEndpoints.delete(key);
   const byId = (entries: Iterable<[string, string]>) => {
     const keys = new Map<number, string[]>();
     for (const [key, value] of entries) {

@@ -28,7 +28,17 @@ import { networkPolicySpec } from '../lib/network-policy.ts';
 import type { Endpoint } from './cni/handler.ts';
 import { ConntrackPurge } from './conntrack-purge.ts';
 import { podInput } from './pod-input.ts';
-import { closedEndpointInfo, PLANNED_MAPS, planDatapath, problemText, type MapContents, type PlannedMap } from './datapath-plan.ts';
+import {
+  closedEndpointInfo,
+  DatapathPlanner,
+  diffMaps,
+  PLANNED_MAPS,
+  problemText,
+  type IncrementalPlan,
+  type MapChanges,
+  type MapContents,
+  type PlannedMap,
+} from './datapath-plan.ts';
 import { endpointIdOfKey, orderWrites, type Capacity, type WriteStep } from './map-writes.ts';
 import { ProblemEvents } from './problem-events.ts';
 import type { RealizedStatus, StatusReporter } from './status-reporter.ts';
@@ -67,6 +77,10 @@ export class PolicySync {
   #capacity: Capacity = {};
   /** Set when a write failed midway: what the kernel holds is then read back before the next diff. */
   #appliedUnknown = false;
+  readonly #planner = new DatapathPlanner();
+  /** The compiler generation the planner has seen; false until a first whole plan was diffed against the maps. */
+  #generation = 0;
+  #planned = false;
   /** The last status published, and the sync failure last raised as an event. */
   #status: RealizedStatus | undefined;
   #failureEvent = '';
@@ -255,17 +269,25 @@ export class PolicySync {
       const result = this.#compiler.result(key);
       return result ? [[key, result] as const] : [];
     }));
-    const plan = planDatapath({
-      endpoints: endpoints.map((e) => ({ key: `${e.podNamespace}/${e.podName}`, ifindex: e.ifindex, ip: e.ip })),
-      compiled,
-      podIdentities: this.#compiler.ipcache(),
-      nodeAddresses: this.#o.nodeAddresses(),
-      capacity: this.#capacity,
-    });
+    const since = this.#compiler.endpointsChangedSince(this.#generation);
+    this.#generation = since.generation;
+    // After a start or a failed write, the kernel's maps are the reference: plan all, diff all.
+    const full = this.#appliedUnknown || since.full || !this.#planned;
+    const plan = this.#planner.plan(
+      {
+        endpoints: endpoints.map((e) => ({ key: `${e.podNamespace}/${e.podName}`, ifindex: e.ifindex, ip: e.ip })),
+        compiled,
+        podIdentities: this.#compiler.ipcache(),
+        nodeAddresses: this.#o.nodeAddresses(),
+        capacity: this.#capacity,
+      },
+      full ? 'all' : new Set(since.changed),
+    );
     const compiledAt = Date.now();
     const compiledMs = performance.now() - started;
     if (this.#appliedUnknown) await this.#readApplied();
-    const steps = orderWrites(plan.maps, this.#applied, this.#capacity);
+    const steps = orderWrites(full ? diffMaps(plan.full(), this.#applied) : this.#withEndpoints(plan), this.#applied, this.#capacity);
+    this.#planned = true;
     const diffedAt = Date.now();
     // Before anything admits an address's new owner: its previous owner's conntrack entries go.
     await this.#purge.run(this.#o.loader, this.#compiler.addressOwners(), endpoints, this.#o.log);
@@ -341,6 +363,7 @@ export class PolicySync {
    * status, a Warning event once per distinct failure, a log line each time.
    */
   async #syncFailed(error: Error): Promise<void> {
+    this.#planned = false; // the planner may be ahead of the maps: the next sync diffs them whole
     const message = `policy sync failed, retrying: ${error.message}`;
     this.#o.log(`policy: ${message}`);
     this.#o.status.report({ ...(this.#status ?? { revision: this.#revision, endpoints: 0, realized: {}, pendingIdentities: 0 }), ready: false, message });
@@ -353,6 +376,18 @@ export class PolicySync {
       component: 'palisade-agent',
       host: this.#o.node,
     }).catch((posting: unknown) => this.#o.log(`could not record the sync failure as an event: ${(posting as Error).message}`));
+  }
+
+  /** The plan's changes, with pal_endpoints diffed whole against the kernel (CNI ADD writes closed entries there itself). */
+  #withEndpoints(plan: IncrementalPlan): MapChanges {
+    const endpoints = diffMaps(new Map([['pal_endpoints', plan.endpoints]]), new Map([['pal_endpoints', this.#applied.get('pal_endpoints') ?? new Map()]]));
+    const updates = new Map(plan.changes.updates);
+    const deletes = new Map(plan.changes.deletes);
+    updates.delete('pal_endpoints');
+    deletes.delete('pal_endpoints');
+    for (const [m, list] of endpoints.updates) updates.set(m, list);
+    for (const [m, list] of endpoints.deletes) deletes.set(m, list);
+    return { updates, deletes, count: plan.changes.count + endpoints.count };
   }
 
   #record(map: PlannedMap, updates: Array<{ key: string; value: string }>, deletes: string[]): void {
