@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import {
   CLOCK_PROGRAM,
+  CT_FORGET_PROGRAM,
   ct4Key,
   ctBudget,
   ctValue,
@@ -27,7 +28,7 @@ import {
   u32Key,
 } from '../datapath/abi.ts';
 import { Loader, type MapEntry } from '../datapath/loader-client.ts';
-import { ConntrackGc, DEFAULT_CT_TIMEOUTS, expiredKeys, nearestHz } from './conntrack-gc.ts';
+import { ConntrackGc, DEFAULT_CT_TIMEOUTS, expiredKeys, forgetBatches, nearestHz } from './conntrack-gc.ts';
 
 const ENDPOINT_OBJECT = fileURLToPath(new URL('../build/bpf/endpoint.bpf.o', import.meta.url));
 
@@ -102,6 +103,32 @@ test('a pass over the kernel map deletes exactly the expired entries, on the clo
   assert.deepEqual(peerPorts((await loader.dump('pal_ct4')).map((e) => e.key)), [1, 3]);
   assert.deepEqual(await gc.runOnce(), { scanned: 2, deleted: 0 }, 'a second pass finds nothing more');
   await gc.stop();
+});
+
+test('pal_ct_forget deletes only entries whose last_seen is still the one judged idle, and uncounts them', async () => {
+  const bpffs = await mkdtemp(join(tmpdir(), 'pal-ct-gc-test-'));
+  cleanups.push(() => rm(bpffs, { recursive: true, force: true }));
+  await execa('mount', ['-t', 'bpf', 'bpffs', bpffs]);
+  cleanups.push(() => execa('umount', [bpffs]));
+  const loader = await Loader.start({ onLog: () => {} });
+  cleanups.push(() => loader.close());
+  await loader.load(ENDPOINT_OBJECT, bpffs, { globals: loadGlobals({ hostReachesPods: true }) });
+
+  const entries = Array.from({ length: 300 }, (_, i) => entry(PROTOCOL.UDP, i + 1, 1000)); // 3 batches of up to 128
+  await loader.update('pal_ct4', entries);
+  // As the datapath would have counted them: 300 for device 3 (entry()'s ifindex), 300 in all.
+  await loader.update('pal_ct_budget', [
+    { key: u32Key.encode(3), value: ctBudget.encode({ entries: 300 }) },
+    { key: u32Key.encode(0), value: ctBudget.encode({ entries: 300 }) },
+  ]);
+  // Entry 7 is refreshed after the collector's dump: it must stay.
+  await loader.update('pal_ct4', [entry(PROTOCOL.UDP, 7, 2000)]);
+  let deleted = 0;
+  for (const batch of forgetBatches(entries)) deleted += (await loader.testRun(CT_FORGET_PROGRAM, batch)).retval;
+  assert.equal(deleted, 299);
+  assert.deepEqual(peerPorts((await loader.dump('pal_ct4')).map((e) => e.key)), [7]);
+  const budget = new Map((await loader.dump('pal_ct_budget')).map((e) => [u32Key.decode(e.key), ctBudget.decode(e.value).entries]));
+  assert.deepEqual(budget, new Map([[0, 1], [3, 1]]));
 });
 
 /** Ethernet + IPv4 (no options) + UDP + 8 bytes, the way a pod's datagram crosses its veth. */
