@@ -142,7 +142,7 @@ function doubleTagged(payload: string): Buffer {
 /** Writes the double-tagged frame raw on the pod's eth0; true when the peer got its datagram, forged source and all. */
 async function sendDoubleTagged(payload: string): Promise<boolean> {
   await execa('ip', ['netns', 'exec', ns.pod, 'socat', '-u', 'STDIN', 'INTERFACE:eth0'], { input: doubleTagged(payload), timeout: 5000 });
-  for (let i = 0; i < 20; i++) {
+  for (let i = 0; i < 40; i++) {
     if (received.includes(`10.9.3.7 ${payload}`)) return true;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -152,7 +152,7 @@ async function sendDoubleTagged(payload: string): Promise<boolean> {
 /** Connects from the pod to the node's [fe80::1]:8080; true when the answer came back. */
 async function ipv6FromPod(): Promise<boolean> {
   const out = await nodeIn(ns.pod, `
-    const c = require('node:net').connect({ host: 'fe80::1%eth0', port: 8080, timeout: 1500 });
+    const c = require('node:net').connect({ host: 'fe80::1%eth0', port: 8080, timeout: 3000 });
     c.on('data', (d) => { console.log(String(d)); c.destroy(); });
     c.on('timeout', () => { console.log('timeout'); c.destroy(); });
     c.on('error', (e) => console.log(e.code));`);
@@ -213,7 +213,7 @@ test('fragments of an allowed UDP flow pass both ways, and the node\'s "fragment
     const send = () => s.send(Buffer.alloc(3000, 7), 9200, '10.9.1.5');
     s.on('message', (m) => { console.log(m.length); process.exit(0); });
     s.bind(0, () => { send(); setInterval(send, 300); });
-    setTimeout(() => { console.log('timeout'); process.exit(0); }, 3000);`);
+    setTimeout(() => { console.log('timeout'); process.exit(0); }, 6000);`, 10000);
   assert.equal(echoed.trim(), '3000', 'the fragmented datagram and its fragmented echo both pass');
 
   // The peer's side of the node takes only 1280-byte packets: the pod's
@@ -230,7 +230,7 @@ test('fragments of an allowed UDP flow pass both ways, and the node\'s "fragment
     c.on('data', (d) => { answer += d; });
     c.on('end', () => { console.log(answer); process.exit(0); });
     c.on('error', (e) => { console.log(e.code); process.exit(0); });
-    setTimeout(() => { console.log('timeout'); process.exit(0); }, 4000);`, 8000);
+    setTimeout(() => { console.log('timeout'); process.exit(0); }, 8000);`, 12000);
   assert.equal(sent.trim(), '200000', 'the transfer completes over the smaller path MTU');
   assert.ok((await counted(REASON.ALLOW_RELATED)) > relatedBefore, 'the ICMP error passed as ALLOW_RELATED');
 });
