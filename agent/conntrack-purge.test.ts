@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { ct4Key, ctValue, DIRECTION, ipcacheValue, ipv4Key, loadGlobals, PROTOCOL } from '../datapath/abi.ts';
+import { ct4Key, ctBudget, ctValue, DIRECTION, ipcacheValue, ipv4Key, loadGlobals, PROTOCOL, u32Key } from '../datapath/abi.ts';
 import { Loader, type MapEntry } from '../datapath/loader-client.ts';
 import type { Endpoint } from './cni/handler.ts';
-import { changedAddresses, ConntrackPurge, endpointAddressesGone, endpointMarks, keysToPurge, marksFromIpcache, ownerMarks } from './conntrack-purge.ts';
+import { changedAddresses, ConntrackPurge, endpointAddressesGone, endpointMarks, entriesToPurge, marksFromIpcache, ownerMarks } from './conntrack-purge.ts';
 
 const ENDPOINT_OBJECT = fileURLToPath(new URL('../build/bpf/endpoint.bpf.o', import.meta.url));
 
@@ -89,9 +89,9 @@ test('the entries to delete are those whose endpoint address or peer address cha
     ct('10.2.0.5', '10.1.0.11', 3), // the reused address as the endpoint (its old pod's own entry): deleted
     ct('10.1.0.12', '10.1.0.13', 4), // kept
   ];
-  const keys = keysToPurge(entries, new Set(['10.2.0.5']));
-  assert.deepEqual(keys.map((k) => ct4Key.decode(k).peerPort), [1, 3]);
-  assert.deepEqual(keysToPurge(entries, new Set()), []);
+  const doomed = entriesToPurge(entries, new Set(['10.2.0.5']));
+  assert.deepEqual(doomed.map((e) => ct4Key.decode(e.key).peerPort), [1, 3]);
+  assert.deepEqual(entriesToPurge(entries, new Set()), []);
 });
 
 test('runs over the kernel maps: the first compares with the pinned ipcache, the next with the last run; local endpoints that leave take their entries', async () => {
@@ -109,6 +109,9 @@ test('runs over the kernel maps: the first compares with the pinned ipcache, the
   // What a previous agent enforced: 10.2.0.5 and 10.2.0.6 were pods of identity 300.
   await loader.update('pal_ipcache4', ['10.2.0.5', '10.2.0.6'].map((ip) => ({ key: ipv4Key.encode(ip), value: ipcacheValue.encode({ identity: 300, flags: 0 }) })));
   await loader.update('pal_ct4', [ct('10.1.0.10', '10.2.0.5', 1), ct('10.1.0.10', '10.2.0.6', 2), ct('10.1.0.10', '10.2.0.7', 3), ct('10.1.0.11', '10.2.0.6', 4)]);
+  // As the datapath counts them (every entry of ct() is on device 3): 6 in the end, all written below.
+  await loader.update('pal_ct_budget', [{ key: u32Key.encode(3), value: ctBudget.encode({ entries: 6 }) }, { key: u32Key.encode(0), value: ctBudget.encode({ entries: 6 }) }]);
+  const budget = async () => new Map((await loader.dump('pal_ct_budget')).map((e) => [u32Key.decode(e.key), ctBudget.decode(e.value).entries]));
 
   // A new agent: 10.2.0.6 now has another identity (reused while the agent was down), 10.2.0.5 is unchanged.
   const purge = new ConntrackPurge();
@@ -125,5 +128,44 @@ test('runs over the kernel maps: the first compares with the pinned ipcache, the
   assert.deepEqual(await remaining(), [3, 5, 6]);
   await purge.run(loader, new Map([['10.2.0.5', owner('u-55', 300)], ['10.2.0.6', owner('u-6', 301)]]), [], (l) => log.push(l));
   assert.deepEqual(await remaining(), [6]);
+  assert.deepEqual(await budget(), new Map([[0, 1], [3, 1]]), 'deleted through pal_ct_forget: the budget counts only what is left');
   assert.equal(log.length, 3, log.join('\n'));
+});
+
+test('entries refreshed between the dump and pal_ct_forget are purged by the next pass; ones refreshed every time fail the run, which is then retried whole', async () => {
+  // A stand-in for the loader: pal_ct4 in memory; pal_ct_forget skips the entries `refreshing` says were refreshed.
+  const fake = (refreshing: (pass: number) => boolean) => {
+    let map = [ct('10.1.0.10', '10.2.0.5', 1), ct('10.1.0.10', '10.2.0.6', 2)];
+    let pass = 0;
+    const loader = {
+      dump: async (name: string) => (name === 'pal_ct4' ? map : []),
+      testRun: async (_program: string, batch: Buffer) => {
+        pass++;
+        if (refreshing(pass)) return { retval: 0 };
+        const keys = new Set<string>();
+        for (let at = 14; at < batch.length; at += 20) keys.add(batch.subarray(at, at + 16).toString('hex'));
+        const before = map.length;
+        map = map.filter((e) => !keys.has(e.key.toString('hex')));
+        return { retval: before - map.length };
+      },
+    };
+    return { loader: loader as unknown as Loader, left: () => map.map((e) => ct4Key.decode(e.key).peerPort) };
+  };
+  const before = new Map([['10.2.0.5', owner('u-5', 300)]]);
+  const gone = new Map<string, ReturnType<typeof owner>>();
+
+  const once = fake((pass) => pass === 1);
+  const purge = new ConntrackPurge();
+  await purge.run(once.loader, before, [], () => {});
+  await purge.run(once.loader, gone, [], () => {});
+  assert.deepEqual(once.left(), [2], 'deleted on the second pass');
+
+  const always = fake(() => true);
+  const stuck = new ConntrackPurge();
+  await stuck.run(always.loader, before, [], () => {});
+  await assert.rejects(stuck.run(always.loader, gone, [], () => {}), /still there after 5 passes/);
+  // The failed run did not advance: the next one (refreshes over) purges the same address.
+  const later = fake(() => false);
+  await stuck.run(later.loader, gone, [], () => {});
+  assert.deepEqual(later.left(), [2]);
 });

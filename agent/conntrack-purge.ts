@@ -15,12 +15,22 @@
 // endpoint address or peer address is one of them, before the sync writes
 // the maps that admit the new owner.
 //
+// Entries are deleted through the object's pal_ct_forget program, as the
+// garbage collector deletes them, so that pal_ct_budget's per-endpoint counts
+// stay exact (docs/adr/0003-conntrack-budget.md); it skips an entry
+// refreshed since the dump, so the purge dumps again and repeats until none
+// of the entries is left.
+//
 // Pure: ownerMarks, changedAddresses, endpointMarks, endpointAddressesGone,
-// keysToPurge, marksFromIpcache. ConntrackPurge does the I/O (one dump and
-// one batched delete, only when something changed hands).
-import { ct4Key, ipcacheValue, ipv4Key } from '../datapath/abi.ts';
+// entriesToPurge, marksFromIpcache. ConntrackPurge does the I/O (a dump and
+// a forget pass, only when something changed hands).
+import { CT_FORGET_PROGRAM, ct4Key, ipcacheValue, ipv4Key } from '../datapath/abi.ts';
 import type { Loader, MapEntry } from '../datapath/loader-client.ts';
 import type { Endpoint } from './cni/handler.ts';
+import { forgetBatches } from './conntrack-gc.ts';
+
+/** Dump-and-forget passes before a purge gives up (the sync then fails and is retried, its new owners not admitted). */
+const PURGE_ATTEMPTS = 5;
 
 /** An address's owner as the compiler reports it (Compiler.addressOwners). */
 export interface AddressOwner {
@@ -83,13 +93,13 @@ export function endpointAddressesGone(before: ReadonlyMap<string, string>, after
   return [...before].filter(([ip, mark]) => after.get(ip) !== mark).map(([ip]) => ip).sort();
 }
 
-/** Keys of the pal_ct4 entries whose endpoint address or peer address is in `addresses`. */
-export function keysToPurge(entries: readonly MapEntry[], addresses: ReadonlySet<string>): Buffer[] {
+/** The pal_ct4 entries whose endpoint address or peer address is in `addresses`. */
+export function entriesToPurge(entries: readonly MapEntry[], addresses: ReadonlySet<string>): MapEntry[] {
   if (addresses.size === 0) return [];
   return entries.filter((e) => {
     const k = ct4Key.decode(e.key);
     return addresses.has(k.addr) || addresses.has(k.peerAddr);
-  }).map((e) => e.key);
+  });
 }
 
 export class ConntrackPurge {
@@ -110,12 +120,14 @@ export class ConntrackPurge {
     const before = this.#owners ?? marksFromIpcache(await loader.dump('pal_ipcache4'));
     const changed = new Set([...changedAddresses(before, marks), ...endpointAddressesGone(this.#endpoints ?? wired, wired)]);
     if (changed.size > 0) {
-      const entries = await loader.dump('pal_ct4');
-      const keys = keysToPurge(entries, changed);
-      if (keys.length > 0) {
-        await loader.delete('pal_ct4', keys);
-        log(`conntrack: ${keys.length} entries of ${changed.size} addresses that changed hands removed (${[...changed].slice(0, 5).join(', ')}${changed.size > 5 ? ', ...' : ''})`);
+      let deleted = 0;
+      for (let attempt = 1; ; attempt++) {
+        const doomed = entriesToPurge(await loader.dump('pal_ct4'), changed);
+        if (doomed.length === 0) break;
+        if (attempt > PURGE_ATTEMPTS) throw new Error(`conntrack: ${doomed.length} entries of addresses that changed hands still there after ${PURGE_ATTEMPTS} passes (refreshed as fast as they are deleted)`);
+        for (const batch of forgetBatches(doomed)) deleted += (await loader.testRun(CT_FORGET_PROGRAM, batch)).retval;
       }
+      if (deleted > 0) log(`conntrack: ${deleted} entries of ${changed.size} addresses that changed hands removed (${[...changed].slice(0, 5).join(', ')}${changed.size > 5 ? ', ...' : ''})`);
     }
     this.#owners = marks;
     this.#endpoints = wired;
