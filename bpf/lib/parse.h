@@ -12,6 +12,7 @@
 #ifndef PAL_PARSE_H
 #define PAL_PARSE_H
 
+#include <stdbool.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
