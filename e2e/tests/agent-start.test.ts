@@ -118,7 +118,7 @@ test('an agent started while the API server is unreachable waits with backoff, r
     );
     // The CNI socket comes up first; STATUS says not-ready (50) and ADD try-again-later (11).
     let status = await cniCode(callCni(node, 'STATUS', undefined));
-    for (let i = 0; i < 100 && status.code === 11; i++) {
+    for (let i = 0; i < 300 && status.code === 11; i++) { // the socket is not up until the process has loaded
       await new Promise((resolve) => setTimeout(resolve, 100));
       status = await cniCode(callCni(node, 'STATUS', undefined));
     }
@@ -129,9 +129,9 @@ test('an agent started while the API server is unreachable waits with backoff, r
     assert.equal(add.code, 11, add.message);
 
     // It keeps trying, each attempt logged once, further apart each time.
-    await new Promise((resolve) => setTimeout(resolve, 4000));
+    await new Promise((resolve) => setTimeout(resolve, 3000));
     const waits = [...(await agentLog()).slice(logBefore).matchAll(/cannot read Node .* retrying in (\d+) ms/g)].map((m) => Number(m[1]));
-    assert.ok(waits.length >= 2 && waits.length <= 8, `retries: ${waits.join(', ')}`);
+    assert.ok(waits.length >= 2 && waits.length <= 7, `retries: ${waits.join(', ')}`);
     assert.ok(waits.at(-1)! > waits[0]!, `delays grow: ${waits.join(', ')}`);
 
     await ip('route', 'del', 'blackhole', `${server}/32`);
