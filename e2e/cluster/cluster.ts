@@ -10,7 +10,7 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from './control-plane.ts';
 import { installCrds } from './crds.ts';
 import { NODE_BIN, programs } from './paths.ts';
-import { startProcess } from './processes.ts';
+import { startProcess, type ManagedProcess } from './processes.ts';
 import { Kubelet, type SimPod } from './kubelet.ts';
 import { deleteNetns, listNetns, newRunId, sweepDeadRuns } from './netns.ts';
 import { startNode, type SimNode } from './node.ts';
@@ -20,6 +20,8 @@ export interface Cluster {
   runId: string;
   runDir: string;
   controlPlane: ControlPlane;
+  /** The operator replica the cluster starts (tests may signal it or start more replicas). */
+  operator: ManagedProcess;
   kubeconfig: KubeConfig;
   core: CoreV1Api;
   nodes: SimNode[];
@@ -87,7 +89,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     });
     const stack = cleanup.move();
     return {
-      runId, runDir, controlPlane, kubeconfig, core, nodes, kubelet, pods,
+      runId, runDir, controlPlane, operator, kubeconfig, core, nodes, kubelet, pods,
       stop: () => stack.disposeAsync(),
     };
   } catch (error) {

@@ -42,6 +42,8 @@ export type ControlPlane = {
   nodeKubeconfig: string;
   /** The tunnel's port on 127.0.0.1 in the root namespace. */
   apiserverPort: number;
+  /** Outage tests: kills kube-apiserver (SIGKILL, as a crash would), starts it again with the same flags, resolves once /readyz answers. */
+  restartApiserver(): Promise<void>;
   /** Stops everything started; idempotent. runDir is left for the caller. */
   stop(): Promise<void>;
 };
@@ -94,7 +96,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
     // Not waited on here: its /readyz is checked through the tunnel below, which tests
     // the whole path the root namespace will use.
-    const apiserver = await start({
+    const apiserverSpec: ProcessOptions = {
       name: 'kube-apiserver',
       command: apiserverBin,
       netns,
@@ -118,7 +120,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         '-v=0',
       ],
       logFile: join(runDir, 'kube-apiserver.log'),
-    });
+    };
+    // Replaced by restartApiserver(); stopped at the end whichever it is.
+    let apiserver = await startProcess(apiserverSpec);
+    started.defer(() => apiserver.stop());
 
     const socket = join(runDir, 'apiserver.sock');
     const netnsTunnel = await start({
@@ -153,8 +158,19 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       explainTimeoutWith: apiserver,
     });
 
+    const restartApiserver = async () => {
+      process.kill(-apiserver.pid, 'SIGKILL'); // its own process group (see processes.ts)
+      await apiserver.stop();
+      apiserver = await startProcess(apiserverSpec);
+      await waitFor('kube-apiserver /readyz after a restart', () => probeHttps(`https://127.0.0.1:${apiserverPort}/readyz`, credentials), {
+        timeoutMs: READY_TIMEOUT_MS,
+        watch: [apiserver],
+        explainTimeoutWith: apiserver,
+      });
+    };
+
     const running = started.move();
-    return { adminKubeconfig, nodeKubeconfig, apiserverPort, stop: () => running.disposeAsync() };
+    return { adminKubeconfig, nodeKubeconfig, apiserverPort, restartApiserver, stop: () => running.disposeAsync() };
   } catch (err) {
     await started.disposeAsync();
     throw err;

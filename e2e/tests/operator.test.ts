@@ -2,8 +2,11 @@
 // SecurityIdentity per security label set (shared by pods with equal labels),
 // unused ones released after the grace period.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { CustomObjectsApi } from '@kubernetes/client-node';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
 import { waitFor } from '../cluster/processes.ts';
 import { createNamespace, startPods, stopPods } from '../cluster/workload.ts';
@@ -21,7 +24,7 @@ after(async () => {
 
 interface Identity {
   metadata: { name: string };
-  spec: { namespace: string; podLabels: Record<string, string> };
+  spec: { key: string; namespace: string; podLabels: Record<string, string> };
 }
 
 async function identities(): Promise<Identity[]> {
@@ -50,4 +53,46 @@ test('pods with equal labels share one identity; distinct label sets get distinc
 test('an identity nobody uses any more is released after the grace period', async () => {
   await stopPods(cluster, [cluster.pods.get('x/b')!]);
   await waitFor('the identity of app=b released', async () => assert.deepEqual(await labelSets(), ['{"app":"a"}']), { timeoutMs: 15_000 });
+});
+
+test('label churn on pods allocates without conflicts: no 409s, one identity per label set, every final label set has one', async () => {
+  // Bare Pod objects (no node): the operator allocates for every pod it sees.
+  const names = ['churn-1', 'churn-2', 'churn-3'];
+  for (const name of names) {
+    await cluster.core.createNamespacedPod({ namespace: 'x', body: { metadata: { name, labels: { app: name, rev: '0' } }, spec: { containers: [{ name: 'c', image: 'none' }] } } });
+  }
+  const log = join(cluster.runDir, 'operator.log');
+  const from = readFileSync(log).length;
+  const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+  // 20 relabels per second per pod for 3 s; the rev values recur, and with a 1 s grace
+  // period identities are released and allocated again meanwhile.
+  const final = new Map<string, string>();
+  const started = performance.now();
+  for (let step = 1; performance.now() - started < 3_000; step++) {
+    const tick = performance.now();
+    await Promise.all(
+      names.map(async (name, i) => {
+        const rev = String((step + i) % 7);
+        final.set(name, rev);
+        await cluster.core.patchNamespacedPod({ namespace: 'x', name, body: { metadata: { labels: { rev } } } }, mergePatch);
+      }),
+    );
+    await sleep(Math.max(0, 50 - (performance.now() - tick)));
+  }
+  await waitFor(
+    'an identity for every final label set',
+    async () => {
+      const sets = new Set(await labelSets());
+      for (const name of names) assert.ok(sets.has(JSON.stringify({ app: name, rev: final.get(name) })), `${name} rev ${final.get(name)}`);
+    },
+    { timeoutMs: 10_000 },
+  );
+  const keys = (await identities()).map((i) => i.spec.key);
+  assert.equal(new Set(keys).size, keys.length, 'two identities for one label set');
+  const churnLog = readFileSync(log).subarray(from).toString();
+  const allocations = churnLog.match(/identity \d+ allocated/g)?.length ?? 0;
+  const fights = churnLog.split('\n').filter((line) => /409|conflict|sync failed|another label set/i.test(line));
+  console.log(`label churn: ${allocations} identities allocated, ${fights.length} conflict or failure lines`);
+  assert.deepEqual(fights, []);
+  await Promise.all(names.map((name) => cluster.core.deleteNamespacedPod({ namespace: 'x', name })));
 });
