@@ -261,12 +261,18 @@ static __always_inline int tracked(struct __sk_buff *skb, const __u8 dir, const 
 	return verdict(skb, ct->origin == dir ? PAL_ALLOW_ESTABLISHED : PAL_ALLOW_REPLY);
 }
 
+/* The counters one charge added to (ct_charge), to take it back. */
+struct ct_charged {
+	struct ct_budget *mine;
+	struct ct_budget *node;
+};
+
 /* Counts one more pal_ct4 entry for device `ifindex` (see conntrack.h),
  * or refuses: the endpoint would hold more than pal_ct_endpoint_max, or
  * more than its reserve while the node's shared part is used up. The
  * counters are added to first and read after, so two CPUs racing for the
  * last entry may both be refused (fail closed), never both admitted. */
-static __always_inline bool ct_charge(__u32 ifindex)
+static __always_inline bool ct_charge(__u32 ifindex, struct ct_charged *charged)
 {
 	struct ct_budget zero_budget = { 0 }, *mine, *node;
 	__u32 node_key = 0, n, total;
@@ -287,11 +293,21 @@ static __always_inline bool ct_charge(__u32 ifindex)
 	__sync_fetch_and_add(&node->entries, 1);
 	n = mine->entries;
 	total = node->entries;
-	if (n <= pal_ct_endpoint_max && (n <= PAL_CT_RESERVED || total <= PAL_CT_SHARED))
+	if (n <= pal_ct_endpoint_max && (n <= PAL_CT_RESERVED || total <= PAL_CT_SHARED)) {
+		charged->mine = mine;
+		charged->node = node;
 		return true;
+	}
 	__sync_fetch_and_add(&mine->entries, -1);
 	__sync_fetch_and_add(&node->entries, -1);
 	return false;
+}
+
+/* Takes back a charge that made no entry. */
+static __always_inline void ct_uncharge(const struct ct_charged *charged)
+{
+	__sync_fetch_and_add(&charged->mine->entries, -1);
+	__sync_fetch_and_add(&charged->node->entries, -1);
 }
 
 /* Counts one pal_ct4 entry of device `ifindex` less (never below 0). */
@@ -314,14 +330,15 @@ static __always_inline void ct_release(__u32 ifindex)
  * Returns false when the connection cannot be recorded (DROP_CT_FULL). */
 static __always_inline bool ct_open(const struct ct4_key *key, const struct ct_value *v)
 {
+	struct ct_charged charged;
 	struct ct_value *old;
 	long err;
 
-	if (ct_charge(v->ifindex)) {
+	if (ct_charge(v->ifindex, &charged)) {
 		err = bpf_map_update_elem(&pal_ct4, key, v, BPF_NOEXIST);
 		if (!err)
 			return true;
-		ct_release(v->ifindex);
+		ct_uncharge(&charged);
 		if (err != -EEXIST)
 			return false;
 	}
@@ -329,7 +346,7 @@ static __always_inline bool ct_open(const struct ct4_key *key, const struct ct_v
 	if (!old)
 		return false; /* over budget, or deleted meanwhile: decided again at the next packet */
 	if (old->ifindex != v->ifindex) {
-		if (!ct_charge(v->ifindex))
+		if (!ct_charge(v->ifindex, &charged))
 			return false;
 		ct_release(old->ifindex);
 	}
