@@ -45,23 +45,23 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
   let handle = createStartingHandler(() => waitingFor);
   const server: Server = await serveCni(config.cniSocket, (request) => handle(request), log);
 
-  // The API server may be down or the Node not registered (or without its
-  // pod CIDR) yet: wait for it rather than exit.
-  const podCidr = await retryWithBackoff(
-    async () => {
-      const cidr = (await core.readNode({ name: config.node })).spec?.podCIDR;
-      if (!cidr) throw new Error(`Node ${config.node} has no spec.podCIDR yet`);
-      return cidr;
-    },
-    {
+  // What the agent needs from the API server to start, it waits for (with
+  // backoff, each failure logged once) rather than exit.
+  const untilDone = <T>(what: string, work: () => Promise<T>) =>
+    retryWithBackoff(work, {
       backoff: { initialMs: 500, maxMs: 10_000 },
       onError: (error, attempt, delayMs) => {
         const why = String((error as Error)?.message ?? error).split('\n')[0];
-        waitingFor = `cannot read Node ${config.node}: ${why}`;
-        log(`cannot read Node ${config.node} (attempt ${attempt + 1}): ${why}; retrying in ${delayMs} ms`);
+        waitingFor = `cannot ${what}: ${why}`;
+        log(`cannot ${what} (attempt ${attempt + 1}): ${why}; retrying in ${delayMs} ms`);
       },
-    },
-  );
+    });
+  // The API server may be down, or the Node not registered (or without its pod CIDR) yet.
+  const podCidr = await untilDone(`read Node ${config.node}`, async () => {
+    const cidr = (await core.readNode({ name: config.node })).spec?.podCIDR;
+    if (!cidr) throw new Error(`Node ${config.node} has no spec.podCIDR yet`);
+    return cidr;
+  });
   waitingFor = 'starting the datapath';
 
   // Routing between pods and across nodes needs forwarding in this namespace.
@@ -88,7 +88,7 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
   const registry = await EndpointRegistry.open(join(config.stateDir, 'endpoints'));
   await pruneStaleEndpoints(registry, allocator, log);
   const status = new StatusReporter(kubeconfig, config.node, log);
-  await status.register();
+  await untilDone(`register PalisadeNode ${config.node}`, () => status.register());
   // The loader inherits this process's network namespace: it sees the node's veths.
   // libbpf warns on every re-attach to an existing clsact qdisc; that is expected here.
   const loader = await Loader.start({ onLog: (line) => /Exclusivity flag on/.test(line) || log(`loader: ${line}`) });

@@ -56,6 +56,22 @@ async function ifindex(name: string): Promise<number> {
   return link!.ifindex;
 }
 
+/** Kills the node's agent unless an earlier failure left it dead already. */
+async function killAgent(): Promise<void> {
+  const exited = await Promise.race([node.agent.exited.then(() => true), new Promise<boolean>((resolve) => setImmediate(() => resolve(false)))]);
+  if (!exited) await node.killAgent();
+}
+
+/** Deletes a pod's namespace and waits until the kernel has removed its veth pair (it does so asynchronously). */
+async function deletePodNetns(netns: string, hostIf: string): Promise<void> {
+  await deleteNetns(netns);
+  for (let i = 0; i < 100; i++) {
+    if ((await ip('link', 'show', 'dev', hostIf).catch(() => undefined)) === undefined) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.fail(`${hostIf} still exists 10 s after its peer's namespace was deleted`);
+}
+
 /** The tc programs on a device of the node, ingress and egress. */
 async function programsOn(dev: string): Promise<string> {
   const out = await Promise.all(['ingress', 'egress'].map((dir) => ip('netns', 'exec', node.netns, 'tc', 'filter', 'show', 'dev', dev, dir).catch(() => ({ stdout: '' }))));
@@ -73,16 +89,16 @@ test('after a "reboot", saved endpoints whose interface is gone or not their pod
   }
   const [gone, taken, kept] = [added[0]!, added[1]!, added[2]!];
   assert.match(await programsOn(kept.hostIf), /pal_from_pod/, 'a wired pod has its programs');
-  await node.killAgent();
+  await killAgent();
 
   // gone: its veth vanished and a non-pod device (a veth pair of the node's
   // own) now holds its old ifindex.
-  await deleteNetns(targets[0]!.netns);
+  await deletePodNetns(targets[0]!.netns, gone.hostIf);
   const squatter = `sq${cluster.runId.slice(-6)}`;
   await ip('link', 'add', 'name', squatter, 'index', String(gone.ifindex), 'type', 'veth', 'peer', 'name', `${squatter}p`);
   await ip('link', 'set', squatter, 'up');
   // taken: its veth vanished and a non-pod device now has its name.
-  await deleteNetns(targets[1]!.netns);
+  await deletePodNetns(targets[1]!.netns, taken.hostIf);
   await ip('link', 'add', 'name', taken.hostIf, 'type', 'veth', 'peer', 'name', `${squatter}q`);
 
   await node.startAgent();
@@ -107,7 +123,7 @@ test('an agent started while the API server is unreachable waits with backoff, r
   const kubeconfig = new KubeConfig();
   kubeconfig.loadFromFile(cluster.controlPlane.nodeKubeconfig);
   const server = new URL(kubeconfig.getCurrentCluster()!.server).hostname;
-  await node.killAgent();
+  await killAgent();
   const logBefore = (await agentLog()).length;
   await ip('route', 'add', 'blackhole', `${server}/32`);
   let routed = false;
