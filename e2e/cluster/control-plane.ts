@@ -22,6 +22,7 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { generateCerts } from './certs.ts';
 import { probeHttps, startProcess, waitFor, type ManagedProcess, type ProcessOptions } from './processes.ts';
@@ -44,6 +45,8 @@ export type ControlPlane = {
   apiserverPort: number;
   /** Outage tests: kills kube-apiserver (SIGKILL, as a crash would), starts it again with the same flags, resolves once /readyz answers. */
   restartApiserver(): Promise<void>;
+  /** Outage tests: kube-apiserver hangs (SIGSTOP) for `ms`, then resumes; connections stay open, requests go unanswered. */
+  pauseApiserver(ms: number): Promise<void>;
   /** Stops everything started; idempotent. runDir is left for the caller. */
   stop(): Promise<void>;
 };
@@ -169,8 +172,18 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       });
     };
 
+    const pauseApiserver = async (ms: number) => {
+      const paused = apiserver;
+      process.kill(paused.pid, 'SIGSTOP'); // nsenter execs in place: this is kube-apiserver itself
+      try {
+        await sleep(ms);
+      } finally {
+        process.kill(paused.pid, 'SIGCONT');
+      }
+    };
+
     const running = started.move();
-    return { adminKubeconfig, nodeKubeconfig, apiserverPort, restartApiserver, stop: () => running.disposeAsync() };
+    return { adminKubeconfig, nodeKubeconfig, apiserverPort, restartApiserver, pauseApiserver, stop: () => running.disposeAsync() };
   } catch (err) {
     await started.disposeAsync();
     throw err;

@@ -1,5 +1,6 @@
 // Leader election of two real operator replicas against a real API server:
-// an API server outage shorter than the renew deadline is ridden out; a
+// an API server that hangs or restarts for less than the renew deadline is
+// ridden out; a
 // stalled leader (SIGSTOP) is replaced only after the lease duration, and,
 // resumed, steps down without writing; a leader stopped cleanly (SIGTERM)
 // releases the lease and is replaced at once. Pods here are bare Pod objects
@@ -104,6 +105,21 @@ const firstReplicaLeads = async () => {
   const name = await holder();
   assert.ok(name !== '' && name !== 'replica-b', `lease held by "${name}"`);
 };
+
+test('the leader rides out a hung API server (6 s): its calls time out, it keeps the lease', async () => {
+  const leader = await holder();
+  assert.notEqual(leader, 'replica-b');
+  const from = logSize(logA());
+  await cluster.controlPlane.pauseApiserver(6_000);
+  await sleep(RETRY_MS + 500);
+  const during = logOf(logA(), from);
+  assert.match(during, /leader: renewal failed: no answer within 4000 ms/, during);
+  assert.doesNotMatch(during, /stepped down/, during);
+  assert.equal(await holder(), leader);
+  await createPod('after-hang', { app: 'after-hang' });
+  const made = await identityOf({ app: 'after-hang' }, 10_000);
+  assert.equal(made.metadata.annotations?.[ALLOCATED_BY], leader);
+});
 
 test('the leader rides out an API server restart shorter than the lease', async () => {
   const leader = await holder();
