@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { CLOCK_PROGRAM, DIRECTION, MAPS, PROGRAMS, REASON, endpointInfo, loadGlobals, sumMetrics, u32Key } from './abi.ts';
+import { CLOCK_PROGRAM, CT_FORGET_PROGRAM, DIRECTION, MAPS, PROGRAMS, REASON, endpointInfo, loadGlobals, sumMetrics, u32Key } from './abi.ts';
 import {
   DEFAULT_LOADER_BINARY,
   FrameReader,
@@ -466,7 +466,7 @@ describe('the real endpoint object', { skip: !existsSync(ENDPOINT_OBJECT) && `${
 
   test('loads with its load-time globals, every ADR map pinned', async () => {
     const object = await loader.load(ENDPOINT_OBJECT, pinDir, { globals: loadGlobals({ hostReachesPods: true }) });
-    assert.deepEqual(object.programs.map((p) => p.name).sort(), [...Object.keys(PROGRAMS), CLOCK_PROGRAM].sort());
+    assert.deepEqual(object.programs.map((p) => p.name).sort(), [...Object.keys(PROGRAMS), CLOCK_PROGRAM, CT_FORGET_PROGRAM].sort());
     for (const name of Object.keys(MAPS)) assert.ok(object.maps.find((m) => m.name === name)?.pinned, `${name} pinned`);
     await assert.rejects(
       loader.load(ENDPOINT_OBJECT, pinDir, { globals: { pal_host_reaches_pods: Buffer.alloc(2) } }),

@@ -10,7 +10,7 @@
 // Used by the property tests and by `policy trace`.
 //
 // IPv6 packets are evaluated like IPv4 ones: this is the policy's verdict;
-// the IPv4-only datapath of today passes IPv6 unfiltered (PASS_NON_IP).
+// the IPv4-only datapath of today drops IPv6 at every endpoint (DROP_NOT_IPV4).
 
 import { addressInPrefix, formatAddress, parseAddress, parseCidr, type Address } from './cidr.ts';
 import { IDENTITY_WORLD } from './ids.ts';

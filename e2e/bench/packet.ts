@@ -107,9 +107,10 @@ const ack = (saddr: string, sport = 40000) => ipv4Packet({ saddr, daddr: POD, pr
 /** The reply direction of a connection the pod opened (pod:REPLY_PORT -> allowed:9090). */
 const REPLY_PORT = 41000;
 const podOpens = ipv4Packet({ saddr: POD, daddr: PEER.allowed, protocol: 'TCP', sport: REPLY_PORT, dport: 9090, tcpFlags: TCP_SYN });
+/** IPv6 (ethertype 0x86dd) from a peer: dropped at every endpoint until IPv6 is enforced. */
 const nonIp = (() => {
   const p = syn(PEER.allowed);
-  p.writeUInt16BE(0x0806, 12); // ARP
+  p.writeUInt16BE(0x86dd, 12);
   return p;
 })();
 
@@ -117,7 +118,7 @@ const CASES: Case[] = [
   { name: 'established: ACK', main: true, path: 'parse + CT hit + config', packet: ack(PEER.allowed), flags: ENFORCED, expect: 'ALLOW_ESTABLISHED' },
   { name: 'denied: SYN', main: true, path: 'ep + ipcache4 + policy summary miss', packet: syn(PEER.denied), flags: ENFORCED, expect: 'DROP_POLICY' },
   { name: 'SYN of a tracked tuple', main: false, path: 'ep + ipcache4 + policy summary + port, CT replace', packet: syn(PEER.allowed), flags: ENFORCED, expect: 'ALLOW_POLICY' },
-  { name: 'non-IP frame', main: false, path: 'parse + ep', packet: nonIp, flags: ENFORCED, expect: 'PASS_NON_IP' },
+  { name: 'IPv6 frame', main: false, path: 'parse + ep', packet: nonIp, flags: ENFORCED, expect: 'DROP_NOT_IPV4' },
   { name: 'reply: ACK', main: false, path: 'parse + CT hit + config (the same entry)', packet: ipv4Packet({ saddr: PEER.allowed, daddr: POD, protocol: 'TCP', sport: 9090, dport: REPLY_PORT, tcpFlags: TCP_ACK }), flags: ENFORCED, expect: 'ALLOW_REPLY' },
   { name: 'SYN, ALL class', main: false, path: 'ep + ipcache4 + policy summary, CT replace', packet: syn(PEER.all), flags: ENFORCED, expect: 'ALLOW_POLICY' },
   { name: 'denied: world peer', main: false, path: 'ep + ipcache4 miss + LPM ipcache + policy miss', packet: syn(PEER.world), flags: ENFORCED, expect: 'DROP_POLICY' },
