@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { endpointInfo, ENDPOINT_FLAG, ipv4Key, u32Key } from '../datapath/abi.ts';
+import fc from 'fast-check';
+import { endpointInfo, ENDPOINT_FLAG, ipv4Key, policyKey, u32Key } from '../datapath/abi.ts';
 import { compile } from '../policy/compile.ts';
 import { identityKey } from '../policy/ids.ts';
 import type { NetworkPolicyInput, PodInput } from '../policy/types.ts';
-import { DatapathPlanner, diffMaps, planDatapath, problemText, type MapChanges, type MapContents } from './datapath-plan.ts';
+import { DatapathPlanner, diffMaps, planDatapath, policyKeyHex, problemText, type MapChanges, type MapContents } from './datapath-plan.ts';
 
 const ns = { name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } };
 const pods: PodInput[] = ['a', 'b'].map((name, i) => ({ namespace: 'x', name, labels: { pod: name }, ip: `10.200.1.${i + 1}`, node: 'n1', containerPorts: [] }));
@@ -144,4 +145,12 @@ test('the incremental planner writes only what changed, and its changes take the
     assert.deepEqual(maps, planDatapath(next).maps);
     assert.ok(plan.changes.count < maps.get('pal_policy')!.size + 12, 'only the changed entries are written');
   }
+});
+
+test('policyKeyHex writes the same bytes as the policy_key codec', () => {
+  fc.assert(
+    fc.property(fc.nat(2 ** 32 - 1), fc.nat(2 ** 32 - 1), fc.nat(1), fc.nat(255), fc.nat(65535), (endpointId, identity, direction, protocol, dport) => {
+      assert.equal(policyKeyHex(endpointId, identity, direction, protocol, dport), policyKey.encode({ endpointId, identity, direction, protocol, dport }).toString('hex'));
+    }),
+  );
 });

@@ -273,6 +273,7 @@ function planEndpoint(endpoint: LocalEndpoint, compiled: EndpointPolicy | undefi
     const codec = MAPS[map] as unknown as { key: { encode(k: K): Buffer }; value: { encode(v: V): Buffer } };
     maps.get(map as 'pal_policy')!.set(codec.key.encode(key).toString('hex'), codec.value.encode(value).toString('hex'));
   };
+  const entriesOf = (map: 'pal_policy') => maps.get(map)!;
   if (!isIPv4(endpoint.ip)) {
     problems.push({ endpoint: endpoint.key, message: `its address ${endpoint.ip} is not IPv4, which the datapath cannot enforce yet; all its traffic is denied` });
     return { endpoint, info: closedEndpointInfo('0.0.0.0'), maps, problems, closed: true };
@@ -285,13 +286,13 @@ function planEndpoint(endpoint: LocalEndpoint, compiled: EndpointPolicy | undefi
       if (!policy) continue;
       const d = direction === 'ingress' ? DIRECTION.INGRESS : DIRECTION.EGRESS;
       flags |= d === DIRECTION.INGRESS ? ENDPOINT_FLAG.INGRESS_ENFORCED : ENDPOINT_FLAG.EGRESS_ENFORCED;
-      const classes = writeClasses(policy.entries, endpointId, d, put, problems, endpoint.key);
+      const classes = writeClasses(policy.entries, endpointId, d, put, entriesOf, problems, endpoint.key);
       if (classes.has(IDENTITY.ANY)) flags |= d === DIRECTION.INGRESS ? ENDPOINT_FLAG.INGRESS_ANY : ENDPOINT_FLAG.EGRESS_ANY;
       const regions = policy.cidrRegions.filter((r) => r.family === 4);
       if (regions.length > 0) flags |= d === DIRECTION.INGRESS ? ENDPOINT_FLAG.INGRESS_CIDR : ENDPOINT_FLAG.EGRESS_CIDR;
       for (const region of regions) {
         put('pal_policy_cidr', { endpointId, direction: d, cidr: region.prefix }, { identity: region.regionId });
-        writeClasses(region.entries, endpointId, d, put, problems, endpoint.key);
+        writeClasses(region.entries, endpointId, d, put, entriesOf, problems, endpoint.key);
       }
     }
   } else {
@@ -326,6 +327,7 @@ function writeClasses(
   endpointId: number,
   direction: number,
   put: <K, V>(map: PlannedMap, key: K, value: V) => void,
+  entriesOf: (map: 'pal_policy') => Map<string, string>,
   problems: PlanProblem[],
   endpoint: string,
 ): Set<number> {
@@ -333,7 +335,9 @@ function writeClasses(
   const written = new Set<number>();
   for (const entry of entries) {
     const identity = entry.peer.kind === 'identity' ? entry.peer.identity : entry.peer.kind === 'any' ? IDENTITY.ANY : entry.peer.regionId;
-    byClass.set(identity, [...(byClass.get(identity) ?? []), entry]);
+    const list = byClass.get(identity);
+    if (list) list.push(entry);
+    else byClass.set(identity, [entry]);
   }
   for (const [identity, list] of byClass) {
     let flags = 0;
@@ -363,10 +367,18 @@ function writeClasses(
           });
           continue;
         }
-        for (let port = e.port.from; port <= e.port.to; port++) if (!ports.has(port)) ports.set(port, ruleId(e.rule));
+        const rule = ruleId(e.rule);
+        for (let port = e.port.from; port <= e.port.to; port++) if (!ports.has(port)) ports.set(port, rule);
       }
       if (ports.size > 0) flags |= proto.ports;
-      for (const [port, rule] of ports) put('pal_policy', key(proto.number, port), { ruleId: rule, flags: 0 });
+      // The bulk of a large plan: keys and values as hex directly (policyKeyHex is checked against the codec).
+      const values = new Map<number, string>();
+      const target = entriesOf('pal_policy');
+      for (const [port, rule] of ports) {
+        let value = values.get(rule);
+        if (value === undefined) values.set(rule, (value = policyValue.encode({ ruleId: rule, flags: 0 }).toString('hex')));
+        target.set(policyKeyHex(endpointId, identity, direction, proto.number, port), value);
+      }
     }
     if (flags !== 0) {
       put('pal_policy', key(0, 0), { ruleId: summaryRule, flags });
@@ -374,6 +386,19 @@ function writeClasses(
     }
   }
   return written;
+}
+
+/** policyKey.encode(...).toString('hex'), without the Buffer: u32 endpoint_id, u32 identity, u8 direction, u8 protocol, u16 dport, little-endian. */
+export function policyKeyHex(endpointId: number, identity: number, direction: number, protocol: number, dport: number): string {
+  return hexLE(endpointId, 4) + hexLE(identity, 4) + hexLE(direction, 1) + hexLE(protocol, 1) + hexLE(dport, 2);
+}
+
+const HEX_BYTE = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
+function hexLE(value: number, bytes: number): string {
+  let out = '';
+  for (let i = 0; i < bytes; i++) out += HEX_BYTE[(value >>> (8 * i)) & 0xff];
+  return out;
 }
 
 export interface MapChanges {

@@ -14,6 +14,7 @@ import { execa } from 'execa';
 import { endpointInfo, loadGlobals, policyKey, policyValue, u32Key } from '../datapath/abi.ts';
 import { Loader } from '../datapath/loader-client.ts';
 import { diffMaps, PLANNED_MAPS, type MapContents, type PlannedMap } from './datapath-plan.ts';
+import { writeSteps } from './map-writer.ts';
 import { fitsMakeBeforeBreak, orderWrites, type WriteStep } from './map-writes.ts';
 
 const OBJECT = fileURLToPath(new URL('../build/bpf/endpoint.bpf.o', import.meta.url));
@@ -39,12 +40,7 @@ const endpoint: [string, string] = [
 const contents = (policy: Array<[string, string]>): MapContents =>
   new Map(PLANNED_MAPS.map((m) => [m, new Map<string, string>(m === 'pal_policy' ? policy : m === 'pal_endpoints' ? [endpoint] : [])]));
 
-async function write(steps: WriteStep[]): Promise<void> {
-  for (const step of steps) {
-    if (step.op === 'update') await loader.update(step.map, step.entries.map((e) => ({ key: Buffer.from(e.key, 'hex'), value: Buffer.from(e.value, 'hex') })));
-    else await loader.delete(step.map, step.entries.map((e) => Buffer.from(e.key, 'hex')));
-  }
-}
+const write = (steps: WriteStep[]) => writeSteps(loader, steps);
 
 before(async () => {
   bpffs = await mkdtemp(join(tmpdir(), 'pal-map-writes-'));

@@ -39,6 +39,7 @@ import {
   type MapContents,
   type PlannedMap,
 } from './datapath-plan.ts';
+import { writeSteps } from './map-writer.ts';
 import { endpointIdOfKey, orderWrites, type Capacity, type WriteStep } from './map-writes.ts';
 import { ProblemEvents } from './problem-events.ts';
 import type { RealizedStatus, StatusReporter } from './status-reporter.ts';
@@ -335,11 +336,7 @@ export class PolicySync {
   async #write(steps: WriteStep[]): Promise<void> {
     const { loader } = this.#o;
     try {
-      for (const step of steps) {
-        if (step.op === 'update') await loader.update(step.map, step.entries.map((e) => ({ key: Buffer.from(e.key, 'hex'), value: Buffer.from(e.value, 'hex') })));
-        else await loader.delete(step.map, step.entries.map((e) => Buffer.from(e.key, 'hex')));
-        this.#record(step.map, step.op === 'update' ? step.entries : [], step.op === 'delete' ? step.entries.map((e) => e.key) : []);
-      }
+      await writeSteps(loader, steps, (step) => this.#record(step.map, step.op === 'update' ? step.entries : [], step.op === 'delete' ? step.entries.map((e) => e.key) : []));
     } catch (error) {
       this.#appliedUnknown = true;
       const touched = new Set(

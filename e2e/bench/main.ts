@@ -4,6 +4,7 @@ import { benchApplyLatency } from './apply-latency.ts';
 import { benchCni } from './cni.ts';
 import { benchCompile } from './compile.ts';
 import { benchPacket } from './packet.ts';
+import { benchSync } from './sync.ts';
 import { benchThroughput } from './throughput.ts';
 
 const benchmarks: Record<string, { about: string; run: () => Promise<void> }> = {
@@ -11,6 +12,7 @@ const benchmarks: Record<string, { about: string; run: () => Promise<void> }> = 
   packet: { about: 'per-packet cost of pal_to_pod (BPF_PROG_TEST_RUN) at 10/1k/100k map entries vs. pass-through', run: () => benchPacket() },
   compile: { about: 'policy compile time: 10k NetworkPolicies over 5k pods, full and incremental', run: () => benchCompile() },
   'apply-latency': { about: 'NetworkPolicy write accepted -> datapath verdict seen by a 1 kHz prober, by stage', run: () => benchApplyLatency() },
+  sync: { about: "the agent's sync at ~1M policy entries: a no-op event, a one-policy change, a new pod, vs. the whole-node plan", run: () => benchSync() },
   throughput: { about: 'pod-to-pod TCP and 64-byte UDP on one node with 10k policy entries vs. no programs attached', run: () => benchThroughput() },
 };
 
