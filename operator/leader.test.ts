@@ -101,6 +101,9 @@ class FakeLeaseServer {
   /** Callers whose calls fail at once (connection refused). */
   refused = new Set<string>();
   writes: string[] = [];
+  /** Calls answer after this long on `clock` (0: at once). */
+  latencyMs = 0;
+  clock: FakeClock | undefined;
 
   client(who: string): LeaseClient {
     const call = <T>(signal: AbortSignal, fn: () => T): Promise<T> => {
@@ -108,6 +111,17 @@ class FakeLeaseServer {
         return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
       }
       if (this.refused.has(who)) return Promise.reject(new Error('connect ECONNREFUSED'));
+      if (this.latencyMs > 0 && this.clock) {
+        return new Promise((resolve, reject) =>
+          this.clock!.setTimeout(() => {
+            try {
+              resolve(fn());
+            } catch (error) {
+              reject(error as Error);
+            }
+          }, this.latencyMs),
+        );
+      }
       return Promise.resolve().then(fn);
     };
     return {
@@ -238,4 +252,21 @@ test('a leader that releases the lease is replaced at the follower next retry, n
   const started = b.events.find(([, e]) => e === 'started');
   assert.ok(started && started[0] - at <= 2_000, `b took over ${started ? started[0] - at : 'never'} ms after the release`);
   b.elector.stop();
+});
+
+test('SIGTERM during an acquisition in flight: the lease that attempt writes is released too', async () => {
+  const server = new FakeLeaseServer();
+  const clock = new FakeClock();
+  server.clock = clock;
+  server.latencyMs = 300; // the read answers at 300, the create at 600
+  const a = replica(server, clock, 'a');
+  a.elector.start();
+  await clock.advance(400); // the read has answered, the create is on its way
+  const released = a.elector.release();
+  await clock.advance(1_000);
+  await released;
+  assert.equal(server.writes.length, 2, 'the create, then the release');
+  assert.equal(server.lease?.spec?.holderIdentity, '');
+  assert.ok(!a.elector.isLeading());
+  assert.deepEqual(a.events, [], 'never started leading');
 });

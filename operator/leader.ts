@@ -160,6 +160,8 @@ export class LeaderElector {
   #observed: Observation | undefined;
   /** The lease as we last wrote it (for release). */
   #held: V1Lease | undefined;
+  /** Monotonic time at which that write was sent. */
+  #heldAt = -Infinity;
   #stopped = false;
   #tickTimer: unknown;
   #deadlineTimer: unknown;
@@ -197,11 +199,13 @@ export class LeaderElector {
   async release(): Promise<void> {
     this.#stopped = true;
     this.#clock.clearTimeout(this.#tickTimer);
-    const wasLeading = this.isLeading();
     if (this.#leading) this.#stepDown('releasing the lease');
+    // An attempt in flight may still write the lease (even acquire it): release after it.
     await this.#tick?.catch(() => undefined);
     const held = this.#held;
-    if (!wasLeading || !held) return;
+    // Followers may still count on a record we wrote within the last lease duration. If anyone
+    // wrote since, the resourceVersion makes this fail (409) and changes nothing.
+    if (!held || this.#clock.now() - this.#heldAt >= this.#timings.leaseDurationMs) return;
     await this.#bounded((signal) => this.#client.replace(releasedLease(held, this.#clock.wall()), signal));
     this.#log(`leader: released lease ${this.#me.namespace}/${this.#me.name}`);
   }
@@ -249,6 +253,7 @@ export class LeaderElector {
         }
         const written = decision.create ? await this.#client.create(decision.lease, signal) : await this.#client.replace(decision.lease, signal);
         this.#held = written;
+        this.#heldAt = started;
         this.#observed = observeLease(this.#observed, written, this.#clock.now());
         return 'renewed';
       });
