@@ -94,5 +94,14 @@ test('label churn on pods allocates without conflicts: no 409s, one identity per
   const fights = churnLog.split('\n').filter((line) => /409|conflict|sync failed|another label set/i.test(line));
   console.log(`label churn: ${allocations} identities allocated, ${fights.length} conflict or failure lines`);
   assert.deepEqual(fights, []);
+  // How long a pod relabelled to a label set never seen before waits for its identity
+  // (what an agent must bridge by keeping the pod's previous identity meanwhile).
+  const relabelled = performance.now();
+  await cluster.core.patchNamespacedPod({ namespace: 'x', name: 'churn-1', body: { metadata: { labels: { rev: 'fresh' } } } }, mergePatch);
+  await waitFor('the identity of a fresh label set', async () => assert.ok((await labelSets()).includes(JSON.stringify({ app: 'churn-1', rev: 'fresh' }))), {
+    timeoutMs: 5_000,
+    intervalMs: 5,
+  });
+  console.log(`relabel to a new label set -> its SecurityIdentity readable: ${Math.round(performance.now() - relabelled)} ms`);
   await Promise.all(names.map((name) => cluster.core.deleteNamespacedPod({ namespace: 'x', name })));
 });
