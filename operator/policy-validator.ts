@@ -6,12 +6,13 @@ import { validateNetworkPolicy } from '../policy/validate.ts';
 import { postWarningEvent } from '../lib/events.ts';
 import { watchInformer } from '../lib/informers.ts';
 import { apiNetworkPolicy } from '../lib/network-policy.ts';
+import { timeoutOptions } from './kube.ts';
 
 export async function startPolicyValidator(kubeconfig: KubeConfig, log: (line: string) => void): Promise<{ stop(): Promise<void> }> {
   const core = kubeconfig.makeApiClient(CoreV1Api);
   const networking = kubeconfig.makeApiClient(NetworkingV1Api);
   const policies = makeInformer<V1NetworkPolicy>(kubeconfig, '/apis/networking.k8s.io/v1/networkpolicies', () =>
-    networking.listNetworkPolicyForAllNamespaces(),
+    networking.listNetworkPolicyForAllNamespaces({}, timeoutOptions()),
   );
   /** uid -> resourceVersion already reported, so each version is reported once. */
   const reported = new Map<string, string>();
