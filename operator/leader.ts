@@ -251,6 +251,7 @@ export class LeaderElector {
           this.#report(`leader: candidate; lease held by ${decision.holder}, expires in ${Math.ceil(decision.expiresInMs)} ms unless renewed`);
           return 'waiting';
         }
+        signal.throwIfAborted(); // the read answered too late: do not write on its basis
         const written = decision.create ? await this.#client.create(decision.lease, signal) : await this.#client.replace(decision.lease, signal);
         this.#held = written;
         this.#heldAt = started;
@@ -264,11 +265,14 @@ export class LeaderElector {
     if (this.#stopped) return;
     this.#checkDeadline();
     if (outcome === 'renewed' && this.#clock.now() - started < this.#timings.renewDeadlineMs) {
+      if (this.#leading && this.#lastReport.startsWith('leader: renewal failed')) {
+        this.#log(`leader: renewed again, ${Math.round(this.#clock.now() - this.#renewedAt)} ms after the last successful renewal`);
+      }
+      this.#lastReport = '';
       this.#renewedAt = started;
       this.#armDeadline();
       if (!this.#leading) {
         this.#leading = true;
-        this.#lastReport = '';
         this.#callbacks.onStartedLeading();
       }
     } else if (outcome === 'waiting' && this.#leading) {
