@@ -13,6 +13,15 @@
 // to the listener: 'identities' (a group with an identity number joined or
 // left the peer, or a member group's number changed) and 'named' (the named
 // container ports of a member group changed).
+//
+// Make-before-break: a pod relabelled to a label set that has no identity
+// number yet, while its current label set has one, is HELD: it stays in its
+// current group (same identity, same labels for every selector, its own
+// policies included) and its new labels wait in `wanted`. Once the new set
+// gets a number (setIdentities) the pod moves in one step; if its current
+// number goes first, or its namespace is relabelled, it takes its new labels
+// without waiting (no number: fail closed, as for a new pod). Only labels are
+// held: address, ports and the rest apply at once.
 
 import { formatAddress, parseAddress, type Address } from './cidr.ts';
 import { identityKey, NAMESPACE_NAME_LABEL } from './ids.ts';
@@ -42,6 +51,8 @@ export interface PodRec {
   /** Normalized address text. */
   ip: string | undefined;
   group: Group;
+  /** Held (make-before-break): the input whose labels wait for a number; `input` has the labels the pod is judged by. */
+  wanted: PodInput | undefined;
 }
 
 export interface Group {
@@ -120,6 +131,8 @@ export class ClusterState {
   private readonly nsSels = new Map<string, NsSel>();
   private readonly peers = new Map<string, Peer>();
   private identityMap: ReadonlyMap<string, number> = new Map();
+  /** Pods judged by their previous labels until their new label set has a number. */
+  private readonly held = new Set<PodRec>();
   private readonly listener: ClusterListener;
 
   constructor(listener: ClusterListener) {
@@ -146,14 +159,21 @@ export class ClusterState {
     return rec;
   }
 
-  /** Sets a namespace's labels (undefined: the namespace object is gone). Returns the pods whose identity key changed. */
-  setNamespaceLabels(name: string, labels: Labels | undefined): PodRec[] {
+  /**
+   * Sets a namespace's labels (undefined: the namespace object is gone).
+   * Returns the pods whose identity key changed, and among them the held
+   * pods that took their new labels (they must be selected again).
+   */
+  setNamespaceLabels(name: string, labels: Labels | undefined): { pods: PodRec[]; relabelled: PodRec[] } {
     const ns = this.ns(name);
     const next = { ...labels, [NAMESPACE_NAME_LABEL]: name };
     ns.known = labels !== undefined;
-    if (labelsEqual(ns.labels, next)) return [];
+    if (labelsEqual(ns.labels, next)) return { pods: [], relabelled: [] };
     const pods = [...ns.pods];
     for (const p of pods) this.leaveGroup(p);
+    // Every key of the namespace changes: a hold's old key means nothing any more.
+    const relabelled = pods.filter((p) => p.wanted !== undefined);
+    for (const p of relabelled) this.unhold(p);
     ns.labels = next;
     for (const s of this.nsSels.values()) {
       const m = s.sel.matches(next);
@@ -164,7 +184,7 @@ export class ClusterState {
       }
     }
     for (const p of pods) this.joinGroup(p);
-    return pods;
+    return { pods, relabelled };
   }
 
   private linkNsSel(s: NsSel, ns: NsRec) {
@@ -181,11 +201,24 @@ export class ClusterState {
     const old = this.pods.get(key);
     if (!old) {
       const ns = this.ns(input.namespace);
-      const pod = { key, input, ns, address, ip } as PodRec;
+      const pod = { key, input, ns, address, ip, wanted: undefined } as PodRec;
       this.pods.set(key, pod);
       ns.pods.add(pod);
       this.joinGroup(pod);
       return { pod, labelsChanged: true, addressOrPortsChanged: true, oldAddress: undefined };
+    }
+    // Make-before-break: new labels without a number wait while the current ones have one.
+    // (`input` of a held pod has the labels of its group: compare with those.)
+    old.wanted = undefined;
+    this.held.delete(old);
+    if (
+      !labelsEqual(old.input.labels, input.labels) &&
+      old.group.identity !== undefined &&
+      this.identityMap.get(identityKey(old.ns.labels, input.labels)) === undefined
+    ) {
+      old.wanted = input;
+      this.held.add(old);
+      input = { ...input, labels: old.input.labels };
     }
     const labelsChanged = !labelsEqual(old.input.labels, input.labels);
     const portsChanged = !portsEqual(old.input.containerPorts, input.containerPorts);
@@ -205,6 +238,7 @@ export class ClusterState {
   deletePod(key: string): PodRec | undefined {
     const pod = this.pods.get(key);
     if (!pod) return undefined;
+    this.held.delete(pod);
     this.leaveGroup(pod);
     pod.ns.pods.delete(pod);
     this.pods.delete(key);
@@ -295,8 +329,25 @@ export class ClusterState {
 
   // ---- identities ----
 
-  /** Replaces the identity numbers. Returns the pods whose own identity changed. */
-  setIdentities(map: ReadonlyMap<string, number>): PodRec[] {
+  /** Stops holding a pod's labels: its input becomes the wanted one (the caller moves it between groups). */
+  private unhold(pod: PodRec) {
+    pod.input = pod.wanted!;
+    pod.wanted = undefined;
+    this.held.delete(pod);
+  }
+
+  /** The identity keys held pods wait for (their new label sets), unsorted. */
+  pendingKeys(): string[] {
+    return [...this.held].map((p) => identityKey(p.ns.labels, p.wanted!.labels));
+  }
+
+  /**
+   * Replaces the identity numbers. Returns the pods whose own identity
+   * changed, and among them the held pods that took their new labels (their
+   * new set got a number, or their current one lost it): they must be
+   * selected again.
+   */
+  setIdentities(map: ReadonlyMap<string, number>): { changed: PodRec[]; relabelled: PodRec[] } {
     // A copy: later changes to the caller's map take effect at the next call only.
     this.identityMap = new Map(map);
     const changed: PodRec[] = [];
@@ -307,7 +358,17 @@ export class ClusterState {
       for (const peer of g.peers) this.identitiesChanged(peer);
       changed.push(...g.pods);
     }
-    return changed;
+    const relabelled: PodRec[] = [];
+    for (const pod of [...this.held]) {
+      if (map.get(identityKey(pod.ns.labels, pod.wanted!.labels)) === undefined && pod.group.identity !== undefined) continue;
+      // One step: the pod leaves its old group and joins its new one before anything is read.
+      this.leaveGroup(pod);
+      this.unhold(pod);
+      this.joinGroup(pod);
+      relabelled.push(pod);
+      changed.push(pod);
+    }
+    return { changed, relabelled };
   }
 
   // ---- peers ----

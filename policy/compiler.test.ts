@@ -59,6 +59,11 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
 );
 
+// Make-before-break (README, "Relabelled pods"): a pod whose labels change
+// to a label set without an identity number keeps being judged by the labels
+// it had, if those have a number, until the new ones get one. The model
+// below tracks those "judged" labels; a fresh compile of the pods with their
+// judged labels is what the incremental compiler must equal.
 test('incremental compilation equals a fresh compile after every change, and reports exactly the changed endpoints', () => {
   fc.assert(
     fc.property(fc.array(fc.tuple(opArb, fc.nat({ max: 4 })), { minLength: 10, maxLength: 40, size: 'max' }), fc.constantFrom(undefined, 'node-1'), (steps, node) => {
@@ -72,28 +77,60 @@ test('incremental compilation equals a fresh compile after every change, and rep
         for (const k of allocateIdentities({ namespaces: [...namespaces.values()], pods: [...pods.values()] }).keys()) {
           if (!numbering.has(k)) numbering.set(k, 256 + numbering.size);
         }
-        identities = new Map(numbering);
-        c.setIdentities(identities);
+        identitiesSet(new Map(numbering));
       };
       const c = new Compiler(node === undefined ? {} : { node });
+      // The model of make-before-break: pod key -> the labels it is judged by.
+      const judged = new Map<string, PodInput['labels']>();
+      const nsLabels = (name: string) => ({ ...namespaces.get(name)?.labels, 'kubernetes.io/metadata.name': name });
+      const keyOf = (p: PodInput, labels: PodInput['labels']) => identityKey(nsLabels(p.namespace), labels);
+      const sameLabels = (a: PodInput['labels'], b: PodInput['labels']) => JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
+      const podSet = (next: PodInput) => {
+        const key = `${next.namespace}/${next.name}`;
+        const before = pods.has(key) ? judged.get(key) : undefined;
+        const hold = before !== undefined && !sameLabels(before, next.labels) && identities.has(keyOf(next, before)) && !identities.has(keyOf(next, next.labels));
+        judged.set(key, hold ? before : next.labels);
+        pods.set(key, next);
+        c.setPod(next);
+      };
+      const identitiesSet = (map: Map<string, number>) => {
+        identities = map;
+        c.setIdentities(identities);
+        for (const p of pods.values()) {
+          const key = `${p.namespace}/${p.name}`;
+          const j = judged.get(key)!;
+          if (!sameLabels(j, p.labels) && (identities.has(keyOf(p, p.labels)) || !identities.has(keyOf(p, j)))) judged.set(key, p.labels);
+        }
+      };
+      const namespaceSet = (name: string, apply: () => void) => {
+        const before = JSON.stringify(Object.entries(nsLabels(name)).sort());
+        apply();
+        if (JSON.stringify(Object.entries(nsLabels(name)).sort()) === before) return;
+        // A namespace relabel gives up every hold in it: its pods take their labels.
+        for (const p of pods.values()) if (p.namespace === name) judged.set(`${p.namespace}/${p.name}`, p.labels);
+      };
       let gen = c.endpointsChangedSince(0).generation;
       let prev = new Map<string, EndpointPolicy>();
       for (const [op, allocateAfter] of steps) {
         switch (op.kind) {
           case 'ns':
-            namespaces.set(op.ns.name, op.ns);
-            c.setNamespace(op.ns);
+            namespaceSet(op.ns.name, () => {
+              namespaces.set(op.ns.name, op.ns);
+              c.setNamespace(op.ns);
+            });
             break;
           case 'delNs':
-            namespaces.delete(op.name);
-            c.deleteNamespace(op.name);
+            namespaceSet(op.name, () => {
+              namespaces.delete(op.name);
+              c.deleteNamespace(op.name);
+            });
             break;
           case 'pod':
-            pods.set(`${op.pod.namespace}/${op.pod.name}`, op.pod);
-            c.setPod(op.pod);
+            podSet(op.pod);
             break;
           case 'delPod':
             pods.delete(`${op.namespace}/${op.name}`);
+            judged.delete(`${op.namespace}/${op.name}`);
             c.deletePod(op.namespace, op.name);
             break;
           case 'policy':
@@ -108,15 +145,12 @@ test('incremental compilation equals a fresh compile after every change, and rep
             const key = `${op.namespace}/${op.name}`;
             const pod = pods.get(key);
             if (!pod) break;
-            const next = { ...pod, ...op.edit };
-            pods.set(key, next);
-            c.setPod(next);
+            podSet({ ...pod, ...op.edit });
             break;
           }
           case 'ids': {
             // Some numbers withdrawn (or not yet allocated).
-            identities = new Map([...numbering].filter((_, i) => op.keep[i % op.keep.length]));
-            c.setIdentities(identities);
+            identitiesSet(new Map([...numbering].filter((_, i) => op.keep[i % op.keep.length])));
             break;
           }
         }
@@ -126,11 +160,14 @@ test('incremental compilation equals a fresh compile after every change, and rep
         const snap = c.snapshot();
         const fresh = compile({
           policies: [...policies.values()],
-          pods: [...pods.values()],
+          pods: [...pods.values()].map((p) => ({ ...p, labels: judged.get(`${p.namespace}/${p.name}`)! })),
           namespaces: [...namespaces.values()],
           identities,
           ...(node === undefined ? {} : { node }),
         });
+        // Held pods' new label sets are still missing (what the operator must allocate).
+        const pending = [...pods.values()].filter((p) => !sameLabels(p.labels, judged.get(`${p.namespace}/${p.name}`)!)).map((p) => keyOf(p, p.labels));
+        fresh.missingIdentities = [...new Set([...fresh.missingIdentities, ...pending])].sort();
         assert.deepEqual(snap, fresh, `after ${JSON.stringify(op)}`);
         const keys = new Set([...prev.keys(), ...snap.endpoints.keys()]);
         for (const k of keys) {
@@ -195,8 +232,8 @@ test('a pod whose labels change is re-selected, and the peers that see it are re
   const xb = cluster.pods.find((p) => p.namespace === 'x' && p.name === 'b')!;
   const moved = { ...xb, labels: { pod: 'b', role: 'db' } };
   c.setPod(moved);
-  // x/b's own identity key changed (no number yet), y/a's entries do not change until it has one.
-  assert.deepEqual(c.endpointsChangedSince(g).changed, ['x/b']);
+  // x/b's new label set has no number yet: x/b keeps its identity (make-before-break), nothing changes until it has one.
+  assert.deepEqual(c.endpointsChangedSince(g).changed, []);
   const key = identityKey({ 'kubernetes.io/metadata.name': 'x', ns: 'x' }, moved.labels);
   assert.deepEqual(c.missingIdentities(), [key]);
   const ids = new Map(allocateIdentities(cluster));
@@ -208,6 +245,121 @@ test('a pod whose labels change is re-selected, and the peers that see it are re
     c.result('y/a')?.ingress?.entries.map((e) => e.peer),
     [{ kind: 'identity', identity: 999 }],
   );
+});
+
+// ---- make-before-break: a relabelled pod keeps its verdicts until its new identity exists ----
+
+/**
+ * x/b relabelled from {pod: b} to {pod: b, rev: 2}: y/a admits ingress from
+ * pods of x labelled pod=b and rev!=2 (so from x/b's old label set only); x-deny
+ * isolates pods with pod=b, rev!=2 in x for egress (x/b's old labels select
+ * it, its new ones do not).
+ */
+function relabelled() {
+  const { c, cluster } = loaded();
+  const notRev2 = { matchLabels: { pod: 'b' }, matchExpressions: [{ key: 'rev', operator: 'NotIn' as const, values: ['2'] }] };
+  c.setPolicy(np('y', 'from-b', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'x' } }, podSelector: notRev2 }] }] }));
+  c.setPolicy(np('x', 'x-deny', { podSelector: notRev2, policyTypes: ['Egress'] }));
+  const xb = cluster.pods.find((p) => p.namespace === 'x' && p.name === 'b')!;
+  const ids = allocateIdentities(cluster);
+  const nsx = { 'kubernetes.io/metadata.name': 'x', ns: 'x' };
+  const oldId = ids.get(identityKey(nsx, xb.labels))!;
+  const newKey = identityKey(nsx, { pod: 'b', rev: '2' });
+  return { c, ids, xb, oldId, newKey, moved: { ...xb, labels: { pod: 'b', rev: '2' } } };
+}
+
+test('make-before-break: a relabel whose new identity is missing keeps the old identity, selectors and ipcache entry', () => {
+  const { c, xb, oldId, newKey, moved } = relabelled();
+  const before = c.result('x/b')!;
+  assert.equal(before.identity, oldId);
+  assert.deepEqual(before.egress?.isolatedBy, [{ namespace: 'x', name: 'x-deny' }]);
+  assert.deepEqual(c.result('y/a')?.ingress?.entries.map((e) => e.peer), [{ kind: 'identity', identity: oldId }]);
+  const g = c.endpointsChangedSince(0).generation;
+  c.setPod(moved);
+  // Nothing changes anywhere: x/b is judged by its old label set, and its new one is pending.
+  assert.deepEqual(c.endpointsChangedSince(g).changed, []);
+  assert.deepEqual(c.result('x/b'), before, 'x/b keeps its identity and its own (old) policy, not a union');
+  assert.equal(c.ipcache().get(xb.ip!), oldId, 'peers still see x/b as its old identity');
+  assert.deepEqual(c.result('y/a')?.ingress?.entries.map((e) => e.peer), [{ kind: 'identity', identity: oldId }], 'selectors still select x/b');
+  assert.deepEqual(c.missingIdentities(), [newKey]);
+  // More churn while the identity is missing: still held on the old labels.
+  c.setPod({ ...xb, labels: { pod: 'b', rev: '3' } });
+  c.setPod(moved);
+  assert.deepEqual(c.endpointsChangedSince(g).changed, []);
+  assert.equal(c.ipcache().get(xb.ip!), oldId);
+});
+
+test('make-before-break: the switch happens at once when the new identity appears', () => {
+  const { c, ids, xb, newKey, moved } = relabelled();
+  const g = c.endpointsChangedSince(0).generation;
+  c.setPod(moved);
+  c.setIdentities(new Map([...ids, [newKey, 900]]));
+  const r = c.endpointsChangedSince(g);
+  assert.deepEqual(r.changed, ['x/b', 'y/a']);
+  const now = c.result('x/b')!;
+  assert.equal(now.identity, 900);
+  assert.equal(now.identityKey, newKey);
+  assert.equal(now.egress, undefined, 'x-deny no longer selects x/b: its new labels decide');
+  assert.equal(c.ipcache().get(xb.ip!), 900);
+  assert.deepEqual(c.result('y/a')?.ingress?.entries, [], 'from-b no longer selects x/b');
+  assert.deepEqual(c.missingIdentities(), []);
+});
+
+test('make-before-break: relabelled back before the new identity exists, the pod simply keeps its labels', () => {
+  const { c, ids, xb, oldId, newKey, moved } = relabelled();
+  c.setPod(moved);
+  c.setPod(xb);
+  assert.deepEqual(c.missingIdentities(), []);
+  // Its number arriving later changes nothing for x/b.
+  const g = c.endpointsChangedSince(0).generation;
+  c.setIdentities(new Map([...ids, [newKey, 900]]));
+  assert.deepEqual(c.endpointsChangedSince(g).changed, []);
+  assert.equal(c.ipcache().get(xb.ip!), oldId);
+});
+
+test('make-before-break: a new label set whose number is known applies at once', () => {
+  const { c, ids, xb, newKey, moved } = relabelled();
+  c.setIdentities(new Map([...ids, [newKey, 900]]));
+  c.setPod(moved);
+  assert.equal(c.result('x/b')!.identity, 900);
+  assert.equal(c.ipcache().get(xb.ip!), 900);
+});
+
+test('make-before-break: the old number withdrawn while held: the pod takes its new labels, without identity (fail closed)', () => {
+  const { c, ids, xb, oldId, newKey, moved } = relabelled();
+  c.setPod(moved);
+  c.setIdentities(new Map([...ids].filter(([, n]) => n !== oldId)));
+  const r = c.result('x/b')!;
+  assert.equal(r.identity, undefined);
+  assert.equal(r.identityKey, newKey);
+  assert.equal(r.egress, undefined);
+  assert.equal(c.ipcache().has(xb.ip!), false);
+  assert.deepEqual(c.result('y/a')?.ingress?.entries, []);
+});
+
+test('make-before-break: a namespace relabel gives up the hold (its pods take their labels)', () => {
+  const { c, xb, moved } = relabelled();
+  c.setPod(moved);
+  c.setNamespace({ name: 'x', labels: { ns: 'x', team: 't' } });
+  const r = c.result('x/b')!;
+  assert.equal(r.identity, undefined);
+  assert.equal(r.identityKey, identityKey({ 'kubernetes.io/metadata.name': 'x', ns: 'x', team: 't' }, moved.labels));
+  assert.equal(c.ipcache().has(xb.ip!), false);
+});
+
+test('make-before-break: a new pod without an identity is fail closed; so is a relabel of a pod that had none', () => {
+  const { c, ids } = relabelled();
+  const fresh: PodInput = { namespace: 'x', name: 'new', labels: { pod: 'b', rev: '1' }, ip: '10.0.1.50', node: 'node-1', containerPorts: [] };
+  c.setPod(fresh);
+  const key = identityKey({ 'kubernetes.io/metadata.name': 'x', ns: 'x' }, fresh.labels);
+  assert.equal(c.result('x/new')!.identity, undefined);
+  assert.equal(c.ipcache().has('10.0.1.50'), false);
+  assert.deepEqual(c.result('y/a')?.ingress?.entries.map((e) => e.peer), [{ kind: 'identity', identity: ids.get(identityKey({ 'kubernetes.io/metadata.name': 'x', ns: 'x' }, { pod: 'b' })) }]);
+  // Relabelled again, still without a number: nothing to keep, it takes its new labels.
+  c.setPod({ ...fresh, labels: { pod: 'b', rev: '2' } });
+  assert.equal(c.result('x/new')!.identityKey, identityKey({ 'kubernetes.io/metadata.name': 'x', ns: 'x' }, { pod: 'b', rev: '2' }));
+  assert.equal(c.result('x/new')!.egress, undefined, 'judged by its new labels: x-deny does not select it');
+  assert.deepEqual(c.missingIdentities().includes(key), false);
 });
 
 test('a deleted pod is reported once and has no result', () => {
@@ -292,8 +444,11 @@ test('equal creation times: the greater uid owns the address, never the greater 
 test('when the owner leaves, the other claimant gets the address back; an owner without an identity keeps it (fail closed)', () => {
   const c = withClaimants([claimant('older', { app: 'one' }, { uid: 'u-1', createdAt: 1 }), claimant('newer', { app: 'two' }, { uid: 'u-2', createdAt: 2 })]);
   assert.equal(c.ipcache().get('10.9.0.5'), 301);
-  // The newer pod relabelled to a label set with no number yet: the address is nobody's identity, not the older pod's.
+  // The newer pod relabelled to a label set with no number yet keeps its identity meanwhile (make-before-break)...
   c.setPod(claimant('newer', { app: 'three' }, { uid: 'u-2', createdAt: 2 }));
+  assert.equal(c.ipcache().get('10.9.0.5'), 301);
+  // ...and once its old number is withdrawn too, the address is nobody's identity, not the older pod's.
+  c.setIdentities(new Map([[identityKey({ 'kubernetes.io/metadata.name': 'x' }, { app: 'one' }), 300]]));
   assert.equal(c.ipcache().has('10.9.0.5'), false);
   assert.deepEqual(c.addressOwners().get('10.9.0.5'), { pod: 'x/newer', uid: 'u-2', identity: undefined });
   c.deletePod('x', 'newer');

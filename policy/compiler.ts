@@ -246,12 +246,17 @@ export class Compiler {
   // ---- inputs ----
 
   setNamespace(ns: NamespaceInput): void {
-    for (const pod of this.cluster.setNamespaceLabels(ns.name, ns.labels)) this.dirty.add(pod.key);
+    this.namespaceChanged(this.cluster.setNamespaceLabels(ns.name, ns.labels));
   }
 
   /** The namespace's labels fall back to `kubernetes.io/metadata.name` only; its pods and policies stay. */
   deleteNamespace(name: string): void {
-    for (const pod of this.cluster.setNamespaceLabels(name, undefined)) this.dirty.add(pod.key);
+    this.namespaceChanged(this.cluster.setNamespaceLabels(name, undefined));
+  }
+
+  private namespaceChanged({ pods, relabelled }: { pods: PodRec[]; relabelled: PodRec[] }) {
+    for (const pod of relabelled) this.reselect(pod);
+    for (const pod of pods) this.dirty.add(pod.key);
   }
 
   setPod(input: PodInput): void {
@@ -323,9 +328,15 @@ export class Compiler {
     if (rec) this.removePolicy(rec);
   }
 
-  /** Replaces the identity numbers (identity key -> number). */
+  /**
+   * Replaces the identity numbers (identity key -> number). A pod held on
+   * its previous labels (make-before-break, see cluster.ts) switches to its
+   * new ones here, once their number is given.
+   */
   setIdentities(identities: ReadonlyMap<string, number>): void {
-    for (const pod of this.cluster.setIdentities(identities)) this.dirty.add(pod.key);
+    const { changed, relabelled } = this.cluster.setIdentities(identities);
+    for (const pod of relabelled) this.reselect(pod);
+    for (const pod of changed) this.dirty.add(pod.key);
   }
 
   // ---- outputs ----
@@ -355,11 +366,11 @@ export class Compiler {
     return [...this.outputs.keys()].sort();
   }
 
-  /** Identity keys of the cluster's pods that have no number, sorted. */
+  /** Identity keys of the cluster's pods that have no number (held pods' new label sets included), sorted. */
   missingIdentities(): string[] {
-    const out: string[] = [];
-    for (const g of this.cluster.groups.values()) if (g.identity === undefined) out.push(g.key);
-    return out.sort();
+    const out = new Set<string>(this.cluster.pendingKeys());
+    for (const g of this.cluster.groups.values()) if (g.identity === undefined) out.add(g.key);
+    return [...out].sort();
   }
 
   /**
