@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { endpointInfo, ENDPOINT_FLAG, ipv4Key, policyKey, u32Key } from '../datapath/abi.ts';
+import { endpointInfo, ENDPOINT_FLAG, ipv4Key, policyKey, policyPortKey, u32Key } from '../datapath/abi.ts';
 import { compile } from '../policy/compile.ts';
 import { identityKey } from '../policy/ids.ts';
 import type { NetworkPolicyInput, PodInput } from '../policy/types.ts';
-import { DatapathPlanner, diffMaps, planDatapath, policyKeyHex, problemText, type MapChanges, type MapContents } from './datapath-plan.ts';
+import { DatapathPlanner, diffMaps, planDatapath, policyKeyHex, portPrefixes, portSegments, problemText, type MapChanges, type MapContents } from './datapath-plan.ts';
 
 const ns = { name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } };
 const pods: PodInput[] = ['a', 'b'].map((name, i) => ({ namespace: 'x', name, labels: { pod: name }, ip: `10.200.1.${i + 1}`, node: 'n1', containerPorts: [] }));
@@ -20,9 +20,10 @@ const endpoints = pods.map((p, i) => ({ key: `x/${p.name}`, ifindex: 10 + i, ip:
 const flagsOf = (plan: ReturnType<typeof planDatapath>, ifindex: number) =>
   endpointInfo.decode(Buffer.from(plan.maps.get('pal_endpoints')!.get(u32Key.encode(ifindex).toString('hex'))!, 'hex')).flags;
 
-test('a selected endpoint gets a summary, one entry per port (ranges expanded) and its ingress flag', () => {
+test('a selected endpoint gets a summary, an entry per single port, port prefixes for a range, and its ingress flag', () => {
   const plan = planDatapath({ endpoints, compiled: compiled.endpoints, podIdentities: compiled.ipcache, nodeAddresses: { self: [], others: [] } });
-  assert.equal(plan.maps.get('pal_policy')!.size, 1 + 1 + 10);
+  assert.equal(plan.maps.get('pal_policy')!.size, 1 + 1);
+  assert.equal(plan.maps.get('pal_policy_ports')!.size, 2, '8000-8009: 8000/13 and 8008/15');
   assert.equal(flagsOf(plan, 11), ENDPOINT_FLAG.INGRESS_ENFORCED);
   assert.equal(flagsOf(plan, 10), 0, 'an unselected endpoint is not enforced');
   assert.deepEqual(plan.problems, []);
@@ -39,11 +40,11 @@ test('an endpoint whose entries do not fit the map is denied everything, never h
     compiled: compiled.endpoints,
     podIdentities: compiled.ipcache,
     nodeAddresses: { self: [], others: [] },
-    capacity: { pal_policy: 5, pal_policy_cidr: 100 },
+    capacity: { pal_policy: 1, pal_policy_cidr: 100 },
   });
   assert.equal(plan.maps.get('pal_policy')!.size, 0);
   assert.equal(flagsOf(plan, 11), ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ENFORCED);
-  assert.match(plan.problems.map(problemText).join('\n'), /x\/b: its policy needs 12 policy entries, more than the maps hold/);
+  assert.match(plan.problems.map(problemText).join('\n'), /x\/b: its policy needs 4 entries, more than the node's maps have room for/);
 });
 
 test('a pod the compiler does not know is denied everything', () => {
@@ -63,7 +64,7 @@ test('an endpoint with class-ANY entries (a peer list that allows every pod and 
   assert.equal(flagsOf(plan, 11), ENDPOINT_FLAG.INGRESS_ENFORCED, 'b allows one identity, not ANY');
 });
 
-test('a port range wider than the limit (but not all ports) is denied and blamed on its policy', () => {
+test('a port range of any width is a few port-prefix entries, never expanded and never refused', () => {
   const wide: NetworkPolicyInput = {
     namespace: 'x',
     name: 'wide',
@@ -71,11 +72,68 @@ test('a port range wider than the limit (but not all ports) is denied and blamed
   };
   const c = compile({ policies: [wide], pods, namespaces: [ns], identities, node: 'n1' });
   const plan = planDatapath({ endpoints, compiled: c.endpoints, podIdentities: c.ipcache, nodeAddresses: { self: [], others: [] } });
-  assert.equal(flagsOf(plan, 11), ENDPOINT_FLAG.INGRESS_ENFORCED, 'b stays isolated for ingress: fail-closed');
-  assert.equal(plan.maps.get('pal_policy')!.size, 0, 'no entry opens any of the range');
-  assert.deepEqual(plan.problems, [
-    { endpoint: 'x/b', policy: 'x/wide', message: 'x/wide/ingress/0 allows ports 1-5000, wider than 4096 (but not all ports); not enforced: denied' },
-  ]);
+  assert.deepEqual(plan.problems, []);
+  assert.equal(plan.maps.get('pal_policy')!.size, 1, 'the summary only');
+  assert.deepEqual(
+    [...plan.maps.get('pal_policy_ports')!.keys()].map((k) => policyPortKey.decode(Buffer.from(k, 'hex'))).map((k) => `${k.port}/${k.portBits}`).sort((a, b) => parseInt(a) - parseInt(b)),
+    ['1/16', '2/15', '4/14', '8/13', '16/12', '32/11', '64/10', '128/9', '256/8', '512/7', '1024/6', '2048/5', '4096/7', '4608/8', '4864/9', '4992/13', '5000/16'],
+  );
+});
+
+test('port prefixes cover exactly the range; segments give each port the first rule that names it', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 65535 }), fc.integer({ min: 0, max: 65535 }), (a, b) => {
+      const [from, to] = a <= b ? [a, b] : [b, a];
+      const blocks = portPrefixes(from, to);
+      assert.ok(blocks.length <= 32);
+      let next = from;
+      for (const { port, portBits } of blocks) {
+        const size = 2 ** (16 - portBits);
+        assert.equal(port, next, 'contiguous');
+        assert.equal(port % size, 0, 'aligned');
+        next = port + size;
+      }
+      assert.equal(next, to + 1, 'ends at the range end');
+    }),
+  );
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.integer({ min: 1, max: 200 }), fc.integer({ min: 0, max: 50 }), fc.integer({ min: 1, max: 5 })), { maxLength: 8 }), (raw) => {
+      const ranges = raw.map(([from, width, rule]) => ({ from, to: from + width, rule }));
+      const segments = portSegments(ranges);
+      for (let port = 1; port <= 260; port++) {
+        const first = ranges.find((r) => r.from <= port && port <= r.to)?.rule;
+        const covering = segments.filter((s) => s.from <= port && port <= s.to);
+        assert.ok(covering.length <= 1, 'disjoint');
+        assert.equal(covering[0]?.rule, first, `port ${port}`);
+      }
+    }),
+  );
+});
+
+test('the policy that made the planner grow to 2.4 GB: 300 identities x 16 ranges of 4096 ports plan in bounded entries', () => {
+  const manyPods: PodInput[] = Array.from({ length: 300 }, (_, i) => ({ namespace: 'x', name: `p${i}`, labels: { pod: `p${i}`, peer: 'yes' }, ip: `10.200.${2 + Math.floor(i / 200)}.${(i % 200) + 1}`, node: 'n2', containerPorts: [] }));
+  const all = [...pods, ...manyPods];
+  const ids = new Map(all.map((p, i) => [identityKey(ns.labels, p.labels), 256 + i]));
+  const attack: NetworkPolicyInput = {
+    namespace: 'x',
+    name: 'attack',
+    spec: { podSelector: { matchLabels: { pod: 'b' } }, ingress: [{ from: [{ podSelector: { matchLabels: { peer: 'yes' } } }], ports: Array.from({ length: 16 }, (_, r) => ({ port: 1 + r * 4096, endPort: (r + 1) * 4096 - 1 })) }] },
+  };
+  const started = performance.now();
+  const c = compile({ policies: [attack], pods: all, namespaces: [ns], identities: ids, node: 'n1' });
+  const plan = planDatapath({ endpoints, compiled: c.endpoints, podIdentities: c.ipcache, nodeAddresses: { self: [], others: [] } });
+  const ms = performance.now() - started;
+  const entries = plan.maps.get('pal_policy')!.size + plan.maps.get('pal_policy_ports')!.size;
+  assert.ok(entries <= 300 * (1 + 16 * 2 * 15), `${entries} entries`);
+  assert.ok(ms < 10_000, `planned in ${ms.toFixed(0)} ms`);
+  assert.deepEqual(plan.problems, []);
+});
+
+test('an endpoint over the per-endpoint entry limit is denied everything and reported; the others keep their policy', () => {
+  const plan = planDatapath({ endpoints, compiled: compiled.endpoints, podIdentities: compiled.ipcache, nodeAddresses: { self: [], others: [] }, maxEntriesPerEndpoint: 2 });
+  assert.equal(flagsOf(plan, 11), ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ENFORCED);
+  assert.equal(plan.maps.get('pal_policy')!.size, 0);
+  assert.match(plan.problems.map(problemText).join('\n'), /x\/b: its policy needs 4 entries, more than the 2 one endpoint may have; all its traffic is denied/);
 });
 
 test('an address the datapath cannot encode (IPv6) is skipped and reported, never fatal to the node', () => {

@@ -28,14 +28,15 @@ import { parseIpv4 } from './ipam/ipv4.ts';
 import type { DirectionPolicy, EndpointPolicy, PolicyEntry, RuleRef } from '../policy/types.ts';
 
 /** The maps the agent owns the contents of (conntrack, config and metrics are the datapath's). */
-export const PLANNED_MAPS = ['pal_policy', 'pal_policy_cidr', 'pal_ipcache4', 'pal_ipcache', 'pal_endpoints'] as const satisfies readonly MapName[];
+export const PLANNED_MAPS = ['pal_policy', 'pal_policy_ports', 'pal_policy_cidr', 'pal_ipcache4', 'pal_ipcache', 'pal_endpoints'] as const satisfies readonly MapName[];
 export type PlannedMap = (typeof PLANNED_MAPS)[number];
+
+/** The maps whose entries belong to one endpoint (keyed by its endpoint id). */
+export const ENDPOINT_MAPS = ['pal_policy', 'pal_policy_ports', 'pal_policy_cidr'] as const;
+export type EndpointMap = (typeof ENDPOINT_MAPS)[number];
 
 /** Map name -> (key hex -> value hex). */
 export type MapContents = Map<PlannedMap, Map<string, string>>;
-
-/** A port range wider than this (and not every port) is not expanded: the rule fails closed. */
-export const MAX_PORTS_PER_RANGE = 4096;
 
 export interface LocalEndpoint {
   /** `namespace/name` of the pod. */
@@ -54,6 +55,8 @@ export interface PlanInput {
   nodeAddresses: { self: readonly string[]; others: readonly string[] };
   /** max_entries of the planned maps (missing: unbounded). What does not fit is refused and reported, fail-closed. */
   capacity?: Partial<Record<PlannedMap, number>>;
+  /** The most entries (all policy maps together) one endpoint may have; beyond, it is denied everything and reported. */
+  maxEntriesPerEndpoint?: number;
 }
 
 export interface Plan {
@@ -179,15 +182,21 @@ export class DatapathPlanner {
       const same = cached && dirty !== 'all' && !dirty.has(endpoint.key) && cached.compiled === compiled && cached.endpoint.ip === endpoint.ip && cached.endpoint.ifindex === endpoint.ifindex;
       return { endpoint, compiled, plan: same ? cached.plan : planEndpoint(endpoint, compiled), closed: false };
     });
-    const size = (p: (typeof plans)[number], m: 'pal_policy' | 'pal_policy_cidr') => (p.plan.closed ? 0 : p.plan.maps.get(m)!.size);
-    const totals = { pal_policy: 0, pal_policy_cidr: 0 };
-    for (const p of plans) for (const m of ['pal_policy', 'pal_policy_cidr'] as const) totals[m] += size(p, m);
-    for (const p of [...plans].sort((a, b) => size(b, 'pal_policy') - size(a, 'pal_policy'))) {
-      if (totals.pal_policy <= capacity('pal_policy') && totals.pal_policy_cidr <= capacity('pal_policy_cidr')) break;
-      if (p.plan.closed) continue;
+    const entryCount = (p: (typeof plans)[number]) => ENDPOINT_MAPS.reduce((n, m) => n + p.plan.maps.get(m)!.size, 0);
+    const perEndpoint = input.maxEntriesPerEndpoint ?? Infinity;
+    for (const p of plans) {
+      if (p.plan.closed || entryCount(p) <= perEndpoint) continue;
       p.closed = true;
-      for (const m of ['pal_policy', 'pal_policy_cidr'] as const) totals[m] -= p.plan.maps.get(m)!.size;
-      problems.push({ endpoint: p.endpoint.key, message: `its policy needs ${p.plan.maps.get('pal_policy')!.size} policy entries, more than the maps hold; all its traffic is denied` });
+      problems.push({ endpoint: p.endpoint.key, message: `its policy needs ${entryCount(p)} entries, more than the ${perEndpoint} one endpoint may have; all its traffic is denied` });
+    }
+    const size = (p: (typeof plans)[number], m: EndpointMap) => (p.plan.closed || p.closed ? 0 : p.plan.maps.get(m)!.size);
+    const totals = Object.fromEntries(ENDPOINT_MAPS.map((m) => [m, plans.reduce((n, p) => n + size(p, m), 0)])) as Record<EndpointMap, number>;
+    for (const p of [...plans].sort((a, b) => size(b, 'pal_policy') - size(a, 'pal_policy'))) {
+      if (ENDPOINT_MAPS.every((m) => totals[m] <= capacity(m))) break;
+      if (p.plan.closed || p.closed) continue;
+      for (const m of ENDPOINT_MAPS) totals[m] -= size(p, m);
+      p.closed = true;
+      problems.push({ endpoint: p.endpoint.key, message: `its policy needs ${entryCount(p)} entries, more than the node's maps have room for; all its traffic is denied` });
     }
 
     // Entries of the endpoints whose written entries changed; then of those that left.
@@ -245,7 +254,7 @@ function diffEntries(
   updates: Map<PlannedMap, Array<{ key: string; value: string }>>,
   deletes: Map<PlannedMap, string[]>,
 ): void {
-  for (const m of ['pal_policy', 'pal_policy_cidr'] as const) {
+  for (const m of ENDPOINT_MAPS) {
     const had = before?.get(m);
     const has = after?.get(m);
     if (has) for (const [key, value] of has) if (had?.get(key) !== value) updates.get(m)!.push({ key, value });
@@ -260,18 +269,18 @@ function nonEmpty<T>(lists: Map<PlannedMap, T[]>): Map<PlannedMap, T[]> {
 interface EndpointPlan {
   endpoint: LocalEndpoint;
   info: Parameters<typeof endpointInfo.encode>[0];
-  maps: Map<'pal_policy' | 'pal_policy_cidr', Map<string, string>>;
+  maps: Map<EndpointMap, Map<string, string>>;
   problems: PlanProblem[];
   /** Enforced deny-all by its own plan (pod not known, address not IPv4): no entries. */
   closed: boolean;
 }
 
 function planEndpoint(endpoint: LocalEndpoint, compiled: EndpointPolicy | undefined): EndpointPlan {
-  const maps: EndpointPlan['maps'] = new Map([['pal_policy', new Map()], ['pal_policy_cidr', new Map()]]);
+  const maps: EndpointPlan['maps'] = new Map(ENDPOINT_MAPS.map((m) => [m, new Map()]));
   const problems: PlanProblem[] = [];
   const put = <K, V>(map: PlannedMap, key: K, value: V) => {
     const codec = MAPS[map] as unknown as { key: { encode(k: K): Buffer }; value: { encode(v: V): Buffer } };
-    maps.get(map as 'pal_policy')!.set(codec.key.encode(key).toString('hex'), codec.value.encode(value).toString('hex'));
+    maps.get(map as EndpointMap)!.set(codec.key.encode(key).toString('hex'), codec.value.encode(value).toString('hex'));
   };
   const entriesOf = (map: 'pal_policy') => maps.get(map)!;
   if (!isIPv4(endpoint.ip)) {
@@ -311,9 +320,9 @@ function planEndpoint(endpoint: LocalEndpoint, compiled: EndpointPolicy | undefi
 }
 
 const PROTOCOLS = [
-  { name: 'TCP', number: PROTOCOL.TCP, anyPort: POLICY_FLAG.TCP_ANY_PORT, ports: POLICY_FLAG.TCP_PORTS },
-  { name: 'UDP', number: PROTOCOL.UDP, anyPort: POLICY_FLAG.UDP_ANY_PORT, ports: POLICY_FLAG.UDP_PORTS },
-  { name: 'SCTP', number: PROTOCOL.SCTP, anyPort: POLICY_FLAG.SCTP_ANY_PORT, ports: POLICY_FLAG.SCTP_PORTS },
+  { name: 'TCP', number: PROTOCOL.TCP, anyPort: POLICY_FLAG.TCP_ANY_PORT, ports: POLICY_FLAG.TCP_PORTS, ranges: POLICY_FLAG.TCP_RANGES },
+  { name: 'UDP', number: PROTOCOL.UDP, anyPort: POLICY_FLAG.UDP_ANY_PORT, ports: POLICY_FLAG.UDP_PORTS, ranges: POLICY_FLAG.UDP_RANGES },
+  { name: 'SCTP', number: PROTOCOL.SCTP, anyPort: POLICY_FLAG.SCTP_ANY_PORT, ports: POLICY_FLAG.SCTP_PORTS, ranges: POLICY_FLAG.SCTP_RANGES },
 ] as const;
 
 /**
@@ -356,28 +365,27 @@ function writeClasses(
         put('pal_policy', key(proto.number, 0), { ruleId: ruleId(anyPort.rule), flags: 0 });
         continue;
       }
-      const ports = new Map<number, number>();
-      for (const e of ofProto) {
-        if (e.port === 'any') continue;
-        if (e.port.to - e.port.from + 1 > MAX_PORTS_PER_RANGE) {
-          problems.push({
-            endpoint,
-            policy: `${e.rule.namespace}/${e.rule.name}`,
-            message: `${ruleRefString(e.rule)} allows ports ${e.port.from}-${e.port.to}, wider than ${MAX_PORTS_PER_RANGE} (but not all ports); not enforced: denied`,
-          });
-          continue;
-        }
-        const rule = ruleId(e.rule);
-        for (let port = e.port.from; port <= e.port.to; port++) if (!ports.has(port)) ports.set(port, rule);
-      }
-      if (ports.size > 0) flags |= proto.ports;
-      // The bulk of a large plan: keys and values as hex directly (policyKeyHex is checked against the codec).
+      // Ranges become disjoint segments, each with the rule first for its ports (the
+      // order evaluate.ts reads); one port is an exact entry, longer segments are
+      // aligned port prefixes in pal_policy_ports: a few entries whatever the width.
+      const segments = portSegments(ofProto.flatMap((e) => (e.port === 'any' ? [] : [{ from: e.port.from, to: e.port.to, rule: ruleId(e.rule) }])));
       const values = new Map<number, string>();
-      const target = entriesOf('pal_policy');
-      for (const [port, rule] of ports) {
+      const valueOf = (rule: number) => {
         let value = values.get(rule);
         if (value === undefined) values.set(rule, (value = policyValue.encode({ ruleId: rule, flags: 0 }).toString('hex')));
-        target.set(policyKeyHex(endpointId, identity, direction, proto.number, port), value);
+        return value;
+      };
+      const exact = entriesOf('pal_policy');
+      for (const seg of segments) {
+        if (seg.from === seg.to) {
+          flags |= proto.ports;
+          exact.set(policyKeyHex(endpointId, identity, direction, proto.number, seg.from), valueOf(seg.rule));
+          continue;
+        }
+        flags |= proto.ranges;
+        for (const block of portPrefixes(seg.from, seg.to)) {
+          put('pal_policy_ports', { endpointId, identity, direction, protocol: proto.number, ...block }, { ruleId: seg.rule, flags: 0 });
+        }
       }
     }
     if (flags !== 0) {
@@ -386,6 +394,50 @@ function writeClasses(
     }
   }
   return written;
+}
+
+/** Disjoint port segments, sorted, each with the rule of the first range (in the order given) that covers its ports. */
+export function portSegments(ranges: ReadonlyArray<{ from: number; to: number; rule: number }>): Array<{ from: number; to: number; rule: number }> {
+  const covered: Array<{ from: number; to: number }> = []; // sorted, disjoint
+  const out: Array<{ from: number; to: number; rule: number }> = [];
+  for (const r of ranges) {
+    let cursor = r.from;
+    for (const c of covered) {
+      if (c.to < cursor) continue;
+      if (c.from > r.to) break;
+      if (c.from > cursor) out.push({ from: cursor, to: c.from - 1, rule: r.rule });
+      cursor = Math.max(cursor, c.to + 1);
+    }
+    if (cursor <= r.to) out.push({ from: cursor, to: r.to, rule: r.rule });
+    covered.push({ from: r.from, to: r.to });
+    covered.sort((a, b) => a.from - b.from);
+    for (let i = covered.length - 1; i > 0; i--) {
+      if (covered[i]!.from <= covered[i - 1]!.to + 1) {
+        covered[i - 1]!.to = Math.max(covered[i - 1]!.to, covered[i]!.to);
+        covered.splice(i, 1);
+      }
+    }
+  }
+  out.sort((a, b) => a.from - b.from);
+  const merged: typeof out = [];
+  for (const seg of out) {
+    const last = merged[merged.length - 1];
+    if (last && last.rule === seg.rule && last.to + 1 === seg.from) last.to = seg.to;
+    else merged.push({ ...seg });
+  }
+  return merged;
+}
+
+/** The aligned port blocks (first port, fixed high bits) that cover from..to exactly: at most 2 x 15. */
+export function portPrefixes(from: number, to: number): Array<{ port: number; portBits: number }> {
+  const blocks: Array<{ port: number; portBits: number }> = [];
+  for (let lo = from; lo <= to; ) {
+    let size = lo === 0 ? 65536 : lo & -lo;
+    while (lo + size - 1 > to) size /= 2;
+    blocks.push({ port: lo, portBits: 16 - Math.log2(size) });
+    lo += size;
+  }
+  return blocks;
 }
 
 /** policyKey.encode(...).toString('hex'), without the Buffer: u32 endpoint_id, u32 identity, u8 direction, u8 protocol, u16 dport, little-endian. */

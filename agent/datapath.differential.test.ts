@@ -64,6 +64,13 @@ const cases: Array<{ name: string; policies: NetworkPolicyInput[] }> = [
     policies: [{ namespace: 'x', name: 'p', spec: { podSelector: { matchLabels: { pod: 'b' } }, policyTypes: ['Egress'], egress: [{ ports: [{ port: 79, endPort: 80, protocol: 'TCP' }] }, { to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'z' } } }], ports: [{ port: 81, endPort: 90, protocol: 'UDP' }] }] } }],
   },
   {
+    name: 'wide and overlapping port ranges (port prefixes in pal_policy_ports)',
+    policies: [
+      { namespace: 'y', name: 'wide', spec: { podSelector: { matchLabels: { pod: 'b' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'x' } } }], ports: [{ port: 1000, endPort: 5000, protocol: 'TCP' }, { port: 4096, endPort: 9000, protocol: 'TCP' }, { port: 2, endPort: 65534, protocol: 'UDP' }] }] } },
+      { namespace: 'z', name: 'wide-egress', spec: { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ podSelector: { matchLabels: { pod: 'a' } } }], ports: [{ port: 80, endPort: 81, protocol: 'SCTP' }, { port: 4095, endPort: 4097, protocol: 'TCP' }] }] } },
+    ],
+  },
+  {
     name: 'default policy types with egress rules, and deny-all ingress',
     policies: [
       { namespace: 'y', name: 'p', spec: { podSelector: { matchLabels: { pod: 'a' } }, egress: [{ to: [{ namespaceSelector: { matchLabels: { ns: 'z' } } }] }] } },
@@ -98,7 +105,7 @@ for (const c of cases) {
       for (const [peerIndex, peer] of pods.entries()) {
         if (peer.ip === endpoint.ip) continue;
         for (const protocol of ['TCP', 'UDP', 'SCTP'] as L4[]) {
-          for (const port of [79, 80, 81, 82, 90]) {
+          for (const port of [1, 2, 79, 80, 81, 82, 90, 999, 1000, 4095, 4096, 4097, 5000, 5001, 9000, 9001, 65534, 65535]) {
             const peerIdentity = compiled.ipcache.get(peer.ip!)!;
             for (const direction of ['ingress', 'egress'] as const) {
               const expected = evaluateDirection(policy[direction], { address: parseAddress(peer.ip!)!, identity: peerIdentity }, protocol, port);

@@ -17,7 +17,7 @@
 // the new one without ever exceeding the larger of the two. Stale ipcache
 // entries are deleted before new ones are written (they are the final state).
 import { endpointInfo } from '../datapath/abi.ts';
-import { closedEndpointInfo, PLANNED_MAPS, type MapChanges, type MapContents, type PlannedMap } from './datapath-plan.ts';
+import { closedEndpointInfo, ENDPOINT_MAPS, PLANNED_MAPS, type EndpointMap, type MapChanges, type MapContents, type PlannedMap } from './datapath-plan.ts';
 
 export interface WriteStep {
   map: PlannedMap;
@@ -28,10 +28,8 @@ export interface WriteStep {
 
 export type Capacity = Partial<Record<PlannedMap, number>>;
 
-const POLICY_MAPS = ['pal_policy', 'pal_policy_cidr'] as const;
-
-/** The endpoint id a policy-map key belongs to (first field of policy_key; after prefixlen in policy_cidr_key). */
-export function endpointIdOfKey(map: 'pal_policy' | 'pal_policy_cidr', keyHex: string): number {
+/** The endpoint id a policy-map key belongs to (first field of policy_key; after prefixlen in the LPM keys). */
+export function endpointIdOfKey(map: EndpointMap, keyHex: string): number {
   return Buffer.from(keyHex, 'hex').readUInt32LE(map === 'pal_policy' ? 0 : 4);
 }
 
@@ -71,7 +69,7 @@ export function orderWrites(changes: MapChanges, applied: MapContents, capacity:
     if (!e) byEndpoint.set(id, (e = { updates: new Map(), deletes: new Map(), net: 0 }));
     return e;
   };
-  for (const map of POLICY_MAPS) {
+  for (const map of ENDPOINT_MAPS) {
     const have = applied.get(map) ?? new Map<string, string>();
     const listOf = (lists: Map<PlannedMap, WriteStep['entries']>) => {
       let list = lists.get(map);
@@ -119,8 +117,8 @@ export function orderWrites(changes: MapChanges, applied: MapContents, capacity:
       push('pal_endpoints', 'update', close);
       for (const c of close) endpoints.set(c.key, c.value);
     }
-    for (const map of POLICY_MAPS) push(map, 'delete', e.deletes.get(map) ?? []);
-    for (const map of POLICY_MAPS) push(map, 'update', e.updates.get(map) ?? []);
+    for (const map of ENDPOINT_MAPS) push(map, 'delete', e.deletes.get(map) ?? []);
+    for (const map of ENDPOINT_MAPS) push(map, 'update', e.updates.get(map) ?? []);
     const open = (desiredKeys.get(id) ?? []).filter((key) => endpoints.get(key) !== wantEndpoints.get(key)).map((key) => ({ key, value: wantEndpoints.get(key)! }));
     push('pal_endpoints', 'update', open);
     for (const o of open) endpoints.set(o.key, o.value);

@@ -31,9 +31,11 @@ import { podInput } from './pod-input.ts';
 import {
   closedEndpointInfo,
   DatapathPlanner,
+  ENDPOINT_MAPS,
   diffMaps,
   PLANNED_MAPS,
   problemText,
+  type EndpointMap,
   type IncrementalPlan,
   type MapChanges,
   type MapContents,
@@ -340,7 +342,7 @@ export class PolicySync {
     } catch (error) {
       this.#appliedUnknown = true;
       const touched = new Set(
-        steps.flatMap((s) => (s.map === 'pal_policy' || s.map === 'pal_policy_cidr' ? s.entries.map((e) => endpointIdOfKey(s.map as 'pal_policy', e.key)) : [])),
+        steps.flatMap((s) => (isEndpointMap(s.map) ? s.entries.map((e) => endpointIdOfKey(s.map as EndpointMap, e.key)) : [])),
       );
       const close = [...(this.#applied.get('pal_endpoints') ?? [])]
         .map(([key, value]) => ({ key, info: endpointInfo.decode(Buffer.from(value, 'hex')) }))
@@ -395,3 +397,6 @@ export class PolicySync {
   }
 }
 
+function isEndpointMap(map: PlannedMap): map is EndpointMap {
+  return (ENDPOINT_MAPS as readonly string[]).includes(map);
+}

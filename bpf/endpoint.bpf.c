@@ -107,8 +107,8 @@ static __always_inline struct conn conn_of(const struct ct4_key *k, __u8 dir)
 }
 
 /* Whether peer class `class` may open connection c (see policy.h): the
- * summary entry, then at most the exact-port and the any-port entries it
- * announces. A port of 0 (no ports: ICMP, a non-first fragment) can only be
+ * summary entry, then at most the exact-port entry, the port-range prefix
+ * (one LPM lookup) and the any-port entry it announces. A port of 0 (no ports: ICMP, a non-first fragment) can only be
  * allowed by ALL or ANY_PORT, which is the ADR's fragment rule. */
 static __always_inline bool class_allows(__u32 endpoint_id, __u32 class,
 					 const struct conn *c, __u32 *rule)
@@ -119,7 +119,7 @@ static __always_inline bool class_allows(__u32 endpoint_id, __u32 class,
 		.direction = c->direction,
 	};
 	struct policy_value *v = bpf_map_lookup_elem(&pal_policy, &k);
-	__u32 flags, any_port, ports;
+	__u32 flags, any_port, ports, ranges;
 
 	if (!v)
 		return false;
@@ -132,14 +132,17 @@ static __always_inline bool class_allows(__u32 endpoint_id, __u32 class,
 	case IPPROTO_TCP:
 		any_port = PAL_POL_TCP_ANY_PORT;
 		ports = PAL_POL_TCP_PORTS;
+		ranges = PAL_POL_TCP_RANGES;
 		break;
 	case IPPROTO_UDP:
 		any_port = PAL_POL_UDP_ANY_PORT;
 		ports = PAL_POL_UDP_PORTS;
+		ranges = PAL_POL_UDP_RANGES;
 		break;
 	case IPPROTO_SCTP:
 		any_port = PAL_POL_SCTP_ANY_PORT;
 		ports = PAL_POL_SCTP_PORTS;
+		ranges = PAL_POL_SCTP_RANGES;
 		break;
 	default:
 		return false;
@@ -148,6 +151,22 @@ static __always_inline bool class_allows(__u32 endpoint_id, __u32 class,
 	if ((flags & ports) && c->dport) {
 		k.dport = c->dport;
 		v = bpf_map_lookup_elem(&pal_policy, &k);
+		if (v) {
+			*rule = v->rule_id;
+			return true;
+		}
+	}
+	if ((flags & ranges) && c->dport) {
+		struct policy_port_key pk = {
+			.prefixlen = PAL_POLICY_PORTS_FULL,
+			.endpoint_id = endpoint_id,
+			.identity = class,
+			.direction = c->direction,
+			.protocol = c->protocol,
+			.dport = bpf_htons(c->dport),
+		};
+
+		v = bpf_map_lookup_elem(&pal_policy_ports, &pk);
 		if (v) {
 			*rule = v->rule_id;
 			return true;

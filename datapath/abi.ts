@@ -52,6 +52,12 @@ const u16 = (offset: number, c?: string): Field<number> => ({
   read: (b, at) => b.readUInt16LE(at),
   write: (b, at, v) => b.writeUInt16LE(v, at),
 });
+/** A u16 in network byte order (big-endian), as a number. */
+const be16 = (offset: number, c?: string): Field<number> => ({
+  offset, size: 2, c,
+  read: (b, at) => b.readUInt16BE(at),
+  write: (b, at, v) => b.writeUInt16BE(v, at),
+});
 const u32 = (offset: number, c?: string): Field<number> => ({
   offset, size: 4, c,
   read: (b, at) => b.readUInt32LE(at),
@@ -220,6 +226,43 @@ export type PolicyKey = ReturnType<typeof policyKey.decode>;
 export const policyValue = struct('policy_value', 8, { ruleId: u32(0), flags: u32(4) });
 export type PolicyValue = ReturnType<typeof policyValue.decode>;
 
+/** policy.h: pal_policy_ports's key as C has it; use `policyPortKey`. */
+export const policyPortKeyRaw = struct('policy_port_key', 16, {
+  prefixlen: u32(0),
+  endpointId: u32(4),
+  identity: u32(8),
+  direction: u8(12),
+  protocol: u8(13),
+  dport: be16(14),
+});
+
+/** prefixlen of pal_policy_ports keys counts endpoint_id, identity, direction and protocol first. */
+const POLICY_PORTS_FIXED_BITS = 80;
+
+export interface PolicyPortKey {
+  endpointId: number;
+  identity: number;
+  direction: number;
+  protocol: number;
+  /** The first port of an aligned block of 2^(16 - portBits) ports. */
+  port: number;
+  /** How many high bits of the port the prefix fixes (0..16). */
+  portBits: number;
+}
+
+/** pal_policy_ports's key: one aligned port block of a class's range. */
+export const policyPortKey: Codec<PolicyPortKey> = {
+  size: policyPortKeyRaw.size,
+  encode({ endpointId, identity, direction, protocol, port, portBits }) {
+    const mask = portBits === 0 ? 0 : (0xffff << (16 - portBits)) & 0xffff;
+    return policyPortKeyRaw.encode({ prefixlen: POLICY_PORTS_FIXED_BITS + portBits, endpointId, identity, direction, protocol, dport: port & mask });
+  },
+  decode(b) {
+    const raw = policyPortKeyRaw.decode(b);
+    return { endpointId: raw.endpointId, identity: raw.identity, direction: raw.direction, protocol: raw.protocol, port: raw.dport, portBits: raw.prefixlen - POLICY_PORTS_FIXED_BITS };
+  },
+};
+
 /** policy.h: pal_policy_cidr's key as C has it; use `policyCidrKey`. */
 export const policyCidrKeyRaw = struct(
   'policy_cidr_key',
@@ -307,7 +350,7 @@ export function sumMetrics(perCpu: Buffer): MetricsValue {
 
 /** Every struct mirrored here, for the layout test. */
 export const STRUCTS = [
-  endpointInfo, ipcacheValue, ipcacheKeyRaw, policyKey, policyValue, policyCidrKeyRaw,
+  endpointInfo, ipcacheValue, ipcacheKeyRaw, policyKey, policyValue, policyPortKeyRaw, policyCidrKeyRaw,
   policyCidrValue, ct4Key, ctValue, ctBudget, frag4Key, frag4Value, datapathConfig, metricsValue,
 ].map((c) => c.layout!);
 
@@ -322,6 +365,7 @@ export const MAPS = {
   pal_ipcache4: { type: MAP_TYPE.HASH, key: ipv4Key, value: ipcacheValue },
   pal_ipcache: { type: MAP_TYPE.LPM_TRIE, key: ipcacheKey, value: ipcacheValue },
   pal_policy: { type: MAP_TYPE.HASH, key: policyKey, value: policyValue },
+  pal_policy_ports: { type: MAP_TYPE.LPM_TRIE, key: policyPortKey, value: policyValue },
   pal_policy_cidr: { type: MAP_TYPE.LPM_TRIE, key: policyCidrKey, value: policyCidrValue },
   pal_ct4: { type: MAP_TYPE.HASH, key: ct4Key, value: ctValue },
   pal_ct_budget: { type: MAP_TYPE.HASH, key: u32Key, value: ctBudget },
@@ -387,6 +431,9 @@ export const POLICY_FLAG = {
   TCP_PORTS: 1 << 4,
   UDP_PORTS: 1 << 5,
   SCTP_PORTS: 1 << 6,
+  TCP_RANGES: 1 << 7,
+  UDP_RANGES: 1 << 8,
+  SCTP_RANGES: 1 << 9,
 } as const;
 
 /** endpoints.h: endpoint_info.flags; bit = 1 << direction, CIDR bits = 4 << direction. */

@@ -9,10 +9,20 @@
  * other entries exist, so a lookup never probes for entries that are absent:
  *   ALL             everything is allowed, rule_id of the summary decides;
  *   <P>_ANY_PORT    (E, X, D, P, 0) exists: every port of protocol P;
- *   <P>_PORTS       (E, X, D, P, port) exists for some ports (endPort ranges
- *                   are expanded port by port).
+ *   <P>_PORTS       (E, X, D, P, port) exists for some single ports;
+ *   <P>_RANGES      pal_policy_ports has port-prefix entries of (E, X, D, P).
  * Only TCP, UDP and SCTP have port flags; any other protocol (ICMP...) is
  * allowed by ALL only.
+ *
+ * pal_policy_ports (LPM_TRIE) holds the port ranges (endPort) of (E, X, D,
+ * P), each split into at most 2 x 15 aligned port prefixes, as Cilium does
+ * since 1.16: a range costs a few entries whatever its width, so no range is
+ * expanded port by port and none is refused. Its prefixlen counts the 80
+ * fixed bits (endpoint_id, identity, direction, protocol) first, then the
+ * high bits of the port (network byte order, so prefixes match). The planner
+ * writes the ranges of one class as disjoint prefixes, each with the rule
+ * that is first for those ports, so the longest match is the only match.
+ * Lookup order in a class: ALL, the exact port, a range, every port.
  *
  * pal_policy_cidr (LPM_TRIE) maps (endpoint_id, direction, family, peer
  * address) to the CIDR-region class that the endpoint's ipBlock rules for
@@ -36,6 +46,9 @@
 #ifndef PAL_POLICY_MAX
 #define PAL_POLICY_MAX (1 << 20)
 #endif
+#ifndef PAL_POLICY_PORTS_MAX
+#define PAL_POLICY_PORTS_MAX (1 << 18)
+#endif
 #ifndef PAL_POLICY_CIDR_MAX
 #define PAL_POLICY_CIDR_MAX (1 << 16)
 #endif
@@ -51,6 +64,9 @@
 #define PAL_POL_TCP_PORTS      (1u << 4)
 #define PAL_POL_UDP_PORTS      (1u << 5)
 #define PAL_POL_SCTP_PORTS     (1u << 6)
+#define PAL_POL_TCP_RANGES     (1u << 7)
+#define PAL_POL_UDP_RANGES     (1u << 8)
+#define PAL_POL_SCTP_RANGES    (1u << 9)
 
 /* prefixlen of an exact IPv4 lookup in pal_policy_cidr: 64 fixed bits, /32 */
 #define PAL_POLICY_CIDR_V4_FULL (64 + 32)
@@ -69,6 +85,19 @@ struct policy_value {
 	__u32 flags; /* summary entries only */
 };
 _Static_assert(sizeof(struct policy_value) == 8, "policy_value is ABI");
+
+/* prefixlen of an exact port lookup in pal_policy_ports: 80 fixed bits, 16 port bits */
+#define PAL_POLICY_PORTS_FULL (80 + 16)
+
+struct policy_port_key {
+	__u32 prefixlen;
+	__u32 endpoint_id;
+	__u32 identity; /* the peer class */
+	__u8 direction;
+	__u8 protocol;
+	__be16 dport;   /* network byte order: its high bits are the prefix */
+};
+_Static_assert(sizeof(struct policy_port_key) == 16, "policy_port_key is ABI");
 
 struct policy_cidr_key {
 	__u32 prefixlen;
@@ -94,6 +123,15 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pal_policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, PAL_POLICY_PORTS_MAX);
+	__type(key, struct policy_port_key);
+	__type(value, struct policy_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pal_policy_ports SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);

@@ -185,6 +185,14 @@ struct cidr {            /* one pal_policy_cidr entry; region 0 ends the list */
 	__u32 region;
 };
 
+struct prange {          /* one pal_policy_ports entry (an aligned port block); rule 0 ends the list */
+	__u32 class;
+	__u8 dir, proto;
+	__u16 port;
+	__u8 bits;           /* high bits of the port fixed by the prefix */
+	__u32 rule;
+};
+
 struct fixture {
 	const char *desc;
 	bool no_endpoint;    /* no pal_endpoints entry for EP_IFINDEX */
@@ -194,12 +202,49 @@ struct fixture {
 	bool small_budget;   /* use the object loaded with pal_ct_endpoint_max = SMALL_BUDGET */
 	struct pol pol[6];
 	struct cidr cidr[2];
+	struct prange ranges[3];
 	struct step steps[12];
 };
 
 /* ---- the fixtures -------------------------------------------------------- */
 
 static const struct fixture fixtures[] = {
+	{
+		/* A port range is an aligned prefix in pal_policy_ports: 8192-16383 is 8192/3. */
+		.desc = "ingress TCP port inside a range (LPM port prefix): ALLOW_POLICY, rule of the range",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_TCP_RANGES, 60) },
+		.ranges = { { PEER_ID, IN, IPPROTO_TCP, 8192, 3, 61 } },
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 9000, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 61 },
+			   { TO_POD, { TCP(PEER, 40001, POD, 16383, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 61 } },
+	},
+	{
+		.desc = "ingress TCP port just outside a range, or of another protocol: DROP_POLICY",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_TCP_RANGES, 60) },
+		.ranges = { { PEER_ID, IN, IPPROTO_TCP, 8192, 3, 61 } },
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 16384, TH_SYN) }, PAL_DROP_POLICY, CT_NONE },
+			   { TO_POD, { TCP(PEER, 40000, POD, 8191, TH_SYN) }, PAL_DROP_POLICY, CT_NONE },
+			   { TO_POD, { UDP(PEER, 40000, POD, 9000) }, PAL_DROP_POLICY, CT_NONE } },
+	},
+	{
+		/* The summary gates the lookup: a range entry its summary does not announce allows nothing. */
+		.desc = "a range entry the summary does not announce is not consulted",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_TCP_PORTS, 10), PORT(PEER_ID, IN, IPPROTO_TCP, 80, 11) },
+		.ranges = { { PEER_ID, IN, IPPROTO_TCP, 8192, 3, 61 } },
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 9000, TH_SYN) }, PAL_DROP_POLICY, CT_NONE } },
+	},
+	{
+		.desc = "exact port before range before any-port: each decides its own ports",
+		.ep_flags = ENF_OUT,
+		.pol = { SUMMARY(PEER_ID, OUT, PAL_POL_UDP_PORTS | PAL_POL_UDP_RANGES | PAL_POL_UDP_ANY_PORT, 70),
+			 PORT(PEER_ID, OUT, IPPROTO_UDP, 5353, 71), PORT(PEER_ID, OUT, IPPROTO_UDP, 0, 73) },
+		.ranges = { { PEER_ID, OUT, IPPROTO_UDP, 5120, 6, 72 } },
+		.steps = { { FROM_POD, { UDP(POD, 40000, PEER, 5353) }, PAL_ALLOW_POLICY, CT_CREATED, 71 },
+			   { FROM_POD, { UDP(POD, 40001, PEER, 5300) }, PAL_ALLOW_POLICY, CT_CREATED, 72 },
+			   { FROM_POD, { UDP(POD, 40002, PEER, 9) }, PAL_ALLOW_POLICY, CT_CREATED, 73 } },
+	},
 	{
 		/* Step 1 of the algorithm: a device that is not an endpoint. */
 		.desc = "no endpoint entry: PASS_UNSELECTED, no conntrack",
@@ -1158,7 +1203,7 @@ static void print_hex(const __u8 *buf, size_t len)
 struct loaded {
 	struct bpf_object *obj;
 	int from_pod, to_pod, clock;
-	int endpoints, ipcache4, ipcache, policy, policy_cidr, ct4, config, metrics, frag4, ct_budget;
+	int endpoints, ipcache4, ipcache, policy, policy_cidr, policy_ports, ct4, config, metrics, frag4, ct_budget;
 };
 
 /* test-tagged.bpf.o: pushes a VLAN tag into the skb's metadata (what the
@@ -1263,6 +1308,7 @@ static int load(const char *path, bool host_reaches_pods, __u32 ct_endpoint_max,
 	l->ipcache = map_fd(l->obj, "pal_ipcache");
 	l->policy = map_fd(l->obj, "pal_policy");
 	l->policy_cidr = map_fd(l->obj, "pal_policy_cidr");
+	l->policy_ports = map_fd(l->obj, "pal_policy_ports");
 	l->ct4 = map_fd(l->obj, "pal_ct4");
 	l->config = map_fd(l->obj, "pal_config");
 	l->metrics = map_fd(l->obj, "pal_metrics");
@@ -1308,6 +1354,7 @@ static void reset(const struct loaded *l)
 	clear_hash(l->ipcache);
 	clear_hash(l->policy);
 	clear_hash(l->policy_cidr);
+	clear_hash(l->policy_ports);
 	clear_hash(l->ct4);
 	clear_hash(l->frag4);
 	clear_hash(l->ct_budget);
@@ -1368,6 +1415,15 @@ static int seed(const struct loaded *l, const struct fixture *f)
 	put_ipcache(l->ipcache, IP4(192, 168, 0, 0), 16, LPM_ID);
 	put_ipcache(l->ipcache, IP4(10, 0, 0, 0), 8, NET10_ID);
 	err |= seed_policy(l, f);
+	for (const struct prange *r = f->ranges; r->rule; r++) {
+		struct policy_port_key k = {
+			.prefixlen = 80 + r->bits, .endpoint_id = EP_ID, .identity = r->class,
+			.direction = r->dir, .protocol = r->proto, .dport = htons(r->port),
+		};
+		struct policy_value v = { .rule_id = r->rule };
+
+		err |= bpf_map_update_elem(l->policy_ports, &k, &v, BPF_ANY);
+	}
 	for (const struct cidr *c = f->cidr; c->region; c++) {
 		struct policy_cidr_key k = {
 			.prefixlen = 64 + c->plen, .endpoint_id = EP_ID, .direction = c->dir, .family = PAL_AF_INET,
