@@ -105,6 +105,7 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
     pinDir: config.bpffs,
     endpoints: () => registry.list(),
     nodeAddresses: addresses,
+    maxEntriesPerEndpoint: config.maxEntriesPerEndpoint,
     status,
     log,
   });

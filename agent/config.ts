@@ -19,6 +19,13 @@ const schema = z.object({
   bpfObject: z.string().default(fileURLToPath(new URL('../build/bpf/endpoint.bpf.o', import.meta.url))),
   /** Seconds between two passes of the conntrack garbage collector (agent/conntrack-gc.ts). Default 30. */
   ctGcIntervalSeconds: z.coerce.number().positive().default(30),
+  /**
+   * The most policy-map entries one endpoint may have (pal_policy, pal_policy_ports and
+   * pal_policy_cidr together). An endpoint whose policy needs more is denied everything
+   * and reported, so that no policy one namespace may write can crowd the node's other
+   * endpoints out of the maps. Default 65536.
+   */
+  maxEntriesPerEndpoint: z.coerce.number().int().positive().default(65_536),
 });
 export type AgentConfig = z.infer<typeof schema>;
 
@@ -33,6 +40,7 @@ export function parseAgentConfig(argv: string[]): AgentConfig {
       bpffs: { type: 'string' },
       'bpf-object': { type: 'string' },
       'ct-gc-interval-seconds': { type: 'string' },
+      'max-entries-per-endpoint': { type: 'string' },
     },
     strict: true,
   });
@@ -44,6 +52,7 @@ export function parseAgentConfig(argv: string[]): AgentConfig {
     bpffs: values.bpffs,
     bpfObject: values['bpf-object'],
     ctGcIntervalSeconds: values['ct-gc-interval-seconds'],
+    maxEntriesPerEndpoint: values['max-entries-per-endpoint'],
   });
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

@@ -54,6 +54,8 @@ export interface PolicySyncOptions {
   pinDir: string;
   endpoints: () => Endpoint[];
   nodeAddresses: () => { self: string[]; others: string[] };
+  /** See agent/config.ts. */
+  maxEntriesPerEndpoint?: number;
   status: StatusReporter;
   log: (line: string) => void;
 }
@@ -283,6 +285,7 @@ export class PolicySync {
         podIdentities: this.#compiler.ipcache(),
         nodeAddresses: this.#o.nodeAddresses(),
         capacity: this.#capacity,
+        maxEntriesPerEndpoint: this.#o.maxEntriesPerEndpoint,
       },
       full ? 'all' : new Set(since.changed),
     );

@@ -35,6 +35,8 @@ export interface ClusterOptions {
   nodes?: number;
   /** Pod CIDR of node i (1-based); default 10.200.i.0/24. All of them lie in 10.0.0.0/8. */
   podCidr?: (index: number) => string;
+  /** More flags for every node's agent (agent/config.ts). */
+  agentArgs?: string[];
   /** How long the operator keeps an unused identity; default 30 s. */
   identityGraceSeconds?: number;
 }
@@ -77,7 +79,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     const nodes: SimNode[] = [];
     for (let index = 1; index <= (options.nodes ?? 2); index++) {
       const podCidr = options.podCidr?.(index) ?? `10.200.${index}.0/24`;
-      const node = await startNode({ runId, runDir, index, podCidr, underlay, core, nodeKubeconfig: controlPlane.nodeKubeconfig });
+      const node = await startNode({ runId, runDir, index, podCidr, underlay, core, nodeKubeconfig: controlPlane.nodeKubeconfig, agentArgs: options.agentArgs });
       cleanup.defer(() => node.stop());
       nodes.push(node);
     }

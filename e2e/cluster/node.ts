@@ -34,6 +34,8 @@ export interface NodeOptions {
   core: CoreV1Api;
   /** Kubeconfig that reaches the API server from inside a node namespace. */
   nodeKubeconfig: string;
+  /** More agent flags (agent/config.ts), e.g. ['--max-entries-per-endpoint', '40']. */
+  agentArgs?: string[];
 }
 
 export async function startNode(opts: NodeOptions): Promise<SimNode> {
@@ -59,7 +61,7 @@ export async function startNode(opts: NodeOptions): Promise<SimNode> {
         name: `agent ${name}`,
         command: NODE_BIN,
         args: [programs.agent, '--node', name, '--kubeconfig', opts.nodeKubeconfig, '--state-dir', stateDir,
-          '--cni-socket', `${stateDir}/cni.sock`, '--bpffs', bpffs],
+          '--cni-socket', `${stateDir}/cni.sock`, '--bpffs', bpffs, ...(opts.agentArgs ?? [])],
         netns,
         logFile: `${stateDir}/agent.log`,
         readyLine: /ready node=/,
