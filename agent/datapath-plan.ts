@@ -376,10 +376,11 @@ function writeClasses(
         return value;
       };
       const exact = entriesOf('pal_policy');
+      const keyPrefix = policyKeyHex(endpointId, identity, direction, proto.number, 0).slice(0, -4); // all but dport
       for (const seg of segments) {
         if (seg.from === seg.to) {
           flags |= proto.ports;
-          exact.set(policyKeyHex(endpointId, identity, direction, proto.number, seg.from), valueOf(seg.rule));
+          exact.set(keyPrefix + HEX_BYTE[seg.from & 0xff] + HEX_BYTE[seg.from >>> 8], valueOf(seg.rule));
           continue;
         }
         flags |= proto.ranges;
@@ -398,6 +399,9 @@ function writeClasses(
 
 /** Disjoint port segments, sorted, each with the rule of the first range (in the order given) that covers its ports. */
 export function portSegments(ranges: ReadonlyArray<{ from: number; to: number; rule: number }>): Array<{ from: number; to: number; rule: number }> {
+  const sorted = [...ranges].sort((a, b) => a.from - b.from);
+  // The common case, ranges that do not overlap: no rule can shadow another.
+  if (sorted.every((r, i) => i === 0 || sorted[i - 1]!.to < r.from)) return mergeSegments(sorted);
   const covered: Array<{ from: number; to: number }> = []; // sorted, disjoint
   const out: Array<{ from: number; to: number; rule: number }> = [];
   for (const r of ranges) {
@@ -418,9 +422,13 @@ export function portSegments(ranges: ReadonlyArray<{ from: number; to: number; r
       }
     }
   }
-  out.sort((a, b) => a.from - b.from);
-  const merged: typeof out = [];
-  for (const seg of out) {
+  return mergeSegments(out.sort((a, b) => a.from - b.from));
+}
+
+/** Sorted disjoint segments with adjacent ones of the same rule joined. */
+function mergeSegments(sorted: ReadonlyArray<{ from: number; to: number; rule: number }>): Array<{ from: number; to: number; rule: number }> {
+  const merged: Array<{ from: number; to: number; rule: number }> = [];
+  for (const seg of sorted) {
     const last = merged[merged.length - 1];
     if (last && last.rule === seg.rule && last.to + 1 === seg.from) last.to = seg.to;
     else merged.push({ ...seg });

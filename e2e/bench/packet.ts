@@ -54,7 +54,9 @@ import {
   sumMetrics,
   u32Key,
   type ReasonName,
+  policyPortKey,
 } from '../../datapath/abi.ts';
+import { portPrefixes } from '../../agent/datapath-plan.ts';
 import { formatIpv4, parseIpv4 } from '../../agent/ipam/ipv4.ts';
 import { Loader, type MapEntry } from '../../datapath/loader-client.ts';
 import { ipv4Packet, TCP_ACK, TCP_SYN } from '../../datapath/packet.ts';
@@ -77,8 +79,10 @@ const REVISION = 7;
 const POD = '10.1.0.10';
 const EP_ID = parseIpv4(POD); // as agent/datapath-plan.ts numbers endpoints
 const PORT = 8080;
-const PEER = { allowed: '10.1.0.5', all: '10.1.0.6', denied: '10.1.0.7', world: '198.51.100.7', block: '203.0.113.9' };
-const ID = { pod: 0x20000, allowed: 0x20001, all: 0x20002, denied: 0x20003 };
+const PEER = { allowed: '10.1.0.5', all: '10.1.0.6', denied: '10.1.0.7', range: '10.1.0.8', world: '198.51.100.7', block: '203.0.113.9' };
+const ID = { pod: 0x20000, allowed: 0x20001, all: 0x20002, denied: 0x20003, range: 0x20004 };
+/** The range PEER.range is allowed on: PORT inside, 17 aligned prefixes in pal_policy_ports. */
+const RANGE = { from: 1001, to: 30000 };
 const BLOCK = { cidr: '203.0.113.0/24', region: cidrIdentity(5) };
 // Filler: identities from FILL_ID, addresses from FILL_ADDR, other endpoints from OTHER_EP.
 const FILL_ID = 0x10000;
@@ -120,6 +124,7 @@ const CASES: Case[] = [
   { name: 'SYN of a tracked tuple', main: false, path: 'ep + ipcache4 + policy summary + port, CT replace', packet: syn(PEER.allowed), flags: ENFORCED, expect: 'ALLOW_POLICY' },
   { name: 'IPv6 frame', main: false, path: 'parse + ep', packet: nonIp, flags: ENFORCED, expect: 'DROP_NOT_IPV4' },
   { name: 'reply: ACK', main: false, path: 'parse + CT hit + config (the same entry)', packet: ipv4Packet({ saddr: PEER.allowed, daddr: POD, protocol: 'TCP', sport: 9090, dport: REPLY_PORT, tcpFlags: TCP_ACK }), flags: ENFORCED, expect: 'ALLOW_REPLY' },
+  { name: 'SYN via port range', main: false, path: 'ep + ipcache4 + policy summary + LPM pal_policy_ports, CT replace', packet: syn(PEER.range), flags: ENFORCED, expect: 'ALLOW_POLICY' },
   { name: 'SYN, ALL class', main: false, path: 'ep + ipcache4 + policy summary, CT replace', packet: syn(PEER.all), flags: ENFORCED, expect: 'ALLOW_POLICY' },
   { name: 'denied: world peer', main: false, path: 'ep + ipcache4 miss + LPM ipcache + policy miss', packet: syn(PEER.world), flags: ENFORCED, expect: 'DROP_POLICY' },
   { name: 'denied: SYN, ep has ANY rules', main: false, path: 'denied + ANY summary miss', packet: syn(PEER.denied), flags: ENFORCED | ENDPOINT_FLAG.INGRESS_ANY, expect: 'DROP_POLICY' },
@@ -424,6 +429,11 @@ async function fill(copy: Copy, rng: Prng): Promise<void> {
     key: policyKey.encode({ endpointId, identity, direction: DIRECTION.INGRESS, protocol, dport }),
     value: policyValue.encode({ ruleId, flags }),
   });
+  const prefixes = (endpointId: number, identity: number, from: number, to: number, ruleId: number): MapEntry[] =>
+    portPrefixes(from, to).map((block) => ({
+      key: policyPortKey.encode({ endpointId, identity, direction: DIRECTION.INGRESS, protocol: PROTOCOL.TCP, ...block }),
+      value: policyValue.encode({ ruleId, flags: 0 }),
+    }));
   const ipc = (addr: string, identity: number): MapEntry => ({ key: ipv4Key.encode(addr), value: ipcacheValue.encode({ identity, flags: 0 }) });
 
   // Filler: `size` policy entries in groups of two (summary + one port) for
@@ -432,6 +442,14 @@ async function fill(copy: Copy, rng: Prng): Promise<void> {
   // other endpoints; `size` addresses over those identities.
   const groups = Math.floor(size / 2);
   const policy: MapEntry[] = [];
+  // And as many port-prefix entries: a range of 100 to 1000 ports for one
+  // (endpoint, identity) in every fourth group, so the LPM trie has `size` entries.
+  const ports: MapEntry[] = [];
+  for (let g = 3; ports.length < size; g += 4) {
+    const from = 1024 + rng.int(60000);
+    ports.push(...prefixes(g % 2 === 0 ? EP_ID : OTHER_EP + (g % OTHER_ENDPOINTS), FILL_ID + g, from, from + 100 + rng.int(900), 2000 + g));
+  }
+  ports.length = size;
   for (let g = 0; g < groups; g++) {
     const mine = g % 2 === 0;
     const ep = mine ? EP_ID : OTHER_EP + (g % OTHER_ENDPOINTS);
@@ -454,8 +472,10 @@ async function fill(copy: Copy, rng: Prng): Promise<void> {
     pol(EP_ID, ID.all, 0, 0, 13, POLICY_FLAG.ALL),
     pol(EP_ID, BLOCK.region, 0, 0, 0, POLICY_FLAG.TCP_PORTS),
     pol(EP_ID, BLOCK.region, PROTOCOL.TCP, PORT, 14),
+    pol(EP_ID, ID.range, 0, 0, 0, POLICY_FLAG.TCP_RANGES),
   );
-  ipcache.push(ipc(PEER.allowed, ID.allowed), ipc(PEER.all, ID.all), ipc(PEER.denied, ID.denied), ipc(POD, ID.pod));
+  ports.push(...prefixes(EP_ID, ID.range, RANGE.from, RANGE.to, 15));
+  ipcache.push(ipc(PEER.range, ID.range), ipc(PEER.allowed, ID.allowed), ipc(PEER.all, ID.all), ipc(PEER.denied, ID.denied), ipc(POD, ID.pod));
   for (let k = 0; k < FRESH.peers; k++) ipcache.push(ipc(formatIpv4(parseIpv4(FRESH.first) + k), ID.allowed));
   const lpm = ['10.250.0.0/16', '100.64.0.0/10', '172.16.0.0/12', '192.168.0.0/16'].map((cidr) => ({
     key: ipcacheKey.encode(cidr),
@@ -468,8 +488,9 @@ async function fill(copy: Copy, rng: Prng): Promise<void> {
   await loader.update('pal_ipcache4', ipcache);
   await loader.update('pal_ipcache', lpm);
   await loader.update('pal_policy_cidr', cidr);
+  await loader.update('pal_policy_ports', ports);
   await setFlags(copy, ENFORCED);
-  copy.counts = { fillerPolicy, fillerIpcache, policy: policy.length, ipcache4: ipcache.length, ipcacheLpm: lpm.length, policyCidr: cidr.length };
+  copy.counts = { fillerPolicy, fillerIpcache, policy: policy.length, ipcache4: ipcache.length, ipcacheLpm: lpm.length, policyCidr: cidr.length, policyPorts: ports.length };
 }
 
 async function setFlags(copy: Copy, flags: number): Promise<void> {
@@ -578,7 +599,7 @@ function report(f: Figures): void {
   console.log(`code: ${f.code}; kernel ${release()}`);
   console.log(`map contents per copy (filler + the measured packets' entries):`);
   for (const c of f.copies) {
-    console.log(`  N=${String(c.size).padEnd(6)} pal_policy ${c.counts.policy} (${c.counts.fillerPolicy} filler), pal_ipcache4 ${c.counts.ipcache4} (${c.counts.fillerIpcache} filler), pal_ipcache (LPM) ${c.counts.ipcacheLpm}, pal_policy_cidr ${c.counts.policyCidr}`);
+    console.log(`  N=${String(c.size).padEnd(6)} pal_policy ${c.counts.policy} (${c.counts.fillerPolicy} filler), pal_ipcache4 ${c.counts.ipcache4} (${c.counts.fillerIpcache} filler), pal_ipcache (LPM) ${c.counts.ipcacheLpm}, pal_policy_cidr ${c.counts.policyCidr}, pal_policy_ports (LPM) ${c.counts.policyPorts}`);
   }
   console.log(`baseline pal_passthrough: median ${pass.toFixed(0)} ns/packet (rounds ${f.passHot.join(' ')})`);
   console.log('');
