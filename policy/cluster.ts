@@ -23,7 +23,7 @@
 // without waiting (no number: fail closed, as for a new pod). Only labels are
 // held: address, ports and the rest apply at once.
 
-import { formatAddress, parseAddress, type Address } from './cidr.ts';
+import { aggregatePrefixes, comparePrefixes, formatAddress, hostPrefix, parseAddress, type Address, type Prefix } from './cidr.ts';
 import { identityKey, NAMESPACE_NAME_LABEL } from './ids.ts';
 import type { PeerIR } from './ir.ts';
 import { LabelIndex } from './label-index.ts';
@@ -63,7 +63,20 @@ export interface Group {
   identity: number | undefined;
   peers: Set<Peer>;
   namedSig: string;
-  namedCache: Map<string, number[]> | undefined;
+  namedCache: Map<string, GroupNamed> | undefined;
+}
+
+/** What a named port resolves to on a group's pods: one list when they all agree, else per pod. */
+export type GroupNamed = { agree: true; ports: number[] } | { agree: false; pods: Array<{ pod: PodRec; ports: number[] }> };
+
+/**
+ * A peer's resolution of a named port: per identity whose pods agree, their
+ * ports; for identities whose pods disagree, (host prefix, port) per pod with
+ * an address, runs of consecutive addresses merged, sorted by port then prefix.
+ */
+export interface PeerNamed {
+  byIdentity: ReadonlyMap<number, readonly PortSpec[]>;
+  hosts: readonly (readonly [Prefix, number])[];
 }
 
 export interface NsSel {
@@ -83,8 +96,8 @@ export interface Peer {
   /** Sorted identity numbers of the groups; replaced only when its content changes. */
   identities: readonly number[];
   identitiesStale: boolean;
-  /** Per `name/protocol`: identity -> the ports that name resolves to on its pods (cleared on change). */
-  named: Map<string, ReadonlyMap<number, readonly PortSpec[]>> | undefined;
+  /** Per `name/protocol`: what that name resolves to on the peer's pods (cleared on change). */
+  named: Map<string, PeerNamed> | undefined;
 }
 
 export interface ClusterListener {
@@ -117,10 +130,22 @@ export function resolveNamedPort(ports: readonly ContainerPort[], name: string, 
   return out;
 }
 
+/**
+ * What the group's named ports look like to a peer: the pods' named ports
+ * when all pods have the same, else each pod's with its address (a named
+ * port then resolves per address: see peerNamedPorts).
+ */
 function namedSignature(pods: Iterable<PodRec>): string {
-  const set = new Set<string>();
-  for (const p of pods) for (const c of p.input.containerPorts) if (c.name) set.add(`${c.name}/${c.protocol ?? 'TCP'}/${c.containerPort}`);
-  return [...set].sort().join(',');
+  const per: string[] = [];
+  for (const p of pods) {
+    const named = p.input.containerPorts.filter((c) => c.name).map((c) => `${c.name}/${c.protocol ?? 'TCP'}/${c.containerPort}`);
+    per.push([...new Set(named)].sort().join(','));
+  }
+  if (per.every((x) => x === per[0])) return per[0] ?? '';
+  let i = 0;
+  const withAddresses: string[] = [];
+  for (const p of pods) withAddresses.push(`${p.ip ?? '-'}=${per[i++]}`);
+  return withAddresses.sort().join(';');
 }
 
 export class ClusterState {
@@ -231,7 +256,8 @@ export class ClusterState {
     old.address = address;
     old.ip = ip;
     if (labelsChanged) this.joinGroup(old);
-    else if (portsChanged) this.groupPortsChanged(old.group);
+    // An address matters to named ports when the group's pods disagree on them (see namedSignature).
+    else if (portsChanged || addressChanged) this.groupPortsChanged(old.group);
     return { pod: old, labelsChanged, addressOrPortsChanged: portsChanged || addressChanged, oldAddress };
   }
 
@@ -313,18 +339,18 @@ export class ClusterState {
     this.listener.peerChanged(peer, 'identities');
   }
 
-  /** The union over the group's pods of the ports `name`/`protocol` resolves to (the per-identity approximation). */
-  groupNamedPorts(g: Group, name: string, protocol: Protocol): number[] {
+  /** The ports `name`/`protocol` resolves to on the group's pods: one list if they all agree, else per pod. */
+  groupNamedPorts(g: Group, name: string, protocol: Protocol): GroupNamed {
     const k = `${name}/${protocol}`;
     g.namedCache ??= new Map();
-    let ports = g.namedCache.get(k);
-    if (!ports) {
-      const set = new Set<number>();
-      for (const p of g.pods) for (const n of resolveNamedPort(p.input.containerPorts, name, protocol)) set.add(n);
-      ports = [...set].sort((a, b) => a - b);
-      g.namedCache.set(k, ports);
+    let named = g.namedCache.get(k);
+    if (!named) {
+      const pods = [...g.pods].map((pod) => ({ pod, ports: [...new Set(resolveNamedPort(pod.input.containerPorts, name, protocol))].sort((a, b) => a - b) }));
+      const first = pods[0]?.ports ?? [];
+      named = pods.every((p) => sameNumbers(p.ports, first)) ? { agree: true, ports: first } : { agree: false, pods };
+      g.namedCache.set(k, named);
     }
-    return ports;
+    return named;
   }
 
   // ---- identities ----
@@ -431,29 +457,51 @@ export class ClusterState {
   }
 
   /**
-   * Per identity of the peer, the ports `name`/`protocol` resolves to (the
-   * union over that identity's pods), as sorted port specs. Cached on the
-   * peer: every rule using the peer with that named port shares it.
+   * What `name`/`protocol` resolves to on the peer's pods (groups with an
+   * identity number only: fail closed). Where all pods of an identity agree,
+   * per identity its ports, as sorted port specs; where they do not (two
+   * pods with equal labels giving the name different numbers), per pod
+   * address its own ports, as host prefixes (CIDR regions of the rule), so
+   * that each pod is reachable on its own ports only, as the spec says.
+   * Cached on the peer: every rule using the peer with that named port
+   * shares it.
    */
-  peerNamedPorts(peer: Peer, name: string, protocol: Protocol): ReadonlyMap<number, readonly PortSpec[]> {
+  peerNamedPorts(peer: Peer, name: string, protocol: Protocol): PeerNamed {
     const key = `${name}/${protocol}`;
     peer.named ??= new Map();
-    let map = peer.named.get(key);
-    if (!map) {
+    let named = peer.named.get(key);
+    if (!named) {
       const m = new Map<number, PortSpec[]>();
+      const byPort = new Map<number, Prefix[]>();
       for (const g of peer.groups) {
         if (g.identity === undefined) continue;
-        const ports = this.groupNamedPorts(g, name, protocol);
-        if (ports.length === 0) continue;
+        const resolved = this.groupNamedPorts(g, name, protocol);
+        if (!resolved.agree) {
+          for (const { pod, ports } of resolved.pods) {
+            if (!pod.address) continue;
+            for (const port of ports) {
+              const list = byPort.get(port);
+              if (list) list.push(hostPrefix(pod.address));
+              else byPort.set(port, [hostPrefix(pod.address)]);
+            }
+          }
+          continue;
+        }
+        if (resolved.ports.length === 0) continue;
         let list = m.get(g.identity);
         if (!list) m.set(g.identity, (list = []));
-        for (const port of ports) if (!list.some((s) => s.port !== 'any' && s.port.from === port)) list.push({ protocol, port: { from: port, to: port } });
+        for (const port of resolved.ports) if (!list.some((s) => s.port !== 'any' && s.port.from === port)) list.push({ protocol, port: { from: port, to: port } });
       }
       for (const list of m.values()) list.sort((a, b) => (a.port as PortRange).from - (b.port as PortRange).from);
-      map = m;
-      peer.named.set(key, map);
+      const hosts: (readonly [Prefix, number])[] = [];
+      for (const port of [...byPort.keys()].sort((a, b) => a - b)) {
+        const prefixes = byPort.get(port)!.sort(comparePrefixes).filter((p, i, all) => i === 0 || comparePrefixes(all[i - 1]!, p) !== 0);
+        for (const prefix of aggregatePrefixes(prefixes)) hosts.push([prefix, port]);
+      }
+      named = { byIdentity: m, hosts };
+      peer.named.set(key, named);
     }
-    return map;
+    return named;
   }
 
   /** The sorted identity numbers of the peer's groups (groups without a number are left out: fail closed). */

@@ -482,22 +482,45 @@ test('output: entryCount: a summary per peer class, then per protocol all-ports 
   assert.deepEqual(out.entryCount, { policy: 1510, cidr: 1 });
 });
 
-test('output: named egress ports are per identity: pods of one identity with different numbers for a name get the union (documented approximation)', () => {
-  const cluster = scenarioCluster(['x', 'y'], ['a', 'b']);
-  // y/a and y/b share an identity (same labels) but serve "web" on different ports.
-  pod(cluster, 'y/a').labels = { app: 'web' };
-  pod(cluster, 'y/b').labels = { app: 'web' };
+test('output: named egress ports resolve per pod: pods of one identity with different numbers for a name are each reachable on their own only', () => {
+  const cluster = scenarioCluster(['x', 'y'], ['a', 'b', 'c']);
+  // y/a and y/b share an identity (same labels) but serve "web" on different ports; y/c agrees with nobody (no "web").
+  for (const name of ['y/a', 'y/b', 'y/c']) pod(cluster, name).labels = { app: 'web' };
   pod(cluster, 'y/a').containerPorts = [{ name: 'web', containerPort: 8080, protocol: 'TCP' }];
   pod(cluster, 'y/b').containerPorts = [{ name: 'web', containerPort: 9090, protocol: 'TCP' }];
+  pod(cluster, 'y/c').containerPorts = [];
   const policies = [np('x', 'p', { podSelector: { matchLabels: { pod: 'a' } }, policyTypes: ['Egress'], egress: [{ to: [{ namespaceSelector: {} }], ports: [{ port: 'web' }] }] })];
   const out = compileCluster(cluster, policies);
-  const ports = out.endpoints.get('x/a')!.egress!.entries.map((e) => (e.port === 'any' ? 'any' : e.port.from));
-  assert.deepEqual(ports, [8080, 9090]);
   const xa = pod(cluster, 'x/a');
-  const ya = pod(cluster, 'y/a');
-  // The reference (per pod) refuses x/a -> y/a:9090; the compiled policy allows it.
-  assert.equal(allowed(policies, cluster.pods, cluster.namespaces, { pod: xa }, { pod: ya }, 'TCP', 9090), false);
-  assert.equal(evaluate(out, { src: xa.ip!, dst: ya.ip!, protocol: 'TCP', port: 9090 }).allowed, true);
+  // The reference (per pod) and the compiled policy agree on every destination and port.
+  for (const to of ['y/a', 'y/b', 'y/c']) {
+    for (const port of [8080, 9090]) {
+      const dst = pod(cluster, to);
+      const expected = allowed(policies, cluster.pods, cluster.namespaces, { pod: xa }, { pod: dst }, 'TCP', port);
+      assert.equal(evaluate(out, { src: xa.ip!, dst: dst.ip!, protocol: 'TCP', port }).allowed, expected, `x/a -> ${to}:${port}`);
+    }
+  }
+  assert.equal(evaluate(out, { src: xa.ip!, dst: pod(cluster, 'y/a').ip!, protocol: 'TCP', port: 9090 }).allowed, false);
+  // The identity's pods disagree: one /32 region per pod with its own port, no identity entry for the name.
+  const egress = out.endpoints.get('x/a')!.egress!;
+  assert.deepEqual(egress.entries, []);
+  assert.deepEqual(
+    egress.cidrRegions.map((r) => [r.prefix, r.entries.map((e) => (e.port === 'any' ? 'any' : e.port.from))]),
+    [[`${pod(cluster, 'y/a').ip}/32`, [8080]], [`${pod(cluster, 'y/b').ip}/32`, [9090]]],
+  );
+});
+
+test('output: named egress ports: when all pods of an identity agree, one identity entry as before (no regions)', () => {
+  const cluster = scenarioCluster(['x', 'y'], ['a', 'b']);
+  for (const name of ['y/a', 'y/b']) {
+    pod(cluster, name).labels = { app: 'web' };
+    pod(cluster, name).containerPorts = [{ name: 'web', containerPort: 8080, protocol: 'TCP' }];
+  }
+  const policies = [np('x', 'p', { podSelector: { matchLabels: { pod: 'a' } }, policyTypes: ['Egress'], egress: [{ to: [{ namespaceSelector: {} }], ports: [{ port: 'web' }] }] })];
+  const egress = compileCluster(cluster, policies).endpoints.get('x/a')!.egress!;
+  assert.deepEqual(egress.entries.map((e) => [e.peer.kind, e.port === 'any' ? 'any' : e.port.from]), [['identity', 8080]]);
+  assert.deepEqual(egress.cidrRegions, []);
+  assert.deepEqual(egress.entryCount, { policy: 2, cidr: 0 });
 });
 
 test('output: the verdict names the rule that allowed, or the policies that isolate', () => {

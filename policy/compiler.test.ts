@@ -362,6 +362,29 @@ test('make-before-break: a new pod without an identity is fail closed; so is a r
   assert.deepEqual(c.missingIdentities().includes(key), false);
 });
 
+test('named egress ports of an identity whose pods disagree follow a pod that changes address or ports', () => {
+  const c = new Compiler();
+  const web = (name: string, ip: string, port: number): PodInput => ({ namespace: 'y', name, labels: { app: 'web' }, ip, containerPorts: [{ name: 'web', containerPort: port, protocol: 'TCP' }] });
+  c.setPod({ namespace: 'x', name: 'client', labels: { app: 'client' }, ip: '10.0.0.1', containerPorts: [] });
+  c.setPod(web('w1', '10.0.1.1', 8080));
+  c.setPod(web('w2', '10.0.1.2', 9090));
+  c.setIdentities(new Map([
+    [identityKey({ 'kubernetes.io/metadata.name': 'x' }, { app: 'client' }), 300],
+    [identityKey({ 'kubernetes.io/metadata.name': 'y' }, { app: 'web' }), 301],
+  ]));
+  c.setPolicy(np('x', 'to-web', { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ namespaceSelector: {} }], ports: [{ port: 'web' }] }] }));
+  const regions = () => c.result('x/client')!.egress!.cidrRegions.map((r) => `${r.prefix}:${r.entries.map((e) => (e.port === 'any' ? 'any' : e.port.from)).join(',')}`);
+  const identityPorts = () => c.result('x/client')!.egress!.entries.map((e) => `${e.peer.kind === 'identity' ? e.peer.identity : e.peer.kind}:${e.port === 'any' ? 'any' : e.port.from}`);
+  assert.deepEqual(regions(), ['10.0.1.1/32:8080', '10.0.1.2/32:9090']);
+  assert.deepEqual(identityPorts(), []);
+  c.setPod(web('w2', '10.0.1.7', 9090));
+  assert.deepEqual(regions(), ['10.0.1.1/32:8080', '10.0.1.7/32:9090']);
+  // Now they agree: back to one identity entry, no regions.
+  c.setPod(web('w2', '10.0.1.7', 8080));
+  assert.deepEqual(regions(), []);
+  assert.deepEqual(identityPorts(), ['301:8080']);
+});
+
 test('a deleted pod is reported once and has no result', () => {
   const { c } = loaded();
   const g = c.endpointsChangedSince(0).generation;

@@ -836,12 +836,17 @@ export class Compiler {
     const ids = r.ir.allPeers || plain.length === 0 ? NO_IDS : this.ruleIdentities(r);
     const named = namedPorts(r.ir.ports);
     // Egress named ports resolve on the destination: per peer identity, the
-    // union of the ports of that identity's pods (cached per peer and name).
+    // ports of that identity's pods when they agree, else per pod address
+    // (host prefixes, as CIDR items) (cached per peer and name).
     let byIdentity: ReadonlyMap<number, readonly PortSpec[]> | undefined;
     if (r.direction === 'egress' && named.length > 0) {
       const sources: ReadonlyMap<number, readonly PortSpec[]>[] = [];
       for (const peer of r.namedAll ? [r.namedAll] : r.peers) {
-        for (const n of named) sources.push(this.cluster.peerNamedPorts(peer, n.name, n.protocol));
+        for (const n of named) {
+          const resolved = this.cluster.peerNamedPorts(peer, n.name, n.protocol);
+          sources.push(resolved.byIdentity);
+          for (const [prefix, port] of resolved.hosts) items.push({ prefix, except: NO_EXCEPT, protocol: n.protocol, port: { from: port, to: port }, rule });
+        }
       }
       if (sources.length === 1 && ids.length === 0) {
         byIdentity = sources[0];
