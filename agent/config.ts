@@ -26,6 +26,17 @@ const schema = z.object({
    * endpoints out of the maps. Default 65536.
    */
   maxEntriesPerEndpoint: z.coerce.number().int().positive().default(65_536),
+  /**
+   * Whether traffic from this node's own address to its pods is admitted whatever their
+   * ingress policy (the datapath's load-time global pal_host_reaches_pods). Kubernetes
+   * expects it: kubelet probes come from the node. It also admits anything the node SNATs
+   * to its own address, e.g. NodePort traffic from outside the cluster with
+   * externalTrafficPolicy Cluster (README, "Enforcement semantics worth knowing"). With
+   * false, host traffic is judged by the pods' policies like any peer (an ipBlock of the
+   * node's address admits it). `--host-reaches-pods true|false`; default true. Applies
+   * when the agent loads the datapath.
+   */
+  hostReachesPods: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
 });
 export type AgentConfig = z.infer<typeof schema>;
 
@@ -41,6 +52,7 @@ export function parseAgentConfig(argv: string[]): AgentConfig {
       'bpf-object': { type: 'string' },
       'ct-gc-interval-seconds': { type: 'string' },
       'max-entries-per-endpoint': { type: 'string' },
+      'host-reaches-pods': { type: 'string' },
     },
     strict: true,
   });
@@ -53,6 +65,7 @@ export function parseAgentConfig(argv: string[]): AgentConfig {
     bpfObject: values['bpf-object'],
     ctGcIntervalSeconds: values['ct-gc-interval-seconds'],
     maxEntriesPerEndpoint: values['max-entries-per-endpoint'],
+    hostReachesPods: values['host-reaches-pods'],
   });
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

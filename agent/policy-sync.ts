@@ -56,6 +56,8 @@ export interface PolicySyncOptions {
   nodeAddresses: () => { self: string[]; others: string[] };
   /** See agent/config.ts. */
   maxEntriesPerEndpoint?: number;
+  /** Admit this node's own traffic to its pods whatever their policy (agent/config.ts); default true. */
+  hostReachesPods?: boolean;
   status: StatusReporter;
   log: (line: string) => void;
 }
@@ -168,7 +170,7 @@ export class PolicySync {
 
   async #loadDatapath(): Promise<void> {
     const { loader, objectPath, pinDir } = this.#o;
-    const loaded = await loader.load(objectPath, pinDir, { globals: loadGlobals({ hostReachesPods: true }) });
+    const loaded = await loader.load(objectPath, pinDir, { globals: loadGlobals({ hostReachesPods: this.#o.hostReachesPods ?? true }) });
     this.#capacity = Object.fromEntries(PLANNED_MAPS.map((map) => [map, loaded.maps.find((m) => m.name === map)?.maxEntries ?? Infinity]));
     // Pinned maps survive restarts: what they hold is what is applied.
     await this.#readApplied();
