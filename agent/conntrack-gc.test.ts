@@ -2,12 +2,7 @@
 // pass over the real pal_ct4 of build/bpf/endpoint.bpf.o (loaded into a
 // bpffs mounted for the test and removed after it), on the kernel's clock.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
 import {
   CLOCK_PROGRAM,
   CT_FORGET_PROGRAM,
@@ -20,17 +15,16 @@ import {
   endpointInfo,
   ipcacheValue,
   ipv4Key,
-  loadGlobals,
   POLICY_FLAG,
   policyKey,
   policyValue,
   PROTOCOL,
   u32Key,
 } from '../datapath/abi.ts';
-import { Loader, type MapEntry } from '../datapath/loader-client.ts';
+import type { MapEntry } from '../datapath/loader-client.ts';
+import { scratchDatapath } from '../datapath/scratch-datapath.ts';
 import { ConntrackGc, DEFAULT_CT_TIMEOUTS, expiredKeys, forgetBatches, nearestHz } from './conntrack-gc.ts';
 
-const ENDPOINT_OBJECT = fileURLToPath(new URL('../build/bpf/endpoint.bpf.o', import.meta.url));
 
 const cleanups: Array<() => Promise<unknown>> = [];
 after(async () => {
@@ -80,13 +74,9 @@ test('HZ is the kernel value nearest to the measured tick rate', () => {
 });
 
 test('a pass over the kernel map deletes exactly the expired entries, on the clock the datapath stamps with', async () => {
-  const bpffs = await mkdtemp(join(tmpdir(), 'pal-ct-gc-test-'));
-  cleanups.push(() => rm(bpffs, { recursive: true, force: true }));
-  await execa('mount', ['-t', 'bpf', 'bpffs', bpffs]);
-  cleanups.push(() => execa('umount', [bpffs]));
-  const loader = await Loader.start({ onLog: () => {} });
-  cleanups.push(() => loader.close());
-  await loader.load(ENDPOINT_OBJECT, bpffs, { globals: loadGlobals({ hostReachesPods: true }) });
+  const datapath = await scratchDatapath('ct-gc-test');
+  cleanups.push(() => datapath.dispose());
+  const { loader } = datapath;
 
   const gc = await ConntrackGc.start({ loader, intervalMs: 0, timeouts: { tcpSeconds: 3600, tcpClosingSeconds: 2, otherSeconds: 5 }, log: () => {} });
   assert.ok([100, 250, 300, 1000].includes(gc.hz), `HZ ${gc.hz}`);
@@ -106,13 +96,9 @@ test('a pass over the kernel map deletes exactly the expired entries, on the clo
 });
 
 test('pal_ct_forget deletes only entries whose last_seen is still the one judged idle, and uncounts them', async () => {
-  const bpffs = await mkdtemp(join(tmpdir(), 'pal-ct-gc-test-'));
-  cleanups.push(() => rm(bpffs, { recursive: true, force: true }));
-  await execa('mount', ['-t', 'bpf', 'bpffs', bpffs]);
-  cleanups.push(() => execa('umount', [bpffs]));
-  const loader = await Loader.start({ onLog: () => {} });
-  cleanups.push(() => loader.close());
-  await loader.load(ENDPOINT_OBJECT, bpffs, { globals: loadGlobals({ hostReachesPods: true }) });
+  const datapath = await scratchDatapath('ct-gc-test');
+  cleanups.push(() => datapath.dispose());
+  const { loader } = datapath;
 
   const entries = Array.from({ length: 300 }, (_, i) => entry(PROTOCOL.UDP, i + 1, 1000)); // 3 batches of up to 128
   await loader.update('pal_ct4', entries);
@@ -151,13 +137,9 @@ function udpFrame(src: string, sport: number, dst: string, dport: number): Buffe
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 test('a revoked UDP flow stays cut past the collector timeout while either side keeps sending, and is collected (its count with it) once both are silent', async () => {
-  const bpffs = await mkdtemp(join(tmpdir(), 'pal-ct-gc-test-'));
-  cleanups.push(() => rm(bpffs, { recursive: true, force: true }));
-  await execa('mount', ['-t', 'bpf', 'bpffs', bpffs]);
-  cleanups.push(() => execa('umount', [bpffs]));
-  const loader = await Loader.start({ onLog: () => {} });
-  cleanups.push(() => loader.close());
-  await loader.load(ENDPOINT_OBJECT, bpffs, { globals: loadGlobals({ hostReachesPods: true }) });
+  const datapath = await scratchDatapath('ct-gc-test');
+  cleanups.push(() => datapath.dispose());
+  const { loader } = datapath;
 
   // The pod behind ifindex 1 (test_run's skb is on loopback), ingress enforced,
   // allowing UDP 53 from the peer's identity.

@@ -4,18 +4,13 @@
 // maps of build/bpf/endpoint.bpf.o (loaded into a bpffs mounted for the test
 // and removed after it), a restart included.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
-import { ct4Key, ctBudget, ctValue, DIRECTION, ipcacheValue, ipv4Key, loadGlobals, PROTOCOL, u32Key } from '../datapath/abi.ts';
+import { ct4Key, ctBudget, ctValue, DIRECTION, ipcacheValue, ipv4Key, PROTOCOL, u32Key } from '../datapath/abi.ts';
 import { Loader, type MapEntry } from '../datapath/loader-client.ts';
+import { scratchDatapath } from '../datapath/scratch-datapath.ts';
 import type { Endpoint } from './cni/handler.ts';
 import { changedAddresses, ConntrackPurge, endpointAddressesGone, endpointMarks, entriesToPurge, marksFromIpcache, ownerMarks } from './conntrack-purge.ts';
 
-const ENDPOINT_OBJECT = fileURLToPath(new URL('../build/bpf/endpoint.bpf.o', import.meta.url));
 
 const cleanups: Array<() => Promise<unknown>> = [];
 after(async () => {
@@ -95,13 +90,9 @@ test('the entries to delete are those whose endpoint address or peer address cha
 });
 
 test('runs over the kernel maps: the first compares with the pinned ipcache, the next with the last run; local endpoints that leave take their entries', async () => {
-  const bpffs = await mkdtemp(join(tmpdir(), 'pal-ct-purge-test-'));
-  cleanups.push(() => rm(bpffs, { recursive: true, force: true }));
-  await execa('mount', ['-t', 'bpf', 'bpffs', bpffs]);
-  cleanups.push(() => execa('umount', [bpffs]));
-  const loader = await Loader.start({ onLog: () => {} });
-  cleanups.push(() => loader.close());
-  await loader.load(ENDPOINT_OBJECT, bpffs, { globals: loadGlobals({ hostReachesPods: true }) });
+  const datapath = await scratchDatapath('ct-purge-test');
+  cleanups.push(() => datapath.dispose());
+  const { loader } = datapath;
   const remaining = async () => (await loader.dump('pal_ct4')).map((e) => ct4Key.decode(e.key).peerPort).sort((a, b) => a - b);
   const log: string[] = [];
   const local: Endpoint = { containerId: 'c1', ifName: 'eth0', hostIfName: 'pal1', ifindex: 5, ip: '10.1.0.10', podNamespace: 'x', podName: 'a' };

@@ -4,13 +4,10 @@
 // agree for every endpoint, peer, protocol and port of each case. A check
 // that the kernel path really ran: metrics count every packet.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { execa } from 'execa';
-import { datapathConfig, endpointInfo, loadGlobals, MAPS, REASON, sumMetrics, u32Key } from '../datapath/abi.ts';
-import { Loader } from '../datapath/loader-client.ts';
+import { datapathConfig, endpointInfo, MAPS, REASON, sumMetrics, u32Key } from '../datapath/abi.ts';
+import type { Loader } from '../datapath/loader-client.ts';
+import { scratchDatapath, type ScratchDatapath } from '../datapath/scratch-datapath.ts';
 import { ipv4Packet, type L4 } from '../datapath/packet.ts';
 import { compile } from '../policy/compile.ts';
 import { evaluateDirection } from '../policy/evaluate.ts';
@@ -19,24 +16,19 @@ import { parseAddress } from '../policy/cidr.ts';
 import type { NetworkPolicyInput, PodInput } from '../policy/types.ts';
 import { planDatapath, PLANNED_MAPS } from './datapath-plan.ts';
 
-const OBJECT = new URL('../build/bpf/endpoint.bpf.o', import.meta.url).pathname;
 const TC_ACT_SHOT = 2;
 const TEST_IFINDEX = 1; // test_run gives packets the loopback device unless told otherwise
 
+let datapath: ScratchDatapath;
 let loader: Loader;
-let bpffs: string;
 
 before(async () => {
-  bpffs = await mkdtemp(join(tmpdir(), 'pal-differential-'));
-  await execa('mount', ['-t', 'bpf', 'bpffs', bpffs]);
-  loader = await Loader.start({ onLog: () => {} });
-  await loader.load(OBJECT, bpffs, { globals: loadGlobals({ hostReachesPods: true }) });
+  datapath = await scratchDatapath('differential');
+  loader = datapath.loader;
 });
 
 after(async () => {
-  await loader?.close();
-  await execa('umount', [bpffs], { reject: false });
-  await rm(bpffs, { recursive: true, force: true });
+  await datapath?.dispose();
 });
 
 const namespaces = ['x', 'y', 'z'].map((n) => ({ name: n, labels: { 'kubernetes.io/metadata.name': n, ns: n } }));

@@ -5,22 +5,17 @@
 // get through, and must end with exactly the new entries. Loads
 // build/bpf/endpoint.bpf.o into a bpffs mounted for the test; runs as root.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
-import { endpointInfo, loadGlobals, policyKey, policyValue, u32Key } from '../datapath/abi.ts';
-import { Loader } from '../datapath/loader-client.ts';
+import { endpointInfo, policyKey, policyValue, u32Key } from '../datapath/abi.ts';
+import type { Loader } from '../datapath/loader-client.ts';
+import { scratchDatapath, type ScratchDatapath } from '../datapath/scratch-datapath.ts';
 import { diffMaps, PLANNED_MAPS, type MapContents, type PlannedMap } from './datapath-plan.ts';
 import { writeSteps } from './map-writer.ts';
 import { fitsMakeBeforeBreak, orderWrites, type WriteStep } from './map-writes.ts';
 
-const OBJECT = fileURLToPath(new URL('../build/bpf/endpoint.bpf.o', import.meta.url));
 const ENTRIES = 777_000;
 
-let bpffs: string;
+let datapath: ScratchDatapath;
 let loader: Loader;
 let capacity = 0;
 
@@ -43,17 +38,13 @@ const contents = (policy: Array<[string, string]>): MapContents =>
 const write = (steps: WriteStep[]) => writeSteps(loader, steps);
 
 before(async () => {
-  bpffs = await mkdtemp(join(tmpdir(), 'pal-map-writes-'));
-  await execa('mount', ['-t', 'bpf', 'bpffs', bpffs]);
-  loader = await Loader.start({ onLog: () => undefined });
-  const loaded = await loader.load(OBJECT, join(bpffs, 'node'), { globals: loadGlobals({ hostReachesPods: true }) });
-  capacity = loaded.maps.find((m) => m.name === 'pal_policy')!.maxEntries;
+  datapath = await scratchDatapath('map-writes');
+  loader = datapath.loader;
+  capacity = datapath.capacity('pal_policy');
 });
 
 after(async () => {
-  await loader?.close();
-  await execa('umount', [bpffs]).catch(() => undefined);
-  await rm(bpffs, { recursive: true, force: true });
+  await datapath?.dispose();
 });
 
 test('replacing 777,000 of 1,048,576 pal_policy entries by 777,000 others gets through, where make-before-break gets E2BIG', async () => {

@@ -15,13 +15,8 @@
 // every endpoint, then diffMaps of every entry against what the maps hold).
 // Median of 20 runs each; the one-policy change alternates between two
 // versions of one namespace's policy (one port differs).
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
-import { loadGlobals } from '../../datapath/abi.ts';
-import { Loader } from '../../datapath/loader-client.ts';
+import type { Loader } from '../../datapath/loader-client.ts';
+import { scratchDatapath } from '../../datapath/scratch-datapath.ts';
 import { DatapathPlanner, diffMaps, PLANNED_MAPS, planDatapath, type LocalEndpoint, type MapContents, type PlannedMap } from '../../agent/datapath-plan.ts';
 import { writeSteps } from '../../agent/map-writer.ts';
 import { orderWrites, type Capacity } from '../../agent/map-writes.ts';
@@ -31,7 +26,6 @@ import type { NetworkPolicyInput, PodInput } from '../../policy/types.ts';
 import { revision } from './revision.ts';
 import { median } from './stats.ts';
 
-const OBJECT = fileURLToPath(new URL('../../build/bpf/endpoint.bpf.o', import.meta.url));
 const NODE = 'n1';
 const NAMESPACES = 100;
 const PORTS = 100;
@@ -112,12 +106,10 @@ async function timed<T>(fn: () => Promise<T> | T): Promise<{ ms: number; value: 
 }
 
 export async function benchSync(): Promise<void> {
-  const bpffs = await mkdtemp(join(tmpdir(), 'pal-bench-sync-'));
-  await execa('mount', ['-t', 'bpf', 'bpffs', bpffs]);
-  const loader = await Loader.start({ onLog: () => undefined });
+  const datapath = await scratchDatapath('bench-sync');
+  const { loader } = datapath;
   try {
-    const loaded = await loader.load(OBJECT, join(bpffs, 'node'), { globals: loadGlobals({ hostReachesPods: true }) });
-    const capacity = Object.fromEntries(PLANNED_MAPS.map((m) => [m, loaded.maps.find((x) => x.name === m)!.maxEntries])) as Record<PlannedMap, number>;
+    const capacity = Object.fromEntries(PLANNED_MAPS.map((m) => [m, datapath.capacity(m)])) as Record<PlannedMap, number>;
     const compiler = new Compiler({ node: NODE });
     const identities = new Map<string, number>();
     for (let i = 0; i < NAMESPACES; i++) {
@@ -183,9 +175,7 @@ export async function benchSync(): Promise<void> {
     row('new local pod planned and written', added, 'CNI ADD target < 1 s');
     console.log(`  ${'baseline: whole-node plan + diff, per event'.padEnd(42)} ${median(baseline).toFixed(1).padStart(7)} (median of 5: what every event cost before; ${(median(baseline) / median(change.map((r) => r.ms))).toFixed(0)}x the one-policy change)`);
   } finally {
-    await loader.close();
-    await execa('umount', [bpffs], { reject: false });
-    await rm(bpffs, { recursive: true, force: true });
+    await datapath.dispose();
   }
 }
 

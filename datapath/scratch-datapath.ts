@@ -1,0 +1,43 @@
+// For tests and benchmarks that need the real kernel maps: build/bpf/endpoint.bpf.o
+// loaded by a loader of its own into a bpffs mounted for the purpose, so no pin
+// is shared with a running agent or another test. dispose() closes the loader
+// and unmounts and removes the bpffs; call it in `after`, whatever failed.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { loadGlobals } from './abi.ts';
+import { Loader, type LoadedObject } from './loader-client.ts';
+
+export const ENDPOINT_OBJECT = fileURLToPath(new URL('../build/bpf/endpoint.bpf.o', import.meta.url));
+
+export interface ScratchDatapath {
+  loader: Loader;
+  loaded: LoadedObject;
+  /** max_entries of a map of the object. */
+  capacity(map: string): number;
+  dispose(): Promise<void>;
+}
+
+export async function scratchDatapath(name: string): Promise<ScratchDatapath> {
+  const bpffs = await mkdtemp(join(tmpdir(), `pal-${name}-`));
+  let mounted = false;
+  let loader: Loader | undefined;
+  const dispose = async () => {
+    await loader?.close();
+    if (mounted) await execa('umount', [bpffs], { reject: false });
+    await rm(bpffs, { recursive: true, force: true });
+  };
+  try {
+    await execa('mount', ['-t', 'bpf', 'bpffs', bpffs]);
+    mounted = true;
+    loader = await Loader.start({ onLog: () => undefined });
+    const loaded = await loader.load(ENDPOINT_OBJECT, join(bpffs, 'node'), { globals: loadGlobals({ hostReachesPods: true }) });
+    const capacity = (map: string) => loaded.maps.find((m) => m.name === map)?.maxEntries ?? Infinity;
+    return { loader, loaded, capacity, dispose };
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+}
