@@ -119,6 +119,7 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
 
   const endpoints = {
     async added(endpoint: Endpoint) {
+      await policy.learnPod(endpoint);
       await registry.added(endpoint);
       // ADD fails unless the pod's policy is in the kernel; the runtime then tears the pod down.
       await policy.ensureEndpoint(endpoint).catch(async (error: unknown) => {

@@ -149,17 +149,25 @@ export class PolicySync {
     this.#record('pal_endpoints', [{ key: closed.key.toString('hex'), value: closed.value.toString('hex') }], []);
     await this.#o.loader.attach(endpoint.ifindex, 'pal_from_pod', 'ingress');
     await this.#o.loader.attach(endpoint.ifindex, 'pal_to_pod', 'egress');
-    // The kubelet creates the Pod object before calling CNI, but our watch may
-    // not have delivered it yet: read it directly. A pod the API server does
-    // not know is enforced fail-closed until it appears.
-    if (endpoint.podNamespace && endpoint.podName && !this.#compiler.result(`${endpoint.podNamespace}/${endpoint.podName}`)) {
-      const pod = await this.#core.readNamespacedPod({ namespace: endpoint.podNamespace, name: endpoint.podName }).catch((error: unknown) => {
-        if ((error as { code?: number }).code === 404) return undefined;
-        throw error;
-      });
-      if (pod) this.#setPod(pod);
-    }
+    await this.learnPod(endpoint);
     await this.#task.runSoon();
+  }
+
+  /**
+   * The kubelet creates the Pod object before calling CNI, but our watch may
+   * not have delivered it yet: read it directly, with the address CNI gave it.
+   * Called by CNI ADD before the endpoint is registered, so that no sync sees
+   * the endpoint without its pod (it would be denied everything and reported
+   * as unknown meanwhile). A pod the API server does not know is enforced
+   * fail-closed until it appears.
+   */
+  async learnPod(endpoint: Pick<Endpoint, 'podNamespace' | 'podName' | 'ip'>): Promise<void> {
+    if (!endpoint.podNamespace || !endpoint.podName || this.#compiler.result(`${endpoint.podNamespace}/${endpoint.podName}`)) return;
+    const pod = await this.#core.readNamespacedPod({ namespace: endpoint.podNamespace, name: endpoint.podName }).catch((error: unknown) => {
+      if ((error as { code?: number }).code === 404) return undefined;
+      throw error;
+    });
+    if (pod) this.#setPod(pod, endpoint.ip);
   }
 
   async stop(): Promise<void> {
@@ -243,13 +251,14 @@ export class PolicySync {
     this.#informers.push(informer as unknown as Informer<KubernetesObject>);
   }
 
-  #setPod(pod: V1Pod): void {
+  /** `cniAddress`: the address CNI gave a local pod whose endpoint is not registered yet. */
+  #setPod(pod: V1Pod, cniAddress?: string): void {
     const namespace = pod.metadata!.namespace!;
     const name = pod.metadata!.name!;
     // Until the kubelet reports the pod IP, a local pod's address is the one CNI gave it.
-    const local = pod.status?.podIP ? undefined : this.#o.endpoints().find((e) => e.podNamespace === namespace && e.podName === name);
+    const local = pod.status?.podIP ? undefined : (cniAddress ?? this.#o.endpoints().find((e) => e.podNamespace === namespace && e.podName === name)?.ip);
     // Terminal and host-network pods claim no address (pod-input.ts).
-    this.#compiler.setPod(podInput(pod, local?.ip));
+    this.#compiler.setPod(podInput(pod, local));
   }
 
   #setIdentity(identity: SecurityIdentity, present: boolean): void {
