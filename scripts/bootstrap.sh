@@ -11,9 +11,10 @@ log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
 # Debian packages: compilers and libbpf for the C programs, iproute2 and
 # util-linux (nsenter) for links and namespaces, socat for the API tunnel,
-# openssl for the test cluster's certificates, iperf3 and ethtool for benchmarks.
+# openssl for the test cluster's certificates, iperf3 and ethtool for benchmarks,
+# iptables (its nf_tables flavour, iptables-nft) for kube-proxy in the test nodes.
 apt_packages=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make gcc
-  iproute2 util-linux socat openssl iperf3 ethtool pkg-config)
+  iproute2 util-linux socat openssl iperf3 ethtool pkg-config iptables)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Builds the test cluster's kube-apiserver, etcd and helm from their published
-# Go modules at pinned versions, and caches the binaries keyed by version under
+# Builds the test cluster's kube-apiserver, kube-proxy, etcd and helm from
+# their published Go modules at pinned versions, and caches the binaries keyed by version under
 # ${PALISADE_CACHE:-~/.cache/palisade}. A second run finds them and returns at once.
 #
-#   build-cluster-tools.sh [all|kube-apiserver|etcd|helm]   build what is missing
+#   build-cluster-tools.sh [all|kube-apiserver|kube-proxy|etcd|helm]   build what is missing
 #   build-cluster-tools.sh path NAME                         print NAME's binary (building it if needed)
 #
 # Why a scratch module per tool: k8s.io/kubernetes (and etcd's server module)
@@ -31,9 +31,10 @@ k8s_patch=$(cut -d. -f3 <<<"$KUBERNETES_VERSION")
 binary() {
   case "$1" in
     kube-apiserver) echo "$bin/kube-apiserver-$KUBERNETES_VERSION-stamped" ;;
+    kube-proxy) echo "$bin/kube-proxy-$KUBERNETES_VERSION-stamped" ;;
     etcd) echo "$bin/etcd-$ETCD_VERSION" ;;
     helm) echo "$bin/helm-$HELM_VERSION" ;;
-    *) echo "unknown tool '$1' (kube-apiserver, etcd, helm)" >&2; return 2 ;;
+    *) echo "unknown tool '$1' (kube-apiserver, kube-proxy, etcd, helm)" >&2; return 2 ;;
   esac
 }
 
@@ -58,7 +59,12 @@ build() {
   log "built $out"
 }
 
-build_kube_apiserver() {
+# build_kubernetes NAME: one command of k8s.io/kubernetes at KUBERNETES_VERSION,
+# each staging module replaced by its published release, the version stamped
+# as Kubernetes' own build does (so /version and --version tell the truth).
+# kube-apiserver and kube-proxy share the module set and so the module cache.
+build_kubernetes() {
+  local name=$1
   local mods=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go
     cloud-provider cluster-bootstrap code-generator component-base component-helpers
     controller-manager cri-api cri-client cri-streaming csi-translation-lib
@@ -68,16 +74,15 @@ build_kube_apiserver() {
     sample-controller streaming)
   local reps=() m
   for m in "${mods[@]}"; do reps+=("k8s.io/$m => k8s.io/$m v0.$k8s_minor.$k8s_patch"); done
-  # Stamp the version as Kubernetes' own build does, so /version tells the truth.
   local v=k8s.io/component-base/version
-  build "$(binary kube-apiserver)" "k8s.io/kubernetes $KUBERNETES_VERSION" k8s.io/kubernetes/cmd/kube-apiserver \
+  build "$(binary "$name")" "k8s.io/kubernetes $KUBERNETES_VERSION" "k8s.io/kubernetes/cmd/$name" \
     "-X $v.gitVersion=$KUBERNETES_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$k8s_minor -X $v.gitTreeState=clean" \
     "${reps[@]}"
 }
 
 build_tool() {
   case "$1" in
-    kube-apiserver) build_kube_apiserver ;;
+    kube-apiserver | kube-proxy) build_kubernetes "$1" ;;
     etcd) build "$(binary etcd)" "go.etcd.io/etcd/server/v3 $ETCD_VERSION" go.etcd.io/etcd/server/v3 "" ;;
     helm) build "$(binary helm)" "helm.sh/helm/v4 $HELM_VERSION" helm.sh/helm/v4/cmd/helm \
       "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" ;;
@@ -95,6 +100,6 @@ if [ "${1:-}" = path ]; then
   exit
 fi
 case "${1:-all}" in
-  all) for tool in etcd kube-apiserver helm; do build_tool "$tool"; done ;;
+  all) for tool in etcd kube-apiserver kube-proxy helm; do build_tool "$tool"; done ;;
   *) build_tool "$1" ;;
 esac
