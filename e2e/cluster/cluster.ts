@@ -39,7 +39,16 @@ export interface ClusterOptions {
   agentArgs?: string[];
   /** How long the operator keeps an unused identity; default 30 s. */
   identityGraceSeconds?: number;
+  /**
+   * Run kube-proxy (iptables mode, e2e/cluster/kube-proxy.ts) on every node, so
+   * that Services' ClusterIPs work (create them with services.ts). Off by
+   * default: the other tests neither need nor pay for it.
+   */
+  kubeProxy?: boolean;
 }
+
+/** kube-proxy's clusterCIDR: every pod CIDR of a cluster lies in it (see ClusterOptions.podCidr). */
+export const CLUSTER_POD_CIDR = '10.0.0.0/8';
 
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
   await sweepDeadRuns();
@@ -79,7 +88,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     const nodes: SimNode[] = [];
     for (let index = 1; index <= (options.nodes ?? 2); index++) {
       const podCidr = options.podCidr?.(index) ?? `10.200.${index}.0/24`;
-      const node = await startNode({ runId, runDir, index, podCidr, underlay, core, nodeKubeconfig: controlPlane.nodeKubeconfig, agentArgs: options.agentArgs });
+      const node = await startNode({ runId, runDir, index, podCidr, underlay, core, nodeKubeconfig: controlPlane.nodeKubeconfig, agentArgs: options.agentArgs,
+        kubeProxy: options.kubeProxy ? { clusterCidr: CLUSTER_POD_CIDR } : undefined });
       cleanup.defer(() => node.stop());
       nodes.push(node);
     }

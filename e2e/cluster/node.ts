@@ -4,6 +4,7 @@
 import { mkdir } from 'node:fs/promises';
 import { execa } from 'execa';
 import type { CoreV1Api } from '@kubernetes/client-node';
+import { startKubeProxy } from './kube-proxy.ts';
 import { createNetns, deleteNetns } from './netns.ts';
 import { NODE_BIN, programs } from './paths.ts';
 import { startProcess, type ManagedProcess } from './processes.ts';
@@ -17,6 +18,8 @@ export interface SimNode {
   cniSocket: string;
   bpffs: string;
   agent: ManagedProcess;
+  /** kube-proxy (iptables mode) in the node's namespace, when the cluster runs it (ClusterOptions.kubeProxy). */
+  kubeProxy?: ManagedProcess;
   /** Kills the agent as a crash would (its pinned programs and maps stay). */
   killAgent(): Promise<void>;
   /** Starts the agent again, with the same state directory and pins. */
@@ -36,6 +39,8 @@ export interface NodeOptions {
   nodeKubeconfig: string;
   /** More agent flags (agent/config.ts), e.g. ['--max-entries-per-endpoint', '40']. */
   agentArgs?: string[];
+  /** Run kube-proxy (iptables mode) in the node's namespace; pod addresses of the whole cluster lie in clusterCidr. */
+  kubeProxy?: { clusterCidr: string };
 }
 
 export async function startNode(opts: NodeOptions): Promise<SimNode> {
@@ -76,10 +81,19 @@ export async function startNode(opts: NodeOptions): Promise<SimNode> {
         node.agent = await startAgent();
       },
       async stop() {
+        await node.kubeProxy?.stop();
         await node.agent.stop();
         await cleanup();
       },
     };
+    if (opts.kubeProxy) {
+      try {
+        node.kubeProxy = await startKubeProxy({ nodeName: name, netns, stateDir, kubeconfig: opts.nodeKubeconfig, clusterCidr: opts.kubeProxy.clusterCidr });
+      } catch (error) {
+        await node.agent.stop();
+        throw error;
+      }
+    }
     return node;
   } catch (error) {
     await cleanup();
