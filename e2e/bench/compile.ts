@@ -19,9 +19,8 @@
 //   result (and entries) of every endpoint endpointsChangedSince reports.
 //   Median of 20 each.
 // - memory: heapUsed retained by the compiled result / the warmed Compiler.
-import { setFlagsFromString } from 'node:v8';
 import { revision } from './revision.ts';
-import { runInNewContext } from 'node:vm';
+import { heapUsed } from './heap.ts';
 import { compile, Compiler } from '../../policy/compile.ts';
 import { identityKey, NAMESPACE_NAME_LABEL } from '../../policy/ids.ts';
 import type {
@@ -190,21 +189,6 @@ export function generatePolicy(rng: Prng, c: Cluster, ns: string, name: string):
 }
 
 // ---- measuring
-
-let gcFunction: (() => void) | undefined;
-function gc(): void {
-  if (!gcFunction) {
-    setFlagsFromString('--expose-gc');
-    gcFunction = runInNewContext('gc') as () => void;
-  }
-  gcFunction();
-  gcFunction();
-}
-
-function heapUsed(): number {
-  gc();
-  return process.memoryUsage().heapUsed;
-}
 
 /** CPU time of the process (all threads, so the GC's helpers too), in ms: less sensitive than wall time to other processes. */
 function cpuMs(): number {
