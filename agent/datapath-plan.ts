@@ -70,8 +70,6 @@ export interface Plan {
 export interface PlanProblem {
   /** `namespace/name` of the pod whose traffic is concerned. */
   endpoint: string;
-  /** `namespace/name` of the policy at fault, when one is. */
-  policy?: string;
   /** What is wrong and what is done about it, without the endpoint. */
   message: string;
 }

@@ -1,54 +1,27 @@
 // Turns what a node cannot enforce as written into Kubernetes Warning events
-// on the policy at fault (or the pod), where `kubectl get events` and
-// `kubectl describe pod` show them. The node's PalisadeNode status carries
-// the same problems.
+// on the pod concerned (`EndpointFailClosed`: the pod is denied everything),
+// where `kubectl get events` and `kubectl describe pod` show them. The node's
+// PalisadeNode status carries the same problems.
 //
-// planEvents() is pure: one event per (policy, message) naming the node and
-// the pods concerned, or per pod when no policy is at fault (its entries do
-// not fit, the pod is not known yet). ProblemEvents posts each distinct
-// event once per agent run.
+// planEvents() is pure: one event per pod problem, naming the node.
+// ProblemEvents posts each distinct event once per agent run.
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { postWarningEvent } from '../lib/events.ts';
 import type { PlanProblem } from './datapath-plan.ts';
 
 export interface ProblemEvent {
-  kind: 'NetworkPolicy' | 'Pod';
+  kind: 'Pod';
   namespace: string;
   name: string;
-  reason: 'PolicyNotEnforced' | 'EndpointFailClosed';
+  reason: 'EndpointFailClosed';
   message: string;
 }
 
-/** Pods named in an event's message, at most; the rest are counted. */
-const LISTED_PODS = 10;
-
 export function planEvents(problems: readonly PlanProblem[], node: string): ProblemEvent[] {
-  const byPolicy = new Map<string, { policy: string; message: string; endpoints: string[] }>();
-  const events: ProblemEvent[] = [];
-  for (const p of problems) {
-    if (p.policy === undefined) {
-      const [namespace = '', name = ''] = p.endpoint.split('/');
-      events.push({ kind: 'Pod', namespace, name, reason: 'EndpointFailClosed', message: `node ${node}: ${p.message}` });
-      continue;
-    }
-    const key = `${p.policy}\n${p.message}`;
-    const group = byPolicy.get(key) ?? { policy: p.policy, message: p.message, endpoints: [] };
-    group.endpoints.push(p.endpoint);
-    byPolicy.set(key, group);
-  }
-  for (const g of byPolicy.values()) {
-    const [namespace = '', name = ''] = g.policy.split('/');
-    const pods = [...g.endpoints].sort();
-    const listed = pods.slice(0, LISTED_PODS).join(', ') + (pods.length > LISTED_PODS ? ` and ${pods.length - LISTED_PODS} more` : '');
-    events.push({
-      kind: 'NetworkPolicy',
-      namespace,
-      name,
-      reason: 'PolicyNotEnforced',
-      message: `${g.message}, for ${pods.length} pod${pods.length === 1 ? '' : 's'} on node ${node}: ${listed}`,
-    });
-  }
-  return events;
+  return problems.map((p) => {
+    const [namespace = '', name = ''] = p.endpoint.split('/');
+    return { kind: 'Pod', namespace, name, reason: 'EndpointFailClosed', message: `node ${node}: ${p.message}` };
+  });
 }
 
 export class ProblemEvents {
@@ -80,7 +53,7 @@ export class ProblemEvents {
       try {
         await postWarningEvent(this.#core, {
           involved: {
-            apiVersion: event.kind === 'Pod' ? 'v1' : 'networking.k8s.io/v1',
+            apiVersion: 'v1',
             kind: event.kind,
             namespace: event.namespace,
             name: event.name,
