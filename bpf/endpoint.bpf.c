@@ -267,7 +267,7 @@ static __always_inline int tracked(struct __sk_buff *skb, const __u8 dir, const 
 		struct endpoint_info *ep = endpoint_of(skb);
 
 		if (!ep)
-			return verdict(skb, PAL_PASS_UNSELECTED);
+			return verdict(skb, PAL_DROP_NO_ENDPOINT);
 		reevaluate(ep, key, ct, revision);
 	}
 	now = (__u32)bpf_jiffies64();
@@ -380,7 +380,7 @@ static __always_inline int arp(struct __sk_buff *skb, const __u8 dir, const stru
 	struct endpoint_info *ep = endpoint_of(skb);
 
 	if (!ep)
-		return verdict(skb, PAL_PASS_UNSELECTED);
+		return verdict(skb, PAL_DROP_NO_ENDPOINT);
 	if (dir == PAL_DIR_EGRESS)
 		return verdict(skb, pkt->saddr == ep->ipv4 ? PAL_PASS_NON_IP : PAL_DROP_SPOOFED);
 	return verdict(skb, pkt->daddr == ep->ipv4 ? PAL_PASS_NON_IP : PAL_DROP_NOT_IPV4);
@@ -411,7 +411,7 @@ static __always_inline int icmp_error(struct __sk_buff *skb, const __u8 dir, con
 	struct ct_value *ct;
 
 	if (!ep)
-		return verdict(skb, PAL_PASS_UNSELECTED);
+		return verdict(skb, PAL_DROP_NO_ENDPOINT);
 	if (dir == PAL_DIR_EGRESS && pkt->saddr != ep->ipv4)
 		return verdict(skb, PAL_DROP_SPOOFED);
 	if (dir == PAL_DIR_INGRESS)
@@ -495,26 +495,27 @@ static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
 	/* At an endpoint, only IPv4 and ARP about the pod's own address pass
 	 * (IPv6 is not enforced yet), and never a tagged frame: the kernel
 	 * strips tags on both sides of tc, so a tag would carry a packet past
-	 * everything below. A device that is not an endpoint is the node's
-	 * business. */
+	 * everything below. A device with these programs but no endpoint entry
+	 * is a pod being torn down (CNI ADD writes the entry, closed, before it
+	 * attaches them), or a fault: its packets are dropped, whatever they are. */
 	switch (pal_parse(skb, &pkt)) {
 	case PAL_PARSE_OK:
 		break;
 	case PAL_PARSE_ARP:
 		return arp(skb, dir, &pkt);
 	case PAL_PARSE_VLAN:
-		return verdict(skb, endpoint_of(skb) ? PAL_DROP_VLAN : PAL_PASS_UNSELECTED);
+		return verdict(skb, endpoint_of(skb) ? PAL_DROP_VLAN : PAL_DROP_NO_ENDPOINT);
 	case PAL_PARSE_OTHER:
-		return verdict(skb, endpoint_of(skb) ? PAL_DROP_NOT_IPV4 : PAL_PASS_UNSELECTED);
+		return verdict(skb, endpoint_of(skb) ? PAL_DROP_NOT_IPV4 : PAL_DROP_NO_ENDPOINT);
 	default:
-		return verdict(skb, endpoint_of(skb) ? PAL_DROP_MALFORMED : PAL_PASS_UNSELECTED);
+		return verdict(skb, endpoint_of(skb) ? PAL_DROP_MALFORMED : PAL_DROP_NO_ENDPOINT);
 	}
 	if (pkt.icmp_error)
 		return icmp_error(skb, dir, &pkt);
 	/* A later fragment has no ports: it is judged as its first fragment's
 	 * connection, or dropped when no first fragment passed here. */
 	if (pkt.fragment && !fragment_ports(skb, &pkt))
-		return verdict(skb, endpoint_of(skb) ? PAL_DROP_FRAGMENT : PAL_PASS_UNSELECTED);
+		return verdict(skb, endpoint_of(skb) ? PAL_DROP_FRAGMENT : PAL_DROP_NO_ENDPOINT);
 	ct_key_of(&pkt, dir, &key);
 
 	/* A SYN opens a connection: it is decided as new even when an entry
@@ -530,7 +531,7 @@ static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
 
 	ep = endpoint_of(skb);
 	if (!ep)
-		return verdict(skb, PAL_PASS_UNSELECTED);
+		return verdict(skb, PAL_DROP_NO_ENDPOINT);
 	/* Anti-spoofing: a pod speaks only from its own address, or it could
 	 * borrow another pod's identity at the peer's ingress and open that
 	 * pod's conntrack entries. Checked for new connections only: a tracked

@@ -467,6 +467,7 @@ export const REASON = {
   DROP_NOT_IPV4: 134,
   DROP_ICMP_ERROR: 135,
   DROP_CT_FULL: 136,
+  DROP_NO_ENDPOINT: 137,
 } as const;
 export type ReasonName = keyof typeof REASON;
 export const DROP_FIRST = 128;

@@ -474,14 +474,14 @@ describe('the real endpoint object', { skip: !existsSync(ENDPOINT_OBJECT) && `${
     );
   });
 
-  test('a packet of a device that is no endpoint passes and is counted as PASS_UNSELECTED', async () => {
+  test('a packet of a device that has the programs but no endpoint entry is dropped and counted as DROP_NO_ENDPOINT', async () => {
     const ifindex = await ifindexOf(netns, 'pal0');
-    const key = u32Key.encode(REASON.PASS_UNSELECTED);
+    const key = u32Key.encode(REASON.DROP_NO_ENDPOINT);
     const count = async () => sumMetrics((await loader.dump('pal_metrics')).find((e) => e.key.equals(key))!.value).packets;
     const before = await count();
     for (const program of Object.keys(PROGRAMS)) {
       const result = await loader.testRun(program, ipv4Packet('10.200.1.5'), { ifindex });
-      assert.equal(result.retval, TC_ACT_OK, program);
+      assert.equal(result.retval, TC_ACT_SHOT, program);
     }
     assert.equal((await count()) - before, 2n);
   });

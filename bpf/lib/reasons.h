@@ -27,6 +27,7 @@
 #define PAL_DROP_NOT_IPV4     134 /* neither IPv4 nor ARP for the pod's own address (IPv6 included) */
 #define PAL_DROP_ICMP_ERROR   135 /* an ICMP error about no live connection of this endpoint */
 #define PAL_DROP_CT_FULL      136 /* a new connection over the endpoint's conntrack budget */
+#define PAL_DROP_NO_ENDPOINT  137 /* a device with the programs but no pal_endpoints entry (a pod being torn down) */
 
 #define PAL_REASON_IS_DROP(r) ((r) >= PAL_DROP_FIRST)
 

@@ -246,29 +246,30 @@ static const struct fixture fixtures[] = {
 			   { FROM_POD, { UDP(POD, 40002, PEER, 9) }, PAL_ALLOW_POLICY, CT_CREATED, 73 } },
 	},
 	{
-		/* Step 1 of the algorithm: a device that is not an endpoint. */
-		.desc = "no endpoint entry: PASS_UNSELECTED, no conntrack",
+		/* Step 1 of the algorithm: a device with the programs but no entry
+		 * (a pod being torn down) passes nothing. */
+		.desc = "no endpoint entry: DROP_NO_ENDPOINT, no conntrack",
 		.no_endpoint = true,
-		.steps = { { FROM_POD, { TCP(POD, 40000, PEER, 80, TH_SYN) }, PAL_PASS_UNSELECTED, CT_NONE } },
+		.steps = { { FROM_POD, { TCP(POD, 40000, PEER, 80, TH_SYN) }, PAL_DROP_NO_ENDPOINT, CT_NONE } },
 	},
 	{
 		/* The endpoint is looked up by skb->ifindex, nothing else. */
-		.desc = "endpoint on another ifindex: PASS_UNSELECTED",
+		.desc = "endpoint on another ifindex: DROP_NO_ENDPOINT",
 		.ep_ifindex = 2, .ep_flags = ENF_BOTH,
-		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_PASS_UNSELECTED, CT_NONE } },
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_DROP_NO_ENDPOINT, CT_NONE } },
 	},
 	{
-		/* The parse comes before the endpoint lookup; a device that is not an
-		 * endpoint still passes what it cannot parse, and non-IP, untouched. */
-		.desc = "no endpoint entry, truncated header, ARP, IPv6 or tagged: PASS_UNSELECTED",
+		/* The parse comes before the endpoint lookup; without an entry nothing
+		 * passes, whatever the frame. */
+		.desc = "no endpoint entry, truncated header, ARP, IPv6 or tagged: DROP_NO_ENDPOINT",
 		.no_endpoint = true,
 		.steps = {
-			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN), .len = 14 + 20 + 19 }, PAL_PASS_UNSELECTED, CT_NONE },
-			{ TO_POD, { .ethertype = ETH_ARP, .len = 42 }, PAL_PASS_UNSELECTED, CT_NONE },
-			{ FROM_POD, { ARP(1, PEER, HOST) }, PAL_PASS_UNSELECTED, CT_NONE },
-			{ FROM_POD, { .ethertype = ETH_IPV6, .len = 54 }, PAL_PASS_UNSELECTED, CT_NONE },
-			{ FROM_POD, { UDP(POD, 5000, PEER, 53), .tags = { TPID_Q } }, PAL_PASS_UNSELECTED, CT_NONE },
-			{ FROM_POD_TAGGED, { UDP(POD, 5000, PEER, 53) }, PAL_PASS_UNSELECTED, CT_NONE },
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN), .len = 14 + 20 + 19 }, PAL_DROP_NO_ENDPOINT, CT_NONE },
+			{ TO_POD, { .ethertype = ETH_ARP, .len = 42 }, PAL_DROP_NO_ENDPOINT, CT_NONE },
+			{ FROM_POD, { ARP(1, PEER, HOST) }, PAL_DROP_NO_ENDPOINT, CT_NONE },
+			{ FROM_POD, { .ethertype = ETH_IPV6, .len = 54 }, PAL_DROP_NO_ENDPOINT, CT_NONE },
+			{ FROM_POD, { UDP(POD, 5000, PEER, 53), .tags = { TPID_Q } }, PAL_DROP_NO_ENDPOINT, CT_NONE },
+			{ FROM_POD_TAGGED, { UDP(POD, 5000, PEER, 53) }, PAL_DROP_NO_ENDPOINT, CT_NONE },
 		},
 	},
 	{

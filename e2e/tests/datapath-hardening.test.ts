@@ -14,11 +14,11 @@
 // receive path moves the outer tag into the skb's metadata before tc and
 // strips the VID-0 tag and the inner one after it.
 //
-// pal_from_pod and pal_to_pod sit on vp. Each case of the first test is first run with no
-// pal_endpoints entry for vp (a device that is not an endpoint passes), which
-// shows the path delivers, so that the later silence is the datapath's drop;
-// then the pod is made an endpoint enforced both ways, and the drop is also
-// read from pal_metrics under its reason. Every namespace (with its veths and
+// pal_from_pod and pal_to_pod sit on vp. Each case of the first test is first run with the
+// programs detached, which shows the path delivers, so that the later silence
+// is the datapath's drop; then they are attached again and the pod is made an
+// endpoint enforced both ways, and the drop is also read from pal_metrics
+// under its reason. Every namespace (with its veths and
 // processes), the bpffs mount and the loader go away after the test, also
 // when it fails; names carry this run's pal-<pid>-<random> prefix.
 import assert from 'node:assert/strict';
@@ -165,9 +165,13 @@ async function counted(reason: number): Promise<bigint> {
 }
 
 test('a pod enforced both ways sends neither a double-tagged frame with a forged source nor IPv6 to its node', async () => {
-  // Not an endpoint: both get through, as issue 7 found.
-  assert.equal(await sendDoubleTagged('control'), true, 'without an endpoint entry the inner datagram reaches the peer with its forged source');
-  assert.equal(await ipv6FromPod(), true, 'without an endpoint entry the pod reaches its node over IPv6');
+  // Without the programs both get through: the path delivers, as issue 7 found.
+  await loader.detach(vpIfindex, 'ingress');
+  await loader.detach(vpIfindex, 'egress');
+  assert.equal(await sendDoubleTagged('control'), true, 'without the programs the inner datagram reaches the peer with its forged source');
+  assert.equal(await ipv6FromPod(), true, 'without the programs the pod reaches its node over IPv6');
+  await loader.attach(vpIfindex, 'pal_from_pod', 'ingress');
+  await loader.attach(vpIfindex, 'pal_to_pod', 'egress');
 
   // Deny-all both ways.
   await loader.update('pal_endpoints', [{
