@@ -106,7 +106,7 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
     endpoints: () => registry.list(),
     nodeAddresses: addresses,
     maxEntriesPerEndpoint: config.maxEntriesPerEndpoint,
-    hostReachesPods: config.hostReachesPods,
+    globals: { hostReachesPods: config.hostReachesPods, ctEndpointMax: config.ctMaxPerEndpoint },
     status,
     log,
   });

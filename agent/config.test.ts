@@ -9,3 +9,13 @@ test('--host-reaches-pods: true by default (kubelet probes), false on request, a
   assert.equal(parseAgentConfig(['--node', 'n', '--host-reaches-pods', 'false']).hostReachesPods, false);
   assert.throws(() => parseAgentConfig(['--node', 'n', '--host-reaches-pods', 'no']), /--host-reaches-pods/);
 });
+
+test('--max-entries-per-endpoint and --ct-max-per-endpoint: 65536 by default, a positive integer on request, anything else refused by name', () => {
+  const defaults = parseAgentConfig(['--node', 'n']);
+  assert.equal(defaults.maxEntriesPerEndpoint, 65_536);
+  assert.equal(defaults.ctMaxPerEndpoint, 65_536);
+  assert.equal(parseAgentConfig(['--node', 'n', '--ct-max-per-endpoint', '500']).ctMaxPerEndpoint, 500);
+  assert.equal(parseAgentConfig(['--node', 'n', '--max-entries-per-endpoint', '40']).maxEntriesPerEndpoint, 40);
+  assert.throws(() => parseAgentConfig(['--node', 'n', '--ct-max-per-endpoint', '0']), /--ct-max-per-endpoint/);
+  assert.throws(() => parseAgentConfig(['--node', 'n', '--max-entries-per-endpoint', 'lots']), /--max-entries-per-endpoint/);
+});

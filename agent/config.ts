@@ -37,6 +37,14 @@ const schema = z.object({
    * when the agent loads the datapath.
    */
   hostReachesPods: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  /**
+   * The most conntrack entries one pod may hold (the datapath's load-time global
+   * pal_ct_endpoint_max, ADR 0003). Every pod keeps a reserve of its own whatever the
+   * others do; this bounds how much of the shared rest of the node's table a single pod
+   * can take, so one pod opening connections fast cannot starve the others' new ones.
+   * Default 65536 (a quarter of the table). Applies when the agent loads the datapath.
+   */
+  ctMaxPerEndpoint: z.coerce.number().int().positive().default(65_536),
 });
 export type AgentConfig = z.infer<typeof schema>;
 
@@ -53,6 +61,7 @@ export function parseAgentConfig(argv: string[]): AgentConfig {
       'ct-gc-interval-seconds': { type: 'string' },
       'max-entries-per-endpoint': { type: 'string' },
       'host-reaches-pods': { type: 'string' },
+      'ct-max-per-endpoint': { type: 'string' },
     },
     strict: true,
   });
@@ -66,6 +75,7 @@ export function parseAgentConfig(argv: string[]): AgentConfig {
     ctGcIntervalSeconds: values['ct-gc-interval-seconds'],
     maxEntriesPerEndpoint: values['max-entries-per-endpoint'],
     hostReachesPods: values['host-reaches-pods'],
+    ctMaxPerEndpoint: values['ct-max-per-endpoint'],
   });
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

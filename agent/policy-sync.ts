@@ -56,8 +56,8 @@ export interface PolicySyncOptions {
   nodeAddresses: () => { self: string[]; others: string[] };
   /** See agent/config.ts. */
   maxEntriesPerEndpoint?: number;
-  /** Admit this node's own traffic to its pods whatever their policy (agent/config.ts); default true. */
-  hostReachesPods?: boolean;
+  /** The datapath's load-time settings (agent/config.ts: host admission, conntrack per pod). */
+  globals: Parameters<typeof loadGlobals>[0];
   status: StatusReporter;
   log: (line: string) => void;
 }
@@ -178,7 +178,7 @@ export class PolicySync {
 
   async #loadDatapath(): Promise<void> {
     const { loader, objectPath, pinDir } = this.#o;
-    const loaded = await loader.load(objectPath, pinDir, { globals: loadGlobals({ hostReachesPods: this.#o.hostReachesPods ?? true }) });
+    const loaded = await loader.load(objectPath, pinDir, { globals: loadGlobals(this.#o.globals) });
     this.#capacity = Object.fromEntries(PLANNED_MAPS.map((map) => [map, loaded.maps.find((m) => m.name === map)?.maxEntries ?? Infinity]));
     // Pinned maps survive restarts: what they hold is what is applied.
     await this.#readApplied();
