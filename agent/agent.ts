@@ -30,6 +30,13 @@ import { desiredNodeRoutes, planRouteChanges, type NodeFacts } from './node-rout
 
 export interface RunningAgent {
   stop(): Promise<void>;
+  /**
+   * Settles when the libbpf loader died under the running agent: nothing can
+   * be written to the datapath any more (the pinned maps keep enforcing what
+   * they hold). The caller exits, so that the node's supervisor (the
+   * DaemonSet) starts a fresh agent and loader, which pick the pins up.
+   */
+  loaderLost: Promise<string>;
 }
 
 export async function startAgent(config: AgentConfig, log: (line: string) => void): Promise<RunningAgent> {
@@ -135,8 +142,15 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
   handle = createCniHandler({ allocator, endpoints });
   log(`ready node=${config.node} podCIDR=${podCidr} cni=${config.cniSocket}`);
 
+  let stopping = false;
   return {
+    loaderLost: loader.exited.then(
+      (exit) => new Promise<string>((resolve) => {
+        if (!stopping) resolve(`the datapath loader died (${loader.failure ?? JSON.stringify(exit)})`);
+      }),
+    ),
     async stop() {
+      stopping = true;
       await new Promise((resolve) => server.close(resolve));
       await nodeWatch.stop();
       await routes.idle();

@@ -8,7 +8,8 @@
 // - The node's libbpf loader dies: no sync can write any more. The node says
 //   so (PalisadeNode Ready False with the reason, a Warning event), new pods
 //   are refused by CNI ADD, and the pinned maps keep enforcing the last good
-//   state.
+//   state. Then the agent exits, so that its supervisor starts a fresh one;
+//   started again, it picks the pins up and the node is Ready again.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -120,4 +121,17 @@ test('when the loader dies, the node reports Ready False with the reason and an 
 
   await assert.rejects(startPods(cluster, [{ namespace: OPEN, name: 'f', labels: { pod: 'f' } }]), /CNI ADD for pod open\/f failed/);
   assert.deepEqual(await verdicts([[outsider, cluster.pods.get(`${LOCKED}/d`)!], [cluster.pods.get(`${LOCKED}/d`)!, outsider]]), ['fail', 'fail'], 'the pinned maps keep enforcing');
+});
+
+test('an agent whose loader died exits for its supervisor, and the agent started again takes the pins over', async () => {
+  const node = cluster.nodes[0]!;
+  const exit = await Promise.race([node.agent.exited, sleep(15_000).then(() => undefined)]);
+  assert.deepEqual(exit, { exitCode: 1, signal: undefined }, 'the agent exits with an error');
+  assert.deepEqual(await verdicts([[outsider, cluster.pods.get(`${LOCKED}/d`)!]]), ['fail'], 'enforcement goes on while no agent runs');
+
+  await node.startAgent();
+  await eventually('PalisadeNode Ready', readyCondition, (r) => r.status === 'True' || /addresses left out/.test(r.message));
+  const [fresh] = await startPods(cluster, [{ namespace: LOCKED, name: 'g', labels: { pod: 'g' } }]);
+  assert.deepEqual(await verdicts([[fresh!, outsider], [outsider, fresh!]]), ['fail', 'fail'], 'a pod wired by the new agent is enforced from its first packet');
+  assert.deepEqual(await verdicts([[outsider, outsider]]), ['ok']);
 });
