@@ -13,36 +13,19 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api, CustomObjectsApi, NetworkingV1Api } from '@kubernetes/client-node';
+import { CoreV1Api, NetworkingV1Api } from '@kubernetes/client-node';
 import { execa } from 'execa';
+import { enforcedEverywhere, readyCondition } from '../cluster/node-status.ts';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
 import type { SimPod } from '../cluster/kubelet.ts';
 import { probeAll } from '../cluster/probe.ts';
 import { createNamespace, startPods } from '../cluster/workload.ts';
-import { EnforcementTracker } from '../scenario/enforcement.ts';
 
 const LOCKED = 'locked'; // deny-all, both directions
 const OPEN = 'open'; // no policy
 
 let cluster: Cluster;
 let outsider: SimPod; // open/e
-
-async function enforced(kind: string, resourceVersion: string | undefined): Promise<void> {
-  const tracker = new EnforcementTracker();
-  tracker.note(kind, resourceVersion);
-  await tracker.wait(cluster.kubeconfig, cluster.nodes.map((n) => n.name));
-}
-
-async function readyCondition(): Promise<{ status: string; message: string }> {
-  const node = (await cluster.kubeconfig.makeApiClient(CustomObjectsApi).getClusterCustomObject({
-    group: 'palisade.io',
-    version: 'v1alpha1',
-    plural: 'palisadenodes',
-    name: cluster.nodes[0]!.name,
-  })) as { status?: { conditions?: Array<{ type: string; status: string; message?: string }> } };
-  const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
-  return { status: ready?.status ?? 'missing', message: ready?.message ?? '' };
-}
 
 async function eventually<T>(what: string, read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
   let value = await read();
@@ -60,12 +43,12 @@ async function verdicts(pairs: Array<[SimPod, SimPod]>): Promise<string[]> {
 
 before(async () => {
   cluster = await startCluster({ nodes: 1 });
-  for (const name of [LOCKED, OPEN]) await enforced('Namespace', await createNamespace(cluster, name, { 'kubernetes.io/metadata.name': name }));
+  for (const name of [LOCKED, OPEN]) await enforcedEverywhere(cluster, 'Namespace', await createNamespace(cluster, name, { 'kubernetes.io/metadata.name': name }));
   const policy = await cluster.kubeconfig.makeApiClient(NetworkingV1Api).createNamespacedNetworkPolicy({
     namespace: LOCKED,
     body: { metadata: { name: 'deny-all' }, spec: { podSelector: {}, policyTypes: ['Ingress', 'Egress'] } },
   });
-  await enforced('NetworkPolicy', policy.metadata?.resourceVersion);
+  await enforcedEverywhere(cluster, 'NetworkPolicy', policy.metadata?.resourceVersion);
   outsider = (await startPods(cluster, [{ namespace: OPEN, name: 'e', labels: { pod: 'e' } }]))[0]!;
 });
 
@@ -85,14 +68,14 @@ test('an IPv6 pod address elsewhere in the cluster is skipped and reported, and 
     name: 'v6',
     body: { ...pod, status: { phase: 'Running', podIP: 'fd00::12', podIPs: [{ ip: 'fd00::12' }] } },
   });
-  await enforced('Pod', withIp.metadata?.resourceVersion);
+  await enforcedEverywhere(cluster, 'Pod', withIp.metadata?.resourceVersion);
 
   // Before the fix this ADD succeeded with no policy in the kernel: d reached e and e reached d.
   const [locked] = await startPods(cluster, [{ namespace: LOCKED, name: 'd', labels: { pod: 'd' } }]);
   assert.deepEqual(await verdicts([[locked!, outsider], [outsider, locked!]]), ['fail', 'fail'], 'd is under deny-all from its first packet');
   assert.deepEqual(await verdicts([[outsider, outsider]]), ['ok'], 'the probe itself works');
 
-  const ready = await readyCondition();
+  const ready = await readyCondition(cluster, cluster.nodes[0]!.name);
   assert.match(ready.message, /addresses left out of the ipcache \(not IPv4, or the map is full\), judged as world: fd00::12/);
 });
 
@@ -106,7 +89,7 @@ test('when the loader dies, the node reports Ready False with the reason and an 
   assert.match(pid, /^\d+$/, 'the agent has a loader process');
   await execa('kill', ['-KILL', pid]);
 
-  const ready = await eventually('PalisadeNode Ready', readyCondition, (r) => r.status === 'False' && /policy sync failed/.test(r.message));
+  const ready = await eventually('PalisadeNode Ready', () => readyCondition(cluster, cluster.nodes[0]!.name), (r) => r.status === 'False' && /policy sync failed/.test(r.message));
   assert.match(ready.message, /policy sync failed, retrying: .*loader/);
 
   const core = cluster.kubeconfig.makeApiClient(CoreV1Api);
@@ -130,7 +113,7 @@ test('an agent whose loader died exits for its supervisor, and the agent started
   assert.deepEqual(await verdicts([[outsider, cluster.pods.get(`${LOCKED}/d`)!]]), ['fail'], 'enforcement goes on while no agent runs');
 
   await node.startAgent();
-  await eventually('PalisadeNode Ready', readyCondition, (r) => r.status === 'True' || /addresses left out/.test(r.message));
+  await eventually('PalisadeNode Ready', () => readyCondition(cluster, cluster.nodes[0]!.name), (r) => r.status === 'True' || /addresses left out/.test(r.message));
   const [fresh] = await startPods(cluster, [{ namespace: LOCKED, name: 'g', labels: { pod: 'g' } }]);
   assert.deepEqual(await verdicts([[fresh!, outsider], [outsider, fresh!]]), ['fail', 'fail'], 'a pod wired by the new agent is enforced from its first packet');
   assert.deepEqual(await verdicts([[outsider, outsider]]), ['ok']);

@@ -13,6 +13,7 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NetworkingV1Api, type V1NetworkPolicy } from '@kubernetes/client-node';
 import { execa } from 'execa';
+import { enforcedEverywhere } from '../cluster/node-status.ts';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
 import type { SimPod } from '../cluster/kubelet.ts';
 import { listNetns } from '../cluster/netns.ts';
@@ -20,7 +21,6 @@ import type { ManagedProcess } from '../cluster/processes.ts';
 import { probeAll, type ProbeRequest, type Protocol } from '../cluster/probe.ts';
 import { createService, type SimService } from '../cluster/services.ts';
 import { createNamespace, startPods } from '../cluster/workload.ts';
-import { EnforcementTracker } from '../scenario/enforcement.ts';
 
 const NAMESPACE = 'svc';
 const SERVICE_PORT = 8080;
@@ -34,12 +34,6 @@ let localServer: SimPod; // node-1, app=server
 let remoteServer: SimPod; // node-2, app=server
 let local: SimService; // backend: localServer only
 let remote: SimService; // backend: remoteServer only
-
-async function enforced(kind: string, resourceVersion: string | undefined): Promise<void> {
-  const tracker = new EnforcementTracker();
-  tracker.note(kind, resourceVersion);
-  await tracker.wait(cluster.kubeconfig, cluster.nodes.map((n) => n.name));
-}
 
 type Check = { label: string; request: ProbeRequest };
 
@@ -75,7 +69,7 @@ const ok = (lines: string[]) => lines.map((l) => l.replace(/: .*$/, ': ok'));
 
 before(async () => {
   cluster = await startCluster({ nodes: 2, kubeProxy: true });
-  await enforced('Namespace', await createNamespace(cluster, NAMESPACE, { 'kubernetes.io/metadata.name': NAMESPACE }));
+  await enforcedEverywhere(cluster, 'Namespace', await createNamespace(cluster, NAMESPACE, { 'kubernetes.io/metadata.name': NAMESPACE }));
   // startPods places them round-robin: node-1, node-2, node-1, node-2.
   const pods = await startPods(cluster, [
     { namespace: NAMESPACE, name: 'client', labels: { app: 'client' } },
@@ -88,7 +82,7 @@ before(async () => {
   local = await createService(cluster, { namespace: NAMESPACE, name: 'local', selector: { app: 'server', at: 'node-1' }, port: SERVICE_PORT, targetPort: TARGET_PORT });
   remote = await createService(cluster, { namespace: NAMESPACE, name: 'remote', selector: { app: 'server', at: 'node-2' }, port: SERVICE_PORT, targetPort: TARGET_PORT });
   const latest = pods.map((p) => p.resourceVersion).sort((a, b) => Number(a) - Number(b)).at(-1);
-  await enforced('Pod', latest);
+  await enforcedEverywhere(cluster, 'Pod', latest);
 });
 
 after(async () => {
@@ -127,7 +121,7 @@ test('under an egress policy allowing app=server on the target port, the client 
     },
   } as V1NetworkPolicy;
   const created = await networking.createNamespacedNetworkPolicy({ namespace: NAMESPACE, body: policy });
-  await enforced('NetworkPolicy', created.metadata?.resourceVersion);
+  await enforcedEverywhere(cluster, 'NetworkPolicy', created.metadata?.resourceVersion);
 
   const allowed = await verdicts([...direct(client, localServer), ...direct(client, remoteServer)]);
   assert.deepEqual(allowed, ok(allowed));

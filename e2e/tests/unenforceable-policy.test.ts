@@ -8,13 +8,13 @@
 // longer a reason: they cost a few port-prefix entries each.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { CoreV1Api, CustomObjectsApi, NetworkingV1Api, type V1NetworkPolicy } from '@kubernetes/client-node';
+import { CoreV1Api, NetworkingV1Api, type V1NetworkPolicy } from '@kubernetes/client-node';
 import { execa } from 'execa';
+import { enforcedEverywhere, readyCondition } from '../cluster/node-status.ts';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
 import type { SimPod } from '../cluster/kubelet.ts';
 import { probeAll } from '../cluster/probe.ts';
 import { createNamespace, startPods } from '../cluster/workload.ts';
-import { EnforcementTracker } from '../scenario/enforcement.ts';
 
 const NAMESPACE = 'bad';
 /** The test's agents allow 40 entries per endpoint: a summary and 60 single ports need 61. */
@@ -42,23 +42,6 @@ function policy(ports: Array<{ port: number; endPort?: number }>): V1NetworkPoli
   } as V1NetworkPolicy;
 }
 
-async function enforced(kind: string, resourceVersion: string | undefined): Promise<void> {
-  const tracker = new EnforcementTracker();
-  tracker.note(kind, resourceVersion);
-  await tracker.wait(cluster.kubeconfig, cluster.nodes.map((n) => n.name));
-}
-
-async function nodeReady(): Promise<{ status: string; message: string }> {
-  const node = (await cluster.kubeconfig.makeApiClient(CustomObjectsApi).getClusterCustomObject({
-    group: 'palisade.io',
-    version: 'v1alpha1',
-    plural: 'palisadenodes',
-    name: server.node.name,
-  })) as { status?: { conditions?: Array<{ type: string; status: string; message?: string }> } };
-  const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
-  return { status: ready?.status ?? 'missing', message: ready?.message ?? '' };
-}
-
 async function verdict(from: SimPod, to: SimPod, port = 80): Promise<string> {
   const [outcome] = await probeAll([{ from, to, port, protocol: 'TCP' }], 300);
   return outcome!.verdict;
@@ -66,11 +49,11 @@ async function verdict(from: SimPod, to: SimPod, port = 80): Promise<string> {
 
 before(async () => {
   cluster = await startCluster({ nodes: 1, agentArgs: ['--max-entries-per-endpoint', String(LIMIT)] });
-  await enforced('Namespace', await createNamespace(cluster, NAMESPACE, { 'kubernetes.io/metadata.name': NAMESPACE }));
+  await enforcedEverywhere(cluster, 'Namespace', await createNamespace(cluster, NAMESPACE, { 'kubernetes.io/metadata.name': NAMESPACE }));
   const pods = await startPods(cluster, ['a', 'b', 'c'].map((name) => ({ namespace: NAMESPACE, name, labels: { pod: name } })));
   [client, server, bystander] = [pods[0]!, pods[1]!, pods[2]!];
   podUid = (await cluster.core.readNamespacedPod({ namespace: NAMESPACE, name: 'b' })).metadata!.uid!;
-  await enforced('Pod', server.resourceVersion);
+  await enforcedEverywhere(cluster, 'Pod', server.resourceVersion);
   assert.equal(await verdict(client, server), 'ok', 'before any policy, a reaches b');
 });
 
@@ -80,7 +63,7 @@ after(async () => {
 
 test('a policy too big for one endpoint is enforced fail-closed, not open', async () => {
   const created = await networking().createNamespacedNetworkPolicy({ namespace: NAMESPACE, body: policy(MANY) });
-  await enforced('NetworkPolicy', created.metadata?.resourceVersion);
+  await enforcedEverywhere(cluster, 'NetworkPolicy', created.metadata?.resourceVersion);
   // Port 80 is one of the ports: a fail-open agent would let a through.
   assert.equal(await verdict(client, server), 'fail', 'a -> b:80 while the policy is not enforceable');
   assert.equal(await verdict(client, bystander), 'ok', 'pods the policy does not select are untouched');
@@ -88,7 +71,7 @@ test('a policy too big for one endpoint is enforced fail-closed, not open', asyn
 });
 
 test("the node's PalisadeNode status says which pod it cannot enforce and why", async () => {
-  const ready = await nodeReady();
+  const ready = await readyCondition(cluster, server.node.name);
   assert.equal(ready.status, 'False');
   assert.match(ready.message, new RegExp(`bad/b: its policy needs 61 entries, more than the ${LIMIT} one endpoint may have; all its traffic is denied`));
 });
@@ -112,9 +95,9 @@ test('a Warning event on the pod names the node and the reason, and kubectl get 
 
 test('fixing the policy clears the report and opens exactly what it now allows, a wide range included', async () => {
   const replaced = await networking().replaceNamespacedNetworkPolicy({ namespace: NAMESPACE, name: 'big', body: policy(FEW) });
-  await enforced('NetworkPolicy', replaced.metadata?.resourceVersion);
+  await enforcedEverywhere(cluster, 'NetworkPolicy', replaced.metadata?.resourceVersion);
   assert.equal(await verdict(client, server), 'ok', 'a -> b:80 is allowed');
   assert.equal(await verdict(client, server, 81), 'fail', 'a -> b:81 is not (it lies between 80 and the range)');
   assert.equal(await verdict(bystander, server), 'fail', 'c is not allowed by the policy');
-  assert.deepEqual(await nodeReady(), { status: 'True', message: 'enforcing' });
+  assert.deepEqual(await readyCondition(cluster, server.node.name), { status: 'True', message: 'enforcing' });
 });
