@@ -10,7 +10,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoordinationV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { CoordinationV1Api } from '@kubernetes/client-node';
+import { listIdentities, type SecurityIdentityObject } from '../cluster/node-status.ts';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
 import { NODE_BIN, programs } from '../cluster/paths.ts';
 import { startProcess, waitFor, type ManagedProcess } from '../cluster/processes.ts';
@@ -61,19 +62,7 @@ async function holder(): Promise<string> {
   return lease.spec?.holderIdentity ?? '';
 }
 
-interface Identity {
-  metadata: { name: string; uid: string; annotations?: Record<string, string> };
-  spec: { key: string; podLabels: Record<string, string> };
-}
-
-async function identities(): Promise<Identity[]> {
-  const list = (await cluster.kubeconfig.makeApiClient(CustomObjectsApi).listClusterCustomObject({
-    group: 'palisade.io',
-    version: 'v1alpha1',
-    plural: 'securityidentities',
-  })) as { items: Identity[] };
-  return list.items;
-}
+const identities = () => listIdentities(cluster);
 
 async function createPod(name: string, labels: Record<string, string>): Promise<void> {
   await cluster.core.createNamespacedPod({
@@ -82,8 +71,8 @@ async function createPod(name: string, labels: Record<string, string>): Promise<
   });
 }
 
-async function identityOf(labels: Record<string, string>, timeoutMs: number): Promise<Identity> {
-  let found: Identity | undefined;
+async function identityOf(labels: Record<string, string>, timeoutMs: number): Promise<SecurityIdentityObject> {
+  let found: SecurityIdentityObject | undefined;
   await waitFor(
     `an identity for ${JSON.stringify(labels)}`,
     async () => {

@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { listIdentities } from '../cluster/node-status.ts';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
 import { waitFor } from '../cluster/processes.ts';
 import { createNamespace, startPods, stopPods } from '../cluster/workload.ts';
@@ -22,19 +23,7 @@ after(async () => {
   await cluster?.stop();
 });
 
-interface Identity {
-  metadata: { name: string };
-  spec: { key: string; namespace: string; podLabels: Record<string, string> };
-}
-
-async function identities(): Promise<Identity[]> {
-  const list = (await cluster.kubeconfig.makeApiClient(CustomObjectsApi).listClusterCustomObject({
-    group: 'palisade.io',
-    version: 'v1alpha1',
-    plural: 'securityidentities',
-  })) as { items: Identity[] };
-  return list.items.filter((i) => i.spec.namespace === 'x');
-}
+const identities = async () => (await listIdentities(cluster)).filter((i) => i.spec.namespace === 'x');
 
 const labelSets = async () => (await identities()).map((i) => JSON.stringify(i.spec.podLabels)).sort();
 
