@@ -5,7 +5,7 @@
 // and removed after it), a restart included.
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { ct4Key, ctBudget, ctValue, DIRECTION, ipcacheValue, ipv4Key, PROTOCOL, u32Key } from '../datapath/abi.ts';
+import { ct4Key, ctBudget, ctValue, DIRECTION, ipcacheValue, ipv4Key, NAT_KIND, PROTOCOL, u32Key } from '../datapath/abi.ts';
 import { Loader, type MapEntry } from '../datapath/loader-client.ts';
 import { scratchDatapath } from '../datapath/scratch-datapath.ts';
 import type { Endpoint } from './cni/handler.ts';
@@ -18,9 +18,9 @@ after(async () => {
 });
 
 /** A pal_ct4 entry of endpoint `addr` with `peerAddr` (the peer port tells entries apart in assertions). */
-const ct = (addr: string, peerAddr: string, peerPort: number): MapEntry => ({
+const ct = (addr: string, peerAddr: string, peerPort: number, nat: { kind: number; addr: string } = { kind: NAT_KIND.NONE, addr: '0.0.0.0' }): MapEntry => ({
   key: ct4Key.encode({ addr, peerAddr, port: 80, peerPort, protocol: PROTOCOL.TCP }),
-  value: ctValue.encode({ revision: 1, ruleId: 0, lastSeen: 0, ifindex: 3, origin: DIRECTION.EGRESS, revoked: 0, closing: 0 }),
+  value: ctValue.encode({ revision: 1, ruleId: 0, lastSeen: 0, ifindex: 3, origin: DIRECTION.EGRESS, revoked: 0, closing: 0, nat: nat.kind, natAddr: nat.addr, natPort: 80 }),
 });
 
 const owner = (uid: string | undefined, identity: number | undefined, pod = 'x/p') => ({ pod, uid, identity });
@@ -83,9 +83,11 @@ test('the entries to delete are those whose endpoint address or peer address cha
     ct('10.1.0.10', '10.2.0.6', 2), // another peer: kept
     ct('10.2.0.5', '10.1.0.11', 3), // the reused address as the endpoint (its old pod's own entry): deleted
     ct('10.1.0.12', '10.1.0.13', 4), // kept
+    ct('10.1.0.12', '10.96.0.1', 5, { kind: NAT_KIND.SERVICE, addr: '10.2.0.5' }), // a connection to a Service whose backend is the reused address: deleted
+    ct('10.1.0.12', '10.2.0.7', 6, { kind: NAT_KIND.REVERSE, addr: '10.2.0.5' }), // only the frontend is the reused address (cannot be, but): kept
   ];
   const doomed = entriesToPurge(entries, new Set(['10.2.0.5']));
-  assert.deepEqual(doomed.map((e) => ct4Key.decode(e.key).peerPort), [1, 3]);
+  assert.deepEqual(doomed.map((e) => ct4Key.decode(e.key).peerPort), [1, 3, 5]);
   assert.deepEqual(entriesToPurge(entries, new Set()), []);
 });
 

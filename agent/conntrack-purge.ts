@@ -24,7 +24,7 @@
 // Pure: ownerMarks, changedAddresses, endpointMarks, endpointAddressesGone,
 // entriesToPurge, marksFromIpcache. ConntrackPurge does the I/O (a dump and
 // a forget pass, only when something changed hands).
-import { CT_FORGET_PROGRAM, ct4Key, ipcacheValue, ipv4Key } from '../datapath/abi.ts';
+import { CT_FORGET_PROGRAM, ct4Key, ctValue, ipcacheValue, ipv4Key, NAT_KIND } from '../datapath/abi.ts';
 import type { Loader, MapEntry } from '../datapath/loader-client.ts';
 import type { Endpoint } from './cni/handler.ts';
 import { forgetBatches } from './conntrack-gc.ts';
@@ -93,12 +93,18 @@ export function endpointAddressesGone(before: ReadonlyMap<string, string>, after
   return [...before].filter(([ip, mark]) => after.get(ip) !== mark).map(([ip]) => ip).sort();
 }
 
-/** The pal_ct4 entries whose endpoint address or peer address is in `addresses`. */
+/**
+ * The pal_ct4 entries whose endpoint address or peer address is in
+ * `addresses`, and the SERVICE entries whose backend is: a connection to a
+ * Service keeps going to its backend's address, whoever holds it now.
+ */
 export function entriesToPurge(entries: readonly MapEntry[], addresses: ReadonlySet<string>): MapEntry[] {
   if (addresses.size === 0) return [];
   return entries.filter((e) => {
     const k = ct4Key.decode(e.key);
-    return addresses.has(k.addr) || addresses.has(k.peerAddr);
+    if (addresses.has(k.addr) || addresses.has(k.peerAddr)) return true;
+    const v = ctValue.decode(e.value);
+    return v.nat === NAT_KIND.SERVICE && addresses.has(v.natAddr);
   });
 }
 

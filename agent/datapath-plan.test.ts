@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { endpointInfo, ENDPOINT_FLAG, ipv4Key, policyKey, policyPortKey, u32Key } from '../datapath/abi.ts';
+import { endpointInfo, ENDPOINT_FLAG, ipv4Key, LB_FLAG, lb4Backend, lb4BackendKey, lb4Key, lb4Service, policyKey, policyPortKey, u32Key } from '../datapath/abi.ts';
 import { compile } from '../policy/compile.ts';
 import { identityKey } from '../policy/ids.ts';
 import type { NetworkPolicyInput, PodInput } from '../policy/types.ts';
-import { DatapathPlanner, diffMaps, planDatapath, policyKeyHex, portPrefixes, portSegments, problemText, type MapChanges, type MapContents } from './datapath-plan.ts';
+import { DatapathPlanner, diffMaps, planDatapath, planFrontends, policyKeyHex, portPrefixes, portSegments, problemText, type MapChanges, type MapContents } from './datapath-plan.ts';
 
 const ns = { name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } };
 const pods: PodInput[] = ['a', 'b'].map((name, i) => ({ namespace: 'x', name, labels: { pod: name }, ip: `10.200.1.${i + 1}`, node: 'n1', containerPorts: [] }));
@@ -211,4 +211,39 @@ test('policyKeyHex writes the same bytes as the policy_key codec', () => {
       assert.equal(policyKeyHex(endpointId, identity, direction, protocol, dport), policyKey.encode({ endpointId, identity, direction, protocol, dport }).toString('hex'));
     }),
   );
+});
+
+test('Service frontends: slots 0..n-1 per frontend in the order given, a count per frontend; what the backend map cannot hold is written with no backend and reported', () => {
+  const frontend = (ip: string, backends: number) => ({
+    service: `s/${ip}`, ip, port: 80, protocol: 'TCP' as const, clientAffinity: ip.endsWith('.2'),
+    backends: Array.from({ length: backends }, (_, i) => ({ ip: `10.200.9.${i + 1}`, port: 8080 })),
+  });
+  const problems: Array<{ endpoint: string; message: string }> = [];
+  const capacity = (map: string) => (map === 'pal_lb4_backends' ? 4 : Infinity);
+  const lb = planFrontends([frontend('10.96.0.1', 3), frontend('10.96.0.2', 2), frontend('10.96.0.3', 1), frontend('fd00::1', 1)], capacity, problems);
+  const services = new Map([...lb.get('pal_lb4')!].map(([k, v]) => [lb4Key.decode(Buffer.from(k, 'hex')).addr, lb4Service.decode(Buffer.from(v, 'hex'))]));
+  assert.deepEqual([...services], [
+    ['10.96.0.1', { count: 3, flags: 0 }],
+    ['10.96.0.2', { count: 0, flags: LB_FLAG.CLIENT_AFFINITY }], // 3 + 2 > 4: no backend, dropped rather than left to kube-proxy
+    ['10.96.0.3', { count: 1, flags: 0 }],
+  ]);
+  const slots = [...lb.get('pal_lb4_backends')!].map(([k, v]) => {
+    const key = lb4BackendKey.decode(Buffer.from(k, 'hex'));
+    return `${key.addr}#${key.slot} ${lb4Backend.decode(Buffer.from(v, 'hex')).addr}`;
+  });
+  assert.deepEqual(slots, ['10.96.0.1#0 10.200.9.1', '10.96.0.1#1 10.200.9.2', '10.96.0.1#2 10.200.9.3', '10.96.0.3#0 10.200.9.1']);
+  assert.deepEqual(problems.map(problemText), ['node: Service s/10.96.0.2 frontend 10.96.0.2:80/TCP written without backends, its traffic dropped: the node\'s backend map is full (4)']);
+});
+
+test('the planner diffs the Service maps only when the frontends change', () => {
+  const planner = new DatapathPlanner();
+  const input = { endpoints: [], compiled: new Map(), podIdentities: new Map(), nodeAddresses: { self: [], others: [] } };
+  const frontends = [{ service: 's/a', ip: '10.96.0.1', port: 80, protocol: 'TCP' as const, clientAffinity: false, backends: [{ ip: '10.200.9.1', port: 8080 }] }];
+  const first = planner.plan({ ...input, frontends }, 'all');
+  assert.equal(first.changes.updates.get('pal_lb4')?.length, 1);
+  assert.equal(first.changes.updates.get('pal_lb4_backends')?.length, 1);
+  assert.equal(planner.plan({ ...input, frontends }, new Set()).changes.count, 0);
+  const gone = planner.plan({ ...input, frontends: [] }, new Set());
+  assert.equal(gone.changes.deletes.get('pal_lb4')?.length, 1);
+  assert.equal(gone.full().get('pal_lb4')!.size, 0);
 });

@@ -13,6 +13,11 @@ import {
   ipcacheKey,
   ipcacheValue,
   ipv4Key,
+  LB_FLAG,
+  lb4Backend,
+  lb4BackendKey,
+  lb4Key,
+  lb4Service,
   MAPS,
   policyCidrKey,
   policyCidrValue,
@@ -27,8 +32,17 @@ import { fnv1a32, policyRefString, ruleRefString } from '../policy/ids.ts';
 import { parseIpv4 } from './ipam/ipv4.ts';
 import type { DirectionPolicy, EndpointPolicy, PolicyEntry, RuleRef } from '../policy/types.ts';
 
-/** The maps the agent owns the contents of (conntrack, config and metrics are the datapath's). */
-export const PLANNED_MAPS = ['pal_policy', 'pal_policy_ports', 'pal_policy_cidr', 'pal_ipcache4', 'pal_ipcache', 'pal_endpoints'] as const satisfies readonly MapName[];
+/**
+ * The maps the agent owns the contents of (conntrack, config and metrics are
+ * the datapath's). Make-before-break writes updates in this order and deletes
+ * in the reverse (map-writes.ts): a frontend's backend slots are written
+ * before its count rises, and deleted after it falls (bpf/lib/lb.h).
+ */
+export const PLANNED_MAPS = ['pal_policy', 'pal_policy_ports', 'pal_policy_cidr', 'pal_ipcache4', 'pal_ipcache', 'pal_endpoints', 'pal_lb4_backends', 'pal_lb4'] as const satisfies readonly MapName[];
+
+/** The Service maps (bpf/lib/lb.h), node-wide. */
+export const LB_MAPS = ['pal_lb4_backends', 'pal_lb4'] as const;
+export type LbMap = (typeof LB_MAPS)[number];
 export type PlannedMap = (typeof PLANNED_MAPS)[number];
 
 /** The maps whose entries belong to one endpoint (keyed by its endpoint id). */
@@ -53,10 +67,23 @@ export interface PlanInput {
   podIdentities: ReadonlyMap<string, number>;
   /** This node's own addresses (identity host) and the other nodes' (identity remote node). */
   nodeAddresses: { self: readonly string[]; others: readonly string[] };
+  /** The Service frontends the node translates its pods' traffic for (agent/services.ts); missing: none. */
+  frontends?: readonly LbFrontend[];
   /** max_entries of the planned maps (missing: unbounded). What does not fit is refused and reported, fail-closed. */
   capacity?: Partial<Record<PlannedMap, number>>;
   /** The most entries (all policy maps together) one endpoint may have; beyond, it is denied everything and reported. */
   maxEntriesPerEndpoint?: number;
+}
+
+/** A Service frontend and its backends (agent/services.ts ServiceFrontend). */
+export interface LbFrontend {
+  /** `namespace/name` of the Service, for messages. */
+  service: string;
+  ip: string;
+  port: number;
+  protocol: 'TCP' | 'UDP';
+  clientAffinity: boolean;
+  backends: ReadonlyArray<{ ip: string; port: number }>;
 }
 
 export interface Plan {
@@ -68,7 +95,7 @@ export interface Plan {
 
 /** Something the node cannot enforce as written (and enforces fail-closed instead). */
 export interface PlanProblem {
-  /** `namespace/name` of the pod whose traffic is concerned. */
+  /** `namespace/name` of the pod whose traffic is concerned, or 'node' (the ipcache, the Service maps). */
   endpoint: string;
   /** What is wrong and what is done about it, without the endpoint. */
   message: string;
@@ -140,6 +167,10 @@ export class DatapathPlanner {
   readonly #endpoints = new Map<string, CachedEndpoint>();
   /** pal_ipcache4 as last planned: address -> identity. */
   #addresses = new Map<string, number>();
+  /** The Service maps as last planned, from which frontends (the same array: nothing to plan), with what did not fit. */
+  #lb = new Map<LbMap, Map<string, string>>(LB_MAPS.map((m) => [m, new Map()]));
+  #lbFrontends: readonly LbFrontend[] | undefined;
+  #lbProblems: PlanProblem[] = [];
 
   /** `dirty`: endpoint keys whose compiled policy changed since the previous plan, or 'all'. */
   plan(input: PlanInput, dirty: ReadonlySet<string> | 'all'): IncrementalPlan {
@@ -166,6 +197,21 @@ export class DatapathPlanner {
     }
     for (const ip of this.#addresses.keys()) if (!addresses.has(ip)) deletes.get('pal_ipcache4')!.push(ipv4Key.encode(ip).toString('hex'));
     this.#addresses = addresses;
+
+    const frontends = input.frontends ?? [];
+    if (frontends !== this.#lbFrontends) {
+      this.#lbProblems = [];
+      const lb = planFrontends(frontends, capacity, this.#lbProblems);
+      for (const m of LB_MAPS) {
+        const had = this.#lb.get(m)!;
+        const has = lb.get(m)!;
+        for (const [key, value] of has) if (had.get(key) !== value) updates.get(m)!.push({ key, value });
+        for (const key of had.keys()) if (!has.has(key)) deletes.get(m)!.push(key);
+      }
+      this.#lb = lb;
+      this.#lbFrontends = frontends;
+    }
+    problems.push(...this.#lbProblems);
 
     // Each endpoint's policy entries are planned apart first, so that if the
     // maps cannot hold them all, whole endpoints (the largest first) fall back
@@ -235,10 +281,51 @@ export class DatapathPlanner {
           for (const [m, entries] of cached.plan.maps) for (const [k, v] of entries) maps.get(m)!.set(k, v);
         }
         maps.set('pal_endpoints', new Map(endpoints));
+        for (const m of LB_MAPS) maps.set(m, new Map(this.#lb.get(m)));
         return maps;
       },
     };
   }
+}
+
+/**
+ * The Service maps' contents: a pal_lb4 entry per IPv4 frontend, its
+ * backends in slots 0 .. count - 1 (in the order given: a stable order keeps
+ * each connection's backend when others come and go at the end). Frontends
+ * are taken in the order given while pal_lb4 has room; one whose backends no
+ * longer fit pal_lb4_backends is written with none, so that its traffic is
+ * dropped rather than left untranslated (a pod's packets to a frontend the
+ * datapath does not know pass on to kube-proxy, whose choice of backend its
+ * egress policy never sees). What does not fit is reported.
+ */
+export function planFrontends(
+  frontends: readonly LbFrontend[],
+  capacity: (map: PlannedMap) => number,
+  problems: PlanProblem[],
+): Map<LbMap, Map<string, string>> {
+  const services = new Map<string, string>();
+  const backends = new Map<string, string>();
+  const full: LbFrontend[] = [];
+  for (const f of frontends) {
+    if (!isIPv4(f.ip)) continue;
+    const frontend = { addr: f.ip, port: f.port, protocol: f.protocol === 'TCP' ? PROTOCOL.TCP : PROTOCOL.UDP };
+    const key = lb4Key.encode(frontend).toString('hex');
+    if (services.has(key)) continue;
+    if (services.size >= capacity('pal_lb4')) {
+      problems.push({ endpoint: 'node', message: `Service ${f.service} frontend ${f.ip}:${f.port}/${f.protocol} left out: the node's Service map is full (${capacity('pal_lb4')}); kube-proxy translates it, unjudged by egress policy` });
+      continue;
+    }
+    const usable = f.backends.filter((b) => isIPv4(b.ip));
+    const fits = backends.size + usable.length <= capacity('pal_lb4_backends');
+    if (!fits) full.push(f);
+    const written = fits ? usable : [];
+    written.forEach((b, slot) => backends.set(lb4BackendKey.encode({ ...frontend, slot }).toString('hex'), lb4Backend.encode({ addr: b.ip, port: b.port }).toString('hex')));
+    services.set(key, lb4Service.encode({ count: written.length, flags: f.clientAffinity ? LB_FLAG.CLIENT_AFFINITY : 0 }).toString('hex'));
+  }
+  for (const f of full) {
+    problems.push({ endpoint: 'node', message: `Service ${f.service} frontend ${f.ip}:${f.port}/${f.protocol} written without backends, its traffic dropped: the node's backend map is full (${capacity('pal_lb4_backends')})` });
+  }
+  return new Map([['pal_lb4_backends', backends], ['pal_lb4', services]]);
 }
 
 function ipcacheEntry(ip: string, identity: number): { key: string; value: string } {

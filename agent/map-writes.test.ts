@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { endpointInfo, policyKey, policyValue, u32Key } from '../datapath/abi.ts';
+import { endpointInfo, lb4Backend, lb4BackendKey, lb4Key, lb4Service, policyKey, policyValue, u32Key } from '../datapath/abi.ts';
 import { diffMaps, PLANNED_MAPS, type MapContents, type PlannedMap } from './datapath-plan.ts';
 import { orderWrites, peakFill, type Capacity, type WriteStep } from './map-writes.ts';
 
@@ -89,4 +89,28 @@ test('property: any change between two states that fit is written without overfl
     }),
     { numRuns: 500 },
   );
+});
+
+test('Service maps: a frontend\'s new slots are written before its count rises, and stale slots deleted after it falls', () => {
+  const frontend = { addr: '10.96.0.1', port: 80, protocol: 6 };
+  const slot = (i: number, ip: string): [string, string] => [hex(lb4BackendKey.encode({ ...frontend, slot: i })), hex(lb4Backend.encode({ addr: ip, port: 8080 }))];
+  const count = (n: number): [string, string] => [hex(lb4Key.encode(frontend)), hex(lb4Service.encode({ count: n, flags: 0 }))];
+  for (const [from, to] of [[1, 3], [3, 1]] as const) {
+    const applied = contents({ pal_lb4: [count(from)], pal_lb4_backends: range(0, from).map((i) => slot(i, `10.200.1.${i + 1}`)) });
+    const desired = contents({ pal_lb4: [count(to)], pal_lb4_backends: range(0, to).map((i) => slot(i, `10.200.2.${i + 1}`)) });
+    for (const capacity of [{}, { pal_lb4_backends: 3 }] as Capacity[]) {
+      const steps = orderWrites(diffMaps(desired, applied), applied, capacity);
+      // After every step, each slot below the frontend's count exists.
+      const state: MapContents = new Map([...applied].map(([m, c]) => [m, new Map(c)]));
+      for (const step of steps) {
+        const map = state.get(step.map)!;
+        for (const { key, value } of step.entries) step.op === 'update' ? map.set(key, value) : map.delete(key);
+        const n = lb4Service.decode(Buffer.from(state.get('pal_lb4')!.get(count(0)[0])!, 'hex')).count;
+        for (const i of range(0, n)) assert.ok(state.get('pal_lb4_backends')!.has(slot(i, '0.0.0.0')[0]), `${from} -> ${to}, capacity ${JSON.stringify(capacity)}: slot ${i} missing under count ${n}`);
+        assert.ok(state.get('pal_lb4_backends')!.size <= (capacity.pal_lb4_backends ?? Infinity));
+      }
+      assert.deepEqual(state.get('pal_lb4'), desired.get('pal_lb4'));
+      assert.deepEqual(state.get('pal_lb4_backends'), desired.get('pal_lb4_backends'));
+    }
+  }
 });

@@ -17,7 +17,7 @@
 // the new one without ever exceeding the larger of the two. Stale ipcache
 // entries are deleted before new ones are written (they are the final state).
 import { endpointInfo } from '../datapath/abi.ts';
-import { closedEndpointInfo, ENDPOINT_MAPS, PLANNED_MAPS, type EndpointMap, type MapChanges, type MapContents, type PlannedMap } from './datapath-plan.ts';
+import { closedEndpointInfo, ENDPOINT_MAPS, LB_MAPS, PLANNED_MAPS, type EndpointMap, type MapChanges, type MapContents, type PlannedMap } from './datapath-plan.ts';
 
 export interface WriteStep {
   map: PlannedMap;
@@ -33,9 +33,9 @@ export function endpointIdOfKey(map: EndpointMap, keyHex: string): number {
   return Buffer.from(keyHex, 'hex').readUInt32LE(map === 'pal_policy' ? 0 : 4);
 }
 
-/** Whether writing every new key before deleting any stale one fits every map. */
-export function fitsMakeBeforeBreak(changes: MapChanges, applied: MapContents, capacity: Capacity): boolean {
-  return PLANNED_MAPS.every((map) => {
+/** Whether writing every new key before deleting any stale one fits every map (of `maps`). */
+export function fitsMakeBeforeBreak(changes: MapChanges, applied: MapContents, capacity: Capacity, maps: readonly PlannedMap[] = PLANNED_MAPS): boolean {
+  return maps.every((map) => {
     const have = applied.get(map) ?? new Map<string, string>();
     let peak = have.size;
     for (const { key } of changes.updates.get(map) ?? []) if (!have.has(key)) peak++;
@@ -60,6 +60,18 @@ export function orderWrites(changes: MapChanges, applied: MapContents, capacity:
   for (const map of ['pal_ipcache4', 'pal_ipcache'] as const) {
     push(map, 'delete', deletes(map));
     push(map, 'update', changes.updates.get(map) ?? []);
+  }
+  // The Service maps: make-before-break if they have room for it. If not,
+  // stale backend slots go first (a frontend that still counts one drops
+  // the packet that picks it: fail closed), then the frontends that left.
+  if (fitsMakeBeforeBreak(changes, applied, capacity, LB_MAPS)) {
+    for (const map of LB_MAPS) push(map, 'update', changes.updates.get(map) ?? []);
+    for (const map of [...LB_MAPS].reverse()) push(map, 'delete', deletes(map));
+  } else {
+    for (const map of LB_MAPS) {
+      push(map, 'delete', deletes(map));
+      push(map, 'update', changes.updates.get(map) ?? []);
+    }
   }
 
   // The policy-map changes of each endpoint id.
@@ -137,7 +149,7 @@ export function orderWrites(changes: MapChanges, applied: MapContents, capacity:
  */
 function swapAllAtOnce(perEndpoint: WriteStep[]): WriteStep[] {
   const isClosing = (s: WriteStep) => s.map === 'pal_endpoints' && s.op === 'update' && s.entries.every((e) => endpointInfo.decode(Buffer.from(e.value, 'hex')).endpointId === 0);
-  const ipcache = perEndpoint.filter((s) => s.map === 'pal_ipcache4' || s.map === 'pal_ipcache');
+  const ipcache = perEndpoint.filter((s) => s.map === 'pal_ipcache4' || s.map === 'pal_ipcache' || (LB_MAPS as readonly string[]).includes(s.map));
   const rest = perEndpoint.filter((s) => !ipcache.includes(s));
   return [
     ...ipcache,

@@ -9,14 +9,17 @@
 import {
   CoreV1Api,
   CustomObjectsApi,
+  DiscoveryV1Api,
   makeInformer,
   NetworkingV1Api,
   type Informer,
   type KubeConfig,
   type KubernetesObject,
+  type V1EndpointSlice,
   type V1Namespace,
   type V1NetworkPolicy,
   type V1Pod,
+  type V1Service,
 } from '@kubernetes/client-node';
 import { datapathConfig, endpointInfo, loadGlobals, u32Key } from '../datapath/abi.ts';
 import { postWarningEvent } from '../lib/events.ts';
@@ -44,6 +47,7 @@ import {
 import { writeSteps } from './map-writer.ts';
 import { endpointIdOfKey, orderWrites, type Capacity, type WriteStep } from './map-writes.ts';
 import { ProblemEvents } from './problem-events.ts';
+import { serviceFrontends, type ServiceFrontend } from './services.ts';
 import type { RealizedStatus, StatusReporter } from './status-reporter.ts';
 
 export interface PolicySyncOptions {
@@ -67,7 +71,7 @@ interface SecurityIdentity extends KubernetesObject {
 }
 
 /** Kinds whose resourceVersions are reported as realized (see e2e/scenario/enforcement.ts). */
-type WatchedKind = 'Pod' | 'Namespace' | 'NetworkPolicy' | 'SecurityIdentity';
+type WatchedKind = 'Pod' | 'Namespace' | 'NetworkPolicy' | 'SecurityIdentity' | 'Service' | 'EndpointSlice';
 
 export class PolicySync {
   readonly #o: PolicySyncOptions;
@@ -101,6 +105,10 @@ export class PolicySync {
   #loggedProblems = '';
   /** Removes the conntrack entries of addresses that changed hands (see conntrack-purge.ts). */
   readonly #purge = new ConntrackPurge();
+  /** Services and EndpointSlices by `namespace/name`, and the frontends made of them (undefined: to be made again). */
+  readonly #services = new Map<string, V1Service>();
+  readonly #slices = new Map<string, V1EndpointSlice>();
+  #frontends: { frontends: ServiceFrontend[]; problems: string[] } | undefined;
 
   private constructor(options: PolicySyncOptions) {
     this.#o = options;
@@ -203,6 +211,7 @@ export class PolicySync {
     const core = kubeconfig.makeApiClient(CoreV1Api);
     const networking = kubeconfig.makeApiClient(NetworkingV1Api);
     const custom = kubeconfig.makeApiClient(CustomObjectsApi);
+    const discovery = kubeconfig.makeApiClient(DiscoveryV1Api);
     const c = this.#compiler;
 
     this.#informer<V1Pod>('Pod', makeInformer(kubeconfig, '/api/v1/pods', () => core.listPodForAllNamespaces()), {
@@ -230,6 +239,23 @@ export class PolicySync {
         set: (i) => this.#setIdentity(i, true),
         remove: (i) => this.#setIdentity(i, false),
       },
+    );
+    // Services and their EndpointSlices: the frontends pods' traffic is translated for (services.ts).
+    const keep = <T extends KubernetesObject>(objects: Map<string, T>) => ({
+      set: (o: T) => {
+        objects.set(`${o.metadata!.namespace}/${o.metadata!.name}`, o);
+        this.#frontends = undefined;
+      },
+      remove: (o: T) => {
+        objects.delete(`${o.metadata!.namespace}/${o.metadata!.name}`);
+        this.#frontends = undefined;
+      },
+    });
+    this.#informer<V1Service>('Service', makeInformer(kubeconfig, '/api/v1/services', () => core.listServiceForAllNamespaces()), keep(this.#services));
+    this.#informer<V1EndpointSlice>(
+      'EndpointSlice',
+      makeInformer(kubeconfig, '/apis/discovery.k8s.io/v1/endpointslices', () => discovery.listEndpointSliceForAllNamespaces()),
+      keep(this.#slices),
     );
     for (const informer of this.#informers) {
       this.#watches.push(watchInformer(informer, () => this.request(), (error) => log(`policy: watch failed, restarting: ${String(error)}`)));
@@ -289,12 +315,17 @@ export class PolicySync {
     this.#generation = since.generation;
     // After a start or a failed write, the kernel's maps are the reference: plan all, diff all.
     const full = this.#appliedUnknown || since.full || !this.#planned;
+    if (!this.#frontends) {
+      const made = serviceFrontends(this.#services.values(), this.#slices.values(), this.#o.node);
+      this.#frontends = { frontends: made.frontends, problems: made.problems.map((p) => `Service ${p.service}: ${p.message}`) };
+    }
     const plan = this.#planner.plan(
       {
         endpoints: endpoints.map((e) => ({ key: `${e.podNamespace}/${e.podName}`, ifindex: e.ifindex, ip: e.ip })),
         compiled,
         podIdentities: this.#compiler.ipcache(),
         nodeAddresses: this.#o.nodeAddresses(),
+        frontends: this.#frontends.frontends,
         capacity: this.#capacity,
         maxEntriesPerEndpoint: this.#o.maxEntriesPerEndpoint,
       },
@@ -326,9 +357,11 @@ export class PolicySync {
     }
     const problems = plan.problems.map(problemText);
     const events = plan.problems.filter((p) => p.endpoint !== 'node');
-    if (problems.join('\n') !== this.#loggedProblems) {
-      this.#loggedProblems = problems.join('\n');
-      for (const problem of problems) this.#o.log(`policy: ${problem}`);
+    // Services the datapath leaves to kube-proxy (SCTP) are logged; they do not make the node unready.
+    const logged = [...problems, ...this.#frontends.problems];
+    if (logged.join('\n') !== this.#loggedProblems) {
+      this.#loggedProblems = logged.join('\n');
+      for (const problem of logged) this.#o.log(`policy: ${problem}`);
     }
     this.#status = {
       revision: this.#revision,

@@ -30,7 +30,9 @@
 #include "endpoints.h"
 #include "frag.h"
 #include "ipcache.h"
+#include "lb.h"
 #include "metrics.h"
+#include "nat.h"
 #include "parse.h"
 #include "policy.h"
 #include "reasons.h"
@@ -245,6 +247,19 @@ static __always_inline void reevaluate(const struct endpoint_info *ep, const str
 	ct->revision = revision;
 }
 
+/* A packet of the connection of entry ct was seen: its idle clock restarts
+ * (written at most every PAL_CT_REFRESH_JIFFIES), and a TCP FIN or RST
+ * marks it closing. */
+static __always_inline void touch(struct ct_value *ct, const struct pal_pkt *pkt)
+{
+	__u32 now = (__u32)bpf_jiffies64();
+
+	if (now - ct->last_seen > PAL_CT_REFRESH_JIFFIES)
+		ct->last_seen = now;
+	if (pkt->fin_rst && !ct->closing)
+		ct->closing = 1;
+}
+
 /* A packet of a tracked connection, at the hook of direction `dir`. A
  * stale entry is re-evaluated (reevaluate()), so that revoking access cuts
  * the connection at its next packet, replies included; a revoked entry
@@ -257,27 +272,22 @@ static __always_inline void reevaluate(const struct endpoint_info *ep, const str
  * writes meanwhile leaves the entry stale rather than wrongly current. The
  * endpoint is looked up only for a stale entry: a current one needs
  * nothing else. */
-static __always_inline int tracked(struct __sk_buff *skb, const __u8 dir, const struct pal_pkt *pkt,
-				   const struct ct4_key *key, struct ct_value *ct)
+static __always_inline __u32 tracked(struct __sk_buff *skb, const __u8 dir, const struct pal_pkt *pkt,
+				     const struct ct4_key *key, struct ct_value *ct)
 {
 	__u32 revision = policy_revision();
-	__u32 now;
 
 	if (ct->revision != revision) {
 		struct endpoint_info *ep = endpoint_of(skb);
 
 		if (!ep)
-			return verdict(skb, PAL_DROP_NO_ENDPOINT);
+			return PAL_DROP_NO_ENDPOINT;
 		reevaluate(ep, key, ct, revision);
 	}
-	now = (__u32)bpf_jiffies64();
-	if (now - ct->last_seen > PAL_CT_REFRESH_JIFFIES)
-		ct->last_seen = now;
+	touch(ct, pkt);
 	if (ct->revoked)
-		return verdict(skb, PAL_DROP_REVOKED);
-	if (pkt->fin_rst && !ct->closing)
-		ct->closing = 1;
-	return verdict(skb, ct->origin == dir ? PAL_ALLOW_ESTABLISHED : PAL_ALLOW_REPLY);
+		return PAL_DROP_REVOKED;
+	return ct->origin == dir ? PAL_ALLOW_ESTABLISHED : PAL_ALLOW_REPLY;
 }
 
 /* The counters one charge added to (ct_charge), to take it back. */
@@ -419,7 +429,7 @@ static __always_inline int icmp_error(struct __sk_buff *skb, const __u8 dir, con
 	else
 		ct_key_of(&quoted, PAL_DIR_INGRESS, &key);
 	ct = q->ok && key.addr == own ? bpf_map_lookup_elem(&pal_ct4, &key) : NULL;
-	if (ct && ct->ifindex == skb->ifindex) {
+	if (ct && ct->ifindex == skb->ifindex && ct->nat != PAL_NAT_SERVICE) {
 		__u32 revision = policy_revision();
 
 		if (ct->revision != revision)
@@ -463,34 +473,219 @@ static __always_inline int remember_fragment(struct __sk_buff *skb, const struct
 	return action;
 }
 
-/* The per-packet algorithm for the hook of direction `dir` (a constant in
- * each program, so the verifier and the compiler see one path per hook).
+/* What a new entry is to say about translation, or what the entry that
+ * decided a packet says (ct_value.nat and its address and port). */
+struct nat4 {
+	__u32 addr;
+	__u16 port;
+	__u8 kind;
+};
+
+/* Whether entry ct may decide a packet at the hook of direction `dir` that
+ * wants translation `want`. From the pod, the entry must be of the same
+ * kind and, for a Service's backend connection, the same frontend: a
+ * direct packet never rides a Service connection's entry, nor the reverse,
+ * and an entry that does not match is replaced. To the pod, any entry but
+ * a SERVICE one: that entry is keyed by the frontend's tuple and admits
+ * nothing; a packet from the frontend's address itself is a new one. */
+static __always_inline bool entry_fits(const struct ct_value *ct, const __u8 dir, const struct nat4 *want)
+{
+	if (dir == PAL_DIR_INGRESS)
+		return ct->nat != PAL_NAT_SERVICE;
+	return ct->nat == want->kind &&
+	       (want->kind == PAL_NAT_NONE || (ct->nat_addr == want->addr && ct->nat_port == want->port));
+}
+
+/* The verdict of an IPv4 packet with its ports (not an ICMP error) at the
+ * hook of direction `dir`: one conntrack lookup for a known connection,
+ * policy for a new one, which is recorded with translation `want` when it
+ * passes. *got is what the deciding entry says about translation.
  *
  * A packet of a known connection costs the parse, ONE conntrack lookup
  * (both directions share the entry) and the revision read: the endpoint is
  * not even looked up. Everything else is a new connection, decided by
  * policy and recorded when it passes.
  *
- * Deviation from the ADR's step 1: the ADR passes a packet at once when its
- * direction is not enforced. But a pod selected for Ingress only (the common
- * default-deny-ingress case) then never records its outgoing connections,
- * and their replies, arriving at the enforced to-pod hook, would be judged as
- * new incoming connections and dropped. So every connection of an endpoint
- * is tracked, in both directions and whether or not a policy selects the pod:
- * a new connection in an unenforced direction passes as PASS_UNSELECTED and
- * is recorded (rule 0), so its replies are ALLOW_REPLY; and a connection
- * that starts while no policy selects the pod stays known by the direction
- * it really started in, or a later policy could see the pod's replies as new
- * outgoing connections and let the peer's packets through as their
- * "replies" forever. */
-static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
+ * Deviation from ADR 0001's step 1: the ADR passes a packet at once when
+ * its direction is not enforced. But a pod selected for Ingress only (the
+ * common default-deny-ingress case) then never records its outgoing
+ * connections, and their replies, arriving at the enforced to-pod hook,
+ * would be judged as new incoming connections and dropped. So every
+ * connection of an endpoint is tracked, in both directions and whether or
+ * not a policy selects the pod: a new connection in an unenforced direction
+ * passes as PASS_UNSELECTED and is recorded (rule 0), so its replies are
+ * ALLOW_REPLY; and a connection that starts while no policy selects the pod
+ * stays known by the direction it really started in, or a later policy
+ * could see the pod's replies as new outgoing connections and let the
+ * peer's packets through as their "replies" forever. */
+static __always_inline __u32 decide(struct __sk_buff *skb, const __u8 dir, const struct pal_pkt *pkt,
+				    const struct nat4 *want, struct nat4 *got)
 {
 	struct endpoint_info *ep;
-	struct pal_pkt pkt = { 0 };
 	struct ct4_key key;
 	struct ct_value *ct;
 	struct conn c;
 	__u32 revision, rule, reason;
+
+	ct_key_of(pkt, dir, &key);
+	/* A SYN opens a connection: it is decided as new even when an entry
+	 * with the same key exists (the new entry replaces it). */
+	if (!pkt->syn) {
+		ct = bpf_map_lookup_elem(&pal_ct4, &key);
+		if (ct && ct->ifindex == skb->ifindex && entry_fits(ct, dir, want)) {
+			got->kind = ct->nat;
+			got->addr = ct->nat_addr;
+			got->port = ct->nat_port;
+			return tracked(skb, dir, pkt, &key, ct);
+		}
+	}
+
+	ep = endpoint_of(skb);
+	if (!ep)
+		return PAL_DROP_NO_ENDPOINT;
+	/* Anti-spoofing: a pod speaks only from its own address, or it could
+	 * borrow another pod's identity at the peer's ingress and open that
+	 * pod's conntrack entries. Checked for new connections only: a tracked
+	 * one is bound to this device, and this device's pod has one address. */
+	if (dir == PAL_DIR_EGRESS && pkt->saddr != ep->ipv4)
+		return PAL_DROP_SPOOFED;
+	revision = policy_revision(); /* before the policy maps: see tracked() */
+	c = conn_of(&key, dir);
+	reason = evaluate(ep, &c, &rule);
+	if (!PAL_REASON_IS_DROP(reason)) {
+		struct ct_value v = {
+			.revision = revision,
+			.rule_id = rule,
+			.last_seen = (__u32)bpf_jiffies64(),
+			.ifindex = skb->ifindex,
+			.origin = dir,
+			.closing = pkt->fin_rst,
+			.nat = want->kind,
+			.nat_addr = want->addr,
+			.nat_port = want->port,
+		};
+
+		/* Fail closed: a connection that cannot be tracked would have
+		 * its replies judged as new connections, and the endpoint is
+		 * over its budget (conntrack.h). */
+		if (!ct_open(&key, &v))
+			return PAL_DROP_CT_FULL;
+		*got = *want;
+	}
+	return reason;
+}
+
+/* No backend was chosen because the only one is the client itself: the
+ * packet goes on untranslated (see pick_backend). Not a reason code. */
+#define PAL_LB_HAIRPIN 0
+
+/* Chooses the backend of a new connection to a frontend (lb.h) into
+ * be->daddr and be->dport; returns PAL_ALLOW_POLICY (meaning "chosen"),
+ * PAL_DROP_NO_BACKEND, or PAL_LB_HAIRPIN when the client is the frontend's
+ * only backend. A client is not sent to itself while another backend
+ * exists: a pod cannot receive its own address as a source from its
+ * interface. Alone, it is left to kube-proxy, which masquerades such
+ * hairpin connections, and its packets are judged as before translation
+ * existed (docs/adr/0005-service-egress.md). */
+static __always_inline __u32 pick_backend(const struct pal_pkt *pkt, const struct lb4_key *frontend,
+					  const struct lb4_service *svc, struct pal_pkt *be)
+{
+	__u32 count = svc->count, h;
+	struct lb4_backend_key k = { .frontend = *frontend };
+	struct lb4_backend *b;
+
+	if (count == 0)
+		return PAL_DROP_NO_BACKEND;
+	if (svc->flags & PAL_LB_CLIENT_AFFINITY)
+		h = pal_lb_hash(pkt->saddr, 0, 0, 0, 0);
+	else
+		h = pal_lb_hash(pkt->saddr, pkt->daddr, pkt->sport, pkt->dport, pkt->protocol);
+	k.slot = h % count;
+	b = bpf_map_lookup_elem(&pal_lb4_backends, &k);
+	if (b && b->addr == pkt->saddr) {
+		if (count == 1)
+			return PAL_LB_HAIRPIN;
+		k.slot = k.slot + 1 < count ? k.slot + 1 : 0;
+		b = bpf_map_lookup_elem(&pal_lb4_backends, &k);
+	}
+	if (!b)
+		return PAL_DROP_NO_BACKEND;
+	be->daddr = b->addr;
+	be->dport = b->port;
+	return PAL_ALLOW_POLICY;
+}
+
+/* A packet from the pod to a Service frontend (lb.h): translated to a
+ * backend, and judged, like everything after, as the connection to that
+ * backend (docs/adr/0005-service-egress.md). The SERVICE entry, keyed by
+ * the tuple the pod sent, keeps the backend of the connection; the
+ * REVERSE entry, keyed by the translated tuple, is the connection's
+ * ordinary entry (policy, revision, revocation, replies). Returns the
+ * reason, or PAL_LB_HAIRPIN when the packet is to go on untranslated. */
+static __always_inline __u32 to_service(struct __sk_buff *skb, const struct pal_pkt *pkt,
+					const struct lb4_key *frontend, const struct lb4_service *svc)
+{
+	struct nat4 want = { .kind = PAL_NAT_REVERSE, .addr = pkt->daddr, .port = pkt->dport }, got = { 0 };
+	struct pal_pkt be = *pkt;
+	struct ct_value *fwd = NULL;
+	struct ct4_key key;
+	__u32 reason;
+
+	ct_key_of(pkt, PAL_DIR_EGRESS, &key);
+	if (!pkt->syn) {
+		fwd = bpf_map_lookup_elem(&pal_ct4, &key);
+		if (fwd && (fwd->ifindex != skb->ifindex || fwd->nat != PAL_NAT_SERVICE))
+			fwd = NULL;
+	}
+	if (fwd) {
+		be.daddr = fwd->nat_addr;
+		be.dport = fwd->nat_port;
+	} else {
+		reason = pick_backend(pkt, frontend, svc, &be);
+		if (reason != PAL_ALLOW_POLICY)
+			return reason;
+	}
+	reason = decide(skb, PAL_DIR_EGRESS, &be, &want, &got);
+	if (PAL_REASON_IS_DROP(reason))
+		return reason;
+	if (fwd) {
+		touch(fwd, pkt);
+	} else {
+		struct ct_value v = {
+			.last_seen = (__u32)bpf_jiffies64(),
+			.ifindex = skb->ifindex,
+			.origin = PAL_DIR_EGRESS,
+			.closing = pkt->fin_rst,
+			.nat = PAL_NAT_SERVICE,
+			.nat_addr = be.daddr,
+			.nat_port = be.dport,
+		};
+
+		if (!ct_open(&key, &v))
+			return PAL_DROP_CT_FULL;
+	}
+	return pal_nat4(skb, pkt, true, be.daddr, be.dport) ? reason : PAL_DROP_NAT;
+}
+
+/* The frontend a packet from the pod is addressed to, if any. */
+static __always_inline struct lb4_service *frontend_of(const struct pal_pkt *pkt, struct lb4_key *k)
+{
+	k->addr = pkt->daddr;
+	k->port = pkt->dport;
+	k->protocol = pkt->protocol;
+	k->pad = 0;
+	return bpf_map_lookup_elem(&pal_lb4, k);
+}
+
+/* The per-packet algorithm for the hook of direction `dir` (a constant in
+ * each program, so the verifier and the compiler see one path per hook):
+ * the frame's checks, ICMP errors and fragments, Service translation from
+ * the pod, then decide(). */
+static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
+{
+	struct nat4 none = { 0 }, got = { 0 };
+	struct pal_pkt pkt = { 0 };
+	__u32 reason;
 
 	/* At an endpoint, only IPv4 and ARP about the pod's own address pass
 	 * (IPv6 is not enforced yet), and never a tagged frame: the kernel
@@ -516,47 +711,25 @@ static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
 	 * connection, or dropped when no first fragment passed here. */
 	if (pkt.fragment && !fragment_ports(skb, &pkt))
 		return verdict(skb, endpoint_of(skb) ? PAL_DROP_FRAGMENT : PAL_DROP_NO_ENDPOINT);
-	ct_key_of(&pkt, dir, &key);
 
-	/* A SYN opens a connection: it is decided as new even when an entry
-	 * with the same key exists (the new entry replaces it). */
-	if (!pkt.syn) {
-		ct = bpf_map_lookup_elem(&pal_ct4, &key);
-		if (ct && ct->ifindex == skb->ifindex) {
-			if (pkt.first_fragment)
-				return remember_fragment(skb, &pkt, tracked(skb, dir, &pkt, &key, ct));
-			return tracked(skb, dir, &pkt, &key, ct);
-		}
+	reason = PAL_LB_HAIRPIN;
+	if (dir == PAL_DIR_EGRESS) {
+		struct lb4_key frontend;
+		struct lb4_service *svc = frontend_of(&pkt, &frontend);
+
+		if (svc)
+			reason = to_service(skb, &pkt, &frontend, svc);
 	}
-
-	ep = endpoint_of(skb);
-	if (!ep)
-		return verdict(skb, PAL_DROP_NO_ENDPOINT);
-	/* Anti-spoofing: a pod speaks only from its own address, or it could
-	 * borrow another pod's identity at the peer's ingress and open that
-	 * pod's conntrack entries. Checked for new connections only: a tracked
-	 * one is bound to this device, and this device's pod has one address. */
-	if (dir == PAL_DIR_EGRESS && pkt.saddr != ep->ipv4)
-		return verdict(skb, PAL_DROP_SPOOFED);
-	revision = policy_revision(); /* before the policy maps: see tracked() */
-	c = conn_of(&key, dir);
-	reason = evaluate(ep, &c, &rule);
-	if (!PAL_REASON_IS_DROP(reason)) {
-		struct ct_value v = {
-			.revision = revision,
-			.rule_id = rule,
-			.last_seen = (__u32)bpf_jiffies64(),
-			.ifindex = skb->ifindex,
-			.origin = dir,
-			.closing = pkt.fin_rst,
-		};
-
-		/* Fail closed: a connection that cannot be tracked would have
-		 * its replies judged as new connections, and the endpoint is
-		 * over its budget (conntrack.h). */
-		if (!ct_open(&key, &v))
-			reason = PAL_DROP_CT_FULL;
+	if (reason == PAL_LB_HAIRPIN) {
+		reason = decide(skb, dir, &pkt, &none, &got);
+		/* A reply of a Service connection comes from the backend: back to
+		 * the frontend the pod addressed. */
+		if (dir == PAL_DIR_INGRESS && got.kind == PAL_NAT_REVERSE && !PAL_REASON_IS_DROP(reason) &&
+		    !pal_nat4(skb, &pkt, false, got.addr, got.port))
+			reason = PAL_DROP_NAT;
 	}
+	/* Later fragments find the first one's ports under the addresses they
+	 * carry themselves: recorded as the packet arrived, untranslated. */
 	if (pkt.first_fragment)
 		return remember_fragment(skb, &pkt, verdict(skb, reason));
 	return verdict(skb, reason);

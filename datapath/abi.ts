@@ -306,8 +306,17 @@ export const ct4Key = struct(
 );
 export type Ct4Key = ReturnType<typeof ct4Key.decode>;
 
-/** conntrack.h: pal_ct4's value; lastSeen is jiffies (low 32 bits), origin the direction the connection was opened in, revoked 1 when denied at `revision`, closing 1 once a TCP FIN or RST was seen. */
-export const ctValue = struct('ct_value', 20, { revision: u32(0), ruleId: u32(4), lastSeen: u32(8), ifindex: u32(12), origin: u8(16), revoked: u8(17), closing: u8(18) }, [{ c: 'pad', offset: 19, size: 1 }]);
+/**
+ * conntrack.h: pal_ct4's value; lastSeen is jiffies (low 32 bits), origin the direction the connection was opened in,
+ * revoked 1 when denied at `revision`, closing 1 once a TCP FIN or RST was seen; nat (NAT_KIND) with natAddr and natPort
+ * tie the two entries of a connection to a Service together.
+ */
+export const ctValue = struct(
+  'ct_value',
+  28,
+  { revision: u32(0), ruleId: u32(4), lastSeen: u32(8), ifindex: u32(12), origin: u8(16), revoked: u8(17), closing: u8(18), nat: u8(19), natAddr: ipv4(20), natPort: u16(24) },
+  [{ c: 'pad', offset: 26, size: 2 }],
+);
 export type CtValue = ReturnType<typeof ctValue.decode>;
 
 /** conntrack.h: pal_ct_budget's value, the pal_ct4 entries of one device (key: its ifindex) or, under key 0, of the node. */
@@ -348,10 +357,40 @@ export function sumMetrics(perCpu: Buffer): MetricsValue {
   return total;
 }
 
+/** lb.h: a Service frontend, the key of pal_lb4 (address in network order, port in host order). */
+export const lb4Key = struct('lb4_key', 8, { addr: ipv4(0), port: u16(4), protocol: u8(6) }, [{ c: 'pad', offset: 7, size: 1 }]);
+export type Lb4Key = ReturnType<typeof lb4Key.decode>;
+
+/** lb.h: the value of pal_lb4: how many backends the frontend has (slots 0 .. count - 1), LB_FLAG bits. */
+export const lb4Service = struct('lb4_service', 8, { count: u32(0), flags: u32(4) });
+
+/** lb.h: pal_lb4_backends's key as C has it; use `lb4BackendKey`. */
+export const lb4BackendKeyRaw = struct('lb4_backend_key', 12, { frontend: bytes(0, 8), slot: u32(8) });
+
+/** lb.h: the key of pal_lb4_backends: one backend slot of a frontend. */
+export const lb4BackendKey: Codec<Lb4Key & { slot: number }> = {
+  size: lb4BackendKeyRaw.size,
+  encode: ({ slot, ...frontend }) => lb4BackendKeyRaw.encode({ frontend: lb4Key.encode(frontend), slot }),
+  decode(b) {
+    const raw = lb4BackendKeyRaw.decode(b);
+    return { ...lb4Key.decode(raw.frontend), slot: raw.slot };
+  },
+};
+
+/** lb.h: the value of pal_lb4_backends: a backend's address and target port. */
+export const lb4Backend = struct('lb4_backend', 8, { addr: ipv4(0), port: u16(4) }, [{ c: 'pad', offset: 6, size: 2 }]);
+
+/** lb.h: lb4_service.flags. */
+export const LB_FLAG = { CLIENT_AFFINITY: 1 << 0 } as const;
+
+/** conntrack.h PAL_NAT_*: ct_value.nat. */
+export const NAT_KIND = { NONE: 0, SERVICE: 1, REVERSE: 2 } as const;
+
 /** Every struct mirrored here, for the layout test. */
 export const STRUCTS = [
   endpointInfo, ipcacheValue, ipcacheKeyRaw, policyKey, policyValue, policyPortKeyRaw, policyCidrKeyRaw,
   policyCidrValue, ct4Key, ctValue, ctBudget, frag4Key, frag4Value, datapathConfig, metricsValue,
+  lb4Key, lb4Service, lb4BackendKeyRaw, lb4Backend,
 ].map((c) => c.layout!);
 
 // ---- maps and programs
@@ -371,6 +410,8 @@ export const MAPS = {
   pal_ct_budget: { type: MAP_TYPE.HASH, key: u32Key, value: ctBudget },
   pal_frag4: { type: MAP_TYPE.LRU_HASH, key: frag4Key, value: frag4Value },
   pal_config: { type: MAP_TYPE.ARRAY, key: u32Key, value: datapathConfig },
+  pal_lb4: { type: MAP_TYPE.HASH, key: lb4Key, value: lb4Service },
+  pal_lb4_backends: { type: MAP_TYPE.HASH, key: lb4BackendKey, value: lb4Backend },
   pal_metrics: { type: MAP_TYPE.PERCPU_ARRAY, key: u32Key, value: metricsValue },
 } as const;
 export type MapName = keyof typeof MAPS;
@@ -468,6 +509,8 @@ export const REASON = {
   DROP_ICMP_ERROR: 135,
   DROP_CT_FULL: 136,
   DROP_NO_ENDPOINT: 137,
+  DROP_NO_BACKEND: 138,
+  DROP_NAT: 139,
 } as const;
 export type ReasonName = keyof typeof REASON;
 export const DROP_FIRST = 128;

@@ -33,7 +33,13 @@
  * veth: a packet on another device (a pod spoofing this endpoint's address,
  * or a new pod that got the address of a deleted one) is not trusted with
  * the entry and is decided as new, where the source check and the policy
- * apply.
+ * apply. `nat` and its address and port tie the two entries of a
+ * connection to a Service together (docs/adr/0005-service-egress.md): the
+ * SERVICE entry, keyed by the tuple the pod sent (to the frontend), names
+ * the backend its packets are translated to; the REVERSE entry, keyed by
+ * the translated tuple (to the backend), is an ordinary entry of the pod's
+ * egress, judged and revoked like any other, that names the frontend its
+ * replies are translated back from.
  *
  * pal_ct4 is a plain preallocated HASH: nothing is ever evicted, so no pod
  * can push another pod's connections (revoked ones included) out of the
@@ -94,6 +100,13 @@ struct ct4_key {
 };
 _Static_assert(sizeof(struct ct4_key) == 16, "ct4_key is ABI");
 
+/* ct_value.nat: what an entry says about Service translation (lb.h). */
+#define PAL_NAT_NONE    0
+#define PAL_NAT_SERVICE 1 /* keyed by the pod's tuple to a Service frontend: its packets go to
+                           * nat_addr:nat_port, the backend chosen; holds no verdict */
+#define PAL_NAT_REVERSE 2 /* the connection to that backend: replies come back from
+                           * nat_addr:nat_port, the frontend the pod addressed */
+
 struct ct_value {
 	__u32 revision;
 	__u32 rule_id;
@@ -102,9 +115,12 @@ struct ct_value {
 	__u8 origin;     /* PAL_DIR_INGRESS or PAL_DIR_EGRESS */
 	__u8 revoked;    /* 1: denied at `revision` */
 	__u8 closing;    /* 1: a TCP FIN or RST was seen (a shorter idle timeout) */
-	__u8 pad;
+	__u8 nat;        /* PAL_NAT_* */
+	__u32 nat_addr;  /* network byte order; with nat only */
+	__u16 nat_port;  /* host byte order; with nat only */
+	__u16 pad;
 };
-_Static_assert(sizeof(struct ct_value) == 20, "ct_value is ABI");
+_Static_assert(sizeof(struct ct_value) == 28, "ct_value is ABI");
 
 struct ct_budget {
 	__u32 entries;

@@ -102,6 +102,7 @@ struct pal_pkt {
 	__u8 first_fragment; /* MF set, offset 0: later fragments will need its ports */
 	__u8 icmp_error;/* an ICMP error (destination unreachable, time exceeded,
 	                 * parameter problem): `quoted` is its connection */
+	__u8 l4_off;    /* offset of the transport header from the frame's start */
 	struct pal_quoted quoted;
 };
 
@@ -206,6 +207,7 @@ static __always_inline enum pal_parse_result pal_parse(struct __sk_buff *skb, st
 	pkt->fin_rst = 0;
 	pkt->icmp_error = 0;
 	pkt->ipid = ip->id;
+	pkt->l4_off = sizeof(*eth) + ip->ihl * 4;
 	pkt->fragment = (ip->frag_off & bpf_htons(PAL_IP_OFFSET)) != 0;
 	pkt->first_fragment = (ip->frag_off & bpf_htons(PAL_IP_OFFSET | PAL_IP_MF)) == bpf_htons(PAL_IP_MF);
 	if (pkt->fragment)

@@ -28,6 +28,8 @@
 #define PAL_DROP_ICMP_ERROR   135 /* an ICMP error about no live connection of this endpoint */
 #define PAL_DROP_CT_FULL      136 /* a new connection over the endpoint's conntrack budget */
 #define PAL_DROP_NO_ENDPOINT  137 /* a device with the programs but no pal_endpoints entry (a pod being torn down) */
+#define PAL_DROP_NO_BACKEND   138 /* to a Service frontend that has no backend (or whose backends are being rewritten) */
+#define PAL_DROP_NAT          139 /* a packet of a Service connection that could not be translated */
 
 #define PAL_REASON_IS_DROP(r) ((r) >= PAL_DROP_FIRST)
 

@@ -6,6 +6,7 @@
 import { DiscoveryV1Api, type V1Pod } from '@kubernetes/client-node';
 import type { Cluster } from './cluster.ts';
 import { natRules } from './kube-proxy.ts';
+import { enforcedEverywhere } from './node-status.ts';
 import type { Protocol } from './probe.ts';
 import { waitFor } from './processes.ts';
 
@@ -38,7 +39,8 @@ function ready(pod: V1Pod): boolean {
 }
 
 /**
- * Creates the Service (ClusterIP) and its EndpointSlice, then waits until the
+ * Creates the Service (ClusterIP) and its EndpointSlice, then waits until
+ * every node's agent has written its frontends and backends and the
  * kube-proxy of every node has written the rules that send the ClusterIP to
  * each endpoint.
  */
@@ -64,7 +66,7 @@ export async function createService(cluster: Cluster, wanted: ServiceWanted): Pr
   const labelSelector = Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(',');
   const pods = (await cluster.core.listNamespacedPod({ namespace, labelSelector })).items.filter(ready);
   const endpoints = pods.map((p) => p.status!.podIP!);
-  await cluster.kubeconfig.makeApiClient(DiscoveryV1Api).createNamespacedEndpointSlice({
+  const slice = await cluster.kubeconfig.makeApiClient(DiscoveryV1Api).createNamespacedEndpointSlice({
     namespace,
     body: {
       metadata: {
@@ -84,6 +86,9 @@ export async function createService(cluster: Cluster, wanted: ServiceWanted): Pr
     },
   });
 
+  // Palisade translates pods' traffic to the Service itself (agent/services.ts).
+  await enforcedEverywhere(cluster, 'Service', service.metadata?.resourceVersion);
+  await enforcedEverywhere(cluster, 'EndpointSlice', slice.metadata?.resourceVersion);
   // kube-proxy's rules: a jump per Service port from KUBE-SERVICES, a DNAT per endpoint and port.
   for (const node of cluster.nodes.filter((n) => n.kubeProxy)) {
     await waitFor(`kube-proxy ${node.name} rules for ${namespace}/${name}`, async () => {

@@ -1,13 +1,12 @@
-// Services (issue 7 item 9, groundwork): with kube-proxy (iptables mode) on
-// every node, a pod reaches a Service's ClusterIP:port over TCP and UDP, to a
-// backend on its own node and on the other node. Then an egress policy that
-// allows the client only pods labelled app=server on the target port: the
-// pod IP of a server is reached and another pod is not; a Service whose
-// backends are exactly those servers should be reached too, since egress to
-// a Service is to be judged against the backend it reaches. Today pal_from_pod
-// judges the packet at the client's host veth, before kube-proxy's DNAT in
-// the node's PREROUTING, so it sees the ClusterIP (world): that part is a
-// test.todo (it runs, reports what it saw, and does not fail the suite).
+// Services (issue 7 item 9): with kube-proxy (iptables mode) on every node, a
+// pod reaches a Service's ClusterIP:port over TCP and UDP, to a backend on its
+// own node and on the other node. Palisade translates the pod's packets to a
+// backend itself, on the pod's veth, so that an egress policy judges the
+// backend the connection reaches (docs/adr/0005-service-egress.md): under a
+// policy that allows the client only pods labelled app=server on the target
+// port, the client reaches both Services of those servers, and not a Service
+// whose backend is another pod, nor anything through an ipBlock that opens
+// every address but not pods.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -132,10 +131,37 @@ test('under an egress policy allowing app=server on the target port, the client 
   assert.deepEqual(unselected, ok(unselected));
 });
 
-test.todo('egress to a Service is judged against the backend it reaches (issue 7 item 9): the client reaches both Services under the same policy', async (t) => {
+test('egress to a Service is judged against the backend it reaches: the client reaches both Services of the servers under the same policy', async () => {
   const seen = await verdicts([...viaService(client, local), ...viaService(client, remote)]);
-  for (const line of seen) t.diagnostic(line);
   assert.deepEqual(seen, ok(seen));
+});
+
+test('a Service whose backend the policy does not allow is denied, on either node, though the servers\' Services are reached', async () => {
+  const others = await createService(cluster, { namespace: NAMESPACE, name: 'others', selector: { app: 'other' }, port: SERVICE_PORT, targetPort: TARGET_PORT });
+  assert.deepEqual(others.endpoints, [other.ip]);
+  const denied = await verdicts(viaService(client, others));
+  assert.deepEqual(denied.filter((l) => l.includes(': ok')), [], 'app=other behind a Service is still app=other');
+  // Not selected by the policy, a pod reaches it.
+  const unselected = await verdicts(viaService(localServer, others));
+  assert.deepEqual(unselected, ok(unselected));
+});
+
+test('an egress ipBlock of 0.0.0.0/0 except the pod network does not open Services: their backends are pods', async () => {
+  const networking = cluster.kubeconfig.makeApiClient(NetworkingV1Api);
+  const podCidr = '10.200.0.0/16'; // every pod address of this cluster (cluster.ts: 10.200.i.0/24)
+  const policy: V1NetworkPolicy = {
+    metadata: { name: 'other-to-world', namespace: NAMESPACE },
+    spec: {
+      podSelector: { matchLabels: { app: 'other' } },
+      policyTypes: ['Egress'],
+      egress: [{ to: [{ ipBlock: { cidr: '0.0.0.0/0', except: [podCidr] } }] }],
+    },
+  } as V1NetworkPolicy;
+  assert.ok(!local.clusterIP.startsWith('10.200.') && !remote.clusterIP.startsWith('10.200.'), 'the ClusterIPs lie outside the except: judged as the ClusterIP, the connection would be allowed');
+  const created = await networking.createNamespacedNetworkPolicy({ namespace: NAMESPACE, body: policy });
+  await enforcedEverywhere(cluster, 'NetworkPolicy', created.metadata?.resourceVersion);
+  const seen = await verdicts([...viaService(other, local), ...viaService(other, remote)]);
+  assert.deepEqual(seen.filter((l) => l.includes(': ok')), []);
 });
 
 test('Cluster.stop() ends kube-proxy and leaves none of its rules or namespaces behind', async () => {
