@@ -27,7 +27,22 @@
 //
 // Every case is checked first: its verdict reason (pal_metrics) and return
 // code must be the expected ones, so a figure never measures a wrong path.
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+//
+// The EGRESS program (pal_from_pod) does one pal_lb4 lookup for every packet
+// (is the destination a Service frontend?), so its established case is in
+// the hot table too, with pal_lb4 holding a filler frontend (one backend
+// each) per filler entry of the other maps, as many as it holds.
+//
+// Service packets are measured through a harness (RESTORE_SOURCE below):
+// test_run repeats ONE skb and the hooks rewrite a Service packet in place,
+// so without it every run after the first would see the translated packet
+// (an ACK to the backend: judged as a direct connection, which replaces the
+// Service connection's REVERSE entry; a reply from the frontend: a new
+// incoming connection), and the figure would be that of another path. The
+// harness writes the case's frame back before every run; every timed run is
+// checked to have counted the case's reason once per repeat and to have let
+// out the translated frame.
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,9 +71,9 @@ import {
   type ReasonName,
   policyPortKey,
 } from '../../datapath/abi.ts';
-import { portPrefixes } from '../../agent/datapath-plan.ts';
+import { planFrontends, portPrefixes, type LbFrontend } from '../../agent/datapath-plan.ts';
 import { formatIpv4, parseIpv4 } from '../../agent/ipam/ipv4.ts';
-import { Loader, type MapEntry } from '../../datapath/loader-client.ts';
+import { Loader, type MapEntry, type TestRunResult } from '../../datapath/loader-client.ts';
 import { ipv4Packet, TCP_ACK, TCP_SYN } from '../../datapath/packet.ts';
 import { Prng } from './prng.ts';
 import { revision } from './revision.ts';
@@ -91,11 +106,17 @@ const FRESH = { first: '10.3.0.0', peers: 64 };
 const FILL_ADDR = parseIpv4('10.64.0.0');
 const OTHER_EP = parseIpv4('10.1.1.0');
 const OTHER_ENDPOINTS = 1000;
+/** The Service connection the pod opens: POD:podPort -> ip:port, translated to backend:backendPort. */
+const SERVICE = { ip: '10.96.0.10', port: 80, backend: '10.1.0.9', backendPort: 8080, podPort: 43000 };
+// Filler frontends: consecutive cluster IPs from FILL_FRONTEND, each with one filler address as its backend.
+const FILL_FRONTEND = parseIpv4('10.96.16.0');
 
 type Program = 'pal_to_pod' | 'pal_from_pod' | typeof PASSTHROUGH_PROGRAM;
 
 interface Case {
   name: string;
+  /** The hook; pal_to_pod unless said. */
+  program?: Program;
   /** Part of the targets (otherwise a diagnosis variant). */
   main: boolean;
   /** What the case adds to the path, for the reader. */
@@ -108,9 +129,16 @@ interface Case {
 const ENFORCED = ENDPOINT_FLAG.INGRESS_ENFORCED;
 const syn = (saddr: string, sport = 40000) => ipv4Packet({ saddr, daddr: POD, protocol: 'TCP', sport, dport: PORT, tcpFlags: TCP_SYN });
 const ack = (saddr: string, sport = 40000) => ipv4Packet({ saddr, daddr: POD, protocol: 'TCP', sport, dport: PORT, tcpFlags: TCP_ACK });
+const tcp = (saddr: string, sport: number, daddr: string, dport: number, tcpFlags: number) => ipv4Packet({ saddr, daddr, protocol: 'TCP', sport, dport, tcpFlags });
 /** The reply direction of a connection the pod opened (pod:REPLY_PORT -> allowed:9090). */
 const REPLY_PORT = 41000;
-const podOpens = ipv4Packet({ saddr: POD, daddr: PEER.allowed, protocol: 'TCP', sport: REPLY_PORT, dport: 9090, tcpFlags: TCP_SYN });
+const podOpens = tcp(POD, REPLY_PORT, PEER.allowed, 9090, TCP_SYN);
+/** That connection's next packet from the pod: the established EGRESS case (its destination is no frontend). */
+const podAck = tcp(POD, REPLY_PORT, PEER.allowed, 9090, TCP_ACK);
+/** The Service connection: its opening SYN, an established ACK to the frontend, and a reply ACK from the backend. */
+const serviceSyn = tcp(POD, SERVICE.podPort, SERVICE.ip, SERVICE.port, TCP_SYN);
+const serviceAck = tcp(POD, SERVICE.podPort, SERVICE.ip, SERVICE.port, TCP_ACK);
+const backendAck = tcp(SERVICE.backend, SERVICE.backendPort, POD, SERVICE.podPort, TCP_ACK);
 /** IPv6 (ethertype 0x86dd) from a peer: dropped at every endpoint until IPv6 is enforced. */
 const nonIp = (() => {
   const p = syn(PEER.allowed);
@@ -130,6 +158,52 @@ const CASES: Case[] = [
   { name: 'denied: SYN, ep has ANY rules', main: false, path: 'denied + ANY summary miss', packet: syn(PEER.denied), flags: ENFORCED | ENDPOINT_FLAG.INGRESS_ANY, expect: 'DROP_POLICY' },
   { name: 'denied: SYN, ep has CIDR rules', main: false, path: 'denied + LPM policy_cidr miss', packet: syn(PEER.denied), flags: ENFORCED | ENDPOINT_FLAG.INGRESS_CIDR, expect: 'DROP_POLICY' },
   { name: 'SYN via ipBlock', main: false, path: 'ipcache4 miss + 2 LPM + 3 policy, CT replace', packet: syn(PEER.block), flags: ENFORCED | ENDPOINT_FLAG.INGRESS_CIDR, expect: 'ALLOW_POLICY' },
+  { name: 'egress established: ACK', main: false, program: 'pal_from_pod', path: 'pal_from_pod: parse + lb4 miss + CT hit + config', packet: podAck, flags: ENFORCED, expect: 'ALLOW_ESTABLISHED' },
+];
+
+interface Tuple {
+  saddr: string;
+  sport: number;
+  daddr: string;
+  dport: number;
+}
+
+/** A case measured through the restore harness (RESTORE_SOURCE): the hook's copy runs on `packet` as sent, every run. */
+interface HarnessCase {
+  name: string;
+  path: string;
+  hook: 'pal_from_pod' | 'pal_to_pod';
+  packet: Buffer;
+  expect: ReasonName;
+  /** The tuple of the frame the hook lets out: translated for a Service packet. */
+  out: Tuple;
+}
+
+const HARNESS_CASES: HarnessCase[] = [
+  {
+    name: 'egress established (check)',
+    path: 'the hot table\'s "egress established: ACK" again: the harness\'s own bias',
+    hook: 'pal_from_pod',
+    packet: podAck,
+    expect: 'ALLOW_ESTABLISHED',
+    out: { saddr: POD, sport: REPLY_PORT, daddr: PEER.allowed, dport: 9090 },
+  },
+  {
+    name: 'Service: established ACK',
+    path: 'pal_from_pod: parse + lb4 hit + CT hit (SERVICE) + CT hit (REVERSE) + config + destination rewrite',
+    hook: 'pal_from_pod',
+    packet: serviceAck,
+    expect: 'ALLOW_ESTABLISHED',
+    out: { saddr: POD, sport: SERVICE.podPort, daddr: SERVICE.backend, dport: SERVICE.backendPort },
+  },
+  {
+    name: 'Service: reply ACK',
+    path: 'pal_to_pod: parse + CT hit (REVERSE) + config + source rewrite',
+    hook: 'pal_to_pod',
+    packet: backendAck,
+    expect: 'ALLOW_REPLY',
+    out: { saddr: SERVICE.ip, sport: SERVICE.port, daddr: POD, dport: SERVICE.podPort },
+  },
 ];
 
 interface Copy {
@@ -188,16 +262,22 @@ export async function benchPacket(options: PacketBenchOptions = {}): Promise<voi
       const loaded = await loader.load(ENDPOINT_OBJECT, pinDir, { globals: loadGlobals({ hostReachesPods: true }) });
       programIds = Object.fromEntries(loaded.programs.map((p) => [p.name, p.id]));
       const copy: Copy = { size, loader, pinDir, flags: -1, allowedPeers: [], deniedPeers: [], counts: {} };
-      await fill(copy, rng);
+      const lbCapacity = loaded.maps.find((m) => m.name === 'pal_lb4')!.maxEntries;
+      await fill(copy, rng, lbCapacity);
       copies.push(copy);
     }
     programIds[PASSTHROUGH_PROGRAM] = passObject.programs.find((p) => p.name === PASSTHROUGH_PROGRAM)!.id;
+    const harness = await loadHarness({ work, copies, start });
+    Object.assign(programIds, harness.programIds);
 
     // Check every case's path once (and create the connections the ACK cases need).
     for (const copy of copies) {
       await expectReason(copy, 'pal_from_pod', podOpens, ENFORCED, 'PASS_UNSELECTED');
       await expectReason(copy, 'pal_to_pod', syn(PEER.allowed), ENFORCED, 'ALLOW_POLICY');
-      for (const c of CASES) await expectReason(copy, 'pal_to_pod', c.packet, c.flags, c.expect);
+      const opened = await expectReason(copy, 'pal_from_pod', serviceSyn, ENFORCED, 'PASS_UNSELECTED');
+      expectTuple(`the Service SYN at ${copy.size}`, opened.data, { saddr: POD, sport: SERVICE.podPort, daddr: SERVICE.backend, dport: SERVICE.backendPort });
+      for (const c of CASES) await expectReason(copy, c.program ?? 'pal_to_pod', c.packet, c.flags, c.expect);
+      for (const c of HARNESS_CASES) await checkHarnessCase(copy, harness.loaders.get(copy)!, c);
     }
     const check = await base.testRun(PASSTHROUGH_PROGRAM, syn(PEER.allowed));
     if (check.retval !== TC_ACT_OK) throw new Error(`pal_passthrough returned ${check.retval}`);
@@ -205,6 +285,8 @@ export async function benchPacket(options: PacketBenchOptions = {}): Promise<voi
     // ---- hot: one packet, `repeat` times per run
     const hot = new Map<string, number[]>(); // `${case}@${size}` -> ns per round
     const passHot: number[] = [];
+    const viaHarness = new Map<string, number[]>(); // `${harness case}@${size}` -> ns per round
+    const harnessBase = new Map<number, number[]>(); // size -> the driver with the empty target, ns per round
     for (let round = 0; round < rounds; round++) {
       const runs: Array<() => Promise<void>> = [];
       for (const copy of copies) {
@@ -214,6 +296,9 @@ export async function benchPacket(options: PacketBenchOptions = {}): Promise<voi
             push(hot, `${c.name}@${copy.size}`, ns);
           });
         }
+        const driver = harness.loaders.get(copy)!;
+        for (const c of HARNESS_CASES) runs.push(async () => push(viaHarness, `${c.name}@${copy.size}`, await timedHarness(copy, driver, c, repeat)));
+        runs.push(async () => push(harnessBase, copy.size, await harnessBaseline(driver, repeat)));
       }
       const passRuns: number[] = [];
       for (let i = 0; i < 3; i++) runs.push(async () => void passRuns.push((await base.testRun(PASSTHROUGH_PROGRAM, syn(PEER.allowed), { repeat })).durationNs));
@@ -250,7 +335,7 @@ export async function benchPacket(options: PacketBenchOptions = {}): Promise<voi
 
     const insns = await instructionCounts(programIds, loaders.map((l) => l.pid));
     const code = await revision(['bpf', 'datapath']);
-    report({ repeat, rounds, spreadRounds, spreadPeers, copies, hot, passHot, fresh, freshRepeat, spread, passSpread, insns, probes, code });
+    report({ repeat, rounds, spreadRounds, spreadPeers, copies, hot, passHot, viaHarness, harnessBase, fresh, freshRepeat, spread, passSpread, insns, probes, code });
   } finally {
     for (const l of loaders) await l.close().catch(() => undefined);
     if (mounted) await execa('umount', [bpffs], { reject: false });
@@ -415,6 +500,152 @@ async function runFresh(o: { work: string; copies: Copy[]; start: () => Promise<
   return { added, baseline };
 }
 
+// ---- Service cases (the restore harness)
+
+/** The frames the harness restores: Ethernet + IPv4 + TCP, as ipv4Packet builds them. */
+const FRAME_LEN = 54;
+
+/**
+ * The harness of the Service cases, compiled at run time like fresh.bpf.c
+ * (and from this file, so that the benchmark stays in one place). The hooks
+ * rewrite a Service packet in place and test_run gives every run the same
+ * skb, so a driver first writes the case's frame back (from restore_frame,
+ * which the benchmark sets before each run), then tail-calls a copy of the
+ * hook compiled from bpf/endpoint.bpf.c itself, on the benchmark copy's
+ * pinned maps (loaded into its pin directory, libbpf reuses the pins). The
+ * baseline is the same driver tail-calling an empty program, so the
+ * driver's own cost (an array lookup, the 54-byte store, the tail call)
+ * cancels out of the difference. The datapath's programs are renamed so
+ * that their pins do not replace the copy's.
+ */
+const RESTORE_SOURCE = `
+#define pal_from_pod restore_pal_from_pod
+#define pal_to_pod restore_pal_to_pod
+#include "endpoint.bpf.c"
+#undef pal_from_pod
+#undef pal_to_pod
+
+struct frame {
+	__u8 bytes[${FRAME_LEN}];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct frame);
+} restore_frame SEC(".maps");
+
+SEC("tc")
+int restore_empty(struct __sk_buff *skb)
+{
+	return TC_ACT_OK;
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 3);
+	__type(key, __u32);
+	__array(values, int(struct __sk_buff *));
+} restore_targets SEC(".maps") = {
+	.values = { [0] = (void *)&restore_pal_from_pod, [1] = (void *)&restore_pal_to_pod, [2] = (void *)&restore_empty },
+};
+
+static __always_inline int restore(struct __sk_buff *skb, __u32 target)
+{
+	__u32 zero = 0;
+	struct frame *f = bpf_map_lookup_elem(&restore_frame, &zero);
+
+	if (!f || bpf_skb_store_bytes(skb, 0, f->bytes, sizeof(f->bytes), 0))
+		return TC_ACT_UNSPEC;
+	bpf_tail_call(skb, &restore_targets, target);
+	return TC_ACT_UNSPEC;
+}
+
+SEC("tc")
+int restore_from_pod(struct __sk_buff *skb)
+{
+	return restore(skb, 0);
+}
+
+SEC("tc")
+int restore_to_pod(struct __sk_buff *skb)
+{
+	return restore(skb, 1);
+}
+
+SEC("tc")
+int restore_baseline(struct __sk_buff *skb)
+{
+	return restore(skb, 2);
+}
+`;
+
+const DRIVER = { pal_from_pod: 'restore_from_pod', pal_to_pod: 'restore_to_pod' } as const;
+
+/** Builds the harness and loads it into every copy's pin directory; also returns its hooks' program ids (to compare their size with the datapath's). */
+async function loadHarness(o: { work: string; copies: Copy[]; start: () => Promise<Loader> }): Promise<{ loaders: Map<Copy, Loader>; programIds: Record<string, number> }> {
+  const source = join(o.work, 'restore.bpf.c');
+  const object = join(o.work, 'restore.bpf.o');
+  await writeFile(source, RESTORE_SOURCE);
+  await compileBpf(source, object);
+  const loaders = new Map<Copy, Loader>();
+  let programIds: Record<string, number> = {};
+  for (const copy of o.copies) {
+    const loader = await o.start();
+    const loaded = await loader.load(object, copy.pinDir, { globals: loadGlobals({ hostReachesPods: true }) });
+    programIds = Object.fromEntries(loaded.programs.filter((p) => p.name.startsWith('restore_pal_')).map((p) => [`${p.name} (harness)`, p.id]));
+    loaders.set(copy, loader);
+  }
+  return { loaders, programIds };
+}
+
+/** A harness case through the hook itself (reason and the frame let out), then through the harness, 1,000 runs. */
+async function checkHarnessCase(copy: Copy, driver: Loader, c: HarnessCase): Promise<void> {
+  const direct = await expectReason(copy, c.hook, c.packet, ENFORCED, c.expect);
+  expectTuple(`${c.name} at ${copy.size} through ${c.hook}`, direct.data, c.out);
+  await timedHarness(copy, driver, c, 1000);
+}
+
+/**
+ * One timed run of a harness case, checked: the `repeat` runs counted the
+ * case's reason, each of them and nothing else (without the restore, the
+ * second run would count PASS_UNSELECTED: see the header), and the last
+ * frame let out is translated as expected (a reply whose REVERSE entry was
+ * replaced would still count ALLOW_REPLY, untranslated).
+ */
+async function timedHarness(copy: Copy, driver: Loader, c: HarnessCase, repeat: number): Promise<number> {
+  if (c.packet.length !== FRAME_LEN) throw new Error(`${c.name}: a ${c.packet.length}-byte frame, the harness restores ${FRAME_LEN}`);
+  await setFlags(copy, ENFORCED);
+  await driver.update('restore_frame', [{ key: u32Key.encode(0), value: c.packet }]);
+  const before = await metrics(copy.loader);
+  const r = await driver.testRun(DRIVER[c.hook], c.packet, { repeat });
+  const counted = countedBetween(before, await metrics(copy.loader));
+  const want = `${c.expect} x${repeat}`;
+  if (r.retval !== TC_ACT_OK || counted.join(',') !== want) {
+    throw new Error(`${c.name} at ${copy.size} through the harness: retval ${r.retval}, counted ${counted.join(',') || 'nothing'}, expected ${want}`);
+  }
+  expectTuple(`${c.name} at ${copy.size} through the harness`, r.data, c.out);
+  return r.durationNs;
+}
+
+async function harnessBaseline(driver: Loader, repeat: number): Promise<number> {
+  const r = await driver.testRun('restore_baseline', podAck, { repeat });
+  if (r.retval !== TC_ACT_OK) throw new Error(`restore_baseline returned ${r.retval}`);
+  return r.durationNs;
+}
+
+function tupleOf(frame: Buffer): Tuple {
+  const address = (at: number) => [...frame.subarray(at, at + 4)].join('.');
+  return { saddr: address(26), sport: frame.readUInt16BE(34), daddr: address(30), dport: frame.readUInt16BE(36) };
+}
+
+function expectTuple(what: string, frame: Buffer, want: Tuple): void {
+  const got = tupleOf(frame);
+  const text = (t: Tuple) => `${t.saddr}:${t.sport} -> ${t.daddr}:${t.dport}`;
+  if (text(got) !== text(want)) throw new Error(`${what}: let out ${text(got)}, expected ${text(want)}`);
+}
+
 /** Builds one of the benchmark's own BPF sources as bpf/bpf.mk builds the datapath; bpf/ is on the include path for fresh.bpf.c. */
 async function compileBpf(source: string, object: string): Promise<void> {
   const { stdout: machine } = await execa('cc', ['-dumpmachine']);
@@ -423,7 +654,7 @@ async function compileBpf(source: string, object: string): Promise<void> {
 
 // ---- map contents
 
-async function fill(copy: Copy, rng: Prng): Promise<void> {
+async function fill(copy: Copy, rng: Prng, lbCapacity: number): Promise<void> {
   const { loader, size } = copy;
   const pol = (endpointId: number, identity: number, protocol: number, dport: number, ruleId: number, flags = 0): MapEntry => ({
     key: policyKey.encode({ endpointId, identity, direction: DIRECTION.INGRESS, protocol, dport }),
@@ -489,8 +720,29 @@ async function fill(copy: Copy, rng: Prng): Promise<void> {
   await loader.update('pal_ipcache', lpm);
   await loader.update('pal_policy_cidr', cidr);
   await loader.update('pal_policy_ports', ports);
+  const lb = await fillServices(loader, Math.min(size, lbCapacity - 1));
   await setFlags(copy, ENFORCED);
-  copy.counts = { fillerPolicy, fillerIpcache, policy: policy.length, ipcache4: ipcache.length, ipcacheLpm: lpm.length, policyCidr: cidr.length, policyPorts: ports.length };
+  copy.counts = { fillerPolicy, fillerIpcache, policy: policy.length, ipcache4: ipcache.length, ipcacheLpm: lpm.length, policyCidr: cidr.length, policyPorts: ports.length, ...lb };
+}
+
+/**
+ * `filler` frontends with one backend each (a filler address), and the
+ * measured Service, written as the agent writes them (planFrontends). At
+ * N=100,000 the filler is capped to what pal_lb4 holds beside the measured
+ * frontend: the map is full.
+ */
+async function fillServices(loader: Loader, filler: number): Promise<{ fillerLb4: number; lb4: number; lb4Backends: number }> {
+  const frontends: LbFrontend[] = [];
+  for (let k = 0; k < filler; k++) {
+    frontends.push({ service: `fill/s${k}`, ip: formatIpv4(FILL_FRONTEND + k), port: 80, protocol: 'TCP', clientAffinity: false, backends: [{ ip: formatIpv4(FILL_ADDR + k), port: 8080 }] });
+  }
+  frontends.push({ service: 'bench/web', ip: SERVICE.ip, port: SERVICE.port, protocol: 'TCP', clientAffinity: false, backends: [{ ip: SERVICE.backend, port: SERVICE.backendPort }] });
+  const problems: Array<{ endpoint: string; message: string }> = [];
+  const planned = planFrontends(frontends, () => Infinity, problems);
+  if (problems.length) throw new Error(`filler Services: ${problems.map((p) => p.message).join('; ')}`);
+  const hex = (h: string) => Buffer.from(h, 'hex');
+  for (const [map, entries] of planned) await loader.update(map, [...entries].map(([key, value]) => ({ key: hex(key), value: hex(value) })));
+  return { fillerLb4: filler, lb4: planned.get('pal_lb4')!.size, lb4Backends: planned.get('pal_lb4_backends')!.size };
 }
 
 async function setFlags(copy: Copy, flags: number): Promise<void> {
@@ -504,21 +756,28 @@ async function setFlags(copy: Copy, flags: number): Promise<void> {
 
 async function timed(copy: Copy, c: Case, repeat: number): Promise<number> {
   await setFlags(copy, c.flags);
-  const r = await copy.loader.testRun('pal_to_pod', c.packet, { repeat });
+  const r = await copy.loader.testRun(c.program ?? 'pal_to_pod', c.packet, { repeat });
   const want = REASON[c.expect] >= 128 ? TC_ACT_SHOT : TC_ACT_OK;
   if (r.retval !== want) throw new Error(`${c.name} at ${copy.size}: retval ${r.retval}, expected ${want}`);
   return r.durationNs;
 }
 
-async function expectReason(copy: Copy, program: Program, packet: Buffer, flags: number, expect: ReasonName): Promise<void> {
+async function expectReason(copy: Copy, program: Program, packet: Buffer, flags: number, expect: ReasonName): Promise<TestRunResult> {
   await setFlags(copy, flags);
   const before = await metrics(copy.loader);
-  await copy.loader.testRun(program, packet);
-  const after = await metrics(copy.loader);
-  const counted = [...after].filter(([code, n]) => n !== (before.get(code) ?? 0n)).map(([code]) => reasonName(code) ?? String(code));
-  if (counted.length !== 1 || counted[0] !== expect) {
+  const result = await copy.loader.testRun(program, packet);
+  const counted = countedBetween(before, await metrics(copy.loader));
+  if (counted.join(',') !== `${expect} x1`) {
     throw new Error(`${program} at ${copy.size} entries, packet ${packet.toString('hex')}: counted ${counted.join(',') || 'nothing'}, expected ${expect}`);
   }
+  return result;
+}
+
+/** The reasons counted between two readings of pal_metrics, as `NAME xCOUNT`. */
+function countedBetween(before: Map<number, bigint>, after: Map<number, bigint>): string[] {
+  return [...after]
+    .filter(([code, n]) => n !== (before.get(code) ?? 0n))
+    .map(([code, n]) => `${reasonName(code) ?? String(code)} x${n - (before.get(code) ?? 0n)}`);
 }
 
 async function metrics(loader: Loader): Promise<Map<number, bigint>> {
@@ -569,6 +828,8 @@ interface Figures {
   copies: Copy[];
   hot: Map<string, number[]>;
   passHot: number[];
+  viaHarness: Map<string, number[]>;
+  harnessBase: Map<number, number[]>;
   fresh: FreshFigures;
   freshRepeat: number;
   spread: Map<string, number[]>;
@@ -579,6 +840,22 @@ interface Figures {
 }
 
 const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
+
+/**
+ * One row of a hot table: per size, the median ns/packet and, in brackets,
+ * the median over rounds of what it added over that round's baseline
+ * (`baselines(n)[i]` for round i: load shifts both alike); then N=100k/N=10
+ * of the totals and of the added costs, and the widest IQR/median.
+ */
+function hotRow(label: string, totals: (n: number) => number[], baselines: (n: number) => number[], path: string): string {
+  const added = (n: number) => median(totals(n).map((v, i) => v - baselines(n)[i]!));
+  const iqr = (n: number) => (percentile(totals(n), 75) - percentile(totals(n), 25)) / median(totals(n));
+  const cells = SIZES.map((n) => `${ns(median(totals(n)))} (${signed(added(n))})`.padStart(16));
+  const ratio = median(totals(100_000)) / median(totals(10));
+  const ratioAdded = added(100_000) / Math.max(1, added(10));
+  const spread = Math.max(...SIZES.map(iqr));
+  return label.padEnd(32) + cells.join('') + `   ${ratio.toFixed(2).padStart(5)}x      | ${ratioAdded.toFixed(2).padStart(5)}x  ${(spread * 100).toFixed(0).padStart(3)}%    ${path}`;
+}
 const ns = (v: number) => `${v.toFixed(0)}`.padStart(5);
 const signed = (v: number) => `${v >= 0 ? '+' : ''}${v.toFixed(0)}`.padStart(5);
 
@@ -590,35 +867,26 @@ function report(f: Figures): void {
     const list = f.hot.get(key)!;
     return median(list.map((v, i) => v - f.passHot[i]!));
   };
-  const spreadOf = (key: string) => {
-    const list = f.hot.get(key)!;
-    return (percentile(list, 75) - percentile(list, 25)) / median(list);
-  };
 
-  console.log(`packet: BPF_PROG_TEST_RUN of pal_to_pod (tc egress of the host veth = the pod's INGRESS policy), repeat ${f.repeat}, ${f.rounds} rounds, every case of every map size and the pass-through interleaved in a shuffled order per round`);
+  console.log(`packet: BPF_PROG_TEST_RUN of pal_to_pod (tc egress of the host veth = the pod's INGRESS policy) and, where marked, pal_from_pod (tc ingress = the pod's EGRESS policy), repeat ${f.repeat}, ${f.rounds} rounds, every case of every map size and the pass-through interleaved in a shuffled order per round`);
   console.log(`code: ${f.code}; kernel ${release()}`);
   console.log(`map contents per copy (filler + the measured packets' entries):`);
   for (const c of f.copies) {
-    console.log(`  N=${String(c.size).padEnd(6)} pal_policy ${c.counts.policy} (${c.counts.fillerPolicy} filler), pal_ipcache4 ${c.counts.ipcache4} (${c.counts.fillerIpcache} filler), pal_ipcache (LPM) ${c.counts.ipcacheLpm}, pal_policy_cidr ${c.counts.policyCidr}, pal_policy_ports (LPM) ${c.counts.policyPorts}`);
+    console.log(`  N=${String(c.size).padEnd(6)} pal_policy ${c.counts.policy} (${c.counts.fillerPolicy} filler), pal_ipcache4 ${c.counts.ipcache4} (${c.counts.fillerIpcache} filler), pal_ipcache (LPM) ${c.counts.ipcacheLpm}, pal_policy_cidr ${c.counts.policyCidr}, pal_policy_ports (LPM) ${c.counts.policyPorts}, pal_lb4 ${c.counts.lb4} (${c.counts.fillerLb4} filler), pal_lb4_backends ${c.counts.lb4Backends}`);
   }
   console.log(`baseline pal_passthrough: median ${pass.toFixed(0)} ns/packet (rounds ${f.passHot.join(' ')})`);
   console.log('');
   console.log(`hot (one packet repeated): median ns/packet, (added over pass-through, per round)`);
   const header = `${'case'.padEnd(32)}${SIZES.map((n) => `N=${n}`.padStart(16)).join('')}   N=100k/N=10 total | added   IQR/med  path`;
   console.log(header);
-  for (const c of CASES) {
-    const cells = SIZES.map((n) => {
-      const key = `${c.name}@${n}`;
-      return `${ns(median(f.hot.get(key)!))} (${signed(added(key))})`.padStart(16);
-    });
-    const r10 = `${c.name}@10`;
-    const r100k = `${c.name}@100000`;
-    const ratio = median(f.hot.get(r100k)!) / median(f.hot.get(r10)!);
-    const ratioAdded = added(r100k) / Math.max(1, added(r10));
-    const iqr = Math.max(...SIZES.map((n) => spreadOf(`${c.name}@${n}`)));
-    console.log(`${(c.main ? '* ' : '  ') + c.name}`.padEnd(32) + cells.join('') + `   ${ratio.toFixed(2).padStart(5)}x      | ${ratioAdded.toFixed(2).padStart(5)}x  ${(iqr * 100).toFixed(0).padStart(3)}%    ${c.path}`);
-  }
+  for (const c of CASES) console.log(hotRow((c.main ? '* ' : '  ') + c.name, (n) => f.hot.get(`${c.name}@${n}`)!, () => f.passHot, c.path));
   console.log(`(* = the cases the targets are judged on)`);
+  console.log('');
+  const driver = (n: number) => f.harnessBase.get(n)!;
+  console.log(`Services, through the restore harness (the case's frame written back before every run, then a tail call into a copy of the hook; see RESTORE_SOURCE), in the same rounds: median ns/packet of driver + hook, (added over the same driver with an empty target, per round)`);
+  console.log(header);
+  for (const c of HARNESS_CASES) console.log(hotRow(`  ${c.name}`, (n) => f.viaHarness.get(`${c.name}@${n}`)!, driver, c.path));
+  console.log(`(the driver with an empty target: ${SIZES.map((n) => ns(median(driver(n))).trim()).join(' / ')} ns; pal_passthrough ${pass.toFixed(0)} ns)`);
   console.log('');
   const freshAdded = (n: number) => median(f.fresh.added.get(n)!);
   console.log(`new connection (e2e/bench/fresh.bpf.c: a tuple never seen per run, repeat ${f.freshRepeat}, pal_ct4 filling but never full): median ns added per connection over the same driver with an empty target, per round`);
