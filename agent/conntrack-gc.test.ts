@@ -35,7 +35,7 @@ after(async () => {
 function entry(protocol: number, peerPort: number, lastSeen: number, closing = 0): MapEntry {
   return {
     key: ct4Key.encode({ addr: '10.1.0.10', peerAddr: '10.1.0.20', port: 80, peerPort, protocol }),
-    value: ctValue.encode({ revision: 1, ruleId: 7, lastSeen: lastSeen >>> 0, ifindex: 3, origin: DIRECTION.INGRESS, revoked: 0, closing, nat: 0, natAddr: '0.0.0.0', natPort: 0 }),
+    value: ctValue.encode({ revision: 1, ruleId: 7, lastSeen: lastSeen >>> 0, ifindex: 3, origin: DIRECTION.INGRESS, revoked: 0, closing, nat: 0, natAddr: '0.0.0.0', natPort: 0, lastReport: 0, packets: 0n, bytes: 0n }),
   };
 }
 

@@ -20,7 +20,7 @@ after(async () => {
 /** A pal_ct4 entry of endpoint `addr` with `peerAddr` (the peer port tells entries apart in assertions). */
 const ct = (addr: string, peerAddr: string, peerPort: number, nat: { kind: number; addr: string } = { kind: NAT_KIND.NONE, addr: '0.0.0.0' }): MapEntry => ({
   key: ct4Key.encode({ addr, peerAddr, port: 80, peerPort, protocol: PROTOCOL.TCP }),
-  value: ctValue.encode({ revision: 1, ruleId: 0, lastSeen: 0, ifindex: 3, origin: DIRECTION.EGRESS, revoked: 0, closing: 0, nat: nat.kind, natAddr: nat.addr, natPort: 80 }),
+  value: ctValue.encode({ revision: 1, ruleId: 0, lastSeen: 0, ifindex: 3, origin: DIRECTION.EGRESS, revoked: 0, closing: 0, nat: nat.kind, natAddr: nat.addr, natPort: 80, lastReport: 0, packets: 0n, bytes: 0n }),
 });
 
 const owner = (uid: string | undefined, identity: number | undefined, pod = 'x/p') => ({ pod, uid, identity });

@@ -28,6 +28,7 @@
 #include "config.h"
 #include "conntrack.h"
 #include "endpoints.h"
+#include "flows.h"
 #include "frag.h"
 #include "ipcache.h"
 #include "lb.h"
@@ -106,6 +107,38 @@ static __always_inline struct conn conn_of(const struct ct4_key *k, __u8 dir)
 		.direction = dir,
 	};
 	return c;
+}
+
+/* What deciding a packet leaves for its flow event (report()): the rule
+ * that decided, whether the packet opened a connection or ended one or
+ * is due to report a live one's counts, the connection as it was opened
+ * (origin, tuple) and, for a Service connection, the frontend. */
+struct outcome {
+	__u64 packets;
+	__u64 bytes;
+	__u32 rule;
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;
+	__u16 dport;
+	__u32 nat_addr;
+	__u16 nat_port;
+	__u8 event;  /* PAL_FLOW_NEW, END, UPDATE; 0: none */
+	__u8 origin;
+	__u8 service;
+};
+
+/* The connection of entry key, opened in direction `origin`, as its
+ * opening packet went: from the peer to the pod for ingress. */
+static __always_inline void outcome_tuple(struct outcome *o, const struct ct4_key *k, __u8 origin)
+{
+	bool in = origin == PAL_DIR_INGRESS;
+
+	o->origin = origin;
+	o->saddr = in ? k->peer_addr : k->addr;
+	o->daddr = in ? k->addr : k->peer_addr;
+	o->sport = in ? k->peer_port : k->port;
+	o->dport = in ? k->port : k->peer_port;
 }
 
 /* Whether peer class `class` may open connection c (see policy.h): the
@@ -260,6 +293,30 @@ static __always_inline void touch(struct ct_value *ct, const struct pal_pkt *pkt
 		ct->closing = 1;
 }
 
+/* Flow accounting of a packet of a tracked connection: its counts, and
+ * whether it ends the connection (its first FIN or RST) or is the first
+ * packet since the connection last reported, pal_flow_update_units ago. */
+static __always_inline void count(struct __sk_buff *skb, const struct pal_pkt *pkt, const struct ct4_key *key,
+				  struct ct_value *ct, struct outcome *out)
+{
+	__u32 now = (__u32)(bpf_ktime_get_boot_ns() >> 20);
+
+	__sync_fetch_and_add(&ct->packets, 1);
+	__sync_fetch_and_add(&ct->bytes, skb->len);
+	if (pkt->fin_rst && !ct->closing) {
+		out->event = PAL_FLOW_END;
+	} else if (now - ct->last_report >= pal_flow_update_units) {
+		ct->last_report = now;
+		out->event = PAL_FLOW_UPDATE;
+	} else {
+		return;
+	}
+	out->rule = ct->rule_id;
+	out->packets = ct->packets;
+	out->bytes = ct->bytes;
+	outcome_tuple(out, key, ct->origin);
+}
+
 /* A packet of a tracked connection, at the hook of direction `dir`. A
  * stale entry is re-evaluated (reevaluate()), so that revoking access cuts
  * the connection at its next packet, replies included; a revoked entry
@@ -273,7 +330,7 @@ static __always_inline void touch(struct ct_value *ct, const struct pal_pkt *pkt
  * endpoint is looked up only for a stale entry: a current one needs
  * nothing else. */
 static __always_inline __u32 tracked(struct __sk_buff *skb, const __u8 dir, const struct pal_pkt *pkt,
-				     const struct ct4_key *key, struct ct_value *ct)
+				     const struct ct4_key *key, struct ct_value *ct, struct outcome *out)
 {
 	__u32 revision = policy_revision();
 
@@ -284,7 +341,10 @@ static __always_inline __u32 tracked(struct __sk_buff *skb, const __u8 dir, cons
 			return PAL_DROP_NO_ENDPOINT;
 		reevaluate(ep, key, ct, revision);
 	}
+	if (pal_flow_events)
+		count(skb, pkt, key, ct, out);
 	touch(ct, pkt);
+	out->rule = ct->rule_id;
 	if (ct->revoked)
 		return PAL_DROP_REVOKED;
 	return ct->origin == dir ? PAL_ALLOW_ESTABLISHED : PAL_ALLOW_REPLY;
@@ -385,15 +445,15 @@ static __always_inline bool ct_open(const struct ct4_key *key, const struct ct_v
 /* ARP at an endpoint: only about the pod's own address. From the pod, the
  * sender must be the pod (anti-spoofing: a pod announcing another address
  * would draw its traffic); to the pod, the target must be the pod. */
-static __always_inline int arp(struct __sk_buff *skb, const __u8 dir, const struct pal_pkt *pkt)
+static __always_inline __u32 arp(struct __sk_buff *skb, const __u8 dir, const struct pal_pkt *pkt)
 {
 	struct endpoint_info *ep = endpoint_of(skb);
 
 	if (!ep)
-		return verdict(skb, PAL_DROP_NO_ENDPOINT);
+		return PAL_DROP_NO_ENDPOINT;
 	if (dir == PAL_DIR_EGRESS)
-		return verdict(skb, pkt->saddr == ep->ipv4 ? PAL_PASS_NON_IP : PAL_DROP_SPOOFED);
-	return verdict(skb, pkt->daddr == ep->ipv4 ? PAL_PASS_NON_IP : PAL_DROP_NOT_IPV4);
+		return pkt->saddr == ep->ipv4 ? PAL_PASS_NON_IP : PAL_DROP_SPOOFED;
+	return pkt->daddr == ep->ipv4 ? PAL_PASS_NON_IP : PAL_DROP_NOT_IPV4;
 }
 
 /* An ICMP error (destination unreachable, fragmentation needed, time
@@ -409,7 +469,7 @@ static __always_inline int arp(struct __sk_buff *skb, const __u8 dir, const stru
  * a connection, or its revocation, alive. Where the direction is not
  * enforced an unrelated error passes, as anything would, still without an
  * entry; where it is, it is dropped (DROP_ICMP_ERROR). */
-static __always_inline int icmp_error(struct __sk_buff *skb, const __u8 dir, const struct pal_pkt *pkt)
+static __always_inline __u32 icmp_error(struct __sk_buff *skb, const __u8 dir, const struct pal_pkt *pkt)
 {
 	const struct pal_quoted *q = &pkt->quoted;
 	struct endpoint_info *ep = endpoint_of(skb);
@@ -421,9 +481,9 @@ static __always_inline int icmp_error(struct __sk_buff *skb, const __u8 dir, con
 	struct ct_value *ct;
 
 	if (!ep)
-		return verdict(skb, PAL_DROP_NO_ENDPOINT);
+		return PAL_DROP_NO_ENDPOINT;
 	if (dir == PAL_DIR_EGRESS && pkt->saddr != ep->ipv4)
-		return verdict(skb, PAL_DROP_SPOOFED);
+		return PAL_DROP_SPOOFED;
 	if (dir == PAL_DIR_INGRESS)
 		ct_key_of(&quoted, PAL_DIR_EGRESS, &key);
 	else
@@ -435,11 +495,11 @@ static __always_inline int icmp_error(struct __sk_buff *skb, const __u8 dir, con
 		if (ct->revision != revision)
 			reevaluate(ep, &key, ct, revision);
 		if (!ct->revoked)
-			return verdict(skb, PAL_ALLOW_RELATED);
+			return PAL_ALLOW_RELATED;
 	}
 	if (!(ep->flags & PAL_EP_ENFORCED(dir)))
-		return verdict(skb, PAL_PASS_UNSELECTED);
-	return verdict(skb, PAL_DROP_ICMP_ERROR);
+		return PAL_PASS_UNSELECTED;
+	return PAL_DROP_ICMP_ERROR;
 }
 
 /* A later fragment takes the ports its first fragment recorded at this
@@ -519,7 +579,7 @@ static __always_inline bool entry_fits(const struct ct_value *ct, const __u8 dir
  * could see the pod's replies as new outgoing connections and let the
  * peer's packets through as their "replies" forever. */
 static __always_inline __u32 decide(struct __sk_buff *skb, const __u8 dir, const struct pal_pkt *pkt,
-				    const struct nat4 *want, struct nat4 *got)
+				    const struct nat4 *want, struct nat4 *got, struct outcome *out)
 {
 	struct endpoint_info *ep;
 	struct ct4_key key;
@@ -536,7 +596,7 @@ static __always_inline __u32 decide(struct __sk_buff *skb, const __u8 dir, const
 			got->kind = ct->nat;
 			got->addr = ct->nat_addr;
 			got->port = ct->nat_port;
-			return tracked(skb, dir, pkt, &key, ct);
+			return tracked(skb, dir, pkt, &key, ct, out);
 		}
 	}
 
@@ -552,6 +612,8 @@ static __always_inline __u32 decide(struct __sk_buff *skb, const __u8 dir, const
 	revision = policy_revision(); /* before the policy maps: see tracked() */
 	c = conn_of(&key, dir);
 	reason = evaluate(ep, &c, &rule);
+	/* A denial is the default rule's (the first isolating policy's). */
+	out->rule = reason == PAL_DROP_POLICY ? (dir == PAL_DIR_INGRESS ? ep->ingress_default_rule : ep->egress_default_rule) : rule;
 	if (!PAL_REASON_IS_DROP(reason)) {
 		struct ct_value v = {
 			.revision = revision,
@@ -571,6 +633,8 @@ static __always_inline __u32 decide(struct __sk_buff *skb, const __u8 dir, const
 		if (!ct_open(&key, &v))
 			return PAL_DROP_CT_FULL;
 		*got = *want;
+		out->event = PAL_FLOW_NEW;
+		outcome_tuple(out, &key, dir);
 	}
 	return reason;
 }
@@ -623,7 +687,8 @@ static __always_inline __u32 pick_backend(const struct pal_pkt *pkt, const struc
  * ordinary entry (policy, revision, revocation, replies). Returns the
  * reason, or PAL_LB_HAIRPIN when the packet is to go on untranslated. */
 static __always_inline __u32 to_service(struct __sk_buff *skb, const struct pal_pkt *pkt,
-					const struct lb4_key *frontend, const struct lb4_service *svc)
+					const struct lb4_key *frontend, const struct lb4_service *svc,
+					struct outcome *out)
 {
 	struct nat4 want = { .kind = PAL_NAT_REVERSE, .addr = pkt->daddr, .port = pkt->dport }, got = { 0 };
 	struct pal_pkt be = *pkt;
@@ -645,7 +710,10 @@ static __always_inline __u32 to_service(struct __sk_buff *skb, const struct pal_
 		if (reason != PAL_ALLOW_POLICY)
 			return reason;
 	}
-	reason = decide(skb, PAL_DIR_EGRESS, &be, &want, &got);
+	out->service = 1;
+	out->nat_addr = pkt->daddr;
+	out->nat_port = pkt->dport;
+	reason = decide(skb, PAL_DIR_EGRESS, &be, &want, &got, out);
 	if (PAL_REASON_IS_DROP(reason))
 		return reason;
 	if (fwd) {
@@ -677,14 +745,77 @@ static __always_inline struct lb4_service *frontend_of(const struct pal_pkt *pkt
 	return bpf_map_lookup_elem(&pal_lb4, k);
 }
 
+/* Writes the flow event a packet's verdict calls for (flows.h): for a drop,
+ * and for a packet that opened or ended a connection or reports a live
+ * one. Nothing for other packets: established traffic only adds to its
+ * entry's counts. The identities are looked up here, only when an event
+ * is written. */
+static __always_inline void report(struct __sk_buff *skb, const __u8 dir, const struct pal_pkt *pkt,
+				   __u32 reason, const struct outcome *o)
+{
+	bool drop = PAL_REASON_IS_DROP(reason);
+	struct endpoint_info *ep;
+	struct flow_event e;
+	__u32 own, peer, peer_id;
+	bool in;
+
+	if (!pal_flow_events || (!drop && !o->event))
+		return;
+	__builtin_memset(&e, 0, sizeof(e));
+	e.time_ns = bpf_ktime_get_boot_ns();
+	e.ifindex = skb->ifindex;
+	e.reason = reason;
+	e.rule_id = o->rule;
+	e.protocol = pkt->protocol;
+	e.tcp_flags = pkt->tcp_flags;
+	if (o->service) {
+		e.flags |= PAL_FLOWF_SERVICE;
+		e.nat_addr = o->nat_addr;
+		e.nat_port = o->nat_port;
+	}
+	if (drop) {
+		e.type = PAL_FLOW_DROP;
+		e.direction = dir;
+		e.saddr = pkt->saddr;
+		e.daddr = pkt->daddr;
+		e.sport = pkt->sport;
+		e.dport = pkt->dport;
+		e.packets = 1;
+		e.bytes = skb->len;
+		if (reason == PAL_DROP_POLICY || reason == PAL_DROP_REVOKED)
+			e.flags |= PAL_FLOWF_DEFAULT_DENY;
+	} else {
+		e.type = o->event;
+		e.direction = o->origin;
+		e.saddr = o->saddr;
+		e.daddr = o->daddr;
+		e.sport = o->sport;
+		e.dport = o->dport;
+		e.packets = o->event == PAL_FLOW_NEW ? 1 : o->packets;
+		e.bytes = o->event == PAL_FLOW_NEW ? skb->len : o->bytes;
+	}
+	in = e.direction == PAL_DIR_INGRESS;
+	peer = in ? e.saddr : e.daddr;
+	ep = endpoint_of(skb);
+	own = ep ? ep->identity : 0;
+	peer_id = peer_identity(peer);
+	e.src_identity = in ? peer_id : own;
+	e.dst_identity = in ? own : peer_id;
+	if (drop)
+		flow_drop(&e, peer);
+	else
+		flow_emit(&e);
+}
+
 /* The per-packet algorithm for the hook of direction `dir` (a constant in
  * each program, so the verifier and the compiler see one path per hook):
  * the frame's checks, ICMP errors and fragments, Service translation from
- * the pod, then decide(). */
+ * the pod, then decide(); then the packet's flow event and its count. */
 static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
 {
 	struct nat4 none = { 0 }, got = { 0 };
 	struct pal_pkt pkt = { 0 };
+	struct outcome out = { 0 };
 	__u32 reason;
 
 	/* At an endpoint, only IPv4 and ARP about the pod's own address pass
@@ -697,20 +828,29 @@ static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
 	case PAL_PARSE_OK:
 		break;
 	case PAL_PARSE_ARP:
-		return arp(skb, dir, &pkt);
+		reason = arp(skb, dir, &pkt);
+		pkt.saddr = pkt.daddr = 0; /* not IPv4 addresses of a flow */
+		goto done;
 	case PAL_PARSE_VLAN:
-		return verdict(skb, endpoint_of(skb) ? PAL_DROP_VLAN : PAL_DROP_NO_ENDPOINT);
+		reason = endpoint_of(skb) ? PAL_DROP_VLAN : PAL_DROP_NO_ENDPOINT;
+		goto done;
 	case PAL_PARSE_OTHER:
-		return verdict(skb, endpoint_of(skb) ? PAL_DROP_NOT_IPV4 : PAL_DROP_NO_ENDPOINT);
+		reason = endpoint_of(skb) ? PAL_DROP_NOT_IPV4 : PAL_DROP_NO_ENDPOINT;
+		goto done;
 	default:
-		return verdict(skb, endpoint_of(skb) ? PAL_DROP_MALFORMED : PAL_DROP_NO_ENDPOINT);
+		reason = endpoint_of(skb) ? PAL_DROP_MALFORMED : PAL_DROP_NO_ENDPOINT;
+		goto done;
 	}
-	if (pkt.icmp_error)
-		return icmp_error(skb, dir, &pkt);
+	if (pkt.icmp_error) {
+		reason = icmp_error(skb, dir, &pkt);
+		goto done;
+	}
 	/* A later fragment has no ports: it is judged as its first fragment's
 	 * connection, or dropped when no first fragment passed here. */
-	if (pkt.fragment && !fragment_ports(skb, &pkt))
-		return verdict(skb, endpoint_of(skb) ? PAL_DROP_FRAGMENT : PAL_DROP_NO_ENDPOINT);
+	if (pkt.fragment && !fragment_ports(skb, &pkt)) {
+		reason = endpoint_of(skb) ? PAL_DROP_FRAGMENT : PAL_DROP_NO_ENDPOINT;
+		goto done;
+	}
 
 	reason = PAL_LB_HAIRPIN;
 	if (dir == PAL_DIR_EGRESS) {
@@ -718,20 +858,27 @@ static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
 		struct lb4_service *svc = frontend_of(&pkt, &frontend);
 
 		if (svc)
-			reason = to_service(skb, &pkt, &frontend, svc);
+			reason = to_service(skb, &pkt, &frontend, svc, &out);
 	}
 	if (reason == PAL_LB_HAIRPIN) {
-		reason = decide(skb, dir, &pkt, &none, &got);
+		out.service = 0;
+		reason = decide(skb, dir, &pkt, &none, &got, &out);
 		/* A reply of a Service connection comes from the backend: back to
 		 * the frontend the pod addressed. */
-		if (dir == PAL_DIR_INGRESS && got.kind == PAL_NAT_REVERSE && !PAL_REASON_IS_DROP(reason) &&
-		    !pal_nat4(skb, &pkt, false, got.addr, got.port))
-			reason = PAL_DROP_NAT;
+		if (got.kind == PAL_NAT_REVERSE && !PAL_REASON_IS_DROP(reason)) {
+			out.service = 1;
+			out.nat_addr = got.addr;
+			out.nat_port = got.port;
+			if (dir == PAL_DIR_INGRESS && !pal_nat4(skb, &pkt, false, got.addr, got.port))
+				reason = PAL_DROP_NAT;
+		}
 	}
 	/* Later fragments find the first one's ports under the addresses they
 	 * carry themselves: recorded as the packet arrived, untranslated. */
 	if (pkt.first_fragment)
-		return remember_fragment(skb, &pkt, verdict(skb, reason));
+		remember_fragment(skb, &pkt, PAL_REASON_IS_DROP(reason) ? TC_ACT_SHOT : TC_ACT_OK);
+done:
+	report(skb, dir, &pkt, reason, &out);
 	return verdict(skb, reason);
 }
 
@@ -745,6 +892,48 @@ SEC("tc")
 int pal_to_pod(struct __sk_buff *skb)
 {
 	return handle(skb, PAL_DIR_INGRESS);
+}
+
+/* The END event of a connection collected idle (one that closed reported
+ * its end at its FIN or RST; a SERVICE entry is reported by its REVERSE
+ * twin). Written just before the delete, which may still fail: the entry
+ * is idle, so at worst its end is reported twice. A global function, so
+ * that the verifier checks it once rather than in each of pal_ct_forget's
+ * iterations. */
+__noinline int report_idle(const struct ct4_key *key, const struct ct_value *v)
+{
+	if (!key || !v)
+		return 0;
+	struct endpoint_info *ep = bpf_map_lookup_elem(&pal_endpoints, &v->ifindex);
+	struct outcome o = { .rule = v->rule_id };
+	struct flow_event e = {
+		.time_ns = bpf_ktime_get_boot_ns(),
+		.packets = v->packets,
+		.bytes = v->bytes,
+		.ifindex = v->ifindex,
+		.rule_id = v->rule_id,
+		.protocol = key->protocol,
+		.type = PAL_FLOW_END,
+		.flags = PAL_FLOWF_IDLE,
+	};
+	__u32 own = ep ? ep->identity : 0, peer_id = peer_identity(key->peer_addr);
+	bool in = v->origin == PAL_DIR_INGRESS;
+
+	outcome_tuple(&o, key, v->origin);
+	e.direction = v->origin;
+	e.saddr = o.saddr;
+	e.daddr = o.daddr;
+	e.sport = o.sport;
+	e.dport = o.dport;
+	e.src_identity = in ? peer_id : own;
+	e.dst_identity = in ? own : peer_id;
+	if (v->nat == PAL_NAT_REVERSE) {
+		e.flags |= PAL_FLOWF_SERVICE;
+		e.nat_addr = v->nat_addr;
+		e.nat_port = v->nat_port;
+	}
+	flow_emit(&e);
+	return 0;
 }
 
 /* The agent's garbage collector deletes idle pal_ct4 entries through this
@@ -777,6 +966,8 @@ int pal_ct_forget(struct __sk_buff *skb)
 		if (!v || v->last_seen != r->last_seen)
 			continue;
 		ifindex = v->ifindex;
+		if (pal_flow_events && !v->closing && v->nat != PAL_NAT_SERVICE)
+			report_idle(&key, v);
 		if (bpf_map_delete_elem(&pal_ct4, &key))
 			continue;
 		ct_release(ifindex);

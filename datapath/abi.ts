@@ -313,8 +313,11 @@ export type Ct4Key = ReturnType<typeof ct4Key.decode>;
  */
 export const ctValue = struct(
   'ct_value',
-  28,
-  { revision: u32(0), ruleId: u32(4), lastSeen: u32(8), ifindex: u32(12), origin: u8(16), revoked: u8(17), closing: u8(18), nat: u8(19), natAddr: ipv4(20), natPort: u16(24) },
+  48,
+  {
+    revision: u32(0), ruleId: u32(4), lastSeen: u32(8), ifindex: u32(12), origin: u8(16), revoked: u8(17), closing: u8(18), nat: u8(19),
+    natAddr: ipv4(20), natPort: u16(24), lastReport: u32(28), packets: u64(32), bytes: u64(40),
+  },
   [{ c: 'pad', offset: 26, size: 2 }],
 );
 export type CtValue = ReturnType<typeof ctValue.decode>;
@@ -386,17 +389,78 @@ export const LB_FLAG = { CLIENT_AFFINITY: 1 << 0 } as const;
 /** conntrack.h PAL_NAT_*: ct_value.nat. */
 export const NAT_KIND = { NONE: 0, SERVICE: 1, REVERSE: 2 } as const;
 
+/**
+ * flows.h: one record of the pal_flows ring buffer. timeNs is CLOCK_BOOTTIME as the kernel writes it (the flow reader
+ * rewrites it to Unix time before the agent sees it); saddr/daddr are the connection as opened (NEW, END, UPDATE) or
+ * the dropped packet's (DROP); packets is the key's running total for a DROP with FLOW_FLAG.RUNNING_TOTAL.
+ */
+export const flowEvent = struct('flow_event', 64, {
+  timeNs: u64(0),
+  packets: u64(8),
+  bytes: u64(16),
+  ifindex: u32(24),
+  saddr: ipv4(28),
+  daddr: ipv4(32),
+  sport: u16(36),
+  dport: u16(38),
+  srcIdentity: u32(40),
+  dstIdentity: u32(44),
+  ruleId: u32(48),
+  natAddr: ipv4(52),
+  natPort: u16(56),
+  protocol: u8(58),
+  direction: u8(59),
+  type: u8(60),
+  reason: u8(61),
+  tcpFlags: u8(62),
+  flags: u8(63),
+});
+export type FlowEvent = ReturnType<typeof flowEvent.decode>;
+
+/** flows.h: the key of pal_drop_agg, under which drops are summarised. */
+export const dropAggKey = struct('drop_agg_key', 12, { ifindex: u32(0), peer: ipv4(4), reason: u8(8), direction: u8(9) }, [{ c: 'pad', offset: 10, size: 2 }]);
+/** flows.h: the value of pal_drop_agg: the key's drops so far and the CLOCK_BOOTTIME of its last event. */
+export const dropAgg = struct('drop_agg', 16, { total: u64(0), lastEvent: u64(8) });
+
+/** flows.h PAL_FLOW_*: flow_event.type. DROP_SUMMARY is written by the agent only (the drops after a key's last event). */
+export const FLOW_TYPE = { NEW: 1, DROP: 2, END: 3, UPDATE: 4, DROP_SUMMARY: 5 } as const;
+/** flows.h PAL_FLOW_TYPES: the size of pal_flow_lost (events lost, per CPU, by type). */
+export const FLOW_TYPES = 8;
+/** flows.h PAL_FLOWF_*: flow_event.flags. */
+export const FLOW_FLAG = { DEFAULT_DENY: 1 << 0, SERVICE: 1 << 1, IDLE: 1 << 2, RUNNING_TOTAL: 1 << 3 } as const;
+
 /** Every struct mirrored here, for the layout test. */
 export const STRUCTS = [
   endpointInfo, ipcacheValue, ipcacheKeyRaw, policyKey, policyValue, policyPortKeyRaw, policyCidrKeyRaw,
   policyCidrValue, ct4Key, ctValue, ctBudget, frag4Key, frag4Value, datapathConfig, metricsValue,
-  lb4Key, lb4Service, lb4BackendKeyRaw, lb4Backend,
+  lb4Key, lb4Service, lb4BackendKeyRaw, lb4Backend, flowEvent, dropAggKey, dropAgg,
 ].map((c) => c.layout!);
 
 // ---- maps and programs
 
 /** enum bpf_map_type values of the maps below. */
-export const MAP_TYPE = { HASH: 1, ARRAY: 2, PERCPU_ARRAY: 6, LRU_HASH: 9, LPM_TRIE: 11 } as const;
+export const MAP_TYPE = { HASH: 1, ARRAY: 2, PERCPU_ARRAY: 6, LRU_HASH: 9, LPM_TRIE: 11, RINGBUF: 27 } as const;
+
+/** A ring buffer has neither keys nor values: records are read through its reader (datapath/flow-reader.ts). */
+const none: Codec<never> = {
+  size: 0,
+  encode: () => {
+    throw new Error('a ring buffer has no keys or values');
+  },
+  decode: () => {
+    throw new Error('a ring buffer has no keys or values');
+  },
+};
+/** A per-CPU u64 counter (one value per CPU in dumps). */
+const u64Value: Codec<bigint> = {
+  size: 8,
+  encode: (v) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(v);
+    return b;
+  },
+  decode: (b) => b.readBigUInt64LE(0),
+};
 
 /** The datapath's maps, pinned by name in the node's bpffs directory. */
 export const MAPS = {
@@ -412,6 +476,9 @@ export const MAPS = {
   pal_config: { type: MAP_TYPE.ARRAY, key: u32Key, value: datapathConfig },
   pal_lb4: { type: MAP_TYPE.HASH, key: lb4Key, value: lb4Service },
   pal_lb4_backends: { type: MAP_TYPE.HASH, key: lb4BackendKey, value: lb4Backend },
+  pal_flows: { type: MAP_TYPE.RINGBUF, key: none, value: none },
+  pal_flow_lost: { type: MAP_TYPE.PERCPU_ARRAY, key: u32Key, value: u64Value },
+  pal_drop_agg: { type: MAP_TYPE.LRU_HASH, key: dropAggKey, value: dropAgg },
   pal_metrics: { type: MAP_TYPE.PERCPU_ARRAY, key: u32Key, value: metricsValue },
 } as const;
 export type MapName = keyof typeof MAPS;
@@ -431,10 +498,13 @@ export const CT_FORGET_BATCH = 128;
 export const PASSTHROUGH_PROGRAM = 'pal_passthrough';
 
 /** Load-time settings (`const volatile` globals of config.h), encoded for Loader.load. */
-export function loadGlobals(settings: { hostReachesPods: boolean; ctEndpointMax?: number }): Record<string, Buffer> {
+export function loadGlobals(settings: { hostReachesPods: boolean; ctEndpointMax?: number; flowEvents?: boolean; flowUpdateSeconds?: number }): Record<string, Buffer> {
   return {
     pal_host_reaches_pods: u32Key.encode(settings.hostReachesPods ? 1 : 0),
     ...(settings.ctEndpointMax === undefined ? {} : { pal_ct_endpoint_max: u32Key.encode(settings.ctEndpointMax) }),
+    ...(settings.flowEvents === undefined ? {} : { pal_flow_events: u32Key.encode(settings.flowEvents ? 1 : 0) }),
+    // flows.h counts in units of 2^20 ns.
+    ...(settings.flowUpdateSeconds === undefined ? {} : { pal_flow_update_units: u32Key.encode(Math.max(1, Math.round((settings.flowUpdateSeconds * 1e9) / 2 ** 20))) }),
   };
 }
 

@@ -365,11 +365,15 @@ export class Loader {
    * .rodata, e.g. pal_host_reaches_pods, encoded to their C size), loads it
    * with maps pinned by name under `pinDir` (existing pins are reused, so
    * their contents survive) and pins programs at `pinDir/progs/NAME`.
+   * `mapSizes` sets the max_entries of maps by name before the load (a ring buffer: its bytes, a power of 2 pages).
    */
-  load(objectPath: string, pinDir: string, options: { globals?: Record<string, Buffer> } = {}): Promise<LoadedObject> {
+  load(objectPath: string, pinDir: string, options: { globals?: Record<string, Buffer>; mapSizes?: Record<string, number> } = {}): Promise<LoadedObject> {
     const globals = Object.entries(options.globals ?? {});
+    const sizes = Object.entries(options.mapSizes ?? {});
     const w = new Writer().str(objectPath).str(pinDir).u16(globals.length);
     for (const [name, value] of globals) w.str(name).blob(value);
+    w.u16(sizes.length);
+    for (const [map, maxEntries] of sizes) w.str(map).u32(maxEntries);
     return this.call('LOAD', w.finish(), readObject);
   }
 

@@ -14,13 +14,16 @@ export const ENDPOINT_OBJECT = fileURLToPath(new URL('../build/bpf/endpoint.bpf.
 
 export interface ScratchDatapath {
   loader: Loader;
+  /** Where the maps are pinned (the ring buffer at `${pinDir}/pal_flows`). */
+  pinDir: string;
   loaded: LoadedObject;
   /** max_entries of a map of the object. */
   capacity(map: string): number;
   dispose(): Promise<void>;
 }
 
-export async function scratchDatapath(name: string): Promise<ScratchDatapath> {
+/** `load`: the globals and map sizes to load the object with (default: the host reaches pods, defaults for the rest). */
+export async function scratchDatapath(name: string, load: { globals?: Parameters<typeof loadGlobals>[0]; mapSizes?: Record<string, number> } = {}): Promise<ScratchDatapath> {
   const bpffs = await mkdtemp(join(tmpdir(), `pal-${name}-`));
   let mounted = false;
   let loader: Loader | undefined;
@@ -33,9 +36,9 @@ export async function scratchDatapath(name: string): Promise<ScratchDatapath> {
     await execa('mount', ['-t', 'bpf', 'bpffs', bpffs]);
     mounted = true;
     loader = await Loader.start({ onLog: () => undefined });
-    const loaded = await loader.load(ENDPOINT_OBJECT, join(bpffs, 'node'), { globals: loadGlobals({ hostReachesPods: true }) });
+    const loaded = await loader.load(ENDPOINT_OBJECT, join(bpffs, 'node'), { globals: loadGlobals(load.globals ?? { hostReachesPods: true }), mapSizes: load.mapSizes });
     const capacity = (map: string) => loaded.maps.find((m) => m.name === map)?.maxEntries ?? Infinity;
-    return { loader, loaded, capacity, dispose };
+    return { loader, loaded, capacity, dispose, pinDir: join(bpffs, 'node') };
   } catch (error) {
     await dispose();
     throw error;

@@ -39,7 +39,9 @@
  * the backend its packets are translated to; the REVERSE entry, keyed by
  * the translated tuple (to the backend), is an ordinary entry of the pod's
  * egress, judged and revoked like any other, that names the frontend its
- * replies are translated back from.
+ * replies are translated back from. `packets`, `bytes` and `last_report`
+ * serve flow events (flows.h): a connection's counts, reported when it
+ * ends and every pal_flow_update_units while it lives.
  *
  * pal_ct4 is a plain preallocated HASH: nothing is ever evicted, so no pod
  * can push another pod's connections (revoked ones included) out of the
@@ -119,8 +121,11 @@ struct ct_value {
 	__u32 nat_addr;  /* network byte order; with nat only */
 	__u16 nat_port;  /* host byte order; with nat only */
 	__u16 pad;
+	__u32 last_report; /* when the connection last wrote a flow event, in 2^20 ns units (flows.h) */
+	__u64 packets;   /* packets of the connection, both ways, that passed this entry */
+	__u64 bytes;
 };
-_Static_assert(sizeof(struct ct_value) == 28, "ct_value is ABI");
+_Static_assert(sizeof(struct ct_value) == 48, "ct_value is ABI");
 
 struct ct_budget {
 	__u32 entries;

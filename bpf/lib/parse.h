@@ -103,6 +103,7 @@ struct pal_pkt {
 	__u8 icmp_error;/* an ICMP error (destination unreachable, time exceeded,
 	                 * parameter problem): `quoted` is its connection */
 	__u8 l4_off;    /* offset of the transport header from the frame's start */
+	__u8 tcp_flags; /* TCP: the flags byte (FIN 0x01 .. CWR 0x80); 0 otherwise */
 	struct pal_quoted quoted;
 };
 
@@ -205,6 +206,7 @@ static __always_inline enum pal_parse_result pal_parse(struct __sk_buff *skb, st
 	pkt->dport = 0;
 	pkt->syn = 0;
 	pkt->fin_rst = 0;
+	pkt->tcp_flags = 0;
 	pkt->icmp_error = 0;
 	pkt->ipid = ip->id;
 	pkt->l4_off = sizeof(*eth) + ip->ihl * 4;
@@ -223,6 +225,7 @@ static __always_inline enum pal_parse_result pal_parse(struct __sk_buff *skb, st
 		pkt->dport = bpf_ntohs(tcp->dest);
 		pkt->syn = tcp->syn && !tcp->ack;
 		pkt->fin_rst = tcp->fin || tcp->rst;
+		pkt->tcp_flags = ((__u8 *)tcp)[13];
 		break;
 	}
 	case IPPROTO_UDP: {

@@ -35,11 +35,14 @@
  *
  * op  name      request payload -> ok payload
  *  1  LOAD      str object_path, str pin_dir, u16 globals,
- *               globals x (str name, blob value)
+ *               globals x (str name, blob value), u16 sizes,
+ *               sizes x (str map, u32 max_entries)
  *               -> object (below)
  *               Open, configure, load, pin: the globals (load-time settings,
  *               `const volatile` in .rodata) are set between open and load
- *               and must match the variable's size.
+ *               and must match the variable's size; so are the sizes
+ *               (max_entries) of the maps named, e.g. a ring buffer's bytes.
+ *               A size that differs from an existing pin's fails the load.
  *               Maps marked LIBBPF_PIN_BY_NAME are pinned at <pin_dir>/<map>,
  *               REUSING an existing pin (contents survive restarts; a pin
  *               whose type or sizes differ fails the load). Programs are
@@ -492,6 +495,26 @@ static int op_load(struct cursor *in, struct buf *out)
 		cur_str(in, global, sizeof(global));
 		const void *value = cur_bytes(in, &size);
 		status = in->bad ? malformed(out, "LOAD") : set_global(out, obj, global, value, size);
+	}
+	if (status != ST_OK)
+		goto out;
+	uint16_t n_sizes = cur_u16(in);
+	for (uint16_t i = 0; i < n_sizes && status == ST_OK; i++) {
+		char map_name[NAME_MAX + 1];
+		struct bpf_map *map;
+		uint32_t max_entries;
+
+		cur_str(in, map_name, sizeof(map_name));
+		max_entries = cur_u32(in);
+		if (in->bad) {
+			status = malformed(out, "LOAD");
+			break;
+		}
+		map = bpf_object__find_map_by_name(obj, map_name);
+		if (!map)
+			status = fail(out, "%s: no map %s to size", path, map_name);
+		else if ((err = bpf_map__set_max_entries(map, max_entries)))
+			status = fail(out, "%s: map %s cannot hold %u entries: %s", path, map_name, max_entries, strerror(-err));
 	}
 	if (status != ST_OK)
 		goto out;
