@@ -17,6 +17,10 @@ import { createCniHandler, createStartingHandler, hostIfNameFor, type Endpoint }
 import { EndpointRegistry } from './endpoints.ts';
 import { ConntrackGc } from './conntrack-gc.ts';
 import { PolicySync } from './policy-sync.ts';
+import { FlowExport } from './flows/export.ts';
+import { FlowPipeline } from './flows/pipeline.ts';
+import { parseListen, serveFlows } from './flows/server.ts';
+import { readFile } from 'node:fs/promises';
 import { StatusReporter } from './status-reporter.ts';
 import { Loader } from '../datapath/loader-client.ts';
 import { serveCni } from './cni/server.ts';
@@ -113,10 +117,38 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
     endpoints: () => registry.list(),
     nodeAddresses: addresses,
     maxEntriesPerEndpoint: config.maxEntriesPerEndpoint,
-    globals: { hostReachesPods: config.hostReachesPods, ctEndpointMax: config.ctMaxPerEndpoint },
+    globals: { hostReachesPods: config.hostReachesPods, ctEndpointMax: config.ctMaxPerEndpoint, flowUpdateSeconds: config.flowUpdateSeconds },
+    mapSizes: { pal_flows: config.flowRingBytes },
     status,
     log,
   });
+  const flowExport = config.flowExportFile
+    ? new FlowExport({ file: config.flowExportFile, maxBytes: config.flowExportMaxBytes, files: config.flowExportFiles, log })
+    : undefined;
+  const flows = new FlowPipeline({
+    loader,
+    pinDir: config.bpffs,
+    context: policy.flowContext(),
+    storeSize: config.flowStoreSize,
+    onFlows: flowExport && ((batch) => flowExport.add(batch)),
+    log,
+  });
+  const flowServer = config.flowsListen
+    ? await serveFlows({
+        listen: parseListen(config.flowsListen),
+        cert: await readFile(config.flowsTlsCert!),
+        key: await readFile(config.flowsTlsKey!),
+        token: (await readFile(config.flowsTokenFile!, 'utf8')).trim(),
+        node: config.node,
+        pipeline: flows,
+        status: async () => ({
+          ...policy.datapathStatus(),
+          programs: (await loader.status()).attachments.length,
+          flows: { stored: flows.store.size, capacity: flows.store.capacity, followers: flows.store.followers, events: flows.events, lost: flows.loss() },
+        }),
+        log,
+      })
+    : undefined;
   nodes.on('update', () => policy.request());
   // Not awaited: it measures the kernel's HZ first, which the node's readiness need not wait for.
   const conntrackGc = ConntrackGc.start({ loader, intervalMs: config.ctGcIntervalSeconds * 1000, log }).catch((error: unknown) => {
@@ -154,6 +186,13 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
       await new Promise((resolve) => server.close(resolve));
       await nodeWatch.stop();
       await routes.idle();
+      if (flowServer) {
+        const closed = new Promise((resolve) => flowServer.close(resolve));
+        flowServer.closeAllConnections(); // followers stream until closed
+        await closed;
+      }
+      await flows.stop();
+      await flowExport?.close();
       await policy.stop();
       await (await conntrackGc)?.stop();
       await status.idle();

@@ -45,6 +45,30 @@ const schema = z.object({
    * Default 65536 (a quarter of the table). Applies when the agent loads the datapath.
    */
   ctMaxPerEndpoint: z.coerce.number().int().positive().default(65_536),
+  /** Flows kept in memory for queries (agent/flows/store.ts). Default 300000: a minute at 5,000 flows/s. */
+  flowStoreSize: z.coerce.number().int().positive().default(300_000),
+  /** Seconds between two reports of a live connection's counts (the datapath's pal_flow_update_units). Default 60. */
+  flowUpdateSeconds: z.coerce.number().positive().default(60),
+  /** Bytes of the datapath's flow ring buffer (a power of 2, at least a page). Default 16 MiB. */
+  flowRingBytes: z.coerce.number().int().refine((n) => n >= 4096 && (n & (n - 1)) === 0, 'a power of 2 of at least 4096').default(16 << 20),
+  /** Write every flow as a JSON line to this file, rotated by size (docs/flows.md). Default: no export. */
+  flowExportFile: z.string().optional(),
+  /** Bytes of the export file before it is rotated. Default 10 MiB. */
+  flowExportMaxBytes: z.coerce.number().int().positive().default(10 << 20),
+  /** Rotated export files kept (FILE.1 .. FILE.N). Default 5. */
+  flowExportFiles: z.coerce.number().int().nonnegative().default(5),
+  /** `host:port` of the flow API (HTTPS) that Palisade's aggregated API server queries. Default: not served. */
+  flowsListen: z.string().optional(),
+  /** TLS certificate and key (PEM files) of the flow API. */
+  flowsTlsCert: z.string().optional(),
+  flowsTlsKey: z.string().optional(),
+  /** A file holding the bearer token the flow API requires (the aggregated API server's). */
+  flowsTokenFile: z.string().optional(),
+  /** `host:port` of the Prometheus metrics endpoint (/metrics, plain HTTP). Default: not served. */
+  metricsListen: z.string().optional(),
+}).refine((c) => !c.flowsListen || (c.flowsTlsCert && c.flowsTlsKey && c.flowsTokenFile), {
+  message: '--flows-listen needs --flows-tls-cert, --flows-tls-key and --flows-token-file: flows are only served to the aggregated API server',
+  path: ['flowsListen'],
 });
 export type AgentConfig = z.infer<typeof schema>;
 
@@ -62,6 +86,17 @@ export function parseAgentConfig(argv: string[]): AgentConfig {
       'max-entries-per-endpoint': { type: 'string' },
       'host-reaches-pods': { type: 'string' },
       'ct-max-per-endpoint': { type: 'string' },
+      'flow-store-size': { type: 'string' },
+      'flow-update-seconds': { type: 'string' },
+      'flow-ring-bytes': { type: 'string' },
+      'flow-export-file': { type: 'string' },
+      'flow-export-max-bytes': { type: 'string' },
+      'flow-export-files': { type: 'string' },
+      'flows-listen': { type: 'string' },
+      'flows-tls-cert': { type: 'string' },
+      'flows-tls-key': { type: 'string' },
+      'flows-token-file': { type: 'string' },
+      'metrics-listen': { type: 'string' },
     },
     strict: true,
   });
@@ -76,6 +111,17 @@ export function parseAgentConfig(argv: string[]): AgentConfig {
     maxEntriesPerEndpoint: values['max-entries-per-endpoint'],
     hostReachesPods: values['host-reaches-pods'],
     ctMaxPerEndpoint: values['ct-max-per-endpoint'],
+    flowStoreSize: values['flow-store-size'],
+    flowUpdateSeconds: values['flow-update-seconds'],
+    flowRingBytes: values['flow-ring-bytes'],
+    flowExportFile: values['flow-export-file'],
+    flowExportMaxBytes: values['flow-export-max-bytes'],
+    flowExportFiles: values['flow-export-files'],
+    flowsListen: values['flows-listen'],
+    flowsTlsCert: values['flows-tls-cert'],
+    flowsTlsKey: values['flows-tls-key'],
+    flowsTokenFile: values['flows-token-file'],
+    metricsListen: values['metrics-listen'],
   });
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

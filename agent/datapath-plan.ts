@@ -30,7 +30,7 @@ import {
 } from '../datapath/abi.ts';
 import { fnv1a32, policyRefString, ruleRefString } from '../policy/ids.ts';
 import { parseIpv4 } from './ipam/ipv4.ts';
-import type { DirectionPolicy, EndpointPolicy, PolicyEntry, RuleRef } from '../policy/types.ts';
+import type { DirectionPolicy, EndpointPolicy, PolicyEntry, PolicyRef, RuleRef } from '../policy/types.ts';
 
 /**
  * The maps the agent owns the contents of (conntrack, config and metrics are
@@ -114,7 +114,12 @@ export function ruleId(rule: RuleRef): number {
 /** The number under which drops for lack of an allowing rule are counted: the first isolating policy. */
 function defaultRuleId(policy: DirectionPolicy | undefined, direction: 'ingress' | 'egress'): number {
   const first = policy?.isolatedBy[0];
-  return first ? fnv1a32(`${policyRefString(first)}/${direction}/default`) || 1 : 0;
+  return first ? defaultRuleNumber(first, direction) : 0;
+}
+
+/** The default rule's number of an isolating policy in a direction (what flows name for a default deny). */
+export function defaultRuleNumber(policy: PolicyRef, direction: 'ingress' | 'egress'): number {
+  return fnv1a32(`${policyRefString(policy)}/${direction}/default`) || 1;
 }
 
 /**

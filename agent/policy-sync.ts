@@ -48,6 +48,7 @@ import { writeSteps } from './map-writer.ts';
 import { endpointIdOfKey, orderWrites, type Capacity, type WriteStep } from './map-writes.ts';
 import { ProblemEvents } from './problem-events.ts';
 import { serviceFrontends, type ServiceFrontend } from './services.ts';
+import { RuleIndex, type FlowContext, type PodFacts } from './flows/enrich.ts';
 import type { RealizedStatus, StatusReporter } from './status-reporter.ts';
 
 export interface PolicySyncOptions {
@@ -60,8 +61,10 @@ export interface PolicySyncOptions {
   nodeAddresses: () => { self: string[]; others: string[] };
   /** See agent/config.ts. */
   maxEntriesPerEndpoint?: number;
-  /** The datapath's load-time settings (agent/config.ts: host admission, conntrack per pod). */
+  /** The datapath's load-time settings (agent/config.ts: host admission, conntrack per pod, flow reports). */
   globals: Parameters<typeof loadGlobals>[0];
+  /** Sizes of the datapath's maps set at load (the flow ring's bytes). */
+  mapSizes?: Record<string, number>;
   status: StatusReporter;
   log: (line: string) => void;
 }
@@ -109,6 +112,11 @@ export class PolicySync {
   readonly #services = new Map<string, V1Service>();
   readonly #slices = new Map<string, V1EndpointSlice>();
   #frontends: { frontends: ServiceFrontend[]; problems: string[] } | undefined;
+  /** What flows are enriched with (flows/enrich.ts): rules by number, pods' labels, address owners and local devices as of the last sync. */
+  readonly #rules = new RuleIndex();
+  readonly #podFacts = new Map<string, PodFacts>();
+  #owners = new Map<string, string>();
+  #devices = new Map<number, string>();
 
   private constructor(options: PolicySyncOptions) {
     this.#o = options;
@@ -186,7 +194,7 @@ export class PolicySync {
 
   async #loadDatapath(): Promise<void> {
     const { loader, objectPath, pinDir } = this.#o;
-    const loaded = await loader.load(objectPath, pinDir, { globals: loadGlobals(this.#o.globals) });
+    const loaded = await loader.load(objectPath, pinDir, { globals: loadGlobals(this.#o.globals), mapSizes: this.#o.mapSizes });
     this.#capacity = Object.fromEntries(PLANNED_MAPS.map((map) => [map, loaded.maps.find((m) => m.name === map)?.maxEntries ?? Infinity]));
     // Pinned maps survive restarts: what they hold is what is applied.
     await this.#readApplied();
@@ -216,7 +224,10 @@ export class PolicySync {
 
     this.#informer<V1Pod>('Pod', makeInformer(kubeconfig, '/api/v1/pods', () => core.listPodForAllNamespaces()), {
       set: (pod) => this.#setPod(pod),
-      remove: (pod) => c.deletePod(pod.metadata!.namespace!, pod.metadata!.name!),
+      remove: (pod) => {
+        c.deletePod(pod.metadata!.namespace!, pod.metadata!.name!);
+        this.#podFacts.delete(`${pod.metadata!.namespace}/${pod.metadata!.name}`);
+      },
     });
     this.#informer<V1Namespace>('Namespace', makeInformer(kubeconfig, '/api/v1/namespaces', () => core.listNamespace()), {
       set: (ns) => c.setNamespace({ name: ns.metadata!.name!, labels: ns.metadata?.labels ?? {} }),
@@ -226,8 +237,15 @@ export class PolicySync {
       'NetworkPolicy',
       makeInformer(kubeconfig, '/apis/networking.k8s.io/v1/networkpolicies', () => networking.listNetworkPolicyForAllNamespaces()),
       {
-        set: (p) => c.setPolicy({ namespace: p.metadata!.namespace!, name: p.metadata!.name!, spec: networkPolicySpec(p) }),
-        remove: (p) => c.deletePolicy(p.metadata!.namespace!, p.metadata!.name!),
+        set: (p) => {
+          const ref = { namespace: p.metadata!.namespace!, name: p.metadata!.name! };
+          c.setPolicy({ ...ref, spec: networkPolicySpec(p) });
+          this.#rules.setPolicy(ref, { ingress: p.spec?.ingress?.length ?? 0, egress: p.spec?.egress?.length ?? 0 });
+        },
+        remove: (p) => {
+          c.deletePolicy(p.metadata!.namespace!, p.metadata!.name!);
+          this.#rules.deletePolicy({ namespace: p.metadata!.namespace!, name: p.metadata!.name! });
+        },
       },
     );
     this.#informer<SecurityIdentity>(
@@ -285,6 +303,29 @@ export class PolicySync {
     const local = pod.status?.podIP ? undefined : (cniAddress ?? this.#o.endpoints().find((e) => e.podNamespace === namespace && e.podName === name)?.ip);
     // Terminal and host-network pods claim no address (pod-input.ts).
     this.#compiler.setPod(podInput(pod, local));
+    this.#podFacts.set(`${namespace}/${name}`, { namespace, name, labels: pod.metadata?.labels ?? {} });
+  }
+
+  /** The node's realized state and the fill of the maps it writes (for `kubectl palisade status`). */
+  datapathStatus(): { revision: number; ready: boolean; message: string; endpoints: number; maps: Record<string, { entries: number; capacity: number | null }> } {
+    const maps = Object.fromEntries(PLANNED_MAPS.map((m) => {
+      const capacity = this.#capacity[m];
+      return [m, { entries: this.#applied.get(m)?.size ?? 0, capacity: capacity === undefined || capacity === Infinity ? null : capacity }];
+    }));
+    const st = this.#status;
+    return { revision: this.#revision, ready: st?.ready ?? false, message: st?.message ?? 'starting', endpoints: st?.endpoints ?? 0, maps };
+  }
+
+  /** What the flow pipeline enriches events with; addresses and devices as of the last sync. */
+  flowContext(): FlowContext {
+    return {
+      node: this.#o.node,
+      endpoint: (ifindex) => this.#devices.get(ifindex),
+      owner: (ip) => this.#owners.get(ip),
+      pod: (key) => this.#podFacts.get(key),
+      rules: this.#rules,
+      isolatedBy: (pod, direction) => this.#compiler.result(pod)?.[direction]?.isolatedBy,
+    };
   }
 
   #setIdentity(identity: SecurityIdentity, present: boolean): void {
@@ -338,7 +379,10 @@ export class PolicySync {
     this.#planned = true;
     const diffedAt = Date.now();
     // Before anything admits an address's new owner: its previous owner's conntrack entries go.
-    await this.#purge.run(this.#o.loader, this.#compiler.addressOwners(), endpoints, this.#o.log);
+    const owners = this.#compiler.addressOwners();
+    await this.#purge.run(this.#o.loader, owners, endpoints, this.#o.log);
+    this.#owners = new Map([...owners].map(([ip, o]) => [ip, o.pod]));
+    this.#devices = new Map(endpoints.map((e) => [e.ifindex, `${e.podNamespace}/${e.podName}`]));
     if (steps.length > 0) {
       await this.#write(steps);
       this.#revision = (this.#revision + 1) >>> 0;

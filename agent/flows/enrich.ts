@@ -1,0 +1,141 @@
+// Pure: a datapath flow event (datapath/abi.ts FlowEvent) made into the
+// flow users read (lib/flow.ts): pods, namespaces and labels for both ends,
+// the policy and rule behind the verdict, and for a default deny every
+// policy that isolates the pod in that direction. What the context does not
+// know (a pod already gone) is left out, never guessed.
+import { DIRECTION, FLOW_FLAG, FLOW_TYPE, IDENTITY, isDrop, reasonName, type FlowEvent } from '../../datapath/abi.ts';
+import { protocolName, rfc3339Nanos, tcpFlagNames, type Flow, type FlowPeer, type PolicyName } from '../../lib/flow.ts';
+import { policyRefString } from '../../policy/ids.ts';
+import { defaultRuleNumber, ruleId } from '../datapath-plan.ts';
+import type { PolicyRef, RuleRef } from '../../policy/types.ts';
+
+export interface PodFacts {
+  namespace: string;
+  name: string;
+  labels: Record<string, string>;
+}
+
+/** What the agent knows that a flow event does not carry. */
+export interface FlowContext {
+  node: string;
+  /** The pod (`namespace/name`) of a local endpoint's host veth. */
+  endpoint(ifindex: number): string | undefined;
+  /** The pod (`namespace/name`) that owns an address. */
+  owner(ip: string): string | undefined;
+  pod(key: string): PodFacts | undefined;
+  /** The rules and default rules whose datapath number is `id`. */
+  rules: RuleIndex;
+  /** The policies that isolate a pod in a direction; undefined when none does. */
+  isolatedBy(pod: string, direction: 'ingress' | 'egress'): readonly PolicyRef[] | undefined;
+}
+
+/**
+ * Datapath rule numbers (agent/datapath-plan.ts ruleId and the default rule
+ * of each isolating policy) back to the rules they name, from the policies'
+ * rule counts. Numbers are 32-bit hashes: a number may name several rules,
+ * and the flow takes the one of a policy that selects its endpoint.
+ */
+export class RuleIndex {
+  readonly #byId = new Map<number, Array<RuleRef | { policy: PolicyRef; direction: 'ingress' | 'egress'; default: true }>>();
+  readonly #policies = new Map<string, { ingress: number; egress: number }>();
+
+  setPolicy(policy: PolicyRef, rules: { ingress: number; egress: number }): void {
+    this.deletePolicy(policy);
+    this.#policies.set(policyRefString(policy), rules);
+    for (const direction of ['ingress', 'egress'] as const) {
+      for (let index = 0; index < rules[direction]; index++) this.#add(ruleId({ ...policy, direction, index }), { ...policy, direction, index });
+      this.#add(defaultRuleNumber(policy, direction), { policy, direction, default: true });
+    }
+  }
+
+  deletePolicy(policy: PolicyRef): void {
+    const key = policyRefString(policy);
+    if (!this.#policies.delete(key)) return;
+    for (const [id, list] of this.#byId) {
+      const kept = list.filter((r) => policyRefString('policy' in r ? r.policy : r) !== key);
+      if (kept.length === 0) this.#byId.delete(id);
+      else this.#byId.set(id, kept);
+    }
+  }
+
+  lookup(id: number): ReadonlyArray<RuleRef | { policy: PolicyRef; direction: 'ingress' | 'egress'; default: true }> {
+    return this.#byId.get(id) ?? [];
+  }
+
+  #add(id: number, rule: RuleRef | { policy: PolicyRef; direction: 'ingress' | 'egress'; default: true }): void {
+    const list = this.#byId.get(id);
+    if (list) list.push(rule);
+    else this.#byId.set(id, [rule]);
+  }
+}
+
+const TYPES: Record<number, Flow['type']> = {
+  [FLOW_TYPE.NEW]: 'new',
+  [FLOW_TYPE.DROP]: 'drop',
+  [FLOW_TYPE.END]: 'end',
+  [FLOW_TYPE.UPDATE]: 'update',
+  [FLOW_TYPE.DROP_SUMMARY]: 'drop-summary',
+};
+
+const networkPolicy = (p: PolicyRef): PolicyName => ({ kind: 'NetworkPolicy', namespace: p.namespace, name: p.name });
+const sameRef = (a: PolicyRef, b: PolicyRef) => a.namespace === b.namespace && a.name === b.name;
+
+/** The flow of `event`; `packets` overrides the event's count (a drop's share of its key's running total). */
+export function enrichFlow(event: FlowEvent, context: FlowContext, packets?: bigint): Flow {
+  const direction = event.direction === DIRECTION.INGRESS ? 'ingress' : 'egress';
+  const endpoint = context.endpoint(event.ifindex);
+  const isolatedBy = endpoint ? context.isolatedBy(endpoint, direction) : undefined;
+  const hasPorts = event.protocol === 6 || event.protocol === 17 || event.protocol === 132;
+  const peer = (ip: string, port: number, identity: number): FlowPeer => {
+    const owner = context.owner(ip);
+    const facts = owner ? context.pod(owner) : undefined;
+    return {
+      ip,
+      ...(hasPorts ? { port } : {}),
+      identity,
+      ...(facts ? { pod: { namespace: facts.namespace, name: facts.name }, labels: facts.labels } : { entity: entityOf(identity) }),
+    };
+  };
+  const dropped = isDrop(event.reason);
+  const flow: Flow = {
+    time: rfc3339Nanos(event.timeNs),
+    node: context.node,
+    type: TYPES[event.type] ?? 'new',
+    verdict: dropped ? 'dropped' : 'forwarded',
+    reason: reasonName(event.reason) ?? String(event.reason),
+    direction,
+    ...(endpoint ? { endpoint: splitKey(endpoint) } : {}),
+    protocol: protocolName(event.protocol),
+    source: peer(event.saddr, event.sport, event.srcIdentity),
+    destination: peer(event.daddr, event.dport, event.dstIdentity),
+    ...(event.protocol === 6 && event.tcpFlags ? { tcpFlags: tcpFlagNames(event.tcpFlags) } : {}),
+    ...(event.flags & FLOW_FLAG.SERVICE ? { service: { ip: event.natAddr, port: event.natPort } } : {}),
+    packets: Number(packets ?? event.packets),
+    bytes: Number(event.bytes),
+    isolated: isolatedBy !== undefined,
+    policies: [],
+  };
+  if (event.flags & FLOW_FLAG.DEFAULT_DENY) {
+    flow.defaultDeny = true;
+    flow.policies = (isolatedBy ?? []).map(networkPolicy);
+    return flow;
+  }
+  const candidates = context.rules.lookup(event.ruleId).filter((r): r is RuleRef => !('default' in r) && r.direction === direction);
+  const rule = candidates.find((r) => isolatedBy?.some((p) => sameRef(p, r))) ?? (isolatedBy ? undefined : candidates[0]);
+  if (rule && event.ruleId !== 0) {
+    flow.rule = { ...networkPolicy(rule), direction: rule.direction, index: rule.index };
+    flow.policies = [networkPolicy(rule)];
+  }
+  return flow;
+}
+
+function entityOf(identity: number): FlowPeer['entity'] {
+  if (identity === IDENTITY.HOST) return 'host';
+  if (identity === IDENTITY.REMOTE_NODE) return 'remote-node';
+  return 'world';
+}
+
+function splitKey(key: string): { namespace: string; name: string } {
+  const slash = key.indexOf('/');
+  return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+}

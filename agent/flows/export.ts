@@ -1,0 +1,97 @@
+// Every flow as a JSON line (lib/flow.ts, docs/flows.md) in a file on the
+// node, for log shippers: rotated by size (FILE -> FILE.1 -> ... FILE.N,
+// the oldest deleted). Writing never holds the pipeline up: lines queue in
+// memory up to a bound, and what a slow disk cannot take is counted as lost.
+import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import type { Flow } from '../../lib/flow.ts';
+
+export interface FlowExportOptions {
+  file: string;
+  maxBytes: number;
+  /** Rotated files kept. */
+  files: number;
+  /** Bytes queued before new flows are dropped (default 16 MiB). */
+  maxQueuedBytes?: number;
+  log: (line: string) => void;
+}
+
+export class FlowExport {
+  readonly #o: FlowExportOptions;
+  #queue: string[] = [];
+  #queuedBytes = 0;
+  #handle: FileHandle | undefined;
+  #size = 0;
+  #writing: Promise<void> | undefined;
+  /** Flows dropped because the disk did not keep up (or failed). */
+  lost = 0;
+  written = 0;
+
+  constructor(options: FlowExportOptions) {
+    this.#o = options;
+  }
+
+  add(flows: readonly Flow[]): void {
+    const limit = this.#o.maxQueuedBytes ?? 16 << 20;
+    for (const flow of flows) {
+      const line = `${JSON.stringify(flow)}\n`;
+      if (this.#queuedBytes + line.length > limit) {
+        this.lost++;
+        continue;
+      }
+      this.#queue.push(line);
+      this.#queuedBytes += line.length;
+    }
+    this.#writing ??= this.#drain().finally(() => (this.#writing = undefined));
+  }
+
+  /** Resolves once everything queued is written. */
+  async flush(): Promise<void> {
+    while (this.#writing) await this.#writing;
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    await this.#handle?.close();
+    this.#handle = undefined;
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const lines = this.#queue;
+      this.#queue = [];
+      this.#queuedBytes = 0;
+      try {
+        await this.#write(lines.join(''), lines.length);
+      } catch (error) {
+        this.lost += lines.length;
+        this.#o.log(`flows: export to ${this.#o.file} failed, ${lines.length} flows lost: ${(error as Error).message}`);
+        await this.#handle?.close().catch(() => undefined);
+        this.#handle = undefined;
+      }
+    }
+  }
+
+  async #write(text: string, count: number): Promise<void> {
+    if (!this.#handle) {
+      this.#handle = await open(this.#o.file, 'a');
+      this.#size = (await stat(this.#o.file)).size;
+    }
+    if (this.#size > 0 && this.#size + Buffer.byteLength(text) > this.#o.maxBytes) await this.#rotate();
+    await this.#handle!.appendFile(text);
+    this.#size += Buffer.byteLength(text);
+    this.written += count;
+  }
+
+  async #rotate(): Promise<void> {
+    await this.#handle?.close();
+    const { file, files } = this.#o;
+    if (files === 0) await rm(file, { force: true });
+    else {
+      await rm(`${file}.${files}`, { force: true });
+      for (let n = files - 1; n >= 1; n--) await rename(`${file}.${n}`, `${file}.${n + 1}`).catch(() => undefined);
+      await rename(file, `${file}.1`);
+    }
+    this.#handle = await open(file, 'a');
+    this.#size = 0;
+  }
+}

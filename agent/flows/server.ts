@@ -1,0 +1,117 @@
+// The agent's flow API (HTTPS), for Palisade's aggregated API server only:
+// every request must carry the bearer token of --flows-token-file, which
+// only that server holds; users reach flows through the Kubernetes API and
+// its RBAC, never here (docs/adr/0006-flows-api.md).
+//
+//   GET /v1/flows?criteria=JSON&last=N&since=MS   {node, flows, lost}
+//   GET /v1/flows?follow=true&criteria=JSON       NDJSON: {"flow": ...} per flow, {"missed": N} when this
+//                                                 client fell behind and N flows were dropped for it
+//   GET /v1/status                                the node's flow and datapath status
+//
+// A follower whose connection cannot take its flows (TCP backpressure) has
+// them queued up to a bound, then dropped and counted; one that falls too
+// far behind is disconnected. Nothing a client does can stall the agent.
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { CriteriaError, flowFilter, type FlowCriteria } from '../../lib/flow-filter.ts';
+import type { FlowPipeline } from './pipeline.ts';
+
+export interface FlowServerOptions {
+  listen: { host: string; port: number };
+  cert: Buffer;
+  key: Buffer;
+  token: string;
+  node: string;
+  pipeline: FlowPipeline;
+  /** The node's datapath status for /v1/status. */
+  status: () => Promise<Record<string, unknown>>;
+  log: (line: string) => void;
+  /** A follower's queue bound, and how many missed flows get it cut off. */
+  followQueue?: number;
+  followCutOff?: number;
+}
+
+export async function serveFlows(o: FlowServerOptions): Promise<Server> {
+  const expected = Buffer.from(`Bearer ${o.token}`);
+  const authorized = (req: IncomingMessage) => {
+    const got = Buffer.from(req.headers.authorization ?? '');
+    return got.length === expected.length && timingSafeEqual(got, expected);
+  };
+  const server = createServer({ cert: o.cert, key: o.key }, (req, res) => {
+    void handle(req, res).catch((error: unknown) => {
+      o.log(`flows api: ${req.url}: ${(error as Error).message}`);
+      if (!res.headersSent) send(res, 500, { error: (error as Error).message });
+      else res.destroy();
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!authorized(req)) return send(res, 401, { error: 'this API serves Palisade\'s aggregated API server only' });
+    const url = new URL(req.url ?? '/', 'https://agent');
+    if (req.method !== 'GET') return send(res, 405, { error: 'GET only' });
+    if (url.pathname === '/v1/status') return send(res, 200, { node: o.node, ...(await o.status()) });
+    if (url.pathname !== '/v1/flows') return send(res, 404, { error: `no ${url.pathname}` });
+    let filter: ReturnType<typeof flowFilter>;
+    try {
+      filter = flowFilter(JSON.parse(url.searchParams.get('criteria') ?? '{}') as FlowCriteria);
+    } catch (error) {
+      return send(res, 400, { error: error instanceof CriteriaError ? error.message : `criteria: ${(error as Error).message}` });
+    }
+    const last = url.searchParams.has('last') ? Number(url.searchParams.get('last')) : undefined;
+    const since = url.searchParams.has('since') ? Number(url.searchParams.get('since')) : undefined;
+    if ((last !== undefined && !(Number.isInteger(last) && last >= 0)) || (since !== undefined && !Number.isFinite(since))) {
+      return send(res, 400, { error: 'last must be a count and since a time in ms' });
+    }
+    const stored = o.pipeline.store.query({ filter, last, sinceMs: since });
+    if (url.searchParams.get('follow') !== 'true') {
+      return send(res, 200, { node: o.node, flows: stored.map((s) => s.flow), lost: o.pipeline.loss() });
+    }
+    await follow(res, filter, stored.map((s) => s.flow));
+  }
+
+  async function follow(res: ServerResponse, filter: ReturnType<typeof flowFilter>, backlog: unknown[]): Promise<void> {
+    const follower = o.pipeline.store.follow(filter, { queueLimit: o.followQueue ?? 10_000, cutOffAfterMissed: o.followCutOff ?? 1_000_000 });
+    res.on('close', () => follower.close());
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    // Waiting for the client to take its bytes never outlasts the follower: cut off, it is dropped.
+    const write = async (lines: string) => {
+      if (!res.write(lines)) {
+        await Promise.race([new Promise((resolve) => { res.once('drain', resolve); res.once('close', resolve); }), follower.whenClosed]);
+      }
+    };
+    if (backlog.length > 0) await write(backlog.map((flow) => `${JSON.stringify({ flow })}\n`).join(''));
+    for (let batch = await follower.next(); batch && !res.destroyed; batch = await follower.next()) {
+      let lines = '';
+      if (batch.missed > 0) {
+        o.pipeline.consumerMissed += batch.missed;
+        lines += `${JSON.stringify({ missed: batch.missed, node: o.node })}\n`;
+      }
+      for (const s of batch.flows) lines += `${JSON.stringify({ flow: s.flow })}\n`;
+      await write(lines);
+    }
+    // A follower cut off cannot even take a last line: its connection is dropped.
+    if (follower.closed === 'cut-off') res.destroy();
+    else res.end();
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.listen.port, o.listen.host, () => resolve());
+  });
+  return server;
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** `host:port` (IPv4 or a name; `[v6]:port`) as listen options. */
+export function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !(port > 0 && port < 65536)) throw new Error(`not host:port: ${JSON.stringify(text)}`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
