@@ -20,6 +20,7 @@ import { PolicySync } from './policy-sync.ts';
 import { FlowExport } from './flows/export.ts';
 import { FlowPipeline } from './flows/pipeline.ts';
 import { parseListen, serveFlows } from './flows/server.ts';
+import { AgentMetrics } from './metrics.ts';
 import { readFile } from 'node:fs/promises';
 import { StatusReporter } from './status-reporter.ts';
 import { Loader } from '../datapath/loader-client.ts';
@@ -102,6 +103,7 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
   await untilDone(`register PalisadeNode ${config.node}`, () => status.register());
   // The loader inherits this process's network namespace: it sees the node's veths.
   // libbpf warns on every re-attach to an existing clsact qdisc; that is expected here.
+  const metrics = new AgentMetrics();
   const loader = await Loader.start({ onLog: (line) => /Exclusivity flag on/.test(line) || log(`loader: ${line}`) });
   const addresses = () => {
     const facts = nodes.list().map(nodeFacts);
@@ -121,6 +123,7 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
     mapSizes: { pal_flows: config.flowRingBytes },
     status,
     log,
+    metrics,
   });
   const flowExport = config.flowExportFile
     ? new FlowExport({ file: config.flowExportFile, maxBytes: config.flowExportMaxBytes, files: config.flowExportFiles, log })
@@ -130,9 +133,18 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
     pinDir: config.bpffs,
     context: policy.flowContext(),
     storeSize: config.flowStoreSize,
-    onFlows: flowExport && ((batch) => flowExport.add(batch)),
+    onFlows: (batch) => {
+      metrics.flows(batch);
+      flowExport?.add(batch);
+    },
     log,
   });
+  metrics.attach({
+    loader,
+    maps: () => policy.datapathStatus().maps,
+    flowLoss: () => ({ decoder: flows.loss().decoder, consumer: flows.consumerMissed, export: flowExport?.lost ?? 0 }),
+  });
+  const metricsServer = config.metricsListen ? await metrics.serve(parseListen(config.metricsListen)) : undefined;
   const flowServer = config.flowsListen
     ? await serveFlows({
         listen: parseListen(config.flowsListen),
@@ -186,6 +198,7 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
       await new Promise((resolve) => server.close(resolve));
       await nodeWatch.stop();
       await routes.idle();
+      await new Promise((resolve) => (metricsServer ? metricsServer.close(resolve) : resolve(undefined)));
       if (flowServer) {
         const closed = new Promise((resolve) => flowServer.close(resolve));
         flowServer.closeAllConnections(); // followers stream until closed

@@ -46,6 +46,7 @@ import {
 } from './datapath-plan.ts';
 import { writeSteps } from './map-writer.ts';
 import { endpointIdOfKey, orderWrites, type Capacity, type WriteStep } from './map-writes.ts';
+import type { AgentMetrics } from './metrics.ts';
 import { ProblemEvents } from './problem-events.ts';
 import { serviceFrontends, type ServiceFrontend } from './services.ts';
 import { RuleIndex, type FlowContext, type PodFacts } from './flows/enrich.ts';
@@ -67,6 +68,8 @@ export interface PolicySyncOptions {
   mapSizes?: Record<string, number>;
   status: StatusReporter;
   log: (line: string) => void;
+  /** Realization latency and datapath errors (agent/metrics.ts). */
+  metrics?: Pick<AgentMetrics, 'realized' | 'datapathError'>;
 }
 
 interface SecurityIdentity extends KubernetesObject {
@@ -163,8 +166,13 @@ export class PolicySync {
     const closed = { key: u32Key.encode(endpoint.ifindex), value: endpointInfo.encode(closedEndpointInfo(endpoint.ip)) };
     await this.#o.loader.update('pal_endpoints', [closed]);
     this.#record('pal_endpoints', [{ key: closed.key.toString('hex'), value: closed.value.toString('hex') }], []);
-    await this.#o.loader.attach(endpoint.ifindex, 'pal_from_pod', 'ingress');
-    await this.#o.loader.attach(endpoint.ifindex, 'pal_to_pod', 'egress');
+    try {
+      await this.#o.loader.attach(endpoint.ifindex, 'pal_from_pod', 'ingress');
+      await this.#o.loader.attach(endpoint.ifindex, 'pal_to_pod', 'egress');
+    } catch (error) {
+      this.#o.metrics?.datapathError('attach');
+      throw error;
+    }
     await this.learnPod(endpoint);
     await this.#task.runSoon();
   }
@@ -194,7 +202,10 @@ export class PolicySync {
 
   async #loadDatapath(): Promise<void> {
     const { loader, objectPath, pinDir } = this.#o;
-    const loaded = await loader.load(objectPath, pinDir, { globals: loadGlobals(this.#o.globals), mapSizes: this.#o.mapSizes });
+    const loaded = await loader.load(objectPath, pinDir, { globals: loadGlobals(this.#o.globals), mapSizes: this.#o.mapSizes }).catch((error: unknown) => {
+      this.#o.metrics?.datapathError('load');
+      throw error;
+    });
     this.#capacity = Object.fromEntries(PLANNED_MAPS.map((map) => [map, loaded.maps.find((m) => m.name === map)?.maxEntries ?? Infinity]));
     // Pinned maps survive restarts: what they hold is what is applied.
     await this.#readApplied();
@@ -392,6 +403,7 @@ export class PolicySync {
       // Stage timestamps (wall clock, ms) for the apply-latency benchmark: the first
       // watch event of this batch, compile and plan done, diff done, maps written.
       this.#o.log(`policy-stages ${JSON.stringify({ revision: this.#revision, eventAt, startedAt, compiledAt, diffedAt, writtenAt: Date.now() })}`);
+      if (eventAt !== undefined) this.#o.metrics?.realized((Date.now() - eventAt) / 1000);
     }
     if (plan.skippedAddresses.length > 0) {
       plan.problems.push({
@@ -431,6 +443,7 @@ export class PolicySync {
     try {
       await writeSteps(loader, steps, (step) => this.#record(step.map, step.op === 'update' ? step.entries : [], step.op === 'delete' ? step.entries.map((e) => e.key) : []));
     } catch (error) {
+      this.#o.metrics?.datapathError('write');
       this.#appliedUnknown = true;
       const touched = new Set(
         steps.flatMap((s) => (isEndpointMap(s.map) ? s.entries.map((e) => endpointIdOfKey(s.map as EndpointMap, e.key)) : [])),

@@ -60,26 +60,45 @@ export class FlowExport {
       const lines = this.#queue;
       this.#queue = [];
       this.#queuedBytes = 0;
+      let done = 0;
       try {
-        await this.#write(lines.join(''), lines.length);
+        done = await this.#write(lines);
       } catch (error) {
-        this.lost += lines.length;
-        this.#o.log(`flows: export to ${this.#o.file} failed, ${lines.length} flows lost: ${(error as Error).message}`);
+        this.lost += lines.length - done;
+        this.#o.log(`flows: export to ${this.#o.file} failed, ${lines.length - done} flows lost: ${(error as Error).message}`);
         await this.#handle?.close().catch(() => undefined);
         this.#handle = undefined;
       }
     }
   }
 
-  async #write(text: string, count: number): Promise<void> {
+  /** Appends the lines, a file at a time: a file is rotated before a line would take it past maxBytes. Returns how many were written. */
+  async #write(lines: string[]): Promise<number> {
     if (!this.#handle) {
       this.#handle = await open(this.#o.file, 'a');
       this.#size = (await stat(this.#o.file)).size;
     }
-    if (this.#size > 0 && this.#size + Buffer.byteLength(text) > this.#o.maxBytes) await this.#rotate();
-    await this.#handle!.appendFile(text);
-    this.#size += Buffer.byteLength(text);
-    this.written += count;
+    let done = 0;
+    while (done < lines.length) {
+      let chunk = '';
+      let bytes = 0;
+      let n = done;
+      for (; n < lines.length; n++) {
+        const size = Buffer.byteLength(lines[n]!);
+        if (this.#size + bytes + size > this.#o.maxBytes && this.#size + bytes > 0) break;
+        chunk += lines[n];
+        bytes += size;
+      }
+      if (n === done) {
+        await this.#rotate();
+        continue;
+      }
+      await this.#handle!.appendFile(chunk);
+      this.#size += bytes;
+      this.written += n - done;
+      done = n;
+    }
+    return done;
   }
 
   async #rotate(): Promise<void> {
