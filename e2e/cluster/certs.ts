@@ -20,6 +20,16 @@ export type ClusterCerts = {
   adminKey: string;
   serviceAccountKey: string;
   serviceAccountPub: string;
+  /** kube-apiserver's front-proxy: its own CA and the client certificate it proxies aggregated APIs with. */
+  frontProxyCaCert: string;
+  frontProxyCaKey: string;
+  proxyClientCert: string;
+  proxyClientKey: string;
+  /** Palisade's aggregated API server (flows-api), on the advertise address. */
+  flowsApiCert: string;
+  flowsApiKey: string;
+  /** The openssl config the certificates are made with (signCert uses it). */
+  config: string;
 };
 
 /** The kube-apiserver's first service IP (10.96.0.0/16) and in-cluster names. */
@@ -44,11 +54,18 @@ export async function generateCerts(dir: string, opts: { advertiseAddress: strin
     adminKey: file('admin.key'),
     serviceAccountKey: file('sa.key'),
     serviceAccountPub: file('sa.pub'),
+    frontProxyCaCert: file('front-proxy-ca.crt'),
+    frontProxyCaKey: file('front-proxy-ca.key'),
+    proxyClientCert: file('proxy-client.crt'),
+    proxyClientKey: file('proxy-client.key'),
+    flowsApiCert: file('flows-api.crt'),
+    flowsApiKey: file('flows-api.key'),
+    config: file('openssl.cnf'),
   };
   const sans = ['IP:127.0.0.1', 'DNS:localhost', `IP:${opts.advertiseAddress}`, ...SERVICE_SANS];
   // Our own config, so the system openssl.cnf's defaults (e.g. CA:TRUE on every
   // `req -x509` certificate) don't leak into the leaf certificates.
-  const config = file('openssl.cnf');
+  const config = certs.config;
   await writeFile(
     config,
     `[req]
@@ -67,6 +84,11 @@ subjectAltName = ${sans.join(', ')}
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = clientAuth
+[flows_api]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:${opts.advertiseAddress}, DNS:palisade-flows-api.palisade-system.svc
 `,
   );
 
@@ -84,7 +106,12 @@ extendedKeyUsage = clientAuth
       await Promise.all([
         req('server', '/CN=kube-apiserver', certs.apiserverCert, certs.apiserverKey, signedByCa),
         req('client', '/O=system:masters/CN=palisade-admin', certs.adminCert, certs.adminKey, signedByCa),
+        req('flows_api', '/CN=palisade-flows-api', certs.flowsApiCert, certs.flowsApiKey, signedByCa),
       ]);
+    })(),
+    (async () => {
+      await req('ca', '/CN=front-proxy-ca', certs.frontProxyCaCert, certs.frontProxyCaKey, []);
+      await req('client', '/CN=front-proxy-client', certs.proxyClientCert, certs.proxyClientKey, ['-CA', certs.frontProxyCaCert, '-CAkey', certs.frontProxyCaKey]);
     })(),
     (async () => {
       await execa('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', certs.serviceAccountKey]);
@@ -92,4 +119,20 @@ extendedKeyUsage = clientAuth
     })(),
   ]);
   return certs;
+}
+
+/**
+ * A certificate signed by the cluster CA: a server's for `ips` (a node agent's
+ * flow API) or a client's for user `user` in `groups` (an RBAC test user).
+ */
+export async function signCert(certs: ClusterCerts, out: { cert: string; key: string }, what: { serverIps: string[] } | { user: string; groups?: string[] }): Promise<void> {
+  const ext = 'serverIps' in what
+    ? ['-addext', `subjectAltName=${what.serverIps.map((ip) => `IP:${ip}`).join(',')}`, '-addext', 'extendedKeyUsage=serverAuth']
+    : ['-addext', 'extendedKeyUsage=clientAuth'];
+  const subject = 'serverIps' in what ? '/CN=palisade-agent' : `${(what.groups ?? []).map((g) => `/O=${g}`).join('')}/CN=${what.user}`;
+  await execa('openssl', [
+    'req', '-x509', '-config', certs.config, '-subj', subject, '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'keyUsage=critical,digitalSignature', ...ext,
+    '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-noenc', '-keyout', out.key, '-out', out.cert, '-days', '3650',
+    '-CA', certs.caCert, '-CAkey', certs.caKey,
+  ]);
 }

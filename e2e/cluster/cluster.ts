@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from './control-plane.ts';
+import { startFlowsApi } from './flows-api.ts';
 import { installCrds } from './crds.ts';
 import { NODE_BIN, programs } from './paths.ts';
 import { startProcess, type ManagedProcess } from './processes.ts';
@@ -74,6 +75,15 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     kubeconfig.loadFromFile(controlPlane.adminKubeconfig);
     const core = kubeconfig.makeApiClient(CoreV1Api);
     await installCrds(kubeconfig);
+    const flowsApi = await startFlowsApi({
+      runDir: join(runDir, 'control-plane'),
+      netns: underlay.controlPlaneNetns,
+      advertiseAddress: underlay.advertiseAddress,
+      certs: controlPlane.certs,
+      kubeconfig,
+      adminKubeconfigForNetns: controlPlane.nodeKubeconfig,
+    });
+    cleanup.defer(() => flowsApi.process.stop());
 
     // The operator runs as a Deployment would: anywhere that reaches the API server.
     const operator = await startProcess({
@@ -89,7 +99,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     for (let index = 1; index <= (options.nodes ?? 2); index++) {
       const podCidr = options.podCidr?.(index) ?? `10.200.${index}.0/24`;
       const node = await startNode({ runId, runDir, index, podCidr, underlay, core, nodeKubeconfig: controlPlane.nodeKubeconfig, agentArgs: options.agentArgs,
-        kubeProxy: options.kubeProxy ? { clusterCidr: CLUSTER_POD_CIDR } : undefined });
+        kubeProxy: options.kubeProxy ? { clusterCidr: CLUSTER_POD_CIDR } : undefined, flows: { certs: controlPlane.certs, tokenFile: flowsApi.tokenFile } });
       cleanup.defer(() => node.stop());
       nodes.push(node);
     }

@@ -24,7 +24,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { generateCerts } from './certs.ts';
+import { generateCerts, type ClusterCerts } from './certs.ts';
 import { probeHttps, startProcess, waitFor, type ManagedProcess, type ProcessOptions } from './processes.ts';
 
 export type ControlPlaneOptions = {
@@ -37,6 +37,8 @@ export type ControlPlaneOptions = {
 };
 
 export type ControlPlane = {
+  /** The cluster's PKI (its CA signs agents' and test users' certificates too). */
+  certs: ClusterCerts;
   /** Kubeconfig for the root namespace (through the tunnel), as system:masters. */
   adminKubeconfig: string;
   /** Kubeconfig for node namespaces: https://ADVERTISE:6443, same admin credentials. */
@@ -120,6 +122,17 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         // ServiceAccount, and this plugin would reject every pod for lacking it.
         '--disable-admission-plugins=ServiceAccount',
         '--allow-privileged=true',
+        // The aggregation layer, for Palisade's flow API (flows-api/): kube-apiserver
+        // proxies /apis/flows.palisade.io with the user in X-Remote-* headers, over its
+        // front-proxy client certificate, to the endpoint of the APIService's Service.
+        `--requestheader-client-ca-file=${certs.frontProxyCaCert}`,
+        '--requestheader-allowed-names=front-proxy-client',
+        '--requestheader-username-headers=X-Remote-User',
+        '--requestheader-group-headers=X-Remote-Group',
+        '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+        `--proxy-client-cert-file=${certs.proxyClientCert}`,
+        `--proxy-client-key-file=${certs.proxyClientKey}`,
+        '--enable-aggregator-routing=true',
         '-v=0',
       ],
       logFile: join(runDir, 'kube-apiserver.log'),
@@ -183,7 +196,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     };
 
     const running = started.move();
-    return { adminKubeconfig, nodeKubeconfig, apiserverPort, restartApiserver, pauseApiserver, stop: () => running.disposeAsync() };
+    return { certs, adminKubeconfig, nodeKubeconfig, apiserverPort, restartApiserver, pauseApiserver, stop: () => running.disposeAsync() };
   } catch (err) {
     await started.disposeAsync();
     throw err;

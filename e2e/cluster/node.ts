@@ -4,6 +4,8 @@
 import { mkdir } from 'node:fs/promises';
 import { execa } from 'execa';
 import type { CoreV1Api } from '@kubernetes/client-node';
+import { signCert, type ClusterCerts } from './certs.ts';
+import { AGENT_FLOWS_PORT, AGENT_METRICS_PORT } from './flows-api.ts';
 import { startKubeProxy } from './kube-proxy.ts';
 import { createNetns, deleteNetns } from './netns.ts';
 import { NODE_BIN, programs } from './paths.ts';
@@ -41,6 +43,8 @@ export interface NodeOptions {
   agentArgs?: string[];
   /** Run kube-proxy (iptables mode) in the node's namespace; pod addresses of the whole cluster lie in clusterCidr. */
   kubeProxy?: { clusterCidr: string };
+  /** Serve flows to the flow API (e2e/cluster/flows-api.ts) on the node's address, with a certificate of the cluster CA, and metrics. */
+  flows?: { certs: ClusterCerts; tokenFile: string };
 }
 
 export async function startNode(opts: NodeOptions): Promise<SimNode> {
@@ -61,12 +65,19 @@ export async function startNode(opts: NodeOptions): Promise<SimNode> {
     await execa('mount', ['-t', 'bpf', 'bpffs', bpffs]);
     const address = await attachNode(opts.underlay, opts.index, netns);
     await registerNode(opts.core, name, podCidr, address);
+    const flowArgs: string[] = [];
+    if (opts.flows) {
+      const tls = { cert: `${stateDir}/flows.crt`, key: `${stateDir}/flows.key` };
+      await signCert(opts.flows.certs, tls, { serverIps: [address] });
+      flowArgs.push('--flows-listen', `${address}:${AGENT_FLOWS_PORT}`, '--flows-tls-cert', tls.cert, '--flows-tls-key', tls.key,
+        '--flows-token-file', opts.flows.tokenFile, '--metrics-listen', `${address}:${AGENT_METRICS_PORT}`);
+    }
     const startAgent = () =>
       startProcess({
         name: `agent ${name}`,
         command: NODE_BIN,
         args: [programs.agent, '--node', name, '--kubeconfig', opts.nodeKubeconfig, '--state-dir', stateDir,
-          '--cni-socket', `${stateDir}/cni.sock`, '--bpffs', bpffs, ...(opts.agentArgs ?? [])],
+          '--cni-socket', `${stateDir}/cni.sock`, '--bpffs', bpffs, ...flowArgs, ...(opts.agentArgs ?? [])],
         netns,
         logFile: `${stateDir}/agent.log`,
         readyLine: /ready node=/,
