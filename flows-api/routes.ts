@@ -1,6 +1,6 @@
 // Pure: the aggregated API's paths (group flows.palisade.io, version
 // v1alpha1), the authorization each one needs, and its discovery documents.
-// kube-apiserver proxies /apis/flows.palisade.io/... here (docs/adr/0006-flows-api.md).
+// kube-apiserver proxies /apis/flows.palisade.io/... here (docs/adr/0006-flows.md).
 
 export const GROUP = 'flows.palisade.io';
 export const VERSION = 'v1alpha1';

@@ -1,4 +1,4 @@
-// Palisade's aggregated API server (docs/adr/0006-flows-api.md): kube-apiserver
+// Palisade's aggregated API server (docs/adr/0006-flows.md): kube-apiserver
 // proxies /apis/flows.palisade.io/... here with the user it authenticated in
 // X-Remote-User/-Group headers, over TLS with its front-proxy client
 // certificate. This server trusts those headers only from that certificate,

@@ -1,7 +1,7 @@
 // The agent's flow API (HTTPS), for Palisade's aggregated API server only:
 // every request must carry the bearer token of --flows-token-file, which
 // only that server holds; users reach flows through the Kubernetes API and
-// its RBAC, never here (docs/adr/0006-flows-api.md).
+// its RBAC, never here (docs/adr/0006-flows.md).
 //
 //   GET /v1/flows?criteria=JSON&last=N&since=MS   {node, flows, lost}
 //   GET /v1/flows?follow=true&criteria=JSON       NDJSON: {"flow": ...} per flow, {"missed": N} when this
