@@ -183,7 +183,7 @@ const encodings: EncodingRow[] = [
     },
     '0100000000000000 0200000000000000 0300000000000000 04000000 0a000105 0a60000a 409c 5000 2c010000 90010000 04030201 0a60000a 5000 06 01 02 80 02 03',
   ),
-  encodes('drop_agg_key', dropAggKey, { ifindex: 4, peer: '10.0.2.9', reason: 128, direction: 0 }, '04000000 0a000209 80 00 0000'),
+  encodes('drop_agg_key', dropAggKey, { ifindex: 4, peer: '10.0.2.9', dport: 80, protocol: 6, reason: 128, direction: 0 }, '04000000 0a000209 5000 06 80 00 000000'),
   encodes('drop_agg', dropAgg, { total: 7n, lastEvent: 8n }, '0700000000000000 0800000000000000'),
   encodes('lb4_key', lb4Key, { addr: '10.96.0.10', port: 8080, protocol: 6 }, '0a60000a 901f 06 00'),
   encodes('lb4_service', lb4Service, { count: 3, flags: 1 }, '03000000 01000000'),

@@ -418,7 +418,12 @@ export const flowEvent = struct('flow_event', 64, {
 export type FlowEvent = ReturnType<typeof flowEvent.decode>;
 
 /** flows.h: the key of pal_drop_agg, under which drops are summarised. */
-export const dropAggKey = struct('drop_agg_key', 12, { ifindex: u32(0), peer: ipv4(4), reason: u8(8), direction: u8(9) }, [{ c: 'pad', offset: 10, size: 2 }]);
+export const dropAggKey = struct(
+  'drop_agg_key',
+  16,
+  { ifindex: u32(0), peer: ipv4(4), dport: u16(8), protocol: u8(10), reason: u8(11), direction: u8(12) },
+  [{ c: 'pad', offset: 13, size: 3 }],
+);
 /** flows.h: the value of pal_drop_agg: the key's drops so far and the CLOCK_BOOTTIME of its last event. */
 export const dropAgg = struct('drop_agg', 16, { total: u64(0), lastEvent: u64(8) });
 

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { dropAggKey } from '../../datapath/abi.ts';
 import { DropTotals } from './drop-totals.ts';
 
-const key = (peer: string) => dropAggKey.encode({ ifindex: 4, peer, reason: 128, direction: 0 });
+const key = (peer: string) => dropAggKey.encode({ ifindex: 4, peer, dport: 80, protocol: 6, reason: 128, direction: 0 });
 
 test('each drop event stands for the drops since the last total seen; late or stale ones for none', () => {
   const totals = new DropTotals();

@@ -42,6 +42,8 @@ export class FlowPipeline {
   readonly #o: FlowPipelineOptions;
   readonly #reader: FlowReader;
   readonly #drops = new DropTotals();
+  /** The last drop event of each pal_drop_agg key: what a summary of its tail repeats (with current names). */
+  readonly #samples = new Map<string, FlowEvent>();
   readonly #timer: NodeJS.Timeout;
   #kernelLost: Record<string, number> = {};
   #polling: Promise<void> = Promise.resolve();
@@ -82,7 +84,9 @@ export class FlowPipeline {
       this.events[type] = (this.events[type] ?? 0) + 1;
       let packets: bigint | undefined;
       if (event.type === FLOW_TYPE.DROP && event.flags & FLOW_FLAG.RUNNING_TOTAL) {
-        packets = this.#drops.event(dropKey(event), event.packets);
+        const key = dropKey(event);
+        packets = this.#drops.event(key, event.packets);
+        this.#samples.set(key, event);
       }
       flows.push(enrichFlow(event, this.#o.context, packets));
     }
@@ -100,21 +104,28 @@ export class FlowPipeline {
       if (n > 0n && type < FLOW_TYPES) lost[TYPE_NAMES[type] ?? String(type)] = Number(n);
     }
     this.#kernelLost = lost;
-    const tails = this.#drops.read((await loader.dump('pal_drop_agg')).map((e) => ({ key: e.key, total: dropAgg.decode(e.value).total })));
+    const entries = (await loader.dump('pal_drop_agg')).map((e) => ({ key: e.key, total: dropAgg.decode(e.value).total }));
+    const present = new Set(entries.map((e) => e.key.toString('hex')));
+    for (const key of this.#samples.keys()) if (!present.has(key)) this.#samples.delete(key);
+    const tails = this.#drops.read(entries);
     if (tails.length === 0) return;
     const now = BigInt(Date.now()) * 1_000_000n;
-    this.#ingest(tails.map(({ key, drops }) => ({
-      timeNs: now, packets: drops, bytes: 0n, ifindex: key.ifindex,
-      // The key keeps the peer only: it stands on the pod's far side.
-      saddr: key.direction === 0 ? key.peer : '0.0.0.0', daddr: key.direction === 0 ? '0.0.0.0' : key.peer,
-      sport: 0, dport: 0, srcIdentity: 0, dstIdentity: 0, ruleId: 0, natAddr: '0.0.0.0', natPort: 0,
-      protocol: 0, direction: key.direction, type: FLOW_TYPE.DROP_SUMMARY, reason: key.reason, tcpFlags: 0, flags: 0,
-    })));
+    this.#ingest(tails.map(({ key, drops }) => {
+      const sample = this.#samples.get(dropAggKey.encode(key).toString('hex'));
+      if (sample) return { ...sample, timeNs: now, packets: drops, bytes: 0n, type: FLOW_TYPE.DROP_SUMMARY, flags: sample.flags & ~FLOW_FLAG.RUNNING_TOTAL };
+      // No event of the key seen (the agent started since): what the key says. The peer stands on the pod's far side.
+      return {
+        timeNs: now, packets: drops, bytes: 0n, ifindex: key.ifindex,
+        saddr: key.direction === 0 ? key.peer : '0.0.0.0', daddr: key.direction === 0 ? '0.0.0.0' : key.peer,
+        sport: 0, dport: key.dport, srcIdentity: 0, dstIdentity: 0, ruleId: 0, natAddr: '0.0.0.0', natPort: 0,
+        protocol: key.protocol, direction: key.direction, type: FLOW_TYPE.DROP_SUMMARY, reason: key.reason, tcpFlags: 0, flags: 0,
+      };
+    }));
   }
 }
 
 /** pal_drop_agg's key of a drop event (flows.h flow_drop): the peer is the far side of the hook. */
 function dropKey(e: FlowEvent): string {
   const peer = e.direction === 0 ? e.saddr : e.daddr;
-  return dropAggKey.encode({ ifindex: e.ifindex, peer, reason: e.reason, direction: e.direction }).toString('hex');
+  return dropAggKey.encode({ ifindex: e.ifindex, peer, dport: e.dport, protocol: e.protocol, reason: e.reason, direction: e.direction }).toString('hex');
 }

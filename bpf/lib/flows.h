@@ -8,7 +8,8 @@
  * that lives on (FLOW_UPDATE), with its packet and byte counts so far.
  * Established packets write nothing: they add to their entry's counters.
  *
- * Drops are summarised per key (device, peer, reason, direction) in
+ * Drops are summarised per key (device, peer, destination port, protocol,
+ * reason, direction) in
  * pal_drop_agg: each key counts its drops (`total`), and a drop writes its
  * event only if its key wrote none in the last PAL_FLOW_DROP_WINDOW_NS; the
  * event carries the key's running total in `packets`. So a flood of one
@@ -55,7 +56,7 @@
 #ifndef PAL_FLOW_DROP_AGG_MAX
 #define PAL_FLOW_DROP_AGG_MAX 16384
 #endif
-#define PAL_FLOW_DROP_WINDOW_NS 1000000000ull /* 1 s */
+#define PAL_FLOW_DROP_WINDOW_NS 250000000ull /* 250 ms */
 
 struct flow_event {
 	__u64 time_ns;      /* CLOCK_BOOTTIME */
@@ -84,11 +85,13 @@ _Static_assert(sizeof(struct flow_event) == 64, "flow_event is ABI");
 struct drop_agg_key {
 	__u32 ifindex;
 	__u32 peer;         /* the peer address, network order */
+	__u16 dport;        /* the packet's destination port (host order), 0 without ports */
+	__u8 protocol;
 	__u8 reason;
 	__u8 direction;
-	__u16 pad;
+	__u8 pad[3];
 };
-_Static_assert(sizeof(struct drop_agg_key) == 12, "drop_agg_key is ABI");
+_Static_assert(sizeof(struct drop_agg_key) == 16, "drop_agg_key is ABI");
 
 /* The value of pal_drop_agg. */
 struct drop_agg {
@@ -152,7 +155,10 @@ __noinline int flow_emit(struct flow_event *e)
  * running total) unless the key wrote one within the window. */
 static __always_inline void flow_drop(struct flow_event *e, __u32 peer)
 {
-	struct drop_agg_key k = { .ifindex = e->ifindex, .peer = peer, .reason = e->reason, .direction = e->direction };
+	struct drop_agg_key k = {
+		.ifindex = e->ifindex, .peer = peer, .dport = e->dport, .protocol = e->protocol,
+		.reason = e->reason, .direction = e->direction,
+	};
 	struct drop_agg *agg = bpf_map_lookup_elem(&pal_drop_agg, &k);
 
 	if (!agg) {
