@@ -63,9 +63,18 @@ function probe(fields: string, expect = matrix(open9)): string {
 // Each malformed file and the exact message it must give.
 const malformed: { what: string; text: string; message: string | RegExp }[] = [
   // the version key is required
-  { what: 'missing version', text: 'name: t\nsteps: [{delete: []}]\n', message: 'f.yaml: version: is missing (must be 1)' },
-  // only version 1 exists
-  { what: 'version 2', text: 'version: 2\nname: t\nsteps: [{delete: []}]\n', message: 'f.yaml: version: must be 1' },
+  { what: 'missing version', text: 'name: t\nsteps: [{delete: []}]\n', message: 'f.yaml: version: is missing (must be 1 or 2)' },
+  // versions 1 and 2 exist
+  { what: 'version 3', text: 'version: 3\nname: t\nsteps: [{delete: []}]\n', message: 'f.yaml: version: must be 1 or 2' },
+  // version 2 keys in a version 1 file
+  { what: 'explain in version 1', text: `${HEAD}steps:\n  - probe: {port: 80, expect: '-', explain: []}\n`, message: /explain, from and to need version: 2/ },
+  { what: 'wait in version 1', text: `${HEAD}steps:\n  - wait: {seconds: 1}\n`, message: 'f.yaml: step 1 (wait): needs version: 2' },
+  // version 2 capabilities not built: a clear error naming them, never a pass
+  { what: 'external hosts', text: 'version: 2\nname: t\ncluster: {external: [{name: web, ip: 203.0.113.10}]}\nsteps: [{delete: []}]\n', message: /external.*not supported by this runner yet/ },
+  { what: 'dns', text: 'version: 2\nname: t\ncluster: {dns: []}\nsteps: [{delete: []}]\n', message: /DNS-aware policy.*not supported/ },
+  // an explanation naming a pod outside the cluster, or a malformed policy
+  { what: 'explain: unknown pod', text: `version: 2\nname: t\nsteps:\n  - probe: {port: 80, expect: '-', explain: [{from: q/a, to: x/b, verdict: dropped, at: ingress, by: [NetworkPolicy x/p]}]}\n`, message: /explain\[0\]: pod "q\/a" is not in the cluster/ },
+  { what: 'explain: malformed policy', text: `version: 2\nname: t\nsteps:\n  - probe: {port: 80, expect: '-', explain: [{from: x/a, to: x/b, verdict: dropped, at: ingress, by: [x/p]}]}\n`, message: /is not a policy as KIND NAMESPACE\/NAME/ },
   // an empty file
   { what: 'empty file', text: '', message: 'f.yaml: must be a YAML mapping with version, name and steps' },
   // a file that is not YAML
@@ -94,19 +103,19 @@ const malformed: { what: string; text: string; message: string | RegExp }[] = [
   {
     what: 'two keys in a step',
     text: `${HEAD}steps:\n  - {delete: [], labelPod: {pod: x/a}}\n`,
-    message: 'f.yaml: step 1: has 2 keys (delete, labelPod), expected exactly one of apply, delete, labelNamespace, labelPod, probe',
+    message: 'f.yaml: step 1: has 2 keys (delete, labelPod), expected exactly one of apply, delete, labelNamespace, labelPod, probe, wait, setDNS',
   },
   // an unknown step
   {
     what: 'unknown step',
     text: `${HEAD}steps:\n  - {sleep: 3}\n`,
-    message: 'f.yaml: step 1: unknown step "sleep", expected exactly one of apply, delete, labelNamespace, labelPod, probe',
+    message: 'f.yaml: step 1: unknown step "sleep", expected exactly one of apply, delete, labelNamespace, labelPod, probe, wait, setDNS',
   },
   // a step that is not a mapping
   {
     what: 'step not a mapping',
     text: `${HEAD}steps:\n  - probe\n`,
-    message: 'f.yaml: step 1: must be a mapping, expected exactly one of apply, delete, labelNamespace, labelPod, probe',
+    message: 'f.yaml: step 1: must be a mapping, expected exactly one of apply, delete, labelNamespace, labelPod, probe, wait, setDNS',
   },
   // a row with a missing cell; the step number counts from 1
   {

@@ -24,6 +24,9 @@ import { compareMatrix, matrixOf, renderSideBySide, type ObservedCell } from './
 import { substitute } from './placeholders.ts';
 import { deletionVersion, EnforcementTracker } from './enforcement.ts';
 import type { ProbeRun } from './report.ts';
+import { explainFailure } from './explain.ts';
+import { observeThroughPlugin, type Observe } from './observe.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface ScenarioRun {
   probes: ProbeRun[];
@@ -38,6 +41,10 @@ export interface RunOptions {
   probeTimeoutMs?: number;
   /** How long a probe waits for the agents to report the scenario's changes enforced. */
   enforcementTimeoutMs?: number;
+  /** How flows are read for `explain` (default: `kubectl palisade observe -o json`, as a user would). */
+  observe?: Observe;
+  /** How long `explain` waits for the flows of a probe to arrive. Default 5 s. */
+  explainTimeoutMs?: number;
 }
 
 export async function runScenario(cluster: SimCluster, scenario: Scenario, file: string, options: RunOptions = {}): Promise<ScenarioRun> {
@@ -88,8 +95,12 @@ export async function runScenario(cluster: SimCluster, scenario: Scenario, file:
           return relabel({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: step.namespace } }, namespaceLabels(step.namespace, step.labels));
         case 'labelPod':
           return relabel({ apiVersion: 'v1', kind: 'Pod', metadata: { name: step.name, namespace: step.namespace } }, podLabels(step.name, step.labels));
+        case 'wait':
+          await sleep(step.seconds * 1000);
+          return;
         case 'probe': {
           await enforcement.wait(cluster.kubeconfig, cluster.nodes.map((n) => n.name), options.enforcementTimeoutMs);
+          const probedAt = Date.now();
           const ids = step.expect.pods;
           const pairs = ids.flatMap((from) => ids.filter((to) => to !== from).map((to) => ({ from, to })));
           const outcomes = await probeAll(
@@ -111,6 +122,19 @@ export async function runScenario(cluster: SimCluster, scenario: Scenario, file:
           run.probes.push({ protocol: step.protocol, status: diffs.length === 0 ? 'passed' : 'failed' });
           if (diffs.length > 0) {
             run.failures.push(`step ${index} (probe ${step.portLabel}):\n${renderSideBySide(step.expect, matrix, diffs)}`);
+          }
+          const observe = options.observe ?? observeThroughPlugin(cluster.controlPlane.adminKubeconfig);
+          for (const e of step.explain) {
+            // Flows reach the agents' stores within moments; drop summaries within a second or two.
+            const deadline = Date.now() + (options.explainTimeoutMs ?? 5000);
+            let failure: string | undefined;
+            for (;;) {
+              const flows = await observe({ fromPod: e.from, toPod: e.to, port: step.port, protocol: step.protocol, sinceMs: probedAt - 1000 });
+              failure = explainFailure(e, flows);
+              if (!failure || Date.now() > deadline) break;
+              await sleep(250);
+            }
+            if (failure) run.failures.push(`step ${index} (probe ${step.portLabel}): explain: ${failure}`);
           }
           return;
         }
