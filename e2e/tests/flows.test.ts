@@ -167,3 +167,35 @@ test('every agent reports its status through the API; an agent\'s own flow API r
   const result = await execa('ip', ['netns', 'exec', `${cluster.runId}-cp`, process.execPath, '-e', script], { reject: false });
   assert.equal(result.stdout.trim(), '401', result.stderr);
 });
+
+test('following through the API streams new flows as they happen, from every node', async () => {
+  const server = new URL(cluster.kubeconfig.getCurrentCluster()!.server);
+  const options: RequestOptions = { host: server.hostname, port: server.port, path: `${BASE}/namespaces/db/flows?follow=true&${q({ toPods: ['db/pg'], types: ['new', 'drop'] })}`, headers: {} };
+  await cluster.kubeconfig.applyToHTTPSOptions(options);
+  const lines: Array<{ flow?: Flow; missed?: number; error?: string }> = [];
+  let partial = '';
+  const req = request(options, (res) => {
+    assert.equal(res.statusCode, 200);
+    res.setEncoding('utf8').on('data', (chunk: string) => {
+      const parts = (partial + chunk).split('\n');
+      partial = parts.pop()!;
+      for (const part of parts) if (part) lines.push(JSON.parse(part));
+    });
+  });
+  req.on('error', () => undefined).end();
+  try {
+    await sleep(500); // the stream is open on both agents
+    const before = lines.length;
+    const [allowed, denied] = await probeAll([{ from: web, to: pg, port: 80, protocol: 'TCP' }, { from: other, to: pg, port: 81, protocol: 'TCP' }], 500);
+    assert.deepEqual([allowed!.verdict === 'ok', denied!.verdict === 'ok'], [true, false]);
+    const arrived = () => lines.slice(before).flatMap((l) => (l.flow ? [line(l.flow)] : []));
+    for (let i = 0; i < 50 && !(arrived().some((l) => l.startsWith('new forwarded ingress shop/web')) && arrived().some((l) => l.startsWith('drop dropped ingress db/other'))); i++) await sleep(100);
+    const seen = arrived();
+    assert.ok(seen.includes('new forwarded ingress shop/web -> db/pg:80 [NetworkPolicy db/allow-shop]'), seen.join('\n'));
+    assert.ok(seen.includes('drop dropped ingress db/other -> db/pg:81 [NetworkPolicy db/allow-shop] default-deny'), seen.join('\n'));
+    assert.ok(seen.includes('new forwarded egress shop/web -> db/pg:80 []'), 'the egress side comes from the other node');
+    assert.deepEqual(lines.filter((l) => l.error), []);
+  } finally {
+    req.destroy();
+  }
+});
