@@ -15,6 +15,7 @@ import { identityKey } from '../policy/ids.ts';
 import { parseAddress } from '../policy/cidr.ts';
 import type { NetworkPolicyInput, PodInput } from '../policy/types.ts';
 import { planDatapath, PLANNED_MAPS } from './datapath-plan.ts';
+import { mapVerdict } from './map-verdict.ts';
 
 const TC_ACT_SHOT = 2;
 const TEST_IFINDEX = 1; // test_run gives packets the loopback device unless told otherwise
@@ -72,7 +73,7 @@ const cases: Array<{ name: string; policies: NetworkPolicyInput[] }> = [
 ];
 
 for (const c of cases) {
-  test(`kernel and reference agree: ${c.name}`, async () => {
+  test(`kernel, reference and the maps' reading agree: ${c.name}`, async () => {
     const compiled = compile({ policies: c.policies, pods, namespaces, identities, node: 'n1' });
     const endpoints = pods.map((p, i) => ({ key: `${p.namespace}/${p.name}`, ifindex: 1000 + i, ip: p.ip! }));
     const plan = planDatapath({ endpoints, compiled: compiled.endpoints, podIdentities: compiled.ipcache, nodeAddresses: { self: [], others: [] } });
@@ -112,6 +113,11 @@ for (const c of cases) {
               const kernelAllows = result.retval !== TC_ACT_SHOT;
               if (kernelAllows !== (expected.decision !== 'deny')) {
                 mismatches.push(`${endpoint.key} ${direction} peer ${peer.namespace}/${peer.name} ${protocol}/${port}: reference ${expected.decision}, kernel ${kernelAllows ? 'allow' : 'drop'} (${packet.toString('hex')})`);
+              }
+              // What `policy trace` reads of the maps (map-verdict.ts) must be what the kernel did.
+              const fromMaps = mapVerdict(plan.maps, { ifindex: endpoint.ifindex, direction, peer: peer.ip!, protocol, port, hostReachesPods: true });
+              if ((fromMaps?.reason !== 'DROP_POLICY') !== kernelAllows) {
+                mismatches.push(`${endpoint.key} ${direction} peer ${peer.namespace}/${peer.name} ${protocol}/${port}: maps say ${fromMaps?.reason}, kernel ${kernelAllows ? 'allow' : 'drop'}`);
               }
             }
           }
