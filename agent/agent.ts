@@ -153,6 +153,7 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
         token: (await readFile(config.flowsTokenFile!, 'utf8')).trim(),
         node: config.node,
         pipeline: flows,
+        verdict: (pod, q) => policy.mapVerdict(pod, q),
         status: async () => ({
           ...policy.datapathStatus(),
           programs: (await loader.status()).attachments.length,

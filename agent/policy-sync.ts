@@ -50,6 +50,7 @@ import type { AgentMetrics } from './metrics.ts';
 import { ProblemEvents } from './problem-events.ts';
 import { serviceFrontends, type ServiceFrontend } from './services.ts';
 import { RuleIndex, type FlowContext, type PodFacts } from './flows/enrich.ts';
+import { mapVerdict, type MapQuery, type MapVerdict } from './map-verdict.ts';
 import type { RealizedStatus, StatusReporter } from './status-reporter.ts';
 
 export interface PolicySyncOptions {
@@ -325,6 +326,13 @@ export class PolicySync {
     }));
     const st = this.#status;
     return { revision: this.#revision, ready: st?.ready ?? false, message: st?.message ?? 'starting', endpoints: st?.endpoints ?? 0, maps };
+  }
+
+  /** The verdict this node's maps give a new connection of a local pod (map-verdict.ts); undefined when the pod is not local. */
+  mapVerdict(pod: string, q: Omit<MapQuery, 'ifindex' | 'hostReachesPods'>): MapVerdict | undefined {
+    const ifindex = [...this.#devices].find(([, key]) => key === pod)?.[0];
+    if (ifindex === undefined) return undefined;
+    return mapVerdict(this.#applied, { ...q, ifindex, hostReachesPods: this.#o.globals.hostReachesPods });
   }
 
   /** What the flow pipeline enriches events with; addresses and devices as of the last sync. */

@@ -71,6 +71,17 @@ export class Agents {
     }));
   }
 
+  /** What the maps of `node`'s agent say of a new connection of pod `pod` (`/v1/verdict`). */
+  async verdict(node: string, params: URLSearchParams): Promise<{ status: number; body: unknown }> {
+    const target = (await this.#o.targets()).find((t) => t.node === node);
+    if (!target) return { status: 503, body: { error: `no agent known on node ${node}` } };
+    try {
+      return { status: 200, body: JSON.parse(await this.#get(target, `/v1/verdict?${params}`)) as unknown };
+    } catch (error) {
+      return { status: 503, body: { error: `the agent of ${node}: ${(error as Error).message}` } };
+    }
+  }
+
   /**
    * Follows every agent: each line an agent streams (`{"flow"}`, `{"missed"}`)
    * is handed to `onLine` as it comes; an agent that cannot be reached or

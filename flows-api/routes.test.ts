@@ -8,6 +8,7 @@ test('flows of a namespace need list (watch to follow) in that namespace; of all
   assert.deepEqual(access(route('/apis/flows.palisade.io/v1alpha1/namespaces/shop/flows?follow=true')!), { verb: 'watch', resource: 'flows', namespace: 'shop' });
   assert.deepEqual(access(route('/apis/flows.palisade.io/v1alpha1/flows')!), { verb: 'list', resource: 'flows' });
   assert.deepEqual(access(route('/apis/flows.palisade.io/v1alpha1/agents')!), { verb: 'list', resource: 'agents' });
+  assert.deepEqual(access(route('/apis/flows.palisade.io/v1alpha1/namespaces/db/verdicts?pod=pg')!), { verb: 'get', resource: 'verdicts', namespace: 'db' });
   assert.equal(route('/apis/flows.palisade.io/v1alpha1/namespaces/Bad_Name/flows'), undefined);
   assert.equal(route('/apis/flows.palisade.io/v1alpha1/namespaces/shop/secrets'), undefined);
   assert.equal(access(route('/apis/flows.palisade.io/v1alpha1')!), undefined, 'discovery needs no authorization');

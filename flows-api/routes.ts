@@ -9,13 +9,14 @@ export const GROUP_VERSION = `${GROUP}/${VERSION}`;
 export type Route =
   | { kind: 'flows'; namespace: string | undefined; follow: boolean; query: URLSearchParams }
   | { kind: 'agents' }
+  | { kind: 'verdicts'; namespace: string; query: URLSearchParams }
   | { kind: 'discovery'; document: unknown }
   | { kind: 'health' };
 
 /** What a route asks of RBAC: a SubjectAccessReview's resource attributes. */
 export interface Access {
-  verb: 'list' | 'watch';
-  resource: 'flows' | 'agents';
+  verb: 'list' | 'watch' | 'get';
+  resource: 'flows' | 'agents' | 'verdicts';
   namespace?: string;
 }
 
@@ -32,14 +33,17 @@ export function route(pathAndQuery: string): Route | undefined {
   const follow = url.searchParams.get('follow') === 'true' || url.searchParams.get('watch') === 'true';
   if (path === `${base}/flows`) return { kind: 'flows', namespace: undefined, follow, query: url.searchParams };
   if (path === `${base}/agents`) return { kind: 'agents' };
-  const m = new RegExp(`^${base}/namespaces/([^/]+)/flows$`).exec(path);
-  if (m && NAME.test(m[1]!)) return { kind: 'flows', namespace: m[1]!, follow, query: url.searchParams };
+  const m = new RegExp(`^${base}/namespaces/([^/]+)/(flows|verdicts)$`).exec(path);
+  if (m && NAME.test(m[1]!)) {
+    return m[2] === 'flows' ? { kind: 'flows', namespace: m[1]!, follow, query: url.searchParams } : { kind: 'verdicts', namespace: m[1]!, query: url.searchParams };
+  }
   return undefined;
 }
 
 export function access(r: Route): Access | undefined {
   if (r.kind === 'flows') return { verb: r.follow ? 'watch' : 'list', resource: 'flows', ...(r.namespace ? { namespace: r.namespace } : {}) };
   if (r.kind === 'agents') return { verb: 'list', resource: 'agents' };
+  if (r.kind === 'verdicts') return { verb: 'get', resource: 'verdicts', namespace: r.namespace };
   return undefined;
 }
 
@@ -71,6 +75,7 @@ function resourceList(): unknown {
     resources: [
       { name: 'flows', singularName: 'flow', namespaced: true, kind: 'Flow', verbs: ['list', 'watch'] },
       { name: 'agents', singularName: 'agent', namespaced: false, kind: 'Agent', verbs: ['list'] },
+      { name: 'verdicts', singularName: 'verdict', namespaced: true, kind: 'Verdict', verbs: ['get'] },
     ],
   };
 }

@@ -90,6 +90,20 @@ export async function serveFlowsApi(o: FlowsApiOptions): Promise<Server> {
     if (r.kind === 'agents') {
       return send(res, 200, { kind: 'AgentList', apiVersion: GROUP_VERSION, items: await o.agents.statuses() });
     }
+    if (r.kind === 'verdicts') {
+      // ?pod=NAME (in the namespace)&direction=&peer=&protocol=&port=: asked of the agent on the pod's node.
+      const name = r.query.get('pod') ?? '';
+      const pod = await core.readNamespacedPod({ namespace: r.namespace, name }).catch((error: { code?: number }) => {
+        if (error.code === 404) return undefined;
+        throw error;
+      });
+      if (!pod?.spec?.nodeName) return send(res, 404, status(404, 'NotFound', `pods "${name}" not found in namespace "${r.namespace}" (or not on a node yet)`));
+      const params = new URLSearchParams(r.query);
+      params.set('pod', `${r.namespace}/${name}`);
+      const answer = await o.agents.verdict(pod.spec.nodeName, params);
+      if (answer.status !== 200) return send(res, answer.status, status(answer.status, 'ServiceUnavailable', String((answer.body as { error?: string }).error)));
+      return send(res, 200, { kind: 'Verdict', apiVersion: GROUP_VERSION, ...(answer.body as object) });
+    }
 
     let criteria: FlowCriteria;
     try {

@@ -7,6 +7,7 @@
 //   GET /v1/flows?follow=true&criteria=JSON       NDJSON: {"flow": ...} per flow, {"missed": N} when this
 //                                                 client fell behind and N flows were dropped for it
 //   GET /v1/status                                the node's flow and datapath status
+//   GET /v1/verdict?pod=NS/NAME&direction=&peer=&protocol=&port=   what the node's maps say of a new connection
 //
 // A follower whose connection cannot take its flows (TCP backpressure) has
 // them queued up to a bound, then dropped and counted; one that falls too
@@ -26,6 +27,8 @@ export interface FlowServerOptions {
   pipeline: FlowPipeline;
   /** The node's datapath status for /v1/status. */
   status: () => Promise<Record<string, unknown>>;
+  /** What the node's maps say of a new connection of a local pod (agent/map-verdict.ts), for /v1/verdict. */
+  verdict?: (pod: string, q: { direction: 'ingress' | 'egress'; peer: string; protocol: 'TCP' | 'UDP' | 'SCTP'; port: number }) => unknown;
   log: (line: string) => void;
   /** A follower's queue bound, and how many missed flows get it cut off. */
   followQueue?: number;
@@ -51,6 +54,18 @@ export async function serveFlows(o: FlowServerOptions): Promise<Server> {
     const url = new URL(req.url ?? '/', 'https://agent');
     if (req.method !== 'GET') return send(res, 405, { error: 'GET only' });
     if (url.pathname === '/v1/status') return send(res, 200, { node: o.node, ...(await o.status()) });
+    if (url.pathname === '/v1/verdict' && o.verdict) {
+      const p = url.searchParams;
+      const direction = p.get('direction');
+      const protocol = p.get('protocol');
+      const port = Number(p.get('port'));
+      const peer = p.get('peer') ?? '';
+      if ((direction !== 'ingress' && direction !== 'egress') || (protocol !== 'TCP' && protocol !== 'UDP' && protocol !== 'SCTP') || !(port >= 1 && port <= 65535) || !/^\d+\.\d+\.\d+\.\d+$/.test(peer)) {
+        return send(res, 400, { error: 'pod, direction (ingress|egress), peer (IPv4), protocol (TCP|UDP|SCTP) and port are required' });
+      }
+      const verdict = o.verdict(p.get('pod') ?? '', { direction, peer, protocol, port });
+      return verdict === undefined ? send(res, 404, { error: `no endpoint of ${p.get('pod')} on ${o.node}` }) : send(res, 200, { node: o.node, ...(verdict as object) });
+    }
     if (url.pathname !== '/v1/flows') return send(res, 404, { error: `no ${url.pathname}` });
     let filter: ReturnType<typeof flowFilter>;
     try {

@@ -199,3 +199,15 @@ test('following through the API streams new flows as they happen, from every nod
     req.destroy();
   }
 });
+
+test('what the kernel maps of pg\'s node say of a connection, through the API (policy trace\'s check), and only to whom RBAC allows', async () => {
+  const ask = (kc: KubeConfig, peer: string, port: number) =>
+    get(kc, `${BASE}/namespaces/db/verdicts?pod=pg&direction=ingress&peer=${peer}&protocol=TCP&port=${port}`);
+  const allowed = await ask(cluster.kubeconfig, web.ip, 80);
+  assert.equal(allowed.status, 200, JSON.stringify(allowed.body));
+  assert.deepEqual([allowed.body.node, allowed.body.reason], [pg.node.name, 'ALLOW_POLICY']);
+  assert.equal((await ask(cluster.kubeconfig, web.ip, 81)).body.reason, 'DROP_POLICY');
+  assert.equal((await ask(cluster.kubeconfig, other.ip, 80)).body.reason, 'DROP_POLICY');
+  assert.equal((await get(cluster.kubeconfig, `${BASE}/namespaces/db/verdicts?pod=nosuch&direction=ingress&peer=${web.ip}&protocol=TCP&port=80`)).status, 404);
+  assert.equal((await ask(alice, web.ip, 80)).status, 403);
+});
