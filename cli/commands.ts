@@ -2,12 +2,16 @@
 // the pure modules, write what they return. Each command resolves to its
 // exit code, or throws a CliError (errors.ts).
 import type { Flow } from '../lib/flow.ts';
+import type { NamespaceInput, NetworkPolicyInput, PodInput } from '../policy/types.ts';
 import type { Api } from './api.ts';
-import { CliError, EXIT, FLOWS_GROUP, AGENTS_HINT, type ExitCode } from './errors.ts';
+import { listIdentities, listNamespaces, listPods, listPolicies, podsWithIp, readNamespace, readPod } from './cluster.ts';
+import { endpointNotes, endpointRows, endpointsTable } from './endpoints.ts';
+import { AGENTS_HINT, CliError, describe, EXIT, FLOWS_GROUP, type ExitCode } from './errors.ts';
 import { flowPrinter, formatFlows } from './format.ts';
 import { FollowTally, lossSummary, mergeLists, RecentFlows, type FlowList } from './merge.ts';
 import { flowsPath, FLOWS_API, planObserve, unknownNodes, type ObserveFlags, type ObservePlan } from './observe.ts';
 import { statusReport, type AgentList } from './status.ts';
+import { kernelDisagreements, kernelQuestions, parseSide, renderTrace, trace, type KernelAnswer, type Side, type TraceResult } from './trace.ts';
 
 /** Where output goes and what time it is; injectable for tests. */
 export interface Io {
@@ -115,4 +119,98 @@ export async function status(cluster: Cluster, flags: { output?: string }, io: I
   io.out(flags.output === 'json' ? `${JSON.stringify(agents, null, 2)}\n` : report.text);
   for (const p of report.problems) io.err(p);
   return report.exitCode;
+}
+
+export interface TraceFlags {
+  from: string;
+  to: string;
+  port: string;
+  protocol?: string;
+  output?: string;
+  kernelCheck?: boolean;
+}
+
+/** At most this many questions to the kernel maps (one per piece of a CIDR). */
+const KERNEL_QUESTIONS = 16;
+
+export async function policyTrace(cluster: Cluster, flags: TraceFlags, io: Io): Promise<ExitCode> {
+  const protocol = (flags.protocol ?? 'TCP').toUpperCase();
+  if (protocol !== 'TCP' && protocol !== 'UDP' && protocol !== 'SCTP') throw new CliError(EXIT.USAGE, `--protocol ${JSON.stringify(flags.protocol)}: policy trace judges TCP, UDP or SCTP`);
+  const port = Number(flags.port);
+  if (!/^\d+$/.test(flags.port) || port < 1 || port > 65535) throw new CliError(EXIT.USAGE, `--port ${JSON.stringify(flags.port)}: must be a whole number from 1 to 65535`);
+  if (flags.output !== undefined && flags.output !== 'text' && flags.output !== 'json') throw new CliError(EXIT.USAGE, `-o ${JSON.stringify(flags.output)}: must be one of text, json`);
+  parseSide('--from', flags.from, 'default');
+  parseSide('--to', flags.to, 'default');
+  const api = cluster();
+  const from = parseSide('--from', flags.from, api.namespace);
+  const to = parseSide('--to', flags.to, api.namespace);
+
+  const notes: string[] = [];
+  const sidePods = async (side: Side): Promise<PodInput[]> => {
+    if (side.kind === 'pod') return [await readPod(api, side.namespace, side.name)];
+    if (side.first !== side.last) return [];
+    const owners = await podsWithIp(api, side.text);
+    if (!owners) notes.push(`RBAC forbids listing pods across the cluster: ${side.text} was taken to be outside the cluster`);
+    return owners ?? [];
+  };
+  const [pods, identities] = await Promise.all([Promise.all([sidePods(from), sidePods(to)]).then((p) => p.flat()), listIdentities(api)]);
+  const namespaceNames = [...new Set(pods.map((p) => p.namespace))];
+  const [namespaces, policies] = await Promise.all([
+    Promise.all(namespaceNames.map(async (name) => {
+      const ns = await readNamespace(api, name);
+      if (!ns) notes.push(`namespace ${name} could not be read (RBAC): judged with its name label only, namespaceSelectors on other labels may differ`);
+      return ns ?? { name, labels: { 'kubernetes.io/metadata.name': name } };
+    })),
+    Promise.all(namespaceNames.map((ns) => listPolicies(api, ns))).then((l) => l.flat()),
+  ]);
+  const result = trace({ from, to, protocol, port }, { pods, namespaces, policies, identities });
+  result.notes.push(...notes);
+
+  const warnings = flags.kernelCheck === false ? [] : await kernelCheck(api, result);
+  io.out(flags.output === 'json' ? `${JSON.stringify({ ...result, kernelWarnings: warnings }, null, 2)}\n` : renderTrace(result));
+  for (const w of warnings) io.err(`warning: ${w}`);
+  return result.allowed ? EXIT.OK : EXIT.DENIED;
+}
+
+/** Asks the agents (through the verdicts API) what their maps say; a failure to ask is a warning, not an error. */
+async function kernelCheck(api: Api, result: TraceResult): Promise<string[]> {
+  const questions = kernelQuestions(result).slice(0, KERNEL_QUESTIONS);
+  try {
+    const answers = await Promise.all(questions.map((q) => {
+      const query = new URLSearchParams({ pod: q.pod, direction: q.direction, peer: q.peer, protocol: q.protocol, port: String(q.port) });
+      return api.get<KernelAnswer>(`${FLOWS_API}/namespaces/${q.namespace}/verdicts?${query}`, { verb: 'get', resource: 'verdicts', group: FLOWS_GROUP, namespace: q.namespace });
+    }));
+    return kernelDisagreements(questions, answers);
+  } catch (error) {
+    const { message } = describe(error);
+    return [`could not compare with the kernel maps of the nodes: ${message.split('\n')[0]} (--no-kernel-check skips this)`];
+  }
+}
+
+export async function endpoints(cluster: Cluster, flags: { namespace?: string[]; allNamespaces?: boolean; output?: string }, io: Io): Promise<ExitCode> {
+  if (flags.output !== undefined && flags.output !== 'table' && flags.output !== 'json') throw new CliError(EXIT.USAGE, `-o ${JSON.stringify(flags.output)}: must be one of table, json`);
+  for (const ns of flags.namespace ?? []) if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(ns)) throw new CliError(EXIT.USAGE, `-n ${JSON.stringify(ns)}: not a namespace name`);
+  const api = cluster();
+  const scopes = flags.allNamespaces ? undefined : flags.namespace && flags.namespace.length > 0 ? [...new Set(flags.namespace)] : [api.namespace];
+  const assumed: string[] = [];
+  const assume = (name: string) => (assumed.push(name), { name, labels: { 'kubernetes.io/metadata.name': name } });
+  let read: [PodInput[], NetworkPolicyInput[], NamespaceInput[]];
+  if (scopes === undefined) {
+    read = await Promise.all([listPods(api, undefined), listPolicies(api, undefined), listNamespaces(api)]);
+  } else {
+    // The namespace first: an unknown one is an error, not an empty table.
+    const namespaces = await Promise.all(scopes.map(async (name) => (await readNamespace(api, name)) ?? assume(name)));
+    const [pods, policies] = await Promise.all([
+      Promise.all(scopes.map((ns) => listPods(api, ns))).then((l) => l.flat()),
+      Promise.all(scopes.map((ns) => listPolicies(api, ns))).then((l) => l.flat()),
+    ]);
+    read = [pods, policies, namespaces];
+  }
+  const [pods, policies, namespaces] = read;
+  const identities = await listIdentities(api);
+  const { rows, withoutAddress } = endpointRows({ pods, policies, namespaces, identities });
+  io.out(flags.output === 'json' ? `${JSON.stringify(rows, null, 2)}\n` : endpointsTable(rows));
+  if (rows.length === 0) io.err(`no endpoints ${scopes ? `in namespace ${scopes.join(', ')}` : 'in the cluster'}`);
+  for (const n of endpointNotes({ rows, withoutAddress, identitiesKnown: identities !== undefined, namespacesAssumed: assumed })) io.err(n);
+  return EXIT.OK;
 }

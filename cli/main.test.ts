@@ -203,3 +203,98 @@ test('status: a table per node; exit 4 when an agent is unreachable', async () =
   assert.match(r.out, /^node-1 +yes +yes +3 +2 +4 +pal_policy 50% +9\/100 +0 +ok$/m);
   assert.match(r.err, /agent unreachable on node-2/);
 });
+
+/** A small cluster as the API server serves it: shop/web, db/pg, db's policies, their identities. */
+function clusterApi(o: { identities?: 'forbidden'; verdict?: (q: URLSearchParams) => unknown } = {}): Handler {
+  const pod = (namespace: string, name: string, ip: string, labels: Record<string, string>) => ({
+    metadata: { namespace, name, labels, uid: `${namespace}-${name}`, creationTimestamp: '2026-12-01T00:00:00Z' },
+    spec: { nodeName: namespace === 'shop' ? 'node-1' : 'node-2', containers: [{ name: 'c', ports: [{ name: 'pg', containerPort: 5432 }] }] },
+    status: { phase: 'Running', podIP: ip },
+  });
+  const pods = [pod('shop', 'web', '10.0.1.5', { app: 'web' }), pod('db', 'pg', '10.0.2.7', { app: 'pg' })];
+  const namespace = (name: string) => ({ metadata: { name, labels: { 'kubernetes.io/metadata.name': name, team: name } } });
+  const policies = [
+    { metadata: { namespace: 'db', name: 'deny-all' }, spec: { podSelector: {}, policyTypes: ['Ingress'] } },
+    { metadata: { namespace: 'db', name: 'from-shop' }, spec: { podSelector: { matchLabels: { app: 'pg' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { team: 'shop' } } }], ports: [{ port: 'pg' }] }] } },
+  ];
+  const key = (ns: string, labels: Record<string, string>) =>
+    `k8s:${JSON.stringify([[['kubernetes.io/metadata.name', ns], ['team', ns]], Object.entries(labels).sort()])}`;
+  const identities = [
+    { metadata: { name: '300' }, spec: { key: key('shop', { app: 'web' }) } },
+    { metadata: { name: '301' }, spec: { key: key('db', { app: 'pg' }) } },
+  ];
+  return (_req, res, url) => {
+    const p = url.pathname;
+    let m: RegExpExecArray | null;
+    if ((m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)$/.exec(p))) {
+      const found = pods.find((x) => x.metadata.namespace === m![1] && x.metadata.name === m![2]);
+      return found ? json(res, 200, found) : json(res, 404, statusBody(404, 'NotFound', `pods "${m[2]}" not found`));
+    }
+    if ((m = /^\/api\/v1\/namespaces\/([^/]+)\/pods$/.exec(p))) return json(res, 200, { items: pods.filter((x) => x.metadata.namespace === m![1]) });
+    if ((m = /^\/api\/v1\/namespaces\/([^/]+)$/.exec(p))) {
+      return ['shop', 'db'].includes(m[1]!) ? json(res, 200, namespace(m[1]!)) : json(res, 404, statusBody(404, 'NotFound', `namespaces "${m[1]}" not found`));
+    }
+    if ((m = /^\/apis\/networking\.k8s\.io\/v1\/namespaces\/([^/]+)\/networkpolicies$/.exec(p))) return json(res, 200, { items: policies.filter((x) => x.metadata.namespace === m![1]) });
+    if (p === '/apis/palisade.io/v1alpha1/securityidentities') {
+      return o.identities === 'forbidden' ? json(res, 403, statusBody(403, 'Forbidden', 'no')) : json(res, 200, { items: identities });
+    }
+    if ((m = /^\/apis\/flows\.palisade\.io\/v1alpha1\/namespaces\/([^/]+)\/verdicts$/.exec(p))) {
+      return o.verdict ? json(res, 200, o.verdict(url.searchParams)) : json(res, 503, statusBody(503, 'ServiceUnavailable', 'agent down'));
+    }
+    json(res, 404, statusBody(404, 'NotFound', 'the server could not find the requested resource'));
+  };
+}
+
+test('policy trace: allowed through a named port and a namespaceSelector, the kernel maps agreeing: exit 0', async () => {
+  const asked: string[] = [];
+  handler = clusterApi({
+    verdict: (q) => {
+      asked.push(`${q.get('pod')} ${q.get('direction')} ${q.get('peer')} ${q.get('protocol')}/${q.get('port')}`);
+      return { kind: 'Verdict', node: 'node-x', reason: q.get('direction') === 'egress' ? 'PASS_UNSELECTED' : 'ALLOW_POLICY', ruleId: 7, peerIdentity: 300 };
+    },
+  });
+  const r = await plugin(['policy', 'trace', '--from', 'shop/web', '--to', 'db/pg', '--port', '5432']);
+  assert.equal(r.code, 0, r.out + r.err);
+  assert.match(r.out, /^ingress of db\/pg: allowed by NetworkPolicy db\/from-shop, ingress rule 0 \(it selects the peer\)$/m);
+  assert.match(r.out, /^verdict: allowed$/m);
+  assert.deepEqual(asked.sort(), ['pg ingress 10.0.1.5 TCP/5432', 'web egress 10.0.2.7 TCP/5432']);
+  assert.equal(r.err, '');
+});
+
+test('policy trace: denied is exit 1 and says where and why; a kernel that disagrees is a warning', async () => {
+  handler = clusterApi({ verdict: () => ({ kind: 'Verdict', node: 'node-2', reason: 'ALLOW_POLICY', ruleId: 0, peerIdentity: 300 }) });
+  const r = await plugin(['policy', 'trace', '--from', 'shop/web', '--to', 'db/pg', '--port', '80']);
+  assert.equal(r.code, 1);
+  assert.match(r.out, /^ingress of db\/pg: denied: default deny, no rule of NetworkPolicy db\/deny-all, NetworkPolicy db\/from-shop allows it$/m);
+  assert.match(r.out, /^verdict: denied at the ingress of db\/pg$/m);
+  assert.match(r.err, /^warning: the kernel maps of node-2 disagree: ALLOW_POLICY for the ingress of db\/pg from 10\.0\.1\.5 TCP\/80/m);
+});
+
+test('policy trace: identities unreadable and agents unavailable are said, the verdict still given', async () => {
+  handler = clusterApi({ identities: 'forbidden' });
+  const r = await plugin(['policy', 'trace', '--from', 'shop/web', '--to', 'db/pg', '--port', '5432']);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^note: SecurityIdentities could not be read \(RBAC\)/m);
+  assert.match(r.err, /^warning: could not compare with the kernel maps of the nodes: Palisade's API is not available/m);
+});
+
+test('policy trace: an unknown pod is exit 5', async () => {
+  handler = clusterApi();
+  const r = await plugin(['policy', 'trace', '--from', 'shop/web', '--to', 'db/nosuch', '--port', '80', '--no-kernel-check']);
+  assert.equal(r.code, 5);
+  assert.match(r.err, /^error: unknown pod db\/nosuch$/m);
+});
+
+test('endpoints: the pods of the context namespace with their identity and policies; an unknown namespace is exit 5', async () => {
+  handler = clusterApi();
+  const r = await plugin(['--context', 'plain', 'endpoints', '-n', 'db']);
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out, [
+    'ENDPOINT  IDENTITY  ADDRESS   NODE    INGRESS POLICIES     EGRESS POLICIES',
+    'db/pg     301       10.0.2.7  node-2  deny-all, from-shop  (not isolated)',
+    '',
+  ].join('\n'));
+  const unknown = await plugin(['endpoints', '-n', 'nosuch']);
+  assert.equal(unknown.code, 5);
+  assert.match(unknown.err, /^error: unknown namespace nosuch$/m);
+});

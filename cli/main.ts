@@ -75,6 +75,43 @@ Exit 0 when every agent answers and is ready, 4 when one does not answer, 1 when
 ${EXIT_CODES_HELP}`)
     .action(async (flags, cmd: Command) => done(await commands.status(cluster(cmd), flags, io)));
 
+  root
+    .command('endpoints')
+    .description('Pods with their security identity, address, node and the policies that select them for ingress and egress.')
+    .option('-n, --namespace <ns>', 'pods of this namespace (repeatable; default: the context\'s namespace)', many)
+    .option('-A, --all-namespaces', 'pods of every namespace')
+    .addOption(new Option('-o, --output <format>', 'table or json').choices(['table', 'json']).default('table'))
+    .addHelpText('after', `
+Computed from the cluster's Pods, Namespaces, NetworkPolicies and SecurityIdentities
+with the compiler the agents use. "(not isolated)": no policy selects the pod in that
+direction, so everything passes there.
+${EXIT_CODES_HELP}`)
+    .action(async (flags, cmd: Command) => done(await commands.endpoints(cluster(cmd), flags, io)));
+
+  const policy = root.command('policy').description('Policy tools: trace.');
+  policy
+    .command('trace')
+    .description('Would a new connection be allowed, and by which policies and rules? The source pod\'s egress and the destination pod\'s ingress, computed from the cluster\'s objects without sending a packet.')
+    .requiredOption('--from <pod|ip|cidr>', 'the source: ns/name (a bare name is in the context\'s namespace), or an IPv4 address or CIDR outside the cluster')
+    .requiredOption('--to <pod|ip|cidr>', 'the destination, likewise')
+    .requiredOption('--port <n>', 'the destination port')
+    .option('--protocol <name>', 'TCP, UDP or SCTP', 'TCP')
+    .option('--no-kernel-check', 'do not ask the agents whether their kernel maps agree')
+    .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'))
+    .addHelpText('after', `
+A CIDR is judged for every address in it: the output lists the ranges the policies
+tell apart. The agents of the pods' nodes are asked what their kernel maps say of
+the same connection; a disagreement is a warning on stderr (the verdict is the
+policies').
+
+Examples:
+  kubectl palisade policy trace --from shop/web --to db/pg --port 5432
+  kubectl palisade policy trace --from shop/web --to 0.0.0.0/0 --port 443 && echo open
+
+Exit 0 when allowed both ways, 1 when denied (the output says where and why).
+${EXIT_CODES_HELP}`)
+    .action(async (flags, cmd: Command) => done(await commands.policyTrace(cluster(cmd), flags, io)));
+
   return root;
 }
 
