@@ -123,8 +123,8 @@ export async function run(argv: string[], io: commands.Io): Promise<ExitCode> {
     return code;
   } catch (error) {
     if (error instanceof CommanderError) {
-      // --help and --version end here too.
-      return error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.help' ? EXIT.OK : EXIT.USAGE;
+      // --help ends here too (exit 0); help shown for a missing command is a usage error.
+      return error.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
     }
     const { exitCode, message } = describe(error);
     io.err(`error: ${message}`);
