@@ -540,3 +540,17 @@ test('property: every claimed address goes to its newest claimant (uid on a tie)
     { numRuns: RUNS * 5 },
   );
 });
+
+test('a named port that comes to resolve to a number its rule already allows changes nothing, and is not reported', () => {
+  // Found by the property test above (seed -485259759).
+  const c = new Compiler();
+  const src: PodInput = { namespace: 'x', name: 'p0', labels: {}, containerPorts: [], ip: '10.0.0.1' };
+  const dst: PodInput = { namespace: 'y', name: 'p1', labels: { app: 'a' }, containerPorts: [] };
+  c.setPolicy({ namespace: 'x', name: 'np3', spec: { podSelector: {}, egress: [{ to: [{ podSelector: { matchExpressions: [{ key: 'app', operator: 'Exists' }] }, namespaceSelector: {} }], ports: [{ port: 8080 }, { port: 'http' }] }] } });
+  c.setPod(src);
+  c.setPod(dst);
+  c.setIdentities(allocateIdentities({ namespaces: [], pods: [src, dst] }));
+  const { generation } = c.endpointsChangedSince(0);
+  c.setPod({ ...dst, containerPorts: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }] });
+  assert.deepEqual(c.endpointsChangedSince(generation).changed, []);
+});

@@ -93,10 +93,9 @@ export function directionEqual(a: DirectionPolicy | undefined, b: DirectionPolic
   if (sa && sb && sa.length === sb.length) {
     let sameRules = true;
     for (let i = 0; i < sa.length && sameRules; i++) sameRules = sa[i]!.rule === sb[i]!.rule || compareRules(sa[i]!.rule, sb[i]!.rule) === 0;
-    if (sameRules) {
-      for (let i = 0; i < sa.length; i++) if (sa[i] !== sb[i] && !sa[i]!.sameAs(sb[i]!)) return false;
-      return true;
-    }
+    // Equal segments make equal entries; unequal ones may still (a named port that now
+    // resolves to a number the rule already had): the entries decide then.
+    if (sameRules && sa.every((seg, i) => seg === sb[i] || seg.sameAs(sb[i]!))) return true;
   }
   return entriesEqual(a.entries, b.entries);
 }
