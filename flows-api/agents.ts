@@ -89,8 +89,8 @@ export class Agents {
    * streams back while the caller's client does not take its bytes, so that
    * the agents, not this server, count what is missed.
    */
-  async follow(criteria: FlowCriteria, onLine: (line: string) => void): Promise<{ pause(): void; resume(): void; close(): void; done: Promise<void> }> {
-    const query = flowQuery(criteria, { follow: true });
+  async follow(criteria: FlowCriteria, onLine: (line: string) => void, backlog: { last?: number; sinceMs?: number } = {}): Promise<{ pause(): void; resume(): void; close(): void; done: Promise<void> }> {
+    const query = flowQuery(criteria, { follow: true, ...backlog });
     const responses: IncomingMessage[] = [];
     const requests: Array<ReturnType<typeof request>> = [];
     const targets = await this.#o.targets();

@@ -139,7 +139,7 @@ export async function serveFlowsApi(o: FlowsApiOptions): Promise<Server> {
         stream?.pause();
         res.once('drain', () => stream?.resume());
       }
-    });
+    }, { last, sinceMs: since });
     res.on('close', () => stream.close());
     await stream.done;
     res.end();

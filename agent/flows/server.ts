@@ -78,10 +78,10 @@ export async function serveFlows(o: FlowServerOptions): Promise<Server> {
     if ((last !== undefined && !(Number.isInteger(last) && last >= 0)) || (since !== undefined && !Number.isFinite(since))) {
       return send(res, 400, { error: 'last must be a count and since a time in ms' });
     }
-    const stored = o.pipeline.store.query({ filter, last, sinceMs: since });
-    if (url.searchParams.get('follow') !== 'true') {
-      return send(res, 200, { node: o.node, flows: stored.map((s) => s.flow), lost: o.pipeline.loss() });
-    }
+    const following = url.searchParams.get('follow') === 'true';
+    // A follow starts now unless asked for the last N or those since a time.
+    const stored = following && last === undefined && since === undefined ? [] : o.pipeline.store.query({ filter, last, sinceMs: since });
+    if (!following) return send(res, 200, { node: o.node, flows: stored.map((s) => s.flow), lost: o.pipeline.loss() });
     await follow(res, filter, stored.map((s) => s.flow));
   }
 

@@ -1,6 +1,7 @@
 // Every policy scenario of the project (e2e/scenarios/*.yaml) and, when the
 // shared folder is present, every shared example
-// (../shared/scenarios/examples/*.yaml), run as a user runs them: one
+// (../shared/scenarios/examples/*.yaml) and the shared scenarios of next/
+// this project can run (explanations through flows), run as a user runs them: one
 // invocation of the scenario runner, one cluster for all files. The runner's
 // last line must report no failure, and every file must be accounted for.
 import assert from 'node:assert/strict';
@@ -12,6 +13,8 @@ import { REPO_ROOT } from '../cluster/paths.ts';
 
 const projectScenarios = fileURLToPath(new URL('../scenarios/', import.meta.url));
 const sharedExamples = fileURLToPath(new URL('../../../shared/scenarios/examples/', import.meta.url));
+/** Shared scenarios of capabilities not in examples/ yet that this project has built (FORMAT.md version 2). */
+const sharedNext = ['07-explain-verdicts.yaml'].map((name) => fileURLToPath(new URL(`../../../shared/scenarios/next/${name}`, import.meta.url)));
 
 /** The .yaml files of a folder, sorted; none when the folder does not exist. */
 async function yamlFiles(dir: string, { optional }: { optional: boolean }): Promise<string[]> {
@@ -33,7 +36,8 @@ test('every project scenario and shared example passes', { timeout: 45 * 60_000 
   const shared = await yamlFiles(sharedExamples, { optional: true });
   if (shared.length === 0) t.diagnostic(`no shared examples at ${sharedExamples}: running the project's scenarios only`);
   assert.ok(own.length > 0, `no scenario files in ${projectScenarios}`);
-  const files = [...own, ...shared];
+  const next = shared.length === 0 ? [] : sharedNext;
+  const files = [...own, ...shared, ...next];
 
   const started = performance.now();
   const run = await execa(process.execPath, [`${REPO_ROOT}e2e/scenario/main.ts`, ...files], {
