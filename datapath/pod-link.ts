@@ -48,6 +48,9 @@ export async function createPodLink(link: PodLink): Promise<void> {
   await ipBatch(SELF, [
     batchLine('link', 'add', 'name', host, 'address', link.hostMac, 'type', 'veth',
       'peer', 'name', pod, 'address', link.podMac, 'netns', link.netnsPath),
+    // No IPv6 link-local address on either side: the datapath is IPv4-only
+    // and drops IPv6, so neighbour discovery would only be a stream of drops.
+    batchLine('link', 'set', host, 'addrgenmode', 'none'),
     batchLine('link', 'set', host, 'up'),
     batchLine('neigh', 'replace', link.podIp, 'lladdr', link.podMac, 'dev', host, 'nud', 'permanent'),
     batchLine('route', 'replace', `${link.podIp}/32`, 'dev', host, 'scope', 'link', 'proto', String(PALISADE_ROUTE_PROTO)),
@@ -55,6 +58,7 @@ export async function createPodLink(link: PodLink): Promise<void> {
   await ipBatch({ kind: 'path', path: link.netnsPath }, [
     'link set lo up',
     batchLine('addr', 'add', `${link.podIp}/32`, 'dev', pod),
+    batchLine('link', 'set', pod, 'addrgenmode', 'none'),
     batchLine('link', 'set', pod, 'up'),
     batchLine('neigh', 'replace', POD_GATEWAY, 'lladdr', link.hostMac, 'dev', pod, 'nud', 'permanent'),
     batchLine('route', 'add', POD_GATEWAY, 'dev', pod, 'scope', 'link'),

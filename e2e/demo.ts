@@ -2,11 +2,14 @@
 // simulated nodes running the agent, creates pods through the CNI plugin,
 // shows their reachability matrix, applies a default deny and an allow by
 // label, waits until the agents report them enforced, shows the matrix
-// again, and leaves the cluster up for kubectl until Ctrl-C (or exits at once
-// with --once). Everything is removed on exit.
+// again, then the flows of that traffic as `kubectl palisade` shows them
+// (live, and the drops with the policies behind them) and one policy trace,
+// and leaves the cluster up for kubectl until Ctrl-C (or exits at once with
+// --once). Everything is removed on exit.
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import { startCluster, type Cluster } from './cluster/cluster.ts';
+import { REPO_ROOT } from './cluster/paths.ts';
 import type { SimPod } from './cluster/kubelet.ts';
 import { probeAll } from './cluster/probe.ts';
 import { createNamespace, startPods } from './cluster/workload.ts';
@@ -73,13 +76,29 @@ try {
   say(`  enforced on both nodes ${(performance.now() - started2).toFixed(0)} ms after the first write (the agents' PalisadeNode status says so)`);
   say('\nReachability after:');
   say(await matrixText(pods));
+  const palisade = async (...args: string[]) => {
+    const result = await execa(`${REPO_ROOT}cli/kubectl-palisade`, args, { env: { KUBECONFIG: kubeconfig }, reject: false, all: true });
+    return String(result.all);
+  };
+  say('\nLive flows while the matrix is probed again (kubectl palisade observe -A -f -o compact --protocol TCP):');
+  const live = execa(`${REPO_ROOT}cli/kubectl-palisade`, ['observe', '-A', '-f', '-o', 'compact', '--protocol', 'TCP', '--type', 'new', '--type', 'drop'], { env: { KUBECONFIG: kubeconfig }, reject: false, all: true });
+  await new Promise((resolve) => setTimeout(resolve, 2000)); // the plugin starts and opens its stream
+  await matrixText(pods);
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  live.kill('SIGTERM');
+  say(String((await live).all).split('\n').slice(0, 25).join('\n'));
+  say('\nThe drops into namespace data, with the policies behind them (kubectl palisade observe -n data --verdict dropped --last 8):');
+  say(await palisade('observe', '-n', 'data', '--verdict', 'dropped', '--last', '8'));
+  say('\nWould shop/web reach data/db on TCP 80? (kubectl palisade policy trace: the compiler\'s answer, checked against the kernel maps)');
+  say(await palisade('policy', 'trace', '--from', 'shop/web', '--to', 'data/db', '--port', '80', '--protocol', 'TCP'));
+
   say('\nWhat the agents report (kubectl get palisadenodes):');
   say(await kubectl('get', 'palisadenodes'));
 
   say('\nNodes, with the pod CIDR each agent routes to:');
   say(await kubectl('get', 'nodes', '-o', 'custom-columns=NAME:.metadata.name,ADDRESS:.status.addresses[0].address,POD-CIDR:.spec.podCIDR'));
 
-  say(`\nThe cluster is yours while this runs. In another shell:\n  export KUBECONFIG=${kubeconfig}\n  kubectl get nodes,pods -A -o wide`);
+  say(`\nThe cluster is yours while this runs. In another shell:\n  export KUBECONFIG=${kubeconfig}\n  kubectl get nodes,pods -A -o wide\n  ${REPO_ROOT}cli/kubectl-palisade observe -A -f`);
   say(`Agent logs: ${cluster.runDir}/node-*/agent.log`);
   if (values.once) await shutdown(0);
   say('\nPress Ctrl-C to stop and clean up.');
