@@ -13,9 +13,6 @@ import {
   datapathConfig,
   DIRECTION,
   ENDPOINT_FLAG,
-  endpointInfo,
-  ipcacheValue,
-  ipv4Key,
   NAT_KIND,
   policyKey,
   policyValue,
@@ -24,14 +21,12 @@ import {
   REASON,
   sumMetrics,
   u32Key,
-  type MapName,
 } from '../datapath/abi.ts';
 import type { Loader } from '../datapath/loader-client.ts';
 import { ipv4Packet, TCP_ACK, TCP_SYN, type PacketSpec } from '../datapath/packet.ts';
-import { scratchDatapath, type ScratchDatapath } from '../datapath/scratch-datapath.ts';
+import { clearMaps, putIdentities, putTestEndpoint, scratchDatapath, type ScratchDatapath } from '../datapath/scratch-datapath.ts';
 import { planFrontends, type LbFrontend } from './datapath-plan.ts';
 
-const TEST_IFINDEX = 1; // test_run gives packets the loopback device
 const CLIENT = '10.0.1.5';
 const CLIENT_ID = 300;
 const SERVER_A = '10.0.2.9';
@@ -67,9 +62,7 @@ const frontends: LbFrontend[] = [
 
 /** Egress (and ingress) enforced for the client; its egress allows `allowed` on TCP 8080 and UDP 5353. */
 async function seed(allowed: number): Promise<void> {
-  for (const map of ['pal_ct4', 'pal_ct_budget', 'pal_policy', 'pal_endpoints', 'pal_ipcache4', 'pal_lb4', 'pal_lb4_backends'] as MapName[]) {
-    for (const old of await loader.dump(map)) await loader.delete(map, [old.key]);
-  }
+  await clearMaps(loader, ['pal_ct4', 'pal_ct_budget', 'pal_policy', 'pal_endpoints', 'pal_ipcache4', 'pal_lb4', 'pal_lb4_backends']);
   const hex = (h: string) => Buffer.from(h, 'hex');
   const problems: Array<{ endpoint: string; message: string }> = [];
   const lb = planFrontends(frontends, () => Infinity, problems);
@@ -77,15 +70,9 @@ async function seed(allowed: number): Promise<void> {
   for (const [map, entries] of lb) {
     await loader.update(map, [...entries].map(([key, value]) => ({ key: hex(key), value: hex(value) })));
   }
-  await loader.update('pal_ipcache4', [[CLIENT, CLIENT_ID], [SERVER_A, SERVER_ID], [SERVER_B, SERVER_ID], [OTHER, OTHER_ID]].map(([ip, identity]) => ({
-    key: ipv4Key.encode(ip as string),
-    value: ipcacheValue.encode({ identity: identity as number, flags: 0 }),
-  })));
+  await putIdentities(loader, [[CLIENT, CLIENT_ID], [SERVER_A, SERVER_ID], [SERVER_B, SERVER_ID], [OTHER, OTHER_ID]]);
   const flags = ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ENFORCED;
-  await loader.update('pal_endpoints', [{
-    key: u32Key.encode(TEST_IFINDEX),
-    value: endpointInfo.encode({ endpointId: 7, identity: CLIENT_ID, flags, ingressDefaultRule: 901, egressDefaultRule: 902, ipv4: CLIENT }),
-  }]);
+  await putTestEndpoint(loader, { endpointId: 7, identity: CLIENT_ID, flags, ingressDefaultRule: 901, egressDefaultRule: 902, ipv4: CLIENT });
   await writeEgress(allowed);
 }
 

@@ -17,8 +17,6 @@ import {
   endpointInfo,
   FLOW_FLAG,
   FLOW_TYPE,
-  ipcacheValue,
-  ipv4Key,
   policyKey,
   policyValue,
   POLICY_FLAG,
@@ -26,14 +24,12 @@ import {
   REASON,
   u32Key,
   type FlowEvent,
-  type MapName,
 } from './abi.ts';
 import { FlowReader } from './flow-reader.ts';
 import type { Loader } from './loader-client.ts';
 import { ipv4Packet, TCP_ACK, TCP_SYN, type PacketSpec } from './packet.ts';
-import { scratchDatapath, type ScratchDatapath } from './scratch-datapath.ts';
+import { clearMaps, putIdentities, putTestEndpoint, scratchDatapath, TEST_IFINDEX, type ScratchDatapath } from './scratch-datapath.ts';
 
-const TEST_IFINDEX = 1; // test_run gives packets the loopback device
 const POD = '10.0.1.5';
 const POD_ID = 300;
 const PEER = '10.0.2.9';
@@ -65,17 +61,9 @@ after(async () => {
 
 /** The pod: ingress enforced, allowing PEER on TCP 80 (rule 11); egress not enforced. */
 beforeEach(async () => {
-  for (const map of ['pal_ct4', 'pal_ct_budget', 'pal_policy', 'pal_endpoints', 'pal_ipcache4', 'pal_drop_agg'] as MapName[]) {
-    for (const old of await loader.dump(map)) await loader.delete(map, [old.key]);
-  }
-  await loader.update('pal_ipcache4', [[POD, POD_ID], [PEER, PEER_ID], [STRANGER, STRANGER_ID]].map(([ip, identity]) => ({
-    key: ipv4Key.encode(ip as string),
-    value: ipcacheValue.encode({ identity: identity as number, flags: 0 }),
-  })));
-  await loader.update('pal_endpoints', [{
-    key: u32Key.encode(TEST_IFINDEX),
-    value: endpointInfo.encode({ endpointId: 7, identity: POD_ID, flags: ENDPOINT_FLAG.INGRESS_ENFORCED, ingressDefaultRule: DEFAULT_IN, egressDefaultRule: DEFAULT_OUT, ipv4: POD }),
-  }]);
+  await clearMaps(loader, ['pal_ct4', 'pal_ct_budget', 'pal_policy', 'pal_endpoints', 'pal_ipcache4', 'pal_drop_agg']);
+  await putIdentities(loader, [[POD, POD_ID], [PEER, PEER_ID], [STRANGER, STRANGER_ID]]);
+  await putTestEndpoint(loader, { endpointId: 7, identity: POD_ID, flags: ENDPOINT_FLAG.INGRESS_ENFORCED, ingressDefaultRule: DEFAULT_IN, egressDefaultRule: DEFAULT_OUT, ipv4: POD });
   const key = (protocol: number, dport: number) => policyKey.encode({ endpointId: 7, identity: PEER_ID, direction: DIRECTION.INGRESS, protocol, dport });
   await loader.update('pal_policy', [
     { key: key(0, 0), value: policyValue.encode({ ruleId: 0, flags: POLICY_FLAG.TCP_PORTS }) },

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { loadGlobals } from './abi.ts';
+import { endpointInfo, ipcacheValue, ipv4Key, loadGlobals, u32Key, type EndpointInfo, type MapName } from './abi.ts';
 import { Loader, type LoadedObject } from './loader-client.ts';
 
 export const ENDPOINT_OBJECT = fileURLToPath(new URL('../build/bpf/endpoint.bpf.o', import.meta.url));
@@ -43,4 +43,25 @@ export async function scratchDatapath(name: string, load: { globals?: Parameters
     await dispose();
     throw error;
   }
+}
+
+/** The device test_run gives packets (the loopback device): where tests enter the endpoint under test. */
+export const TEST_IFINDEX = 1;
+
+/** Empties maps of a scratch datapath between tests. */
+export async function clearMaps(loader: Loader, maps: readonly MapName[]): Promise<void> {
+  for (const map of maps) {
+    const keys = (await loader.dump(map)).map((e) => e.key);
+    if (keys.length > 0) await loader.delete(map, keys);
+  }
+}
+
+/** pal_ipcache4 entries: each address with its identity. */
+export async function putIdentities(loader: Loader, entries: ReadonlyArray<readonly [string, number]>): Promise<void> {
+  await loader.update('pal_ipcache4', entries.map(([ip, identity]) => ({ key: ipv4Key.encode(ip), value: ipcacheValue.encode({ identity, flags: 0 }) })));
+}
+
+/** The endpoint that test_run packets meet (TEST_IFINDEX). */
+export async function putTestEndpoint(loader: Loader, info: EndpointInfo): Promise<void> {
+  await loader.update('pal_endpoints', [{ key: u32Key.encode(TEST_IFINDEX), value: endpointInfo.encode(info) }]);
 }
