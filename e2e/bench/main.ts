@@ -3,6 +3,7 @@
 import { benchApplyLatency } from './apply-latency.ts';
 import { benchCni } from './cni.ts';
 import { benchCompile } from './compile.ts';
+import { benchFlows } from './flows.ts';
 import { benchPacket } from './packet.ts';
 import { benchSync } from './sync.ts';
 import { benchThroughput } from './throughput.ts';
@@ -13,6 +14,7 @@ const benchmarks: Record<string, { about: string; run: () => Promise<void> }> = 
   compile: { about: 'policy compile time: 10k NetworkPolicies over 5k pods, full and incremental', run: () => benchCompile() },
   'apply-latency': { about: 'NetworkPolicy write accepted -> datapath verdict seen by a 1 kHz prober, by stage', run: () => benchApplyLatency() },
   sync: { about: "the agent's sync at ~1M policy entries: a no-op event, a one-policy change, a new pod, vs. the whole-node plan", run: () => benchSync() },
+  flows: { about: 'flow events from pal_to_pod through palisade-flow-reader into the agent pipeline: events/s with no loss (and with a follower), per-packet cost vs events off, memory, packet-to-follower latency', run: () => benchFlows() },
   throughput: { about: 'pod-to-pod TCP and 64-byte UDP on one node with 10k policy entries vs. no programs attached', run: () => benchThroughput() },
 };
 
