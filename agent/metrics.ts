@@ -94,7 +94,15 @@ export class AgentMetrics {
   }
 
   flows(batch: readonly Flow[]): void {
-    for (const f of batch) this.#flows.inc({ verdict: f.verdict, direction: f.direction, type: f.type });
+    // Counted per label set once per batch: a batch holds thousands of flows of a few kinds.
+    const counts = new Map<string, { labels: { verdict: string; direction: string; type: string }; n: number }>();
+    for (const f of batch) {
+      const key = `${f.verdict}/${f.direction}/${f.type}`;
+      const c = counts.get(key);
+      if (c) c.n++;
+      else counts.set(key, { labels: { verdict: f.verdict, direction: f.direction, type: f.type }, n: 1 });
+    }
+    for (const { labels, n } of counts.values()) this.#flows.inc(labels, n);
   }
 
   realized(seconds: number): void {

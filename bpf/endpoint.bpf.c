@@ -625,6 +625,10 @@ static __always_inline __u32 decide(struct __sk_buff *skb, const __u8 dir, const
 			.nat = want->kind,
 			.nat_addr = want->addr,
 			.nat_port = want->port,
+			/* Its NEW event reports it now: the next report is one interval away. */
+			.last_report = pal_flow_events ? (__u32)(bpf_ktime_get_boot_ns() >> 20) : 0,
+			.packets = 1,
+			.bytes = skb->len,
 		};
 
 		/* Fail closed: a connection that cannot be tracked would have

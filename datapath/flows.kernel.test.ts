@@ -117,15 +117,15 @@ test('a connection\'s FIN writes its END with the packets and bytes of both ways
   await sleep(5); // more than the ~2 ms update interval of this datapath
   await run('pal_from_pod', { saddr: POD, daddr: PEER, protocol: 'TCP', sport: 80, dport: 40001, tcpFlags: TCP_ACK });
   const update = await events(1);
-  assert.deepEqual(update.map((e) => [e.type, Number(e.packets), e.direction, e.saddr]), [[FLOW_TYPE.UPDATE, 1, DIRECTION.INGRESS, PEER]]);
+  assert.deepEqual(update.map((e) => [e.type, Number(e.packets), e.direction, e.saddr]), [[FLOW_TYPE.UPDATE, 2, DIRECTION.INGRESS, PEER]]);
   await run('pal_to_pod', { saddr: PEER, daddr: POD, protocol: 'TCP', sport: 40001, dport: 80, tcpFlags: TCP_ACK });
   await run('pal_from_pod', { saddr: POD, daddr: PEER, protocol: 'TCP', sport: 80, dport: 40001, tcpFlags: TCP_ACK | TCP_FIN });
   const end = (await events(1)).filter((e) => e.type !== FLOW_TYPE.UPDATE);
   assert.deepEqual(end.map(brief), [{
     type: FLOW_TYPE.END, reason: REASON.ALLOW_REPLY, direction: DIRECTION.INGRESS, saddr: PEER, daddr: POD, sport: 40001, dport: 80, // ended by the pod's FIN
-    src: PEER_ID, dst: POD_ID, rule: ALLOW_RULE, flags: 0, packets: 3, // the packets after the SYN (which opened it)
+    src: PEER_ID, dst: POD_ID, rule: ALLOW_RULE, flags: 0, packets: 4, // the SYN that opened it and three more
   }]);
-  assert.equal(end[0]!.bytes, BigInt(3 * ipv4Packet({ saddr: PEER, daddr: POD, protocol: 'TCP', sport: 1, dport: 1 }).length));
+  assert.equal(end[0]!.bytes, BigInt(4 * ipv4Packet({ saddr: PEER, daddr: POD, protocol: 'TCP', sport: 1, dport: 1 }).length));
 });
 
 test('a default-deny drop names the default rule; a flood of one kind is one event carrying its running total, the rest counted in pal_drop_agg', async () => {
@@ -159,7 +159,7 @@ test('a connection collected idle writes its END (IDLE) with its counts', async 
   const record = Buffer.concat([entry!.key, u32Key.encode(ctValue.decode(entry!.value).lastSeen)]);
   assert.equal((await loader.testRun(CT_FORGET_PROGRAM, Buffer.concat([header, record]))).retval, 1);
   assert.equal(ct4Key.decode(entry!.key).peerAddr, PEER);
-  assert.deepEqual((await events(1)).map((e) => [e.type, e.flags, Number(e.packets), e.saddr, e.daddr, e.ruleId]), [[FLOW_TYPE.END, FLOW_FLAG.IDLE, 1, PEER, POD, ALLOW_RULE]]);
+  assert.deepEqual((await events(1)).map((e) => [e.type, e.flags, Number(e.packets), e.saddr, e.daddr, e.ruleId]), [[FLOW_TYPE.END, FLOW_FLAG.IDLE, 2, PEER, POD, ALLOW_RULE]]);
 });
 
 test('no record was malformed', () => {

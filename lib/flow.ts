@@ -71,9 +71,15 @@ export function protocolName(protocol: number): string {
   return PROTOCOL_NAMES[protocol] ?? String(protocol);
 }
 
-/** Nanoseconds since the Unix epoch as RFC 3339 with nanoseconds. */
+let lastSecond = -1;
+let lastPrefix = '';
+
+/** Nanoseconds since the Unix epoch as RFC 3339 with nanoseconds (the date part is formatted once a second). */
 export function rfc3339Nanos(ns: bigint): string {
-  const ms = ns / 1_000_000n;
-  const iso = new Date(Number(ms)).toISOString(); // ...SS.mmmZ
-  return `${iso.slice(0, 19)}.${(ns % 1_000_000_000n).toString().padStart(9, '0')}Z`;
+  const second = Number(ns / 1_000_000_000n);
+  if (second !== lastSecond) {
+    lastSecond = second;
+    lastPrefix = new Date(second * 1000).toISOString().slice(0, 19);
+  }
+  return `${lastPrefix}.${String(Number(ns % 1_000_000_000n)).padStart(9, '0')}Z`;
 }

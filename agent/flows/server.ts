@@ -92,7 +92,14 @@ export async function serveFlows(o: FlowServerOptions): Promise<Server> {
     // Waiting for the client to take its bytes never outlasts the follower: cut off, it is dropped.
     const write = async (lines: string) => {
       if (!res.write(lines)) {
-        await Promise.race([new Promise((resolve) => { res.once('drain', resolve); res.once('close', resolve); }), follower.whenClosed]);
+        let done!: () => void;
+        const drained = new Promise<void>((resolve) => (done = resolve));
+        res.once('drain', done);
+        res.once('close', done);
+        await Promise.race([drained, follower.whenClosed]);
+        // Listeners of a wait that ended otherwise would pile up on a long follow.
+        res.off('drain', done);
+        res.off('close', done);
       }
     };
     if (backlog.length > 0) await write(backlog.map((flow) => `${JSON.stringify({ flow })}\n`).join(''));
