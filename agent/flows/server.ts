@@ -35,6 +35,9 @@ export interface FlowServerOptions {
   followCutOff?: number;
 }
 
+/** Flows of a follower's backlog written per turn of the event loop. */
+const BACKLOG_SLICE = 2000;
+
 export async function serveFlows(o: FlowServerOptions): Promise<Server> {
   const expected = Buffer.from(`Bearer ${o.token}`);
   const authorized = (req: IncomingMessage) => {
@@ -102,7 +105,12 @@ export async function serveFlows(o: FlowServerOptions): Promise<Server> {
         res.off('close', done);
       }
     };
-    if (backlog.length > 0) await write(backlog.map((flow) => `${JSON.stringify({ flow })}\n`).join(''));
+    // A backlog (--last, --since) goes out in slices, the event loop free between them: the
+    // pipeline keeps reading the ring while a whole store is sent.
+    for (let at = 0; at < backlog.length && !res.destroyed; at += BACKLOG_SLICE) {
+      await write(backlog.slice(at, at + BACKLOG_SLICE).map((flow) => `${JSON.stringify({ flow })}\n`).join(''));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     for (let batch = await follower.next(); batch && !res.destroyed; batch = await follower.next()) {
       let lines = '';
       if (batch.missed > 0) {
