@@ -25,6 +25,7 @@ import {
   u32Key,
   type FlowEvent,
 } from './abi.ts';
+import { planFrontends } from '../agent/datapath-plan.ts';
 import { FlowReader } from './flow-reader.ts';
 import type { Loader } from './loader-client.ts';
 import { ipv4Packet, TCP_ACK, TCP_SYN, type PacketSpec } from './packet.ts';
@@ -160,6 +161,47 @@ test('a connection collected idle writes its END (IDLE) with its counts', async 
   assert.equal((await loader.testRun(CT_FORGET_PROGRAM, Buffer.concat([header, record]))).retval, 1);
   assert.equal(ct4Key.decode(entry!.key).peerAddr, PEER);
   assert.deepEqual((await events(1)).map((e) => [e.type, e.flags, Number(e.packets), e.saddr, e.daddr, e.ruleId]), [[FLOW_TYPE.END, FLOW_FLAG.IDLE, 2, PEER, POD, ALLOW_RULE]]);
+});
+
+test('a connection cut by a revocation writes a DROP_REVOKED event naming the default rule', async () => {
+  await run('pal_to_pod', { saddr: PEER, daddr: POD, protocol: 'TCP', sport: 40003, dport: 80, tcpFlags: TCP_SYN });
+  await events(1);
+  await clearMaps(loader, ['pal_policy']);
+  await loader.update('pal_config', [{ key: u32Key.encode(0), value: datapathConfig.encode({ policyRevision: 2, flags: 0 }) }]);
+  await run('pal_to_pod', { saddr: PEER, daddr: POD, protocol: 'TCP', sport: 40003, dport: 80, tcpFlags: TCP_ACK });
+  assert.deepEqual((await events(1)).map((e) => [e.type, e.reason, e.ruleId, e.flags & FLOW_FLAG.DEFAULT_DENY, e.saddr, e.sport]), [
+    [FLOW_TYPE.DROP, REASON.DROP_REVOKED, DEFAULT_IN, FLOW_FLAG.DEFAULT_DENY, PEER, 40003],
+  ]);
+});
+
+test('other drops are events too: a spoofed source, an ICMP error about no connection, a fragment without its first', async () => {
+  await run('pal_from_pod', { saddr: STRANGER, daddr: PEER, protocol: 'UDP', sport: 7, dport: 7 });
+  const icmp = ipv4Packet({ saddr: PEER, daddr: POD, protocol: 'TCP', sport: 1, dport: 1 });
+  icmp[14 + 9] = 1; // protocol ICMP
+  icmp[14 + 20] = 3; // destination unreachable, quoting: an IPv4 header and 8 bytes
+  icmp[14 + 21] = 3;
+  const quoted = ipv4Packet({ saddr: POD, daddr: PEER, protocol: 'UDP', sport: 5555, dport: 53 }).subarray(14, 14 + 28);
+  const error = Buffer.concat([icmp.subarray(0, 14 + 28), quoted]);
+  error.writeUInt16BE(error.length - 14, 14 + 2);
+  await loader.testRun('pal_to_pod', error);
+  const fragment = ipv4Packet({ saddr: PEER, daddr: POD, protocol: 'UDP', sport: 9, dport: 9 });
+  fragment.writeUInt16BE(100, 14 + 6); // offset 800 bytes, a later fragment
+  await loader.testRun('pal_to_pod', fragment);
+  const seen = (await events(3)).map((e) => [e.type, e.reason]);
+  assert.deepEqual(seen.sort(), [[FLOW_TYPE.DROP, REASON.DROP_SPOOFED], [FLOW_TYPE.DROP, REASON.DROP_ICMP_ERROR], [FLOW_TYPE.DROP, REASON.DROP_FRAGMENT]].sort());
+});
+
+test('a connection to a Service names its frontend: the flow goes to the backend, FLOW_FLAG.SERVICE with the ClusterIP', async () => {
+  const lb = planFrontends([{ service: 's/web', ip: '10.96.0.10', port: 80, protocol: 'TCP', clientAffinity: false, backends: [{ ip: PEER, port: 8080 }] }], () => Infinity, []);
+  for (const [map, entries] of lb) await loader.update(map, [...entries].map(([k, v]) => ({ key: Buffer.from(k, 'hex'), value: Buffer.from(v, 'hex') })));
+  try {
+    await run('pal_from_pod', { saddr: POD, daddr: '10.96.0.10', protocol: 'TCP', sport: 41234, dport: 80, tcpFlags: TCP_SYN });
+    assert.deepEqual((await events(1)).map((e) => [e.type, e.reason, e.daddr, e.dport, e.flags & FLOW_FLAG.SERVICE, e.natAddr, e.natPort]), [
+      [FLOW_TYPE.NEW, REASON.PASS_UNSELECTED, PEER, 8080, FLOW_FLAG.SERVICE, '10.96.0.10', 80],
+    ]);
+  } finally {
+    await clearMaps(loader, ['pal_lb4', 'pal_lb4_backends']);
+  }
 });
 
 test('no record was malformed', () => {
