@@ -2,8 +2,12 @@
 # Builds the test cluster's kube-apiserver, kube-proxy, etcd and helm from
 # their published Go modules at pinned versions, and caches the binaries keyed by version under
 # ${PALISADE_CACHE:-~/.cache/palisade}. A second run finds them and returns at once.
+# The real nodes' tools (kubelet, kube-controller-manager, kube-scheduler,
+# containerd and its shim and ctr; issue 9, ../shared/REAL-NODES.md) build
+# the same way when named; `all` does not include them yet.
 #
-#   build-cluster-tools.sh [all|kube-apiserver|kube-proxy|etcd|helm]   build what is missing
+#   build-cluster-tools.sh [all|TOOL]   build what is missing
+#   build-cluster-tools.sh real-nodes   the real nodes' tools
 #   build-cluster-tools.sh path NAME                         print NAME's binary (building it if needed)
 #
 # Why a scratch module per tool: k8s.io/kubernetes (and etcd's server module)
@@ -15,6 +19,7 @@ set -euo pipefail
 
 KUBERNETES_VERSION=v1.37.2   # staging modules: v0.37.2
 ETCD_VERSION=v3.6.16
+CONTAINERD_VERSION=v2.4.2
 HELM_VERSION=v4.3.1
 
 cache=${PALISADE_CACHE:-$HOME/.cache/palisade}
@@ -30,11 +35,11 @@ k8s_patch=$(cut -d. -f3 <<<"$KUBERNETES_VERSION")
 # version is set at link time (a change of flags must not reuse an old binary).
 binary() {
   case "$1" in
-    kube-apiserver) echo "$bin/kube-apiserver-$KUBERNETES_VERSION-stamped" ;;
-    kube-proxy) echo "$bin/kube-proxy-$KUBERNETES_VERSION-stamped" ;;
+    kube-apiserver | kube-proxy | kubelet | kube-controller-manager | kube-scheduler) echo "$bin/$1-$KUBERNETES_VERSION-stamped" ;;
+    containerd | containerd-shim-runc-v2 | ctr) echo "$bin/$1-$CONTAINERD_VERSION" ;;
     etcd) echo "$bin/etcd-$ETCD_VERSION" ;;
     helm) echo "$bin/helm-$HELM_VERSION" ;;
-    *) echo "unknown tool '$1' (kube-apiserver, kube-proxy, etcd, helm)" >&2; return 2 ;;
+    *) echo "unknown tool '$1' (kube-apiserver, kube-proxy, kubelet, kube-controller-manager, kube-scheduler, etcd, helm, containerd, containerd-shim-runc-v2, ctr)" >&2; return 2 ;;
   esac
 }
 
@@ -82,7 +87,9 @@ build_kubernetes() {
 
 build_tool() {
   case "$1" in
-    kube-apiserver | kube-proxy) build_kubernetes "$1" ;;
+    kube-apiserver | kube-proxy | kubelet | kube-controller-manager | kube-scheduler) build_kubernetes "$1" ;;
+    containerd | containerd-shim-runc-v2 | ctr) build "$(binary "$1")" "github.com/containerd/containerd/v2 $CONTAINERD_VERSION" \
+      "github.com/containerd/containerd/v2/cmd/$1" "-X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION" ;;
     etcd) build "$(binary etcd)" "go.etcd.io/etcd/server/v3 $ETCD_VERSION" go.etcd.io/etcd/server/v3 "" ;;
     helm) build "$(binary helm)" "helm.sh/helm/v4 $HELM_VERSION" helm.sh/helm/v4/cmd/helm \
       "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" ;;
@@ -101,5 +108,6 @@ if [ "${1:-}" = path ]; then
 fi
 case "${1:-all}" in
   all) for tool in etcd kube-apiserver kube-proxy helm; do build_tool "$tool"; done ;;
+  real-nodes) for tool in kube-scheduler kube-controller-manager kubelet containerd containerd-shim-runc-v2 ctr; do build_tool "$tool"; done ;;
   *) build_tool "$1" ;;
 esac
