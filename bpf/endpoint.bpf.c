@@ -299,7 +299,7 @@ static __always_inline void touch(struct ct_value *ct, const struct pal_pkt *pkt
 static __always_inline void count(struct __sk_buff *skb, const struct pal_pkt *pkt, const struct ct4_key *key,
 				  struct ct_value *ct, struct outcome *out)
 {
-	__u32 now = (__u32)(bpf_ktime_get_boot_ns() >> 20);
+	__u32 now = (__u32)(bpf_ktime_get_coarse_ns() >> 20); /* only compared with itself: the coarse clock is enough, and 25 ns cheaper */
 
 	__sync_fetch_and_add(&ct->packets, 1);
 	__sync_fetch_and_add(&ct->bytes, skb->len);
@@ -626,7 +626,7 @@ static __always_inline __u32 decide(struct __sk_buff *skb, const __u8 dir, const
 			.nat_addr = want->addr,
 			.nat_port = want->port,
 			/* Its NEW event reports it now: the next report is one interval away. */
-			.last_report = pal_flow_events ? (__u32)(bpf_ktime_get_boot_ns() >> 20) : 0,
+			.last_report = pal_flow_events ? (__u32)(bpf_ktime_get_coarse_ns() >> 20) : 0,
 			.packets = 1,
 			.bytes = skb->len,
 		};
@@ -764,6 +764,11 @@ static __always_inline void report(struct __sk_buff *skb, const __u8 dir, const 
 	bool in;
 
 	if (!pal_flow_events || (!drop && !o->event))
+		return;
+	/* A drop of a kind that wrote its event within the window is only counted:
+	 * no names looked up, no event built (a flood costs a lookup and an add). */
+	if (drop && flow_drop_counted(skb->ifindex, dir == PAL_DIR_INGRESS ? pkt->saddr : pkt->daddr, pkt->dport,
+				      pkt->protocol, reason, dir))
 		return;
 	__builtin_memset(&e, 0, sizeof(e));
 	e.time_ns = bpf_ktime_get_boot_ns();

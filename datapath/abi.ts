@@ -424,7 +424,7 @@ export const dropAggKey = struct(
   { ifindex: u32(0), peer: ipv4(4), dport: u16(8), protocol: u8(10), reason: u8(11), direction: u8(12) },
   [{ c: 'pad', offset: 13, size: 3 }],
 );
-/** flows.h: the value of pal_drop_agg: the key's drops so far and the CLOCK_BOOTTIME of its last event. */
+/** flows.h: the value of pal_drop_agg: the key's drops so far and the (coarse monotonic) time of its last event. */
 export const dropAgg = struct('drop_agg', 16, { total: u64(0), lastEvent: u64(8) });
 
 /** flows.h PAL_FLOW_*: flow_event.type. DROP_SUMMARY is written by the agent only (the drops after a key's last event). */

@@ -115,7 +115,7 @@ test('an allowed new connection writes one NEW event with its tuple, identities 
 test('a connection\'s FIN writes its END with the packets and bytes of both ways, and an UPDATE comes for a connection that lives on', async () => {
   await run('pal_to_pod', { saddr: PEER, daddr: POD, protocol: 'TCP', sport: 40001, dport: 80, tcpFlags: TCP_SYN });
   await events(1);
-  await sleep(5); // more than the ~2 ms update interval of this datapath
+  await sleep(25); // more than the ~2 ms update interval of this datapath, on the coarse clock (a tick is 1 to 10 ms)
   await run('pal_from_pod', { saddr: POD, daddr: PEER, protocol: 'TCP', sport: 80, dport: 40001, tcpFlags: TCP_ACK });
   const update = await events(1);
   assert.deepEqual(update.map((e) => [e.type, Number(e.packets), e.direction, e.saddr]), [[FLOW_TYPE.UPDATE, 2, DIRECTION.INGRESS, PEER]]);

@@ -96,7 +96,7 @@ _Static_assert(sizeof(struct drop_agg_key) == 16, "drop_agg_key is ABI");
 /* The value of pal_drop_agg. */
 struct drop_agg {
 	__u64 total;        /* drops of the key since it entered the map */
-	__u64 last_event;   /* CLOCK_BOOTTIME of its last event */
+	__u64 last_event;   /* CLOCK_MONOTONIC_COARSE of its last event (only compared with itself) */
 };
 _Static_assert(sizeof(struct drop_agg) == 16, "drop_agg is ABI");
 
@@ -151,6 +151,23 @@ __noinline int flow_emit(struct flow_event *e)
 	return 0;
 }
 
+/* The fast path of a drop (report() takes it before building the event):
+ * true when its key wrote an event within the window, after counting it. */
+static __always_inline bool flow_drop_counted(__u32 ifindex, __u32 peer, __u16 dport, __u8 protocol, __u8 reason,
+					      __u8 direction)
+{
+	struct drop_agg_key k = {
+		.ifindex = ifindex, .peer = peer, .dport = dport, .protocol = protocol,
+		.reason = reason, .direction = direction,
+	};
+	struct drop_agg *agg = bpf_map_lookup_elem(&pal_drop_agg, &k);
+
+	if (!agg || !agg->last_event || bpf_ktime_get_coarse_ns() - agg->last_event >= PAL_FLOW_DROP_WINDOW_NS)
+		return false;
+	__sync_fetch_and_add(&agg->total, 1);
+	return true;
+}
+
 /* A drop: counted under its key, and its event written (with the key's
  * running total) unless the key wrote one within the window. */
 static __always_inline void flow_drop(struct flow_event *e, __u32 peer)
@@ -160,6 +177,7 @@ static __always_inline void flow_drop(struct flow_event *e, __u32 peer)
 		.reason = e->reason, .direction = e->direction,
 	};
 	struct drop_agg *agg = bpf_map_lookup_elem(&pal_drop_agg, &k);
+	__u64 now;
 
 	if (!agg) {
 		struct drop_agg fresh = { 0 };
@@ -172,9 +190,10 @@ static __always_inline void flow_drop(struct flow_event *e, __u32 peer)
 		}
 	}
 	e->packets = __sync_fetch_and_add(&agg->total, 1) + 1;
-	if (agg->last_event && e->time_ns - agg->last_event < PAL_FLOW_DROP_WINDOW_NS)
+	now = bpf_ktime_get_coarse_ns();
+	if (agg->last_event && now - agg->last_event < PAL_FLOW_DROP_WINDOW_NS)
 		return;
-	agg->last_event = e->time_ns;
+	agg->last_event = now;
 	e->flags |= PAL_FLOWF_RUNNING_TOTAL;
 	flow_emit(e);
 }
