@@ -132,7 +132,7 @@ export class Agents {
   }
 
   #options(t: AgentTarget, path: string): RequestOptions {
-    return { host: t.ip, port: this.#o.port, path, ca: this.#o.ca, servername: undefined, headers: { authorization: `Bearer ${this.#o.token}` } };
+    return { host: t.ip, port: this.#o.port, path, ca: this.#o.ca, headers: { authorization: `Bearer ${this.#o.token}` } };
   }
 
   #get(t: AgentTarget, path: string): Promise<string> {

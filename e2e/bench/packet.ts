@@ -506,8 +506,8 @@ async function runFresh(o: { work: string; copies: Copy[]; start: () => Promise<
 const FRAME_LEN = 54;
 
 /**
- * The harness of the Service cases, compiled at run time like fresh.bpf.c
- * (and from this file, so that the benchmark stays in one place). The hooks
+ * The harness of the Service cases (restore.bpf.c), compiled at run time
+ * like fresh.bpf.c. The hooks
  * rewrite a Service packet in place and test_run gives every run the same
  * skb, so a driver first writes the case's frame back (from restore_frame,
  * which the benchmark sets before each run), then tail-calls a copy of the
@@ -518,77 +518,14 @@ const FRAME_LEN = 54;
  * cancels out of the difference. The datapath's programs are renamed so
  * that their pins do not replace the copy's.
  */
-const RESTORE_SOURCE = `
-#define pal_from_pod restore_pal_from_pod
-#define pal_to_pod restore_pal_to_pod
-#include "endpoint.bpf.c"
-#undef pal_from_pod
-#undef pal_to_pod
-
-struct frame {
-	__u8 bytes[${FRAME_LEN}];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct frame);
-} restore_frame SEC(".maps");
-
-SEC("tc")
-int restore_empty(struct __sk_buff *skb)
-{
-	return TC_ACT_OK;
-}
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, 3);
-	__type(key, __u32);
-	__array(values, int(struct __sk_buff *));
-} restore_targets SEC(".maps") = {
-	.values = { [0] = (void *)&restore_pal_from_pod, [1] = (void *)&restore_pal_to_pod, [2] = (void *)&restore_empty },
-};
-
-static __always_inline int restore(struct __sk_buff *skb, __u32 target)
-{
-	__u32 zero = 0;
-	struct frame *f = bpf_map_lookup_elem(&restore_frame, &zero);
-
-	if (!f || bpf_skb_store_bytes(skb, 0, f->bytes, sizeof(f->bytes), 0))
-		return TC_ACT_UNSPEC;
-	bpf_tail_call(skb, &restore_targets, target);
-	return TC_ACT_UNSPEC;
-}
-
-SEC("tc")
-int restore_from_pod(struct __sk_buff *skb)
-{
-	return restore(skb, 0);
-}
-
-SEC("tc")
-int restore_to_pod(struct __sk_buff *skb)
-{
-	return restore(skb, 1);
-}
-
-SEC("tc")
-int restore_baseline(struct __sk_buff *skb)
-{
-	return restore(skb, 2);
-}
-`;
+const RESTORE_SOURCE = fileURLToPath(new URL('./restore.bpf.c', import.meta.url));
 
 const DRIVER = { pal_from_pod: 'restore_from_pod', pal_to_pod: 'restore_to_pod' } as const;
 
 /** Builds the harness and loads it into every copy's pin directory; also returns its hooks' program ids (to compare their size with the datapath's). */
 async function loadHarness(o: { work: string; copies: Copy[]; start: () => Promise<Loader> }): Promise<{ loaders: Map<Copy, Loader>; programIds: Record<string, number> }> {
-  const source = join(o.work, 'restore.bpf.c');
   const object = join(o.work, 'restore.bpf.o');
-  await writeFile(source, RESTORE_SOURCE);
-  await compileBpf(source, object);
+  await compileBpf(RESTORE_SOURCE, object);
   const loaders = new Map<Copy, Loader>();
   let programIds: Record<string, number> = {};
   for (const copy of o.copies) {
