@@ -20,7 +20,8 @@ WARNINGS := -Wall -Wextra -Werror
 C_PROGRAMS := \
 	$(BIN_DIR)/palisade-cni \
 	$(BIN_DIR)/palisade-podserver \
-	$(BIN_DIR)/palisade-prober
+	$(BIN_DIR)/palisade-prober \
+	$(BIN_DIR)/palisade-pause
 
 .DEFAULT_GOAL := all
 .DELETE_ON_ERROR:
@@ -32,6 +33,10 @@ all: $(C_PROGRAMS)
 $(BIN_DIR)/palisade-cni:       cni/palisade-cni.c
 $(BIN_DIR)/palisade-podserver: e2e/podserver/podserver.c
 $(BIN_DIR)/palisade-prober:    e2e/prober/prober.c
+$(BIN_DIR)/palisade-pause:     e2e/pause/pause.c
+
+# The pause program runs FROM scratch (scripts/build-images.sh): static.
+$(BIN_DIR)/palisade-pause: LDFLAGS += -static
 
 # Shared recipe; a change to this Makefile (flags) rebuilds the programs.
 $(C_PROGRAMS): Makefile | $(BIN_DIR)

@@ -12,9 +12,11 @@ log() { printf '[bootstrap] %s\n' "$*" >&2; }
 # Debian packages: compilers and libbpf for the C programs, iproute2 and
 # util-linux (nsenter) for links and namespaces, socat for the API tunnel,
 # openssl for the test cluster's certificates, iperf3 and ethtool for benchmarks,
-# iptables (its nf_tables flavour, iptables-nft) for kube-proxy in the test nodes.
+# iptables (its nf_tables flavour, iptables-nft) for kube-proxy in the test nodes,
+# buildah, runc and mmdebstrap for the images (scripts/build-images.sh).
 apt_packages=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make gcc
-  iproute2 util-linux socat openssl iperf3 ethtool pkg-config iptables)
+  iproute2 util-linux socat openssl iperf3 ethtool pkg-config iptables
+  buildah runc mmdebstrap)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
