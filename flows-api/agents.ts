@@ -16,6 +16,12 @@ export interface AgentsOptions {
   ca: Buffer;
   token: string;
   port: number;
+  /**
+   * The name every agent's certificate must carry (one certificate shared by
+   * all agents, as the Helm chart issues it). Default: each agent's own
+   * address, which its certificate must then hold as an IP SAN.
+   */
+  serverName?: string;
   /** The nodes whose agents to ask. */
   targets: () => Promise<AgentTarget[]>;
   /** Per-agent timeout of a list or status request. Default 5 s. */
@@ -132,7 +138,14 @@ export class Agents {
   }
 
   #options(t: AgentTarget, path: string): RequestOptions {
-    return { host: t.ip, port: this.#o.port, path, ca: this.#o.ca, headers: { authorization: `Bearer ${this.#o.token}` } };
+    return {
+      host: t.ip,
+      port: this.#o.port,
+      path,
+      ca: this.#o.ca,
+      ...(this.#o.serverName ? { servername: this.#o.serverName } : {}),
+      headers: { authorization: `Bearer ${this.#o.token}` },
+    };
   }
 
   #get(t: AgentTarget, path: string): Promise<string> {

@@ -1,7 +1,8 @@
 // Entry point of Palisade's aggregated API server (group flows.palisade.io):
 //   node flows-api/main.ts --listen HOST:PORT --tls-cert F --tls-key F
 //     --requestheader-client-ca F [--requestheader-allowed-names a,b]
-//     --agent-ca F --agent-token-file F [--agent-port 4244] [--kubeconfig F]
+//     --agent-ca F --agent-token-file F [--agent-port 4244]
+//     [--agent-server-name NAME] [--kubeconfig F]
 // Registered with kube-apiserver by an APIService (v1alpha1.flows.palisade.io).
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -20,6 +21,8 @@ const schema = z.object({
   agentCa: z.string().min(1),
   agentTokenFile: z.string().min(1),
   agentPort: z.coerce.number().int().min(1).max(65535).default(4244),
+  /** The name the agents' certificate holds (the Helm chart's shared one); default: each agent's address (an IP SAN). */
+  agentServerName: z.string().min(1).optional(),
   kubeconfig: z.string().optional(),
 });
 
@@ -28,7 +31,7 @@ const log = (line: string) => process.stdout.write(`${new Date().toISOString()} 
 try {
   const { values } = parseArgs({
     args: process.argv.slice(2),
-    options: Object.fromEntries(['listen', 'tls-cert', 'tls-key', 'requestheader-client-ca', 'requestheader-allowed-names', 'agent-ca', 'agent-token-file', 'agent-port', 'kubeconfig'].map((o) => [o, { type: 'string' as const }])),
+    options: Object.fromEntries(['listen', 'tls-cert', 'tls-key', 'requestheader-client-ca', 'requestheader-allowed-names', 'agent-ca', 'agent-token-file', 'agent-port', 'agent-server-name', 'kubeconfig'].map((o) => [o, { type: 'string' as const }])),
     strict: true,
   });
   const parsed = schema.safeParse(Object.fromEntries(Object.entries(values).map(([k, v]) => [k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()), v])));
@@ -53,7 +56,7 @@ try {
     cached = { at: Date.now(), targets: list };
     return list;
   };
-  const agents = new Agents({ ca: await readFile(c.agentCa), token: (await readFile(c.agentTokenFile, 'utf8')).trim(), port: c.agentPort, targets });
+  const agents = new Agents({ ca: await readFile(c.agentCa), token: (await readFile(c.agentTokenFile, 'utf8')).trim(), port: c.agentPort, serverName: c.agentServerName, targets });
   const server = await serveFlowsApi({
     listen: parseListen(c.listen),
     cert: await readFile(c.tlsCert),
