@@ -77,7 +77,10 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
   waitingFor = 'starting the datapath';
 
   // Routing between pods and across nodes needs forwarding in this namespace.
-  await writeFile('/proc/sys/net/ipv4/ip_forward', '1');
+  // Written only when off: in a container /proc/sys is read-only, and the Helm
+  // chart's init container turns it on through the host's /proc/sys/net.
+  const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
+  if ((await readFile(IP_FORWARD, 'utf8')).trim() !== '1') await writeFile(IP_FORWARD, '1');
   await ensurePinDir(config.bpffs);
 
   const allocator = await IpAllocator.open(join(config.stateDir, 'ipam'), parseIpv4Cidr(podCidr), podCidr);
