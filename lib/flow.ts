@@ -39,7 +39,7 @@ export interface Flow {
   protocol: string;
   source: FlowPeer;
   destination: FlowPeer;
-  tcpFlags?: string[];
+  tcpFlags?: readonly string[];
   /** To a Service: the address and port the pod sent to (destination is the backend). */
   service?: { ip: string; port: number };
   /** new, drop: 1 packet (a drop-summary: the drops it stands for); end, update: the connection's packets so far, both ways. */
@@ -48,7 +48,7 @@ export interface Flow {
   /** Whether a policy selects the endpoint in this direction (false: everything passes there). */
   isolated: boolean;
   /** The policies that decided: the one whose rule allowed it, or, for a default deny, every policy that isolates the endpoint in this direction. */
-  policies: PolicyName[];
+  policies: readonly PolicyName[];
   /** The allowing rule (index in the policy's ingress or egress list). */
   rule?: PolicyName & { direction: 'ingress' | 'egress'; index: number };
   defaultDeny?: boolean;

@@ -80,6 +80,63 @@ const TYPES: Record<number, Flow['type']> = {
 const networkPolicy = (p: PolicyRef): PolicyName => ({ kind: 'NetworkPolicy', namespace: p.namespace, name: p.name });
 const sameRef = (a: PolicyRef, b: PolicyRef) => a.namespace === b.namespace && a.name === b.name;
 
+// The parts many flows share are made once and frozen (lib/flow-json.ts
+// writes a frozen part's JSON once): per pod its name and labels, per
+// isolating set and per rule the policy names, per value the TCP flag
+// names. Each is derived from an object the context hands out and never
+// changes (a pod's facts are replaced, not edited), and is kept only as
+// long as that object (WeakMap), so nothing here grows with time.
+const podParts = new WeakMap<PodFacts, { pod: { namespace: string; name: string }; labels: Record<string, string> }>();
+const isolatingNames = new WeakMap<readonly PolicyRef[], readonly PolicyName[]>();
+const ruleParts = new WeakMap<RuleRef, { rule: NonNullable<Flow['rule']>; policies: readonly PolicyName[] }>();
+const flagNames: Array<readonly string[] | undefined> = [];
+const endpoints = new Map<string, { namespace: string; name: string }>();
+
+function podPart(facts: PodFacts) {
+  let part = podParts.get(facts);
+  if (!part) {
+    part = { pod: Object.freeze({ namespace: facts.namespace, name: facts.name }), labels: Object.freeze({ ...facts.labels }) };
+    podParts.set(facts, part);
+  }
+  return part;
+}
+
+function isolatingPolicies(isolatedBy: readonly PolicyRef[]): readonly PolicyName[] {
+  let names = isolatingNames.get(isolatedBy);
+  if (!names) {
+    names = Object.freeze(isolatedBy.map((p) => Object.freeze(networkPolicy(p))));
+    isolatingNames.set(isolatedBy, names);
+  }
+  return names;
+}
+
+function rulePart(rule: RuleRef) {
+  let part = ruleParts.get(rule);
+  if (!part) {
+    const policy = Object.freeze(networkPolicy(rule));
+    part = { rule: Object.freeze({ ...networkPolicy(rule), direction: rule.direction, index: rule.index }), policies: Object.freeze([policy]) };
+    ruleParts.set(rule, part);
+  }
+  return part;
+}
+
+function tcpFlags(flags: number): readonly string[] {
+  return (flagNames[flags & 0xff] ??= Object.freeze(tcpFlagNames(flags & 0xff)));
+}
+
+function endpointPart(key: string): { namespace: string; name: string } {
+  let part = endpoints.get(key);
+  if (!part) {
+    // Local endpoints are few; a bound keeps pods long gone from piling up.
+    if (endpoints.size >= 4096) endpoints.clear();
+    part = Object.freeze(splitKey(key));
+    endpoints.set(key, part);
+  }
+  return part;
+}
+
+const NO_POLICIES: readonly PolicyName[] = Object.freeze([]);
+
 /** The flow of `event`; `packets` overrides the event's count (a drop's share of its key's running total). */
 export function enrichFlow(event: FlowEvent, context: FlowContext, packets?: bigint): Flow {
   const direction = event.direction === DIRECTION.INGRESS ? 'ingress' : 'egress';
@@ -89,12 +146,9 @@ export function enrichFlow(event: FlowEvent, context: FlowContext, packets?: big
   const peer = (ip: string, port: number, identity: number): FlowPeer => {
     const owner = context.owner(ip);
     const facts = owner ? context.pod(owner) : undefined;
-    return {
-      ip,
-      ...(hasPorts ? { port } : {}),
-      identity,
-      ...(facts ? { pod: { namespace: facts.namespace, name: facts.name }, labels: facts.labels } : { entity: entityOf(identity) }),
-    };
+    if (!facts) return hasPorts ? { ip, port, identity, entity: entityOf(identity) } : { ip, identity, entity: entityOf(identity) };
+    const { pod, labels } = podPart(facts);
+    return hasPorts ? { ip, port, identity, pod, labels } : { ip, identity, pod, labels };
   };
   const dropped = isDrop(event.reason);
   const flow: Flow = {
@@ -104,27 +158,28 @@ export function enrichFlow(event: FlowEvent, context: FlowContext, packets?: big
     verdict: dropped ? 'dropped' : 'forwarded',
     reason: reasonName(event.reason) ?? String(event.reason),
     direction,
-    ...(endpoint ? { endpoint: splitKey(endpoint) } : {}),
+    ...(endpoint ? { endpoint: endpointPart(endpoint) } : {}),
     protocol: protocolName(event.protocol),
     source: peer(event.saddr, event.sport, event.srcIdentity),
     destination: peer(event.daddr, event.dport, event.dstIdentity),
-    ...(event.protocol === 6 && event.tcpFlags ? { tcpFlags: tcpFlagNames(event.tcpFlags) } : {}),
+    ...(event.protocol === 6 && event.tcpFlags ? { tcpFlags: tcpFlags(event.tcpFlags) } : {}),
     ...(event.flags & FLOW_FLAG.SERVICE ? { service: { ip: event.natAddr, port: event.natPort } } : {}),
     packets: Number(packets ?? event.packets),
     bytes: Number(event.bytes),
     isolated: isolatedBy !== undefined,
-    policies: [],
+    policies: NO_POLICIES,
   };
   if (event.flags & FLOW_FLAG.DEFAULT_DENY) {
     flow.defaultDeny = true;
-    flow.policies = (isolatedBy ?? []).map(networkPolicy);
+    flow.policies = isolatedBy ? isolatingPolicies(isolatedBy) : NO_POLICIES;
     return flow;
   }
   const candidates = context.rules.lookup(event.ruleId).filter((r): r is RuleRef => !('default' in r) && r.direction === direction);
   const rule = candidates.find((r) => isolatedBy?.some((p) => sameRef(p, r))) ?? (isolatedBy ? undefined : candidates[0]);
   if (rule && event.ruleId !== 0) {
-    flow.rule = { ...networkPolicy(rule), direction: rule.direction, index: rule.index };
-    flow.policies = [networkPolicy(rule)];
+    const part = rulePart(rule);
+    flow.rule = part.rule;
+    flow.policies = part.policies;
   }
   return flow;
 }

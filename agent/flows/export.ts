@@ -4,6 +4,7 @@
 // memory up to a bound, and what a slow disk cannot take is counted as lost.
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import type { Flow } from '../../lib/flow.ts';
+import { flowJson } from '../../lib/flow-json.ts';
 
 export interface FlowExportOptions {
   file: string;
@@ -33,7 +34,7 @@ export class FlowExport {
   add(flows: readonly Flow[]): void {
     const limit = this.#o.maxQueuedBytes ?? 16 << 20;
     for (const flow of flows) {
-      const line = `${JSON.stringify(flow)}\n`;
+      const line = `${flowJson(flow)}\n`;
       if (this.#queuedBytes + line.length > limit) {
         this.lost++;
         continue;

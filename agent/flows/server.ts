@@ -16,6 +16,8 @@ import { timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CriteriaError, flowFilter, type FlowCriteria } from '../../lib/flow-filter.ts';
+import { flowJson } from '../../lib/flow-json.ts';
+import type { Flow } from '../../lib/flow.ts';
 import type { FlowPipeline } from './pipeline.ts';
 
 export interface FlowServerOptions {
@@ -88,7 +90,7 @@ export async function serveFlows(o: FlowServerOptions): Promise<Server> {
     await follow(res, filter, stored.map((s) => s.flow));
   }
 
-  async function follow(res: ServerResponse, filter: ReturnType<typeof flowFilter>, backlog: unknown[]): Promise<void> {
+  async function follow(res: ServerResponse, filter: ReturnType<typeof flowFilter>, backlog: Flow[]): Promise<void> {
     const follower = o.pipeline.store.follow(filter, { queueLimit: o.followQueue ?? 10_000, cutOffAfterMissed: o.followCutOff ?? 1_000_000 });
     res.on('close', () => follower.close());
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
@@ -108,17 +110,18 @@ export async function serveFlows(o: FlowServerOptions): Promise<Server> {
     // A backlog (--last, --since) goes out in slices, the event loop free between them: the
     // pipeline keeps reading the ring while a whole store is sent.
     for (let at = 0; at < backlog.length && !res.destroyed; at += BACKLOG_SLICE) {
-      await write(backlog.slice(at, at + BACKLOG_SLICE).map((flow) => `${JSON.stringify({ flow })}\n`).join(''));
+      await write(backlog.slice(at, at + BACKLOG_SLICE).map(followLine).join(''));
       await new Promise((resolve) => setImmediate(resolve));
     }
     for (let batch = await follower.next(); batch && !res.destroyed; batch = await follower.next()) {
-      let lines = '';
+      const lines: string[] = [];
       if (batch.missed > 0) {
         o.pipeline.consumerMissed += batch.missed;
-        lines += `${JSON.stringify({ missed: batch.missed, node: o.node })}\n`;
+        lines.push(`${JSON.stringify({ missed: batch.missed, node: o.node })}\n`);
       }
-      for (const s of batch.flows) lines += `${JSON.stringify({ flow: s.flow })}\n`;
-      await write(lines);
+      for (const s of batch.flows) lines.push(followLine(s.flow));
+      // Joined once (a flat string) rather than grown line by line (a rope flattened at the write).
+      await write(lines.join(''));
     }
     // A follower cut off cannot even take a last line: its connection is dropped.
     if (follower.closed === 'cut-off') res.destroy();
@@ -131,6 +134,9 @@ export async function serveFlows(o: FlowServerOptions): Promise<Server> {
   });
   return server;
 }
+
+/** A follower's line of a flow: `{"flow": ...}`. */
+const followLine = (flow: Flow) => `{"flow":${flowJson(flow)}}\n`;
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);

@@ -1,0 +1,67 @@
+// lib/flow-json.ts must write exactly what JSON.stringify writes for every
+// flow the enricher can make: the export file and followers depend on it.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { DIRECTION, FLOW_FLAG, FLOW_TYPE, REASON, type FlowEvent } from '../../datapath/abi.ts';
+import { flowJson } from '../../lib/flow-json.ts';
+import { defaultRuleNumber, ruleId } from '../datapath-plan.ts';
+import { enrichFlow, RuleIndex, type FlowContext, type PodFacts } from './enrich.ts';
+
+const rules = new RuleIndex();
+rules.setPolicy({ namespace: 'db', name: 'allow-web' }, { ingress: 2, egress: 1 });
+rules.setPolicy({ namespace: 'db', name: 'deny "all"' }, { ingress: 0, egress: 0 });
+const pods = new Map<string, PodFacts>([
+  ['db/pg', { namespace: 'db', name: 'pg', labels: { app: 'pg', 'tier\\n': 'a"b\u2028' } }],
+  ['shop/web', { namespace: 'shop', name: 'web', labels: {} }],
+]);
+const owners = new Map([['10.200.1.5', 'shop/web'], ['10.200.2.9', 'db/pg']]);
+const isolating = [{ namespace: 'db', name: 'allow-web' }, { namespace: 'db', name: 'deny "all"' }];
+const context: FlowContext = {
+  node: 'node-2',
+  endpoint: (ifindex) => (ifindex === 7 ? 'db/pg' : ifindex === 8 ? 'shop/web' : undefined),
+  owner: (ip) => owners.get(ip),
+  pod: (key) => pods.get(key),
+  rules,
+  isolatedBy: (pod, direction) => (pod === 'db/pg' && direction === 'ingress' ? isolating : undefined),
+};
+
+const ip = fc.constantFrom('10.200.1.5', '10.200.2.9', '8.8.8.8', '0.0.0.0');
+const eventArb: fc.Arbitrary<FlowEvent> = fc.record({
+  timeNs: fc.bigInt({ min: 0n, max: 4_000_000_000_000_000_000n }),
+  packets: fc.bigInt({ min: 0n, max: 1n << 40n }),
+  bytes: fc.bigInt({ min: 0n, max: 1n << 50n }),
+  ifindex: fc.constantFrom(7, 8, 9),
+  saddr: ip, daddr: ip,
+  sport: fc.integer({ min: 0, max: 65535 }), dport: fc.integer({ min: 0, max: 65535 }),
+  srcIdentity: fc.constantFrom(0, 1, 2, 6, 300), dstIdentity: fc.constantFrom(0, 1, 2, 6, 400),
+  ruleId: fc.constantFrom(0, 12345, ruleId({ namespace: 'db', name: 'allow-web', direction: 'ingress', index: 1 }), ruleId({ namespace: 'db', name: 'allow-web', direction: 'egress', index: 0 }), defaultRuleNumber(isolating[1]!, 'ingress')),
+  natAddr: ip, natPort: fc.integer({ min: 0, max: 65535 }),
+  protocol: fc.constantFrom(1, 6, 17, 132, 47),
+  direction: fc.constantFrom(DIRECTION.INGRESS, DIRECTION.EGRESS),
+  type: fc.constantFrom(FLOW_TYPE.NEW, FLOW_TYPE.DROP, FLOW_TYPE.END, FLOW_TYPE.UPDATE, FLOW_TYPE.DROP_SUMMARY, 99),
+  reason: fc.constantFrom(REASON.ALLOW_POLICY, REASON.DROP_POLICY, REASON.PASS_UNSELECTED, 250),
+  tcpFlags: fc.integer({ min: 0, max: 255 }),
+  flags: fc.integer({ min: 0, max: FLOW_FLAG.DEFAULT_DENY | FLOW_FLAG.SERVICE | FLOW_FLAG.RUNNING_TOTAL }),
+});
+
+test('flowJson writes the text JSON.stringify writes, for any flow the enricher makes', () => {
+  fc.assert(fc.property(eventArb, fc.option(fc.bigInt({ min: 0n, max: 1n << 40n }), { nil: undefined }), (event, packets) => {
+    const flow = enrichFlow(event, context, packets);
+    // Twice: the second time from the cached texts of the shared parts.
+    assert.equal(flowJson(flow), JSON.stringify(flow));
+    assert.equal(flowJson(enrichFlow(event, context, packets)), JSON.stringify(flow));
+  }), { numRuns: 3000 });
+});
+
+test('a pod whose labels change is written with its new labels', () => {
+  const e: FlowEvent = {
+    timeNs: 1n, packets: 1n, bytes: 60n, ifindex: 7, saddr: '10.200.1.5', daddr: '10.200.2.9', sport: 1, dport: 80, srcIdentity: 300, dstIdentity: 400,
+    ruleId: 0, natAddr: '0.0.0.0', natPort: 0, protocol: 6, direction: DIRECTION.INGRESS, type: FLOW_TYPE.NEW, reason: REASON.ALLOW_POLICY, tcpFlags: 2, flags: 0,
+  };
+  assert.match(flowJson(enrichFlow(e, context)), /"labels":\{\}/);
+  pods.set('shop/web', { namespace: 'shop', name: 'web', labels: { app: 'web' } });
+  assert.match(flowJson(enrichFlow(e, context)), /"labels":\{"app":"web"\}/);
+  // A flow's parts are frozen: a consumer cannot change what other flows share.
+  assert.throws(() => { (enrichFlow(e, context).source.labels as Record<string, string>).app = 'x'; }, TypeError);
+});
