@@ -123,6 +123,7 @@ for (const peer of args.peers) {
   if (!pods.has(key)) pods.set(key, { namespace: 'shop', name: peer.pod, labels: { app: peer.pod.replace(/-\d+$/, ''), 'app.kubernetes.io/part-of': 'shop', 'pod-template-hash': '5f6b7d8c9' } });
   owners.set(peer.ip, key);
 }
+const isolating = [args.policy];
 const rules = new RuleIndex();
 rules.setPolicy(args.policy, { ingress: 1, egress: 0 });
 const context: FlowContext = {
@@ -131,7 +132,8 @@ const context: FlowContext = {
   owner: (ip) => owners.get(ip),
   pod: (key) => pods.get(key),
   rules,
-  isolatedBy: (pod, direction) => (pod === podKey && direction === 'ingress' ? [args.policy] : undefined),
+  // One array for as long as the policy stands, as the agent's compiler result is.
+  isolatedBy: (pod, direction) => (pod === podKey && direction === 'ingress' ? isolating : undefined),
 };
 
 const loader = await Loader.start({ onLog: () => undefined });
