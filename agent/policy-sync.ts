@@ -23,7 +23,8 @@ import {
 } from '@kubernetes/client-node';
 import { datapathConfig, endpointInfo, loadGlobals, u32Key } from '../datapath/abi.ts';
 import { postWarningEvent } from '../lib/events.ts';
-import type { Loader } from '../datapath/loader-client.ts';
+import type { LoadedObject, Loader } from '../datapath/loader-client.ts';
+import { copySetAside, removeSetAside, setAsideMaps, STATEFUL_MAPS, type MapCopy } from '../datapath/pin-migration.ts';
 import { CoalescingTask } from '../lib/coalescing-task.ts';
 import { watchInformer, type WatchedInformer } from '../lib/informers.ts';
 import { Compiler } from '../policy/compile.ts';
@@ -140,11 +141,18 @@ export class PolicySync {
 
   static async start(options: PolicySyncOptions): Promise<PolicySync> {
     const sync = new PolicySync(options);
-    await sync.#loadDatapath();
+    const loaded = await sync.#loadDatapath();
     await sync.#watch();
     sync.#listed = true;
     sync.request();
     await sync.#task.idle();
+    // The programs of the last run stay attached, on the maps they had, until the maps hold
+    // this run's state: only then do the new programs replace them.
+    for (const endpoint of options.endpoints()) {
+      await options.loader.attach(endpoint.ifindex, 'pal_from_pod', 'ingress').catch(() => undefined);
+      await options.loader.attach(endpoint.ifindex, 'pal_to_pod', 'egress').catch(() => undefined);
+    }
+    await sync.#finishMigration(loaded);
     // A loader that dies leaves the pinned maps enforcing, but no sync can
     // write any more: the next one fails and reports it (Ready False, event).
     void options.loader.exited.then(() => sync.#stopping || sync.request());
@@ -201,20 +209,34 @@ export class PolicySync {
     await this.#task.idle();
   }
 
-  async #loadDatapath(): Promise<void> {
+  async #loadDatapath(): Promise<LoadedObject> {
     const { loader, objectPath, pinDir } = this.#o;
     const loaded = await loader.load(objectPath, pinDir, { globals: loadGlobals(this.#o.globals), mapSizes: this.#o.mapSizes }).catch((error: unknown) => {
       this.#o.metrics?.datapathError('load');
       throw error;
     });
+    // Maps of another layout or size were set aside by the load: their entries first.
+    this.#logCopies('migrating pinned maps', await copySetAside(loader, pinDir, loaded));
     this.#capacity = Object.fromEntries(PLANNED_MAPS.map((map) => [map, loaded.maps.find((m) => m.name === map)?.maxEntries ?? Infinity]));
     // Pinned maps survive restarts: what they hold is what is applied.
     await this.#readApplied();
     const [config] = await loader.dump('pal_config');
     this.#revision = config ? datapathConfig.decode(config.value).policyRevision : 0;
-    for (const endpoint of this.#o.endpoints()) {
-      await loader.attach(endpoint.ifindex, 'pal_from_pod', 'ingress').catch(() => undefined);
-      await loader.attach(endpoint.ifindex, 'pal_to_pod', 'egress').catch(() => undefined);
+    return loaded;
+  }
+
+  /** After the new programs attached: the connections the old ones opened meanwhile, then the old maps go. */
+  async #finishMigration(loaded: LoadedObject): Promise<void> {
+    const { loader, pinDir } = this.#o;
+    if ((await setAsideMaps(pinDir)).length === 0) return;
+    this.#logCopies('migrating pinned maps, connections opened meanwhile', await copySetAside(loader, pinDir, loaded, STATEFUL_MAPS));
+    await removeSetAside(pinDir);
+    this.#o.log('datapath: migration of pinned maps done; the old maps are unpinned');
+  }
+
+  #logCopies(what: string, copies: MapCopy[]): void {
+    for (const c of copies) {
+      this.#o.log(`datapath: ${what}: ${c.map}: ${c.copied} entries copied${c.dropped ? `, ${c.dropped} dropped (${c.why})` : ''}`);
     }
   }
 

@@ -15,7 +15,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const DEFAULT_LOADER_BINARY = fileURLToPath(new URL('../build/bin/palisade-loader', import.meta.url));
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** Largest request frame the loader accepts (its MAX_FRAME). */
 export const MAX_FRAME = 64 * 1024 * 1024;
 
@@ -29,6 +29,7 @@ export const OPS = {
   TEST_RUN: 7,
   LAYOUT: 8,
   STATUS: 9,
+  DUMP_PINNED: 10,
 } as const;
 export type OpName = keyof typeof OPS;
 /** What LoaderError.op says for a raw request (Loader.request) with a code that is not an op. */
@@ -58,7 +59,7 @@ export interface LoadedMap {
   /** enum bpf_map_type */
   type: number;
   keySize: number;
-  /** Size of the C value; per-CPU maps carry it rounded up to 8, once per possible CPU. */
+  /** Size of the C value; a per-CPU map's dumps and updates carry it rounded up to 8, once per possible CPU. */
   valueSize: number;
   maxEntries: number;
   pinned: boolean;
@@ -364,7 +365,9 @@ export class Loader {
    * Opens the object, sets its load-time globals (`const volatile` values in
    * .rodata, e.g. pal_host_reaches_pods, encoded to their C size), loads it
    * with maps pinned by name under `pinDir` (existing pins are reused, so
-   * their contents survive) and pins programs at `pinDir/progs/NAME`.
+   * their contents survive; a pin the map cannot reuse, of another layout
+   * or size, is moved to `pinDir/migrate/NAME` for datapath/pin-migration.ts)
+   * and pins programs at `pinDir/progs/NAME`.
    * `mapSizes` sets the max_entries of maps by name before the load (a ring buffer: its bytes, a power of 2 pages).
    */
   load(objectPath: string, pinDir: string, options: { globals?: Record<string, Buffer>; mapSizes?: Record<string, number> } = {}): Promise<LoadedObject> {
@@ -432,6 +435,14 @@ export class Loader {
       },
       map,
     );
+  }
+
+  /** Every entry of the map pinned at `path`, loaded or not (a pin LOAD set aside in `<pinDir>/migrate/`). */
+  dumpPinned(path: string): Promise<{ keySize: number; valueSize: number; entries: MapEntry[] }> {
+    return this.call('DUMP_PINNED', new Writer().str(path).finish(), (r) => {
+      const [count, keySize, valueSize] = [r.u32(), r.u32(), r.u32()];
+      return { keySize, valueSize, entries: r.list(count, () => ({ key: r.raw(keySize), value: r.raw(valueSize) })) };
+    });
   }
 
   /**

@@ -20,6 +20,7 @@ import {
   Loader,
   LoaderError,
   MAX_FRAME,
+  PROTOCOL_VERSION,
   OPS,
   encodeRequest,
   type LoaderOptions,
@@ -368,7 +369,7 @@ describe('maps and programs of the test object', () => {
 
   test('raw requests through the client: unknown ops reject, the client stays usable', async () => {
     await assert.rejects(loader.request(200, Buffer.alloc(3)), { name: 'LoaderError', op: 'RAW', loaderMessage: 'unknown op 200' });
-    assert.equal((await loader.status()).protocolVersion, 1);
+    assert.equal((await loader.status()).protocolVersion, PROTOCOL_VERSION);
   });
 
   test('when the loader dies, pending calls reject with its exit and later calls fail at once', async () => {

@@ -3,7 +3,7 @@
 
 LOADER_DIR     := datapath/loader
 LOADER_SOURCES := $(LOADER_DIR)/palisade-loader.c $(LOADER_DIR)/wire.c
-LOADER_TEST_OBJS := $(BUILD_DIR)/loader/test.bpf.o $(BUILD_DIR)/loader/rejected.bpf.o
+LOADER_TEST_OBJS := $(BUILD_DIR)/loader/test.bpf.o $(BUILD_DIR)/loader/test-v2.bpf.o $(BUILD_DIR)/loader/rejected.bpf.o
 
 all: $(BIN_DIR)/palisade-loader $(BIN_DIR)/palisade-flow-reader $(LOADER_TEST_OBJS)
 
@@ -19,3 +19,8 @@ $(BIN_DIR)/palisade-loader: $(LOADER_SOURCES) $(LOADER_DIR)/wire.h $(LOADER_DIR)
 $(BUILD_DIR)/loader/%.bpf.o: $(LOADER_DIR)/testdata/%.bpf.c $(LOADER_DIR)/loader.mk
 	@mkdir -p $(@D)
 	clang -O2 -g -target bpf -Wall -Werror -I/usr/include/$(shell $(CC) -dumpmachine) -c -o $@ $<
+
+# The test object's next version (TEST_V2: its values grow), for the migration of pinned maps.
+$(BUILD_DIR)/loader/test-v2.bpf.o: $(LOADER_DIR)/testdata/test.bpf.c $(LOADER_DIR)/loader.mk
+	@mkdir -p $(@D)
+	clang -O2 -g -target bpf -Wall -Werror -DTEST_V2 -I/usr/include/$(shell $(CC) -dumpmachine) -c -o $@ $<

@@ -42,10 +42,15 @@
  *               `const volatile` in .rodata) are set between open and load
  *               and must match the variable's size; so are the sizes
  *               (max_entries) of the maps named, e.g. a ring buffer's bytes.
- *               A size that differs from an existing pin's fails the load.
  *               Maps marked LIBBPF_PIN_BY_NAME are pinned at <pin_dir>/<map>,
- *               REUSING an existing pin (contents survive restarts; a pin
- *               whose type or sizes differ fails the load). Programs are
+ *               REUSING an existing pin (contents survive restarts). A pin
+ *               whose type, sizes or flags differ from the map's (another
+ *               datapath version, or a changed size) is SET ASIDE first:
+ *               renamed to <pin_dir>/migrate/<map> (replacing one left
+ *               there), so the load creates the map anew and the old one
+ *               keeps serving the programs still attached to it until the
+ *               agent has copied its entries (DUMP_PINNED) and unlinked it
+ *               (docs/adr/0007-pinned-map-migration.md). Programs are
  *               pinned at <pin_dir>/progs/<prog>, replacing old pins by an
  *               atomic rename (from <pin_dir>/progs-staged/). LOADing a path again replaces that object
  *               (programs attached from the old one stay attached until
@@ -82,6 +87,9 @@
  *               attachments x (u32 ifindex, u8 hook, str program, u32 prog_id)
  *               (attachments made by this process)
  *
+ * 10  DUMP_PINNED str path -> as DUMP, of the map pinned at path (one
+ *               set aside by LOAD, say), which no loaded object need hold.
+ *
  * object = str path, str pin_dir, u16 programs, programs x (str name,
  *          u32 prog_id, u32 prog_type), u16 maps, maps x (str name, u32 type,
  *          u32 key_size, u32 value_size, u32 max_entries, u8 pinned)
@@ -104,7 +112,7 @@
 
 #include "wire.h"
 
-#define PROTOCOL_VERSION 1
+#define PROTOCOL_VERSION 2
 #define MAX_FRAME (64u << 20)
 /* How much of libbpf's warnings an error message carries: the tail, where
  * the verifier says what it rejected. */
@@ -119,7 +127,7 @@
  * code, which <errno.h> does not define. */
 #define ENOTSUPP 524
 
-enum { OP_LOAD = 1, OP_ATTACH, OP_DETACH, OP_UPDATE, OP_DELETE, OP_DUMP, OP_TEST_RUN, OP_LAYOUT, OP_STATUS };
+enum { OP_LOAD = 1, OP_ATTACH, OP_DETACH, OP_UPDATE, OP_DELETE, OP_DUMP, OP_TEST_RUN, OP_LAYOUT, OP_STATUS, OP_DUMP_PINNED };
 enum { ST_OK = 0, ST_ERROR = 1, ST_BATCH = 2 };
 enum { HOOK_INGRESS = 0, HOOK_EGRESS = 1 };
 
@@ -473,6 +481,42 @@ static int set_global(struct buf *out, struct bpf_object *obj, const char *name,
 	return fail(out, "no global variable named %s", name);
 }
 
+/* Renames every existing pin of obj's maps that the load could not reuse
+ * (type, key or value size, max_entries or flags differ) to
+ * <pin_dir>/migrate/<map>, replacing an older one there. */
+static int set_aside_incompatible_pins(struct buf *out, struct bpf_object *obj, const char *pin_dir)
+{
+	struct bpf_map *m;
+	char aside[PATH_MAX];
+
+	bpf_object__for_each_map(m, obj) {
+		const char *pin = bpf_map__pin_path(m);
+		struct bpf_map_info info = {};
+		uint32_t len = sizeof(info);
+		int fd, err;
+
+		if (!pin)
+			continue;
+		fd = bpf_obj_get(pin);
+		if (fd < 0)
+			continue; /* no pin yet: the load makes one */
+		err = bpf_obj_get_info_by_fd(fd, &info, &len);
+		close(fd);
+		if (err)
+			return fail(out, "read the pinned map %s: %s", pin, strerror(-err));
+		if (info.type == bpf_map__type(m) && info.key_size == bpf_map__key_size(m) &&
+		    info.value_size == bpf_map__value_size(m) && info.max_entries == bpf_map__max_entries(m) &&
+		    info.map_flags == bpf_map__map_flags(m))
+			continue;
+		int n = snprintf(aside, sizeof(aside), "%s/migrate/%s", pin_dir, bpf_map__name(m));
+		if (n < 0 || n >= (int)sizeof(aside) || !make_dir(pin_dir, "migrate"))
+			return fail(out, "cannot make %s/migrate for the old %s: %s", pin_dir, bpf_map__name(m), strerror(errno));
+		if (rename(pin, aside))
+			return fail(out, "set the old pin %s aside: %s", pin, strerror(errno));
+	}
+	return ST_OK;
+}
+
 static int op_load(struct cursor *in, struct buf *out)
 {
 	char path[PATH_MAX], pin_dir[PATH_MAX], global[NAME_MAX + 1];
@@ -527,6 +571,9 @@ static int op_load(struct cursor *in, struct buf *out)
 		status = fail(out, "%s: the name %s is taken by another loaded object", path, clash);
 		goto out;
 	}
+	status = set_aside_incompatible_pins(out, obj, pin_dir);
+	if (status != ST_OK)
+		goto out;
 	err = bpf_object__load(obj);
 	if (err) {
 		status = fail(out, "%s: %s", path, strerror(-err));
@@ -850,6 +897,44 @@ static int op_dump(struct cursor *in, struct buf *out)
 	return ST_OK;
 }
 
+static int op_dump_pinned(struct cursor *in, struct buf *out)
+{
+	char path[PATH_MAX];
+	struct bpf_map_info info = {};
+	uint32_t len = sizeof(info), count = 0;
+	int fd, err;
+
+	cur_str(in, path, sizeof(path));
+	if (!cur_ok(in))
+		return malformed(out, "DUMP_PINNED");
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return fail(out, "no pinned map at %s: %s", path, strerror(errno));
+	err = bpf_obj_get_info_by_fd(fd, &info, &len);
+	if (err) {
+		close(fd);
+		return fail(out, "%s: %s", path, strerror(-err));
+	}
+	bool percpu = info.type == BPF_MAP_TYPE_PERCPU_HASH || info.type == BPF_MAP_TYPE_PERCPU_ARRAY ||
+		      info.type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+	uint32_t ks = info.key_size, vs = percpu ? ((info.value_size + 7) & ~7u) * possible_cpus : info.value_size;
+	buf_u32(out, 0);
+	buf_u32(out, ks);
+	buf_u32(out, vs);
+	if (info.type == BPF_MAP_TYPE_RINGBUF) { /* no entries to read */
+		close(fd);
+		return ST_OK;
+	}
+	err = dump_batch(fd, ks, vs, out, &count);
+	if (unsupported(err))
+		err = dump_each(fd, ks, vs, out, &count);
+	close(fd);
+	if (err)
+		return fail(out, "%s: %s", path, strerror(-err));
+	put_le32(out->data, count);
+	return ST_OK;
+}
+
 /* ---- TEST_RUN / LAYOUT / STATUS */
 
 static int op_test_run(struct cursor *in, struct buf *out)
@@ -958,6 +1043,7 @@ static int (*const handlers[])(struct cursor *, struct buf *) = {
 	[OP_LOAD] = op_load,	     [OP_ATTACH] = op_attach, [OP_DETACH] = op_detach,
 	[OP_UPDATE] = op_update,     [OP_DELETE] = op_delete, [OP_DUMP] = op_dump,
 	[OP_TEST_RUN] = op_test_run, [OP_LAYOUT] = op_layout, [OP_STATUS] = op_status,
+	[OP_DUMP_PINNED] = op_dump_pinned,
 };
 
 /* 1: read n bytes; 0: input ended before the first; -1: error or ended mid-way. */

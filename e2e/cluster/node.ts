@@ -24,8 +24,8 @@ export interface SimNode {
   kubeProxy?: ManagedProcess;
   /** Kills the agent as a crash would (its pinned programs and maps stay). */
   killAgent(): Promise<void>;
-  /** Starts the agent again, with the same state directory and pins. */
-  startAgent(): Promise<void>;
+  /** Starts the agent again, with the same state directory and pins (and more flags, e.g. a changed map size). */
+  startAgent(extraArgs?: string[]): Promise<void>;
   /** Stops the agent and removes the namespace, state and pins (not the Node object). */
   stop(): Promise<void>;
 }
@@ -72,12 +72,12 @@ export async function startNode(opts: NodeOptions): Promise<SimNode> {
       flowArgs.push('--flows-listen', `${address}:${AGENT_FLOWS_PORT}`, '--flows-tls-cert', tls.cert, '--flows-tls-key', tls.key,
         '--flows-token-file', opts.flows.tokenFile, '--metrics-listen', `${address}:${AGENT_METRICS_PORT}`);
     }
-    const startAgent = () =>
+    const startAgent = (extraArgs: string[] = []) =>
       startProcess({
         name: `agent ${name}`,
         command: NODE_BIN,
         args: [programs.agent, '--node', name, '--kubeconfig', opts.nodeKubeconfig, '--state-dir', stateDir,
-          '--cni-socket', `${stateDir}/cni.sock`, '--bpffs', bpffs, ...flowArgs, ...(opts.agentArgs ?? [])],
+          '--cni-socket', `${stateDir}/cni.sock`, '--bpffs', bpffs, ...flowArgs, ...(opts.agentArgs ?? []), ...extraArgs],
         netns,
         logFile: `${stateDir}/agent.log`,
         readyLine: /ready node=/,
@@ -88,8 +88,8 @@ export async function startNode(opts: NodeOptions): Promise<SimNode> {
         process.kill(node.agent.pid, 'SIGKILL');
         await node.agent.exited;
       },
-      async startAgent() {
-        node.agent = await startAgent();
+      async startAgent(extraArgs) {
+        node.agent = await startAgent(extraArgs);
       },
       async stop() {
         await node.kubeProxy?.stop();

@@ -83,3 +83,27 @@ test('a crashed agent leaves the node enforcing, and its restart drops nothing a
   assert.deepEqual(seen.filter((v) => v.allowed !== 'ok' || v.denied !== 'fail'), [], 'every round during the restart');
   assert.equal(await revision(), before, 'the resync found the pinned maps right and wrote nothing');
 });
+
+test('a restart whose datapath changes a pinned map (another flow ring size) migrates it: nothing dropped, nothing opened, the old pin gone', async () => {
+  const ringBytes = async () => {
+    const out = await execa('bpftool', ['map', 'show', 'pinned', `${server.node.bpffs}/pal_flows`, '-j']);
+    return (JSON.parse(String(out.stdout)) as { max_entries: number }).max_entries;
+  };
+  assert.equal(await ringBytes(), 16 << 20);
+  await server.node.killAgent();
+  const seen: Array<{ allowed: string; denied: string }> = [];
+  let restarting = true;
+  const watcher = (async () => {
+    while (restarting) seen.push(await verdicts());
+  })();
+  await server.node.startAgent(['--flow-ring-bytes', String(1 << 20)]);
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  restarting = false;
+  await watcher;
+
+  assert.ok(seen.length >= 3, `only ${seen.length} probe rounds during the restart`);
+  assert.deepEqual(seen.filter((v) => v.allowed !== 'ok' || v.denied !== 'fail'), [], 'every round during the restart');
+  assert.equal(await ringBytes(), 1 << 20, 'the ring was made anew at its new size');
+  const pins = await execa('ls', [server.node.bpffs]);
+  assert.doesNotMatch(String(pins.stdout), /migrate/, 'the old pin is gone once migrated');
+});

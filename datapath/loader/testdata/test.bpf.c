@@ -23,6 +23,9 @@ struct test_key {
 struct test_value {
 	__u64 stamp;
 	__u32 rule;
+#ifdef TEST_V2
+	__u64 flags; /* a field appended by the next version: zero is "none" */
+#endif
 };
 
 struct test_lpm_key {
@@ -33,6 +36,9 @@ struct test_lpm_key {
 struct test_counter {
 	__u64 packets;
 	__u64 bytes;
+#ifdef TEST_V2
+	__u64 drops;
+#endif
 };
 
 struct {
