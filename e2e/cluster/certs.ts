@@ -123,13 +123,14 @@ subjectAltName = IP:${opts.advertiseAddress}, DNS:palisade-flows-api.palisade-sy
 
 /**
  * A certificate signed by the cluster CA: a server's for `ips` (a node agent's
- * flow API) or a client's for user `user` in `groups` (an RBAC test user).
+ * flow API, a real kubelet's API; CN palisade-agent unless named) or a client's
+ * for user `user` in `groups` (an RBAC test user, a kubelet, a controller).
  */
-export async function signCert(certs: ClusterCerts, out: { cert: string; key: string }, what: { serverIps: string[] } | { user: string; groups?: string[] }): Promise<void> {
+export async function signCert(certs: ClusterCerts, out: { cert: string; key: string }, what: { serverIps: string[]; commonName?: string } | { user: string; groups?: string[] }): Promise<void> {
   const ext = 'serverIps' in what
     ? ['-addext', `subjectAltName=${what.serverIps.map((ip) => `IP:${ip}`).join(',')}`, '-addext', 'extendedKeyUsage=serverAuth']
     : ['-addext', 'extendedKeyUsage=clientAuth'];
-  const subject = 'serverIps' in what ? '/CN=palisade-agent' : `${(what.groups ?? []).map((g) => `/O=${g}`).join('')}/CN=${what.user}`;
+  const subject = 'serverIps' in what ? `/CN=${what.commonName ?? 'palisade-agent'}` : `${(what.groups ?? []).map((g) => `/O=${g}`).join('')}/CN=${what.user}`;
   await execa('openssl', [
     'req', '-x509', '-config', certs.config, '-subj', subject, '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'keyUsage=critical,digitalSignature', ...ext,
     '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-noenc', '-keyout', out.key, '-out', out.cert, '-days', '3650',

@@ -24,7 +24,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { generateCerts, type ClusterCerts } from './certs.ts';
+import { generateCerts, signCert, type ClusterCerts } from './certs.ts';
 import { probeHttps, startProcess, waitFor, type ManagedProcess, type ProcessOptions } from './processes.ts';
 
 export type ControlPlaneOptions = {
@@ -34,6 +34,13 @@ export type ControlPlaneOptions = {
   netns: string;
   /** This namespace's address on the underlay; nodes reach the API server there. */
   advertiseAddress: string;
+  /**
+   * Real kubelets and a kube-controller-manager will join (real-cluster.ts): the API
+   * server gets a client certificate for the kubelets' API (logs, exec) and the
+   * admission plugins of a kubeadm cluster (ServiceAccount, which the stand-in cluster
+   * turns off for want of a token controller, and NodeRestriction).
+   */
+  realNodes?: boolean;
 };
 
 export type ControlPlane = {
@@ -78,6 +85,22 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       toolPath('kube-apiserver'),
       generateCerts(join(runDir, 'pki'), { advertiseAddress }),
     ]);
+    // Without realNodes no controller-manager runs, so no namespace would ever get its
+    // default ServiceAccount, and that admission plugin would reject every pod for lacking it.
+    let nodeArgs = ['--disable-admission-plugins=ServiceAccount'];
+    if (opts.realNodes) {
+      // As kubeadm's apiserver-kubelet-client: the kubelets authorize it by a webhook.
+      const kubeletClient = { cert: join(runDir, 'pki', 'apiserver-kubelet-client.crt'), key: join(runDir, 'pki', 'apiserver-kubelet-client.key') };
+      await signCert(certs, kubeletClient, { user: 'kube-apiserver-kubelet-client', groups: ['system:masters'] });
+      nodeArgs = [
+        '--enable-admission-plugins=NodeRestriction',
+        `--kubelet-client-certificate=${kubeletClient.cert}`,
+        `--kubelet-client-key=${kubeletClient.key}`,
+        // Kubelets serve with certificates of the cluster CA for their InternalIP (no DNS for node names here).
+        `--kubelet-certificate-authority=${certs.caCert}`,
+        '--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname',
+      ];
+    }
 
     const etcd = await start({
       name: 'etcd',
@@ -118,9 +141,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         `--service-account-key-file=${certs.serviceAccountPub}`,
         `--service-account-signing-key-file=${certs.serviceAccountKey}`,
         '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-        // No controller-manager runs, so no namespace would ever get its default
-        // ServiceAccount, and this plugin would reject every pod for lacking it.
-        '--disable-admission-plugins=ServiceAccount',
+        ...nodeArgs,
         '--allow-privileged=true',
         // The aggregation layer, for Palisade's flow API (flows-api/): kube-apiserver
         // proxies /apis/flows.palisade.io with the user in X-Remote-* headers, over its
@@ -203,10 +224,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   }
 }
 
-type Credentials = { ca: Buffer; cert: Buffer; key: Buffer };
+export type Credentials = { ca: Buffer; cert: Buffer; key: Buffer };
 
 /** A self-contained kubeconfig (credentials inline). JSON is valid kubeconfig YAML. */
-async function writeKubeconfig(path: string, server: string, { ca, cert, key }: Credentials): Promise<void> {
+export async function writeKubeconfig(path: string, server: string, { ca, cert, key }: Credentials): Promise<void> {
   const config = {
     apiVersion: 'v1',
     kind: 'Config',
