@@ -3,11 +3,11 @@
 # their published Go modules at pinned versions, and caches the binaries keyed by version under
 # ${PALISADE_CACHE:-~/.cache/palisade}. A second run finds them and returns at once.
 # The real nodes' tools (kubelet, kube-controller-manager, kube-scheduler,
-# containerd and its shim and ctr; issue 9, ../shared/REAL-NODES.md) build
-# the same way when named; `all` does not include them yet.
+# containerd and its shim and ctr; issue 9, ../shared/REAL-NODES.md,
+# e2e/cluster/real-cluster.ts) build the same way; `all` includes them.
 #
 #   build-cluster-tools.sh [all|TOOL]   build what is missing
-#   build-cluster-tools.sh real-nodes   the real nodes' tools
+#   build-cluster-tools.sh real-nodes   the real nodes' tools only
 #   build-cluster-tools.sh path NAME                         print NAME's binary (building it if needed)
 #
 # Why a scratch module per tool: k8s.io/kubernetes (and etcd's server module)
@@ -107,7 +107,7 @@ if [ "${1:-}" = path ]; then
   exit
 fi
 case "${1:-all}" in
-  all) for tool in etcd kube-apiserver kube-proxy helm; do build_tool "$tool"; done ;;
+  all) for tool in etcd kube-apiserver kube-proxy helm kube-scheduler kube-controller-manager kubelet containerd containerd-shim-runc-v2 ctr; do build_tool "$tool"; done ;;
   real-nodes) for tool in kube-scheduler kube-controller-manager kubelet containerd containerd-shim-runc-v2 ctr; do build_tool "$tool"; done ;;
   *) build_tool "$1" ;;
 esac
