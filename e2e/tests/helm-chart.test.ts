@@ -6,7 +6,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { parse, parseAllDocuments, type Document, YAMLMap, YAMLSeq } from 'yaml';
 import { REPO_ROOT } from '../cluster/paths.ts';
@@ -310,6 +312,23 @@ test('helm uninstall first removes Palisade from every node (pre-delete DaemonSe
   }));
   const off = render(['--set', 'cni.uninstall.enabled=false']);
   return off.then((r) => assert.equal(r.objects.filter((o) => o.metadata.annotations?.['helm.sh/hook']).length, 0));
+});
+
+test('the scripts the chart runs on nodes parse (sh -n, node --check)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'helm-chart-test-'));
+  try {
+    const scripts: Array<[string, string]> = [
+      ['install.sh', defaults.get('ConfigMap', 'palisade-cni').data['install.sh']],
+      ['cleanup.sh', defaults.get('ConfigMap', 'palisade-uninstall').data['cleanup.sh']],
+      ['wait.mjs', defaults.get('ConfigMap', 'palisade-uninstall').data['wait.mjs']],
+    ];
+    for (const [name, text] of scripts) {
+      await writeFile(join(dir, name), text);
+      await execa(name.endsWith('.sh') ? 'sh' : process.execPath, [name.endsWith('.sh') ? '-n' : '--check', join(dir, name)]);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('values change what they say', async () => {
