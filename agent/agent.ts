@@ -147,7 +147,15 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
     maps: () => policy.datapathStatus().maps,
     flowLoss: () => ({ decoder: flows.loss().decoder, consumer: flows.consumerMissed, export: flowExport?.lost ?? 0 }),
   });
-  const metricsServer = config.metricsListen ? await metrics.serve(parseListen(config.metricsListen)) : undefined;
+  let ready = false;
+  let loaderGone: string | undefined;
+  void loader.exited.then((exit) => (loaderGone = `the datapath loader exited (${loader.failure ?? JSON.stringify(exit)})`));
+  const metricsServer = config.metricsListen
+    ? await metrics.serve(parseListen(config.metricsListen), {
+        live: () => loaderGone,
+        ready: () => loaderGone ?? (ready ? undefined : 'starting'),
+      })
+    : undefined;
   const flowServer = config.flowsListen
     ? await serveFlows({
         listen: parseListen(config.flowsListen),
@@ -188,6 +196,7 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
     },
   };
   handle = createCniHandler({ allocator, endpoints });
+  ready = true;
   log(`ready node=${config.node} podCIDR=${podCidr} cni=${config.cniSocket}`);
 
   let stopping = false;

@@ -14,12 +14,13 @@ import { AgentMetrics } from './metrics.ts';
 let datapath: ScratchDatapath;
 let metrics: AgentMetrics;
 let server: Awaited<ReturnType<AgentMetrics['serve']>>;
+const health: { live: string | undefined; ready: string | undefined } = { live: undefined, ready: 'starting' };
 
 before(async () => {
   datapath = await scratchDatapath('metrics');
   metrics = new AgentMetrics();
   metrics.attach({ loader: datapath.loader, maps: () => ({ pal_policy: { entries: 3, capacity: 1000 }, pal_ipcache: { entries: 1, capacity: null } }), flowLoss: () => ({ decoder: 2, consumer: 0 }) });
-  server = await metrics.serve({ host: '127.0.0.1', port: 0 });
+  server = await metrics.serve({ host: '127.0.0.1', port: 0 }, { live: () => health.live, ready: () => health.ready });
 });
 
 after(async () => {
@@ -57,4 +58,14 @@ test('the datapath\'s counters, the agent\'s flows and realizations, and map fil
   ]) assert.ok(lines.includes(wanted), `missing: ${wanted}`);
   assert.ok(lines.some((l) => l.startsWith('palisade_agent_process_resident_memory_bytes ')), 'the process\'s own metrics');
   assert.equal((await scrape('/other')).status, 404);
+});
+
+test('/healthz and /readyz answer the kubelet\'s probes: 503 with why until ready, 200 once, 503 again when the datapath loader is gone', async () => {
+  assert.deepEqual(await scrape('/readyz'), { status: 503, text: 'starting\n' });
+  assert.deepEqual(await scrape('/healthz'), { status: 200, text: 'ok\n' });
+  health.ready = undefined;
+  assert.deepEqual(await scrape('/readyz'), { status: 200, text: 'ok\n' });
+  health.live = health.ready = 'the datapath loader exited (code 1)';
+  assert.deepEqual(await scrape('/healthz'), { status: 503, text: 'the datapath loader exited (code 1)\n' });
+  assert.equal((await scrape('/readyz')).status, 503);
 });

@@ -117,8 +117,18 @@ export class AgentMetrics {
     this.#datapathErrors.inc({ operation });
   }
 
-  async serve(listen: { host: string; port: number }): Promise<Server> {
+  /**
+   * Serves /metrics, and for the kubelet's probes /healthz (live: the agent
+   * can still drive its datapath) and /readyz (ready: it serves CNI); each
+   * check answers undefined when good, else why not (a 503 with that text).
+   */
+  async serve(listen: { host: string; port: number }, health: { live: () => string | undefined; ready: () => string | undefined } = { live: () => undefined, ready: () => undefined }): Promise<Server> {
     const server = createServer((req, res) => {
+      if (req.url === '/healthz' || req.url === '/readyz') {
+        const why = req.url === '/healthz' ? health.live() : health.ready();
+        res.writeHead(why === undefined ? 200 : 503, { 'content-type': 'text/plain' }).end(why === undefined ? 'ok\n' : `${why}\n`);
+        return;
+      }
       if (req.url !== '/metrics') {
         res.writeHead(404).end();
         return;

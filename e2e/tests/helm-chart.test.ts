@@ -130,7 +130,7 @@ test('the agent runs with named capabilities, never privileged, and each host pa
   assert.equal(mounts['cni-bin'], undefined);
 });
 
-test('the agent is told its node, serves flows and metrics on the node address, and is probed on /metrics', () => {
+test('the agent is told its node, serves flows and metrics on the node address, and is probed on /healthz and /readyz', () => {
   const args: string[] = agentContainer.args;
   assert.equal(flag(args, 'node'), '$(NODE_NAME)');
   const env = Object.fromEntries(agentContainer.env.map((e: { name: string; valueFrom: { fieldRef: { fieldPath: string } } }) => [e.name, e.valueFrom.fieldRef.fieldPath]));
@@ -142,8 +142,8 @@ test('the agent is told its node, serves flows and metrics on the node address, 
   assert.equal(flag(args, 'flow-store-size'), '300000');
   assert.equal(flag(args, 'flow-ring-bytes'), '16777216');
   assert.equal(flag(args, 'flow-export-file'), undefined);
-  for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
-    assert.deepEqual(agentContainer[probe].httpGet, { path: '/metrics', port: 'metrics' }, probe);
+  for (const [probe, path] of [['startupProbe', '/healthz'], ['readinessProbe', '/readyz'], ['livenessProbe', '/healthz']] as const) {
+    assert.deepEqual(agentContainer[probe].httpGet, { path, port: 'metrics' }, probe);
   }
   assert.equal(agentContainer.ports.find((p: { name: string }) => p.name === 'metrics').containerPort, 9965);
   // The TLS files and the token come from the chart's Secrets.
