@@ -189,7 +189,7 @@ build_node() {
   local hash bin=node_modules/node/bin/node npm_tgz=$cache/downloads/npm-$NPM_VERSION.tgz
   [ -x "$bin" ] || die "$bin is missing: run scripts/bootstrap.sh"
   build_debian
-  hash=$(digest "$(declare -f build_node)" "$debian_hash" "$NPM_VERSION" "$(stat -c '%s %Y' "$(readlink -f "$bin")")" "$("$bin" --version)")
+  hash=$(digest "$(declare -f build_node)" "$debian_hash" "$NPM_VERSION" "$(stat -L -c %s "$bin")" "$("$bin" --version)")
   node_hash=$hash
   [ "$(image_inputs "$NODE_IMAGE")" = "$hash" ] && return
   log "building $NODE_IMAGE (Node $("$bin" --version), npm $NPM_VERSION)"
@@ -269,8 +269,8 @@ case $cmd in
   base) build_node ;;
   buildah) shift; exec 9>&-; exec "${B[@]}" "$@" ;;
   clean)
-    "${B[@]}" rm --all >/dev/null
-    "${B[@]}" rmi --all --force >/dev/null
+    "${B[@]}" rm --all >/dev/null || true
+    "${B[@]}" rmi --all --force >/dev/null 2>&1 || true
     rm -rf "$cache/storage" "$cache/archives" "$cache/static" "$cache/downloads" "$cache/logs"
     log "removed every image, container and archive of $cache" ;;
   all) for i in pause testpod palisade; do archive "$i" >/dev/null; done ;;
