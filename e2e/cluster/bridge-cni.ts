@@ -4,9 +4,7 @@
 // node's pod CIDR through that node's underlay address. What a cluster
 // looks like before Palisade, and the baseline Palisade is compared with
 // (issue 9's benchmarks); tests that only need pods to run use it too.
-import type { CoreV1Api } from '@kubernetes/client-node';
 import { execa } from 'execa';
-import { waitFor } from './processes.ts';
 import type { CniInstall, RealNode } from './real-node.ts';
 
 /** Where Debian's containernetworking-plugins puts the reference plugins. */
@@ -33,23 +31,12 @@ export function bridgeCni(podCidr: string): CniInstall {
   };
 }
 
-/** A Node's spec.podCIDR, once kube-controller-manager has allocated it. */
-export async function podCidrOf(core: CoreV1Api, name: string): Promise<string> {
-  let cidr: string | undefined;
-  await waitFor(`${name}'s pod CIDR`, async () => {
-    cidr = (await core.readNode({ name })).spec?.podCIDR;
-    if (!cidr) throw new Error('no spec.podCIDR yet');
-  }, { timeoutMs: 30_000, intervalMs: 100 });
-  return cidr!;
-}
-
 /** Installs the bridge CNI on every node, with routes between their pod CIDRs. */
-export async function installBridgeCni(core: CoreV1Api, nodes: RealNode[]): Promise<void> {
-  const cidrs = await Promise.all(nodes.map((n) => podCidrOf(core, n.name)));
-  for (const [i, node] of nodes.entries()) {
-    for (const [j, peer] of nodes.entries()) {
-      if (i !== j) await execa('ip', ['-n', node.netns, 'route', 'replace', cidrs[j]!, 'via', peer.address]);
+export async function installBridgeCni(nodes: RealNode[]): Promise<void> {
+  for (const node of nodes) {
+    for (const peer of nodes) {
+      if (peer !== node) await execa('ip', ['-n', node.netns, 'route', 'replace', peer.podCidr, 'via', peer.address]);
     }
-    await node.installCni(bridgeCni(cidrs[i]!));
+    await node.installCni(bridgeCni(node.podCidr));
   }
 }

@@ -20,7 +20,7 @@ import { KUBELET_SYSCTLS } from './host-sysctls.ts';
 import { listNetns } from './netns.ts';
 import { programs } from './paths.ts';
 import { waitFor } from './processes.ts';
-import { IMAGES, podNetnsPath, readyCondition, startRealCluster, type RealCluster } from './real-cluster.ts';
+import { IMAGES, podNetnsPath, readyCondition, startRealCluster, sweepDeadRealRuns, type RealCluster } from './real-cluster.ts';
 
 const sysctls = () => Promise.all(KUBELET_SYSCTLS.map((k) => readFile(`/proc/sys/${k}`, 'utf8')));
 /** Where the components keep things by default: none of them may appear on the machine (or change, if there). */
@@ -40,13 +40,15 @@ describe('real nodes', { timeout: 240_000 }, () => {
   let pathsBefore: string[] = [];
 
   before(async () => {
+    // A killed earlier run's changes are undone first, so that "before" means the machine's own state.
+    await sweepDeadRealRuns();
     sysctlsBefore = await sysctls();
     pathsBefore = await defaultPaths();
     const t = performance.now();
     cluster = await startRealCluster({ nodes: 2 });
     const { timings } = cluster;
-    console.log(`cluster start: ${ms(t)} ms (images ${timings.images}, control plane ${timings.controlPlane}, ` +
-      `controller-manager and scheduler ${timings.controllers}, 2 nodes ${timings.nodes})`);
+    console.log(`cluster start: ${ms(t)} ms (images ${timings.images}; control plane ${timings.controlPlane}; then ` +
+      `controller-manager and scheduler leading ${timings.controllers}, 2 nodes registered with pod CIDRs ${timings.nodes})`);
   });
 
   after(() => cluster?.stop());
@@ -66,12 +68,15 @@ describe('real nodes', { timeout: 240_000 }, () => {
       assert.equal(object.metadata?.labels?.['palisade.io/node-index'], String(node.index));
       assert.equal((await node.exec(['ls', '/etc/cni/net.d'])).trim(), '');
     }
+    // The nodes' mounts (overlays and binds of the run directory, bpffs, tmpfs) stay in their namespaces.
+    const mounts = (await readFile('/proc/mounts', 'utf8')).split('\n');
+    assert.deepEqual(mounts.filter((l) => l.includes(cluster!.runDir) || / (bpf|overlay) /.test(l) && !l.includes('/.cache/')), []);
   });
 
   it('nodes turn Ready once a CNI configuration is installed', async () => {
     const { core, nodes } = cluster!;
     const t = performance.now();
-    await installBridgeCni(core, nodes);
+    await installBridgeCni(nodes);
     await Promise.all(nodes.map((node) => waitFor(`${node.name} Ready`, async () => {
       assert.equal(readyCondition(await core.readNode({ name: node.name }))?.status, 'True');
       console.log(`${node.name} Ready ${ms(t)} ms after its CNI configuration was written`);
@@ -79,39 +84,56 @@ describe('real nodes', { timeout: 240_000 }, () => {
     assert.equal((await nodes[0]!.exec(['ls', '/etc/cni/net.d'])).trim(), '10-bridge.conflist');
   });
 
-  it('a pod runs on each node and they reach each other; logs and exec work', async () => {
+  it('a pod runs on each node and they reach each other, the API server and a hostNetwork pod; logs and exec work', async () => {
     const { core, nodes, kubectl } = cluster!;
     const namespace = 'real-nodes';
     await core.createNamespace({ body: { metadata: { name: namespace } } });
     // Admission wants the namespace's default ServiceAccount, which a controller makes.
     await waitFor('default ServiceAccount', () => core.readNamespacedServiceAccount({ namespace, name: 'default' }), { timeoutMs: 30_000 });
-    const t = performance.now();
-    await Promise.all(nodes.map((node) => core.createNamespacedPod({
-      namespace,
-      body: {
-        metadata: { name: `pod-${node.index}`, labels: { app: 'echo' } },
+    const echo = { name: 'echo', image: IMAGES.testpod, imagePullPolicy: 'Never' };
+    const specs = [
+      ...nodes.map((node) => ({ name: `pod-${node.index}`, spec: { nodeSelector: { 'kubernetes.io/hostname': node.name }, containers: [echo] } })),
+      // As the Palisade agent runs: the node's network, and the node's bpffs and pod
+      // namespaces mounted HostToContainer (which needs them shared or slave on the node).
+      {
+        name: 'host-1',
         spec: {
-          nodeSelector: { 'kubernetes.io/hostname': node.name },
-          containers: [{ name: 'echo', image: IMAGES.testpod, imagePullPolicy: 'Never', ports: [{ containerPort: 80 }] }],
+          nodeSelector: { 'kubernetes.io/hostname': nodes[0]!.name },
+          hostNetwork: true,
+          containers: [{
+            ...echo, command: ['/usr/local/bin/palisade-podserver', '8080'],
+            volumeMounts: [{ name: 'bpffs', mountPath: '/sys/fs/bpf', mountPropagation: 'HostToContainer' }, { name: 'netns', mountPath: '/run/netns', mountPropagation: 'HostToContainer' }],
+          }],
+          volumes: [{ name: 'bpffs', hostPath: { path: '/sys/fs/bpf', type: 'Directory' } }, { name: 'netns', hostPath: { path: '/run/netns', type: 'DirectoryOrCreate' } }],
         },
       },
-    })));
-    const pods: V1Pod[] = [];
-    await Promise.all(nodes.map((node) => waitFor(`pod-${node.index} Running`, async () => {
-      const pod = await core.readNamespacedPod({ namespace, name: `pod-${node.index}` });
+    ];
+    const t = performance.now();
+    await Promise.all(specs.map(({ name, spec }) => core.createNamespacedPod({ namespace, body: { metadata: { name }, spec } })));
+    const pods = new Map<string, V1Pod>();
+    await Promise.all(specs.map(({ name }) => waitFor(`${name} Running`, async () => {
+      const pod = await core.readNamespacedPod({ namespace, name });
       assert.equal(pod.status?.phase, 'Running', JSON.stringify(pod.status?.containerStatuses ?? pod.status?.conditions));
-      console.log(`pod-${node.index} on ${pod.spec?.nodeName}: Running ${ms(t)} ms after its creation, IP ${pod.status?.podIP}`);
-      pods.push(pod);
+      console.log(`${name} on ${pod.spec?.nodeName}: Running ${ms(t)} ms after its creation, IP ${pod.status?.podIP}`);
+      pods.set(name, pod);
     }, { timeoutMs: 60_000, intervalMs: 100 })));
-    pods.sort((a, b) => a.metadata!.name!.localeCompare(b.metadata!.name!));
-    assert.deepEqual(pods.map((p) => p.spec?.nodeName), nodes.map((n) => n.name));
+    assert.deepEqual(['pod-1', 'pod-2'].map((p) => pods.get(p)?.spec?.nodeName), nodes.map((n) => n.name));
+    assert.equal(pods.get('host-1')?.status?.podIP, nodes[0]!.address);
 
-    // Each pod to the other, from inside its network namespace, with the project's prober.
-    const [a, b] = pods as [V1Pod, V1Pod];
-    const input = `a-to-b ${await podNetnsPath(cluster!, a)} tcp ${b.status!.podIP} 80\n` +
-      `b-to-a ${await podNetnsPath(cluster!, b)} tcp ${a.status!.podIP} 80\n`;
+    // From inside each pod's network namespace, with the project's prober: the other
+    // pod; the API server through the kubernetes Service (kube-proxy's DNAT, the
+    // underlay's route back); the hostNetwork pod on node-1's address.
+    const [a, b] = [pods.get('pod-1')!, pods.get('pod-2')!];
+    const [netnsA, netnsB] = [await podNetnsPath(cluster!, a), await podNetnsPath(cluster!, b)];
+    const input = [
+      `a-to-b ${netnsA} tcp ${b.status!.podIP} 80`,
+      `b-to-a ${netnsB} tcp ${a.status!.podIP} 80`,
+      `a-to-api ${netnsA} tcp 10.96.0.1 443`,
+      `b-to-api ${netnsB} tcp 10.96.0.1 443`,
+      `b-to-host-1 ${netnsB} tcp ${nodes[0]!.address} 8080`,
+    ].join('\n');
     const { stdout } = await execa(programs.prober, ['--timeout-ms', '3000'], { input });
-    assert.equal(String(stdout), 'a-to-b ok\nb-to-a ok');
+    assert.equal(String(stdout), 'a-to-b ok\nb-to-a ok\na-to-api ok\nb-to-api ok\nb-to-host-1 ok');
 
     // Through the API server to the kubelets' API (client certificate, webhook authorization).
     assert.match(String((await kubectl(['-n', namespace, 'logs', 'pod-1'])).stdout), /ready/);
@@ -119,22 +141,35 @@ describe('real nodes', { timeout: 240_000 }, () => {
   });
 
   it('stop leaves nothing behind', async () => {
-    const { runId, runDir, nodes } = cluster!;
     const t = performance.now();
     await cluster!.stop();
     console.log(`cluster stop: ${ms(t)} ms`);
-    assert.deepEqual((await listNetns()).filter((n) => n.startsWith(runId)), []);
-    assert.deepEqual((await readFile('/proc/mounts', 'utf8')).split('\n').filter((l) => l.includes(runId)), []);
-    assert.deepEqual(await processesOf(runId), []);
-    for (const mount of await cgroupMounts()) {
-      const left = (await readdir(mount)).filter((name) => name.startsWith(runId));
-      assert.deepEqual(left, [], `cgroups left in ${mount}`);
-    }
-    assert.deepEqual((await readdir(tmpdir())).filter((name) => name.startsWith(runId)), [], `${runDir} removed`);
-    assert.deepEqual(await sysctls(), sysctlsBefore);
-    assert.deepEqual(await defaultPaths(), pathsBefore);
-    // Each node's processes ran in its cgroup: none is left in any hierarchy (checked above), so
-    // none of the pods' processes (shims, pause, servers) survived either.
-    assert.equal(nodes.length, 2);
+    await assertNothingLeft(cluster!.runId, { sysctls: sysctlsBefore, paths: pathsBefore });
   });
 });
+
+describe('real nodes: a start that fails half-way', { timeout: 120_000 }, () => {
+  it('leaves nothing behind either', async () => {
+    const before = { sysctls: await sysctls(), paths: await defaultPaths() };
+    // The kubelet refuses this machine's cgroup v1 and exits: by then the node's namespaces,
+    // mounts, cgroups, containerd and its images exist, and the controllers run.
+    const start = startRealCluster({ nodes: 1, kubeletConfig: { failCgroupV1: true } });
+    await assert.rejects(start.then((cluster) => cluster.stop()), /kubelet node-1 exited/);
+    await assertNothingLeft(`pal-${process.pid}-`, before);
+  });
+});
+
+/** No namespace, mount, process, cgroup or directory whose name starts with `prefix`; sysctls and the components' default paths as before. */
+async function assertNothingLeft(prefix: string, before: { sysctls: string[]; paths: string[] }): Promise<void> {
+  assert.deepEqual((await listNetns()).filter((n) => n.startsWith(prefix)), []);
+  assert.deepEqual((await readFile('/proc/mounts', 'utf8')).split('\n').filter((l) => l.includes(prefix)), []);
+  assert.deepEqual(await processesOf(prefix), []);
+  // Every process of a node ran in its cgroups (containerd, shims, pods, the namespace
+  // holder): no cgroup left means none of them is either.
+  for (const mount of await cgroupMounts()) {
+    assert.deepEqual((await readdir(mount)).filter((name) => name.startsWith(prefix)), [], `cgroups left in ${mount}`);
+  }
+  assert.deepEqual((await readdir(tmpdir())).filter((name) => name.startsWith(prefix)), [], 'run directory removed');
+  assert.deepEqual(await sysctls(), before.sysctls);
+  assert.deepEqual(await defaultPaths(), before.paths);
+}

@@ -70,7 +70,11 @@ export interface RealCluster {
   controllerManager: ManagedProcess;
   scheduler: ManagedProcess;
   nodes: RealNode[];
-  /** How long each phase of the start took, in ms (phases overlap: images build while the control plane starts). */
+  /**
+   * How long the start took, in ms: images (built or found, while the control plane
+   * starts), control plane, and from then on, side by side, controllers (both leading)
+   * and nodes (every one registered with a pod CIDR, images imported, kube-proxy running).
+   */
   timings: { images: number; controlPlane: number; controllers: number; nodes: number; total: number };
   /** Runs the real kubectl against the cluster. */
   kubectl(args: string[], options?: { input?: string; reject?: boolean }): Promise<Result>;
@@ -141,28 +145,26 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
     const core = kubeconfig.makeApiClient(CoreV1Api);
 
     const controlPlaneMs = since(tControlPlane);
-    const tControllers = performance.now();
     const controllerOptions = {
       runDir: cpDir, netns: underlay.controlPlaneNetns, certs: controlPlane.certs, server: 'https://127.0.0.1:6443',
       clusterCidr: options.clusterCidr ?? DEFAULT_CLUSTER_CIDR, nodeCidrMaskSize: options.nodeCidrMaskSize ?? 24,
     };
-    const controllers = await Promise.allSettled([startControllerManager(controllerOptions), startScheduler(controllerOptions)]);
-    for (const started of controllers) if (started.status === 'fulfilled') cleanup.defer(() => started.value.stop());
-    const [controllerManager, scheduler] = controllers.map((c) => {
-      if (c.status === 'rejected') throw c.reason;
-      return c.value;
-    }) as [ManagedProcess, ManagedProcess];
-
-    const controllersMs = since(tControllers);
     const images = await archives;
-    const tNodes = performance.now();
-    const count = options.nodes ?? 2;
-    const started = await Promise.allSettled(Array.from({ length: count }, (_, i) => startRealNode({
+    // Nodes start while the controller-manager builds its controllers (seconds of CPU):
+    // they register meanwhile, then wait for the pod CIDR it allocates.
+    const tStart = performance.now();
+    let controllersMs = 0;
+    let nodesMs = 0;
+    const controllerStarts = Promise.allSettled([startControllerManager(controllerOptions), startScheduler(controllerOptions)])
+      .then((results) => ((controllersMs = since(tStart)), results));
+    const nodeStarts = Promise.allSettled(Array.from({ length: options.nodes ?? 2 }, (_, i) => startRealNode({
       runId, runDir, index: i + 1, underlay, core, certs: controlPlane.certs, server: `https://${underlay.advertiseAddress}:6443`, images,
       labels: options.labels?.(i + 1) ?? { 'palisade.io/node-index': String(i + 1) },
       kubeletConfig: options.kubeletConfig,
       kubeProxy: options.kubeProxy === false ? undefined : { clusterCidr: controllerOptions.clusterCidr },
-    })));
+    }))).then((results) => ((nodesMs = since(tStart)), results));
+    const [controllers, started] = await Promise.all([controllerStarts, nodeStarts]);
+    for (const c of controllers) if (c.status === 'fulfilled') cleanup.defer(() => c.value.stop());
     // Nodes stop together: one node's teardown does not wait for another's.
     const nodes = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     cleanup.defer(async () => {
@@ -170,9 +172,10 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
       const failed = results.find((r) => r.status === 'rejected');
       if (failed) throw failed.reason;
     });
-    for (const s of started) if (s.status === 'rejected') throw s.reason;
+    // The controllers' failure first: a node waiting for its pod CIDR fails because of it.
+    for (const s of [...controllers, ...started]) if (s.status === 'rejected') throw s.reason;
+    const [controllerManager, scheduler] = controllers.map((c) => (c as PromiseFulfilledResult<ManagedProcess>).value) as [ManagedProcess, ManagedProcess];
 
-    const nodesMs = since(tNodes);
     const helm = await helmBinary;
     // kubectl's discovery cache stays in the run directory, not the user's home.
     const env = { KUBECONFIG: controlPlane.adminKubeconfig, KUBECACHEDIR: join(runDir, 'kube-cache') };

@@ -7,13 +7,18 @@
 //   cgroup  /<run>-n<i> in every hierarchy: the kubelet's cgroupRoot; the node's
 //           daemons in /<run>-n<i>/system (cgroups.ts)
 //   mounts  made by a holder process, `nsenter --net unshare -m --propagation slave`
-//           (host mounts still reach the node; the node's never reach the host):
-//             /run            tmpfs (pod netns files, shim sockets, runc state)
+//           (the machine's mounts still reach the node; the node's never reach the
+//           machine), then `mount --make-rshared /` as on a systemd host:
+//             /run            tmpfs (pod netns files, shim sockets, runc state, /run/palisade)
 //             /var/log        tmpfs (the kubelet's /var/log/containers links)
 //             /sys/fs/bpf     a bpffs of the node's own
-//             /etc/cni/net.d  <node dir>/cni-conf   (bind mounts; a missing mount
-//             /opt/cni/bin    <node dir>/cni-bin     point is made on an overlay of
-//             /var/lib/cni    <node dir>/cni-state   its parent, never on the host)
+//             /var/lib, /opt  overlays whose writable layer is the node's (CNI state,
+//                             a chart's hostPaths such as /var/lib/palisade)
+//             /etc/cni/net.d  <node dir>/cni-conf   (bind mounts; a missing mount point
+//             /opt/cni/bin    <node dir>/cni-bin     is made in an overlay of its parent)
+//   route   the underlay's router (the control-plane namespace) routes the node's
+//           spec.podCIDR to it, as a cloud network's route table does, so that the
+//           API server reaches pods (webhooks, aggregated APIs) and pods reach it
 //
 // `<node dir>/node-exec CMD...` runs a command on the node: it joins the
 // node's system cgroup and enters the holder's mount and network namespaces.
@@ -48,6 +53,8 @@ export interface RealNode {
   netns: string;
   /** Its address on the underlay (the Node's InternalIP). */
   address: string;
+  /** Its spec.podCIDR, allocated by kube-controller-manager. */
+  podCidr: string;
   /** Its files: logs (containerd.log, kubelet.log, kube-proxy.log), configs, state. */
   dir: string;
   /** The kubelet's cgroupRoot (a directory of that name in every hierarchy). */
@@ -110,27 +117,40 @@ async function exists(path: string): Promise<boolean> {
   return stat(path).then(() => true, () => false);
 }
 
+/**
+ * Machine directories a node writes to as a machine of its own would (CNI state in
+ * /var/lib/cni, a chart's hostPaths such as /var/lib/palisade, /opt/cni/bin): each
+ * node sees the machine's through an overlay whose writable layer is its own.
+ */
+const NODE_OVERLAYS = ['/var/lib', '/opt'];
+
 /** The mount namespace's setup script; ends by becoming the long-lived holder. */
 async function mountScript(dir: string, binds: NodeMount[]): Promise<string> {
   const lines = [
     'set -eu',
+    // As on a systemd host, mounts propagate among the node's own and into its
+    // containers (hostPath HostToContainer or Bidirectional need that), while the
+    // namespace stays a slave of the machine's: nothing propagates back out.
+    'mount --make-rshared /',
     'mount -t tmpfs -o mode=0755 tmpfs /run',
     'mkdir -p /run/netns',
     'mount -t tmpfs -o mode=0755 tmpfs /var/log',
     'mount -t bpf bpffs /sys/fs/bpf',
   ];
-  const overlaid = new Set<string>();
+  const overlays = new Set(NODE_OVERLAYS);
   for (const { target } of binds) {
-    if (await exists(target)) continue;
+    if ([...overlays].some((o) => target.startsWith(`${o}/`)) || (await exists(target))) continue;
+    // A missing mount point is made in an overlay of its nearest existing parent.
     let parent = dirname(target);
     while (!(await exists(parent))) parent = dirname(parent);
     if (parent === '/') throw new Error(`cannot make mount point ${target}: only / exists above it`);
-    if (overlaid.has(parent)) continue;
-    overlaid.add(parent);
-    const layer = join(dir, 'overlays', parent.replaceAll('/', '_'));
+    overlays.add(parent);
+  }
+  for (const lower of overlays) {
+    const layer = join(dir, 'overlays', lower.replaceAll('/', '_'));
     await mkdir(join(layer, 'upper'), { recursive: true });
     await mkdir(join(layer, 'work'), { recursive: true });
-    lines.push(`mount -t overlay overlay -o lowerdir=${parent},upperdir=${layer}/upper,workdir=${layer}/work ${parent}`);
+    lines.push(`mount -t overlay overlay -o lowerdir=${lower},upperdir=${layer}/upper,workdir=${layer}/work ${lower}`);
   }
   for (const { target, source } of binds) lines.push(`mkdir -p ${target}`, `mount --bind ${source} ${target}`);
   lines.push('echo ready', 'exec sleep infinity');
@@ -148,7 +168,7 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
   cleanup.defer(() => deleteNetns(netns));
   cleanup.defer(() => removeNodeCgroups(netns));
   try {
-    for (const sub of ['cni-conf', 'cni-bin', 'cni-state', 'pod-logs', 'kubelet', 'volume-plugins']) await mkdir(join(dir, sub), { recursive: true });
+    for (const sub of ['cni-conf', 'cni-bin', 'pod-logs', 'kubelet', 'volume-plugins']) await mkdir(join(dir, sub), { recursive: true });
     await createNetns(netns);
     const address = await attachNode(opts.underlay, opts.index, netns);
     // A node routes its pods' traffic (kubeadm's preflight requires it).
@@ -159,7 +179,6 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
     await writeFile(mounts, await mountScript(dir, [
       { target: NODE_CNI_CONF_DIR, source: cniConfDir },
       { target: NODE_CNI_BIN_DIR, source: cniBinDir },
-      { target: '/var/lib/cni', source: join(dir, 'cni-state') },
     ]));
     const joinCgroups = cgroups.systemProcFiles.map((f) => `echo $$ > ${f}`).join('\n');
     const holderScript = join(dir, 'holder.sh');
@@ -197,10 +216,17 @@ exec nsenter --target ${holder.pid} --mount --net -- "$@"
       cleanup.defer(() => kubeProxy?.stop());
     }
 
+    let podCidr = '';
+    await waitFor(`${name} given a pod CIDR`, async () => {
+      podCidr = (await opts.core.readNode({ name })).spec?.podCIDR ?? '';
+      if (!podCidr) throw new Error('no spec.podCIDR yet');
+    }, { timeoutMs: 60_000, intervalMs: 100, watch: [kubelet, containerd.process] });
+    await execa('ip', ['-n', opts.underlay.controlPlaneNetns, 'route', 'replace', podCidr, 'via', address]);
+
     const exec = async (args: string[], options: { input?: string } = {}) => String((await execa(nodeExec, args, { input: options.input })).stdout);
     const stack = cleanup.move();
     return {
-      name, index: opts.index, netns, address, dir, cgroupRoot: cgroups.root, nodeExec, cniConfDir, cniBinDir,
+      name, index: opts.index, netns, address, podCidr, dir, cgroupRoot: cgroups.root, nodeExec, cniConfDir, cniBinDir,
       containerd, kubelet, kubeProxy, exec,
       importImage: async (archive) => void (await containerd.ctr(['images', 'import', archive])),
       async installCni(cni) {
