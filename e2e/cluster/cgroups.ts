@@ -9,6 +9,7 @@
 // reaches them; every one of them, though, lives under `/<name>` in every
 // hierarchy. killAll() freezes the tree (nothing forks meanwhile), kills
 // every member and thaws it, until no hierarchy lists a process.
+import { readdirSync, readFileSync } from 'node:fs';
 import { readdir, readFile, rmdir, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -117,4 +118,36 @@ export async function listTopCgroups(match: (name: string) => boolean): Promise<
     }
   }
   return [...names];
+}
+
+/**
+ * For a process 'exit' handler (synchronous): SIGKILLs every process under
+ * `/<name>` once, so that a test process that dies without stop() leaves no
+ * shim or pod running. The directories are left for the next run's sweep.
+ */
+export function killNodeCgroupsSync(name: string, mounts: string[]): void {
+  const walk = (dir: string): string[] => {
+    try {
+      return [dir, ...readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).flatMap((e) => walk(join(dir, e.name)))];
+    } catch {
+      return [];
+    }
+  };
+  for (const mount of mounts) {
+    for (const dir of walk(join(mount, name))) {
+      let pids: string[] = [];
+      try {
+        pids = readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
+      } catch {
+        continue;
+      }
+      for (const pid of pids) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+    }
+  }
 }

@@ -16,6 +16,15 @@
 // namespaces and mounts; cgroups; network namespaces), controllers, control
 // plane, underlay, the sysctls the kubelets changed, the run directory. A
 // later run sweeps what a killed run left (its pid is gone).
+//
+// Use, e.g. for the Helm chart end to end:
+//   const cluster = await startRealCluster({ images: ['testpod', 'palisade'] });
+//   await cluster.helm(['install', 'palisade', 'helm/palisade', '-n', 'kube-system', '--wait']);
+//   await cluster.kubectl(['get', 'nodes']);    // or KUBECONFIG=cluster.adminKubeconfig
+//   await cluster.importImage(await imageArchive('palisade'));   // a rebuilt image, every node
+//   await cluster.nodes[0].exec(['ls', '/etc/cni/net.d']);       // a command on a node
+//   podNetnsPath(cluster, pod)                  // a pod's netns, for palisade-prober
+//   await cluster.stop();
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -33,7 +33,7 @@ import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { ClusterCerts } from './certs.ts';
-import { createNodeCgroups, removeNodeCgroups } from './cgroups.ts';
+import { cgroupMounts, createNodeCgroups, killNodeCgroupsSync, removeNodeCgroups } from './cgroups.ts';
 import { startContainerd, type Containerd } from './containerd.ts';
 import { writeClientKubeconfig } from './controllers.ts';
 import { signCert } from './certs.ts';
@@ -174,15 +174,21 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
     // A node routes its pods' traffic (kubeadm's preflight requires it).
     await execa('nsenter', [`--net=/var/run/netns/${netns}`, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
     const cgroups = await createNodeCgroups(netns);
+    // If the test process exits without stop(): containerd's shims and the pods are in
+    // no process group processes.ts kills on exit, but they are in these cgroups.
+    const mounts = await cgroupMounts();
+    const killOnExit = () => killNodeCgroupsSync(netns, mounts);
+    process.on('exit', killOnExit);
+    cleanup.defer(() => void process.off('exit', killOnExit));
 
-    const mounts = join(dir, 'mounts.sh');
-    await writeFile(mounts, await mountScript(dir, [
+    const mountsScript = join(dir, 'mounts.sh');
+    await writeFile(mountsScript, await mountScript(dir, [
       { target: NODE_CNI_CONF_DIR, source: cniConfDir },
       { target: NODE_CNI_BIN_DIR, source: cniBinDir },
     ]));
     const joinCgroups = cgroups.systemProcFiles.map((f) => `echo $$ > ${f}`).join('\n');
     const holderScript = join(dir, 'holder.sh');
-    await writeFile(holderScript, `#!/bin/sh\nset -e\n${joinCgroups}\nexec nsenter --net=/var/run/netns/${netns} -- unshare --mount --propagation slave -- /bin/sh ${mounts}\n`);
+    await writeFile(holderScript, `#!/bin/sh\nset -e\n${joinCgroups}\nexec nsenter --net=/var/run/netns/${netns} -- unshare --mount --propagation slave -- /bin/sh ${mountsScript}\n`);
     const holder = await startProcess({ name: `${name} namespace holder`, command: '/bin/sh', args: [holderScript], logFile: join(dir, 'holder.log'), readyLine: /^ready$/ });
     cleanup.defer(() => holder.stop());
 
