@@ -98,7 +98,7 @@ test('the agent runs with named capabilities, never privileged, and each host pa
   assert.equal(agentContainer.securityContext.seccompProfile.type, 'RuntimeDefault');
   assert.equal(agentContainer.securityContext.appArmorProfile.type, 'Unconfined');
   assert.deepEqual(agentPod.securityContext.seLinuxOptions, { type: 'spc_t', level: 's0' });
-  assert.equal(installContainer.securityContext.capabilities.add, undefined);
+  assert.deepEqual(installContainer.securityContext.capabilities.add, ['NET_ADMIN'], 'ip_forward of the node\'s network namespace, nothing more');
   assert.deepEqual(hostPaths(agentPod), {
     'cni-bin': '/opt/cni/bin',
     'cni-conf': '/etc/cni/net.d',
