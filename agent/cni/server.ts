@@ -14,6 +14,7 @@ export async function serveCni(
   log: (line: string) => void,
 ): Promise<Server> {
   await rm(socketPath, { force: true });
+  let lastStatus: number | undefined;
   // allowHalfOpen: the binary shuts down its write side to mark the end of
   // the request, and the reply still has to go out after that.
   const server = createServer({ allowHalfOpen: true }, (socket) => {
@@ -38,7 +39,10 @@ export async function serveCni(
         return;
       }
       void handle(request).then((reply) => {
-        log(`cni: ${request.env.CNI_COMMAND ?? '?'} ${request.env.CNI_CONTAINERID ?? ''} -> exit ${reply.exitCode}`);
+        // The runtime asks STATUS every few hundred ms: only a change of its answer is worth a line.
+        const command = request.env.CNI_COMMAND ?? '?';
+        if (command !== 'STATUS' || reply.exitCode !== lastStatus) log(`cni: ${command} ${request.env.CNI_CONTAINERID ?? ''} -> exit ${reply.exitCode}`);
+        if (command === 'STATUS') lastStatus = reply.exitCode;
         socket.end(encodeReply(reply));
       });
     });

@@ -171,6 +171,10 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
     for (const sub of ['cni-conf', 'cni-bin', 'pod-logs', 'kubelet', 'volume-plugins']) await mkdir(join(dir, sub), { recursive: true });
     await createNetns(netns);
     const address = await attachNode(opts.underlay, opts.index, netns);
+    // A default route, as every real node has: a host-network process (the Palisade agent)
+    // reaches the API server at the kubernetes Service's address, which kube-proxy
+    // translates only after the kernel found a route for it.
+    await execa('ip', ['-n', netns, 'route', 'add', 'default', 'via', opts.underlay.advertiseAddress]);
     // A node routes its pods' traffic (kubeadm's preflight requires it).
     await execa('nsenter', [`--net=/var/run/netns/${netns}`, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
     const cgroups = await createNodeCgroups(netns);
