@@ -25,14 +25,15 @@ const ct = (addr: string, peerAddr: string, peerPort: number, nat: { kind: numbe
 
 const owner = (uid: string | undefined, identity: number | undefined, pod = 'x/p') => ({ pod, uid, identity });
 
-test('an address changes hands when it leaves, changes identity, or changes owning pod even with the same identity', () => {
+test('an address changes hands when it leaves, changes identity, or changes owning pod even with the same identity; not when its pod gets its first identity', () => {
   const before = ownerMarks(
     new Map([
       ['10.0.0.1', owner('u-1', 300)], // unchanged
       ['10.0.0.2', owner('u-2', 300)], // leaves the ipcache
       ['10.0.0.3', owner('u-3', 300)], // same pod, new identity (relabelled)
       ['10.0.0.4', owner('u-4', 300)], // another pod of the same identity (a replica reusing the address)
-      ['10.0.0.5', owner('u-5', undefined)], // its owner had no identity yet and gets one
+      ['10.0.0.5', owner('u-5', undefined)], // its owner had no identity yet and gets one: nothing changed hands
+      ['10.0.0.8', owner('u-8', undefined)], // no identity yet, and another pod holds it now
       ['10.0.0.6', owner('u-6', 300)], // its owner loses its identity number
     ]),
   );
@@ -44,9 +45,10 @@ test('an address changes hands when it leaves, changes identity, or changes owni
       ['10.0.0.5', owner('u-5', 302)],
       ['10.0.0.6', owner('u-6', undefined)],
       ['10.0.0.7', owner('u-7', 300)], // new: nothing of it to purge
+      ['10.0.0.8', owner('u-88', 303)],
     ]),
   );
-  assert.deepEqual(changedAddresses(before, after), ['10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5', '10.0.0.6']);
+  assert.deepEqual(changedAddresses(before, after), ['10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.6', '10.0.0.8']);
   assert.deepEqual(changedAddresses(after, after), []);
 });
 

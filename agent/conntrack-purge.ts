@@ -10,7 +10,7 @@
 // judge the tuple by the policy of the side that opened it, which may allow
 // everything. So each agent, in every sync, finds the addresses whose owner
 // changed since the last sync (left the ipcache, changed identity, or are
-// now another pod's even with the same identity) and the addresses of its
+// now another pod's even with the same identity; not a pod's first identity) and the addresses of its
 // endpoints that left, and deletes every entry of its node's pal_ct4 whose
 // endpoint address or peer address is one of them, before the sync writes
 // the maps that admit the new owner.
@@ -69,15 +69,22 @@ export function marksFromIpcache(entries: readonly MapEntry[]): Map<string, Owne
 
 /**
  * Addresses of `before` that changed hands in `after`, sorted: gone, another
- * identity (a number appearing or disappearing included), or another owner
- * when both are known. An address new in `after` changed nothing: whatever
- * conntrack holds for it was made while it was nobody's (world), by
- * endpoints that chose to talk to it.
+ * identity (a number disappearing included), or another owner when both are
+ * known. An address new in `after` changed nothing: whatever conntrack holds
+ * for it was made while it was nobody's (world), by endpoints that chose to
+ * talk to it. So did a pod's first identity number, for the same pod: until
+ * then its address was nobody's in the datapath (no ipcache entry), and
+ * purging would cut the connections every new pod opens before the operator
+ * numbers it (the operator's own watches among them, whose Service
+ * translation cannot be rebuilt mid-stream). Those connections are judged
+ * again under the new identity by the revision re-check, like any other.
  */
 export function changedAddresses(before: ReadonlyMap<string, OwnerMark>, after: ReadonlyMap<string, OwnerMark>): string[] {
   const out: string[] = [];
   for (const [ip, b] of before) {
     const a = after.get(ip);
+    const firstIdentity = a !== undefined && b.identity === undefined && b.owner !== undefined && a.owner === b.owner;
+    if (firstIdentity) continue;
     if (!a || a.identity !== b.identity || (b.owner !== undefined && a.owner !== b.owner)) out.push(ip);
   }
   return out.sort();
