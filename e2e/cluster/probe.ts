@@ -8,7 +8,7 @@ export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 export type ProbeOutcome = { verdict: 'ok' } | { verdict: 'fail'; reason: string } | { verdict: 'skip'; reason: string };
 
 export interface ProbeRequest {
-  /** A pod or a node: anything with a network namespace. */
+  /** A pod or a node: anything with a network namespace (a name under /var/run/netns, or a path). */
   from: { netns: string };
   to: { ip: string };
   port: number;
@@ -20,7 +20,7 @@ export const DEFAULT_PROBE_TIMEOUT_MS = 1000;
 export async function probeAll(requests: ProbeRequest[], timeoutMs = DEFAULT_PROBE_TIMEOUT_MS): Promise<ProbeOutcome[]> {
   if (requests.length === 0) return [];
   const input = requests
-    .map((r, i) => `${i} ${netnsPath(r.from.netns)} ${r.protocol.toLowerCase()} ${r.to.ip} ${r.port}`)
+    .map((r, i) => `${i} ${r.from.netns.startsWith('/') ? r.from.netns : netnsPath(r.from.netns)} ${r.protocol.toLowerCase()} ${r.to.ip} ${r.port}`)
     .join('\n');
   const result = await execa(programs.prober, ['--timeout-ms', String(timeoutMs)], { input: `${input}\n`, reject: false });
   if (result.exitCode !== 0) throw new Error(`prober failed (exit ${result.exitCode}): ${String(result.stderr).trim()}`);

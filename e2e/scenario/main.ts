@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
+import { standInScenarioCluster } from './scenario-cluster.ts';
 import { parseScenario, ScenarioError, type Scenario } from './format.ts';
 import { countOutcomes, resultLine, scenarioOutcome, summaryLine, type Outcome } from './report.ts';
 import { runScenario } from './runner.ts';
@@ -41,7 +42,7 @@ try {
       continue;
     }
     cluster ??= await startCluster({ nodes: Number(values.nodes) });
-    const run = await runScenario(cluster, scenario, file, { probeTimeoutMs: Number(values['probe-timeout-ms']) });
+    const run = await runScenario(standInScenarioCluster(cluster), scenario, file, { probeTimeoutMs: Number(values['probe-timeout-ms']) });
     const verdict = scenarioOutcome(run.probes, { sctpSupported: run.sctpSupported, errored: run.error !== undefined });
     outcomes.push(verdict.outcome);
     const seconds = (performance.now() - started) / 1000;

@@ -5,10 +5,8 @@
 import { ApiException, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
 // Not re-exported by the package root; it is the serializer KubernetesObjectApi itself uses.
 import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
-import type { Cluster as SimCluster } from '../cluster/cluster.ts';
-import type { SimPod } from '../cluster/kubelet.ts';
 import { probeAll } from '../cluster/probe.ts';
-import { createNamespace, startPods, stopPods } from '../cluster/workload.ts';
+import type { ScenarioCluster, ScenarioPod } from './scenario-cluster.ts';
 import {
   classifyApplyObject,
   clusterPods,
@@ -47,17 +45,19 @@ export interface RunOptions {
   explainTimeoutMs?: number;
 }
 
-export async function runScenario(cluster: SimCluster, scenario: Scenario, file: string, options: RunOptions = {}): Promise<ScenarioRun> {
+export async function runScenario(cluster: ScenarioCluster, scenario: Scenario, file: string, options: RunOptions = {}): Promise<ScenarioRun> {
   const run: ScenarioRun = { probes: [], error: undefined, failures: [], sctpSupported: true };
   const objects = cluster.kubeconfig.makeApiClient(ObjectApi);
   const applied = new Map<string, KubernetesObject>();
-  const pods = new Map<string, SimPod>();
+  const pods = new Map<string, ScenarioPod>();
   const enforcement = new EnforcementTracker();
   let index = 0;
   try {
-    for (const ns of scenario.cluster.namespaces) enforcement.note('Namespace', await createNamespace(cluster, ns, namespaceLabels(ns)));
-    const started = await startPods(
-      cluster,
+    for (const ns of scenario.cluster.namespaces) {
+      const created = await cluster.core.createNamespace({ body: { metadata: { name: ns, labels: namespaceLabels(ns) } } });
+      enforcement.note('Namespace', created.metadata?.resourceVersion ?? '');
+    }
+    const started = await cluster.startPods(
       clusterPods(scenario.cluster).map((id) => {
         const [namespace, name] = id.split('/') as [string, string];
         return { namespace, name, labels: podLabels(name) };
@@ -99,7 +99,7 @@ export async function runScenario(cluster: SimCluster, scenario: Scenario, file:
           await sleep(step.seconds * 1000);
           return;
         case 'probe': {
-          await enforcement.wait(cluster.kubeconfig, cluster.nodes.map((n) => n.name), options.enforcementTimeoutMs);
+          await enforcement.wait(cluster.kubeconfig, cluster.nodeNames, options.enforcementTimeoutMs);
           const probedAt = Date.now();
           const ids = step.expect.pods;
           const pairs = ids.flatMap((from) => ids.filter((to) => to !== from).map((to) => ({ from, to })));
@@ -123,7 +123,7 @@ export async function runScenario(cluster: SimCluster, scenario: Scenario, file:
           if (diffs.length > 0) {
             run.failures.push(`step ${index} (probe ${step.portLabel}):\n${renderSideBySide(step.expect, matrix, diffs)}`);
           }
-          const observe = options.observe ?? observeThroughPlugin(cluster.controlPlane.adminKubeconfig);
+          const observe = options.observe ?? observeThroughPlugin(cluster.adminKubeconfig);
           for (const e of step.explain) {
             // Flows reach the agents' stores within moments; drop summaries within a second or two.
             const deadline = Date.now() + (options.explainTimeoutMs ?? 5000);
@@ -190,16 +190,10 @@ export async function runScenario(cluster: SimCluster, scenario: Scenario, file:
 }
 
 /** Removes the scenario's objects, pods and namespaces, so that their names are free again. */
-async function teardown(cluster: SimCluster, objects: KubernetesObjectApi, applied: KubernetesObject[], pods: SimPod[], namespaces: string[]): Promise<void> {
+async function teardown(cluster: ScenarioCluster, objects: KubernetesObjectApi, applied: KubernetesObject[], pods: ScenarioPod[], namespaces: string[]): Promise<void> {
   for (const object of applied) await objects.delete(object).catch(() => undefined);
-  await stopPods(cluster, pods);
-  for (const name of namespaces) {
-    await cluster.core.deleteNamespace({ name }).catch(() => undefined);
-    // No namespace controller runs in the test cluster: finalize by hand, now that it is empty.
-    await cluster.core
-      .replaceNamespaceFinalize({ name, body: { metadata: { name }, spec: { finalizers: [] } } })
-      .catch(() => undefined);
-  }
+  await cluster.stopPods(pods);
+  await cluster.removeNamespaces(namespaces);
 }
 
 /**

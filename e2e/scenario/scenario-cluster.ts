@@ -1,0 +1,57 @@
+// What the scenario runner needs of a cluster, so that the same scenarios
+// run on the fast stand-in nodes (e2e/cluster/cluster.ts) and on real
+// nodes with Palisade installed by its chart (e2e/cluster/real-pods.ts).
+import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import type { Cluster } from '../cluster/cluster.ts';
+import { startPods, stopPods, type PodWanted } from '../cluster/workload.ts';
+import type { SimPod } from '../cluster/kubelet.ts';
+
+/** A scenario's pod: where it is and the network namespace to probe from. */
+export interface ScenarioPod {
+  namespace: string;
+  name: string;
+  ip: string;
+  /** A network namespace name (under /var/run/netns) or a path to one (/proc/PID/ns/net). */
+  netns: string;
+  /** resourceVersion of the Pod object once running with its address. */
+  resourceVersion: string;
+}
+
+export interface ScenarioCluster {
+  kubeconfig: KubeConfig;
+  core: CoreV1Api;
+  /** For `kubectl palisade` (explain). */
+  adminKubeconfig: string;
+  nodeNames: string[];
+  /** Starts the pods (serving TCP and UDP on 80 and 81), spread over the nodes. */
+  startPods(wanted: PodWanted[]): Promise<ScenarioPod[]>;
+  stopPods(pods: ScenarioPod[]): Promise<void>;
+  /** Deletes the namespaces (empty by now) and returns once their names are free. */
+  removeNamespaces(names: string[]): Promise<void>;
+}
+
+/** The stand-in cluster: pods from its kubelet stand-in, namespaces finalized by hand (it runs no namespace controller). */
+export function standInScenarioCluster(cluster: Cluster): ScenarioCluster {
+  const started = new Map<ScenarioPod, SimPod>();
+  return {
+    kubeconfig: cluster.kubeconfig,
+    core: cluster.core,
+    adminKubeconfig: cluster.controlPlane.adminKubeconfig,
+    nodeNames: cluster.nodes.map((n) => n.name),
+    async startPods(wanted) {
+      const pods = await startPods(cluster, wanted);
+      for (const pod of pods) started.set(pod, pod);
+      return pods;
+    },
+    async stopPods(pods) {
+      await stopPods(cluster, pods.map((p) => started.get(p)!).filter(Boolean));
+      for (const pod of pods) started.delete(pod);
+    },
+    async removeNamespaces(names) {
+      for (const name of names) {
+        await cluster.core.deleteNamespace({ name }).catch(() => undefined);
+        await cluster.core.replaceNamespaceFinalize({ name, body: { metadata: { name }, spec: { finalizers: [] } } }).catch(() => undefined);
+      }
+    },
+  };
+}
