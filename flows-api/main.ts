@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { parseListen } from '../agent/flows/server.ts';
+import { parseListen } from '../lib/listen.ts';
 import { Agents, type AgentTarget } from './agents.ts';
 import { serveFlowsApi } from './server.ts';
 

@@ -1,4 +1,4 @@
-// Entry point of the operator: `node operator/main.ts [--kubeconfig PATH]`.
+// Entry point of the operator: `node operator/main.ts [--kubeconfig PATH] [--health-listen HOST:PORT]`.
 // One replica leads (Lease `palisade-operator` in the given namespace) and
 // runs the controllers; the others wait to take over. A leader that steps
 // down (renew deadline passed, lease taken) stops its controllers at once and
@@ -11,6 +11,8 @@ import { startIdentityController } from './identities.ts';
 import { kubeLeaseClient, LeaderElector } from './leader.ts';
 import { loadKubeConfig } from './kube.ts';
 import { startPolicyValidator } from './policy-validator.ts';
+import { serveHealth } from '../lib/health.ts';
+import { parseListen } from '../lib/listen.ts';
 
 const config = z
   .object({
@@ -28,11 +30,14 @@ const config = z
     renewDeadlineSeconds: z.coerce.number().positive().default(10),
     /** Seconds between attempts to acquire or renew. Default 2. */
     retryPeriodSeconds: z.coerce.number().positive().default(2),
+    /** host:port of /healthz and /readyz for the kubelet's probes. Default: none. */
+    healthListen: z.string().optional(),
   })
   .refine((c) => c.renewDeadlineSeconds < c.leaseDurationSeconds, 'the renew deadline must be shorter than the lease duration')
   .parse(
-    (({ 'identity-grace-seconds': identityGraceSeconds, 'lease-duration-seconds': leaseDurationSeconds, 'renew-deadline-seconds': renewDeadlineSeconds, 'retry-period-seconds': retryPeriodSeconds, ...rest }) => ({
+    (({ 'identity-grace-seconds': identityGraceSeconds, 'lease-duration-seconds': leaseDurationSeconds, 'renew-deadline-seconds': renewDeadlineSeconds, 'retry-period-seconds': retryPeriodSeconds, 'health-listen': healthListen, ...rest }) => ({
       ...rest,
+      healthListen,
       identityGraceSeconds,
       leaseDurationSeconds,
       renewDeadlineSeconds,
@@ -47,6 +52,7 @@ const config = z
           'lease-duration-seconds': { type: 'string' },
           'renew-deadline-seconds': { type: 'string' },
           'retry-period-seconds': { type: 'string' },
+          'health-listen': { type: 'string' },
         },
       }).values,
     ),
@@ -55,6 +61,7 @@ const config = z
 const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
 
 try {
+  const healthListen = config.healthListen === undefined ? undefined : parseListen(config.healthListen);
   const kubeconfig = loadKubeConfig(config.kubeconfig);
   const LEASE = 'palisade-operator';
   const renewDeadlineMs = config.renewDeadlineSeconds * 1000;
@@ -109,6 +116,13 @@ try {
       },
     },
   );
+  // Live while this loop answers; ready as a follower (it can take over), or as a leader once its controllers run.
+  if (healthListen) {
+    await serveHealth(healthListen, {
+      live: () => undefined,
+      ready: () => (elector.isLeading() && controllers.length === 0 ? 'leading, starting the controllers' : undefined),
+    });
+  }
   elector.start();
   log(`candidate: ${config.identity} competing for lease ${config.namespace}/${LEASE}`);
 

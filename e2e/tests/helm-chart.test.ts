@@ -185,6 +185,8 @@ test('the operator: two replicas with leader election in the release namespace, 
   assert.ok(c.resources.requests.memory && c.resources.limits.memory);
   assert.ok(pod.affinity.podAntiAffinity, 'replicas prefer different nodes');
   assert.equal(defaults.get('PodDisruptionBudget', 'palisade-operator').spec.maxUnavailable, 1);
+  assert.equal(flag(c.args, 'health-listen'), ':9966');
+  assert.deepEqual([c.livenessProbe.httpGet, c.readinessProbe.httpGet], [{ path: '/healthz', port: 'health' }, { path: '/readyz', port: 'health' }]);
 });
 
 test('the flow API: Deployment, Service, and an APIService pointing at it with the chart CA', () => {
