@@ -7,7 +7,7 @@ import { parseListen } from './listen.ts';
 
 test('/healthz and /readyz answer 200, or 503 with why; anything else 404', async () => {
   let ready: string | undefined = 'leading, starting the controllers';
-  const server = await serveHealth(parseListen('127.0.0.1:0'), { live: () => undefined, ready: () => ready });
+  const server = await serveHealth({ host: '127.0.0.1', port: 0 }, { live: () => undefined, ready: () => ready });
   const ask = (path: string) => new Promise<{ status: number; text: string }>((resolve, reject) => {
     get({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, path }, (res) => {
       let text = '';
