@@ -346,6 +346,13 @@ test('values change what they say', async () => {
   assert.equal(a.containers[0].image, 'docker.io/palisade/palisade:dev');
   assert.equal(r.get('Deployment', 'palisade-operator').spec.replicas, 3);
 
+  const direct = await render(['--set', 'agent.apiServer.host=192.0.2.10']);
+  const env = direct.get('DaemonSet', 'palisade-agent').spec.template.spec.containers[0].env;
+  assert.deepEqual(env.filter((e: { name: string }) => e.name.startsWith('KUBERNETES_')), [
+    { name: 'KUBERNETES_SERVICE_HOST', value: '192.0.2.10' }, { name: 'KUBERNETES_SERVICE_PORT', value: '6443' },
+  ], 'the API server directly, not through the kubernetes Service');
+  assert.match(await refused(['--set', 'agent.apiServer.host=a b']), /apiServer\/host/);
+
   const noFlows = await render(['--set', 'flowsApi.enabled=false'], 'palisade-system');
   const args2: string[] = noFlows.get('DaemonSet', 'palisade-agent').spec.template.spec.containers[0].args;
   assert.equal(flag(args2, 'flows-listen'), undefined);
