@@ -1,10 +1,13 @@
-// lib/flow-json.ts must write exactly what JSON.stringify writes for every
-// flow the enricher can make: the export file and followers depend on it.
+// lib/flow-json.ts, and a follower's lines made through the codec
+// (flow-codec.ts: numbers and a dictionary, as they cross to the worker),
+// must be exactly what JSON.stringify writes for every flow the enricher can
+// make: the export file and followers depend on it.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { DIRECTION, FLOW_FLAG, FLOW_TYPE, REASON, type FlowEvent } from '../../datapath/abi.ts';
 import { flowJson } from '../../lib/flow-json.ts';
+import { DICTIONARY_LIMIT, FlowEncoder, FlowLineWriter } from './flow-codec.ts';
 import { defaultRuleNumber, ruleId } from '../datapath-plan.ts';
 import { enrichFlow, RuleIndex, type FlowContext, type PodFacts } from './enrich.ts';
 
@@ -65,3 +68,40 @@ test('a pod whose labels change is written with its new labels', () => {
   // A flow's parts are frozen: a consumer cannot change what other flows share.
   assert.throws(() => { (enrichFlow(e, context).source.labels as Record<string, string>).app = 'x'; }, TypeError);
 });
+
+test('a follower\'s lines through the codec are JSON.stringify\'s, batch after batch, the dictionary sent once and started over past its limit', () => {
+  const encoder = new FlowEncoder();
+  const writer = new FlowLineWriter();
+  const line = (f: object) => `{"flow":${JSON.stringify(f)}}\n`;
+  let entries = 0;
+  fc.assert(fc.property(fc.array(fc.tuple(eventArb, fc.option(fc.bigInt({ min: 0n, max: 1n << 40n }), { nil: undefined })), { maxLength: 30 }), (batch) => {
+    const flows = batch.map(([event, packets]) => enrichFlow(event, context, packets));
+    const encoded = encoder.encode(flows);
+    entries += encoded.dictionary.length;
+    assert.equal(writer.lines(encoded), flows.map(line).join(''));
+  }), { numRuns: 500 });
+  // Shared parts and strings went once: far fewer entries than flows times fields.
+  assert.ok(entries < 500 * 30, `${entries} dictionary entries`);
+  // A flow the enricher did not make (plain objects, odd strings) is written right too.
+  const odd = { ...enrichFlow(eventArbSample(), context), time: 'not "a" time', node: 'n\u2028"1"', source: { ip: '::1', identity: 2, entity: 'world' as const } };
+  assert.equal(writer.lines(encoder.encode([odd])), line(odd));
+});
+
+test('past its limit the dictionary starts over on both sides', () => {
+  const encoder = new FlowEncoder();
+  const writer = new FlowLineWriter();
+  const flow = enrichFlow(eventArbSample(), context);
+  let resets = 0;
+  for (let i = 0; i <= DICTIONARY_LIMIT / 2 + 2; i++) {
+    // A new address each time: two new strings per flow.
+    const f = { ...flow, source: { ...flow.source, ip: `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}` }, node: `node-${i}` };
+    const encoded = encoder.encode([f]);
+    if (encoded.reset) resets++;
+    assert.equal(writer.lines(encoded), `{"flow":${JSON.stringify(f)}}\n`);
+  }
+  assert.equal(resets, 1);
+});
+
+function eventArbSample(): FlowEvent {
+  return fc.sample(eventArb, { numRuns: 1, seed: 7 })[0]!;
+}

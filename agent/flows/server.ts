@@ -16,8 +16,8 @@ import { timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CriteriaError, flowFilter, type FlowCriteria } from '../../lib/flow-filter.ts';
-import { flowJson } from '../../lib/flow-json.ts';
 import type { Flow } from '../../lib/flow.ts';
+import { FlowLines } from './flow-lines.ts';
 import type { FlowPipeline } from './pipeline.ts';
 
 export interface FlowServerOptions {
@@ -46,6 +46,8 @@ export async function serveFlows(o: FlowServerOptions): Promise<Server> {
     const got = Buffer.from(req.headers.authorization ?? '');
     return got.length === expected.length && timingSafeEqual(got, expected);
   };
+  // Followers' lines are written by a worker thread: the TLS stays here, the JSON goes there.
+  const lines = new FlowLines(o.log);
   const server = createServer({ cert: o.cert, key: o.key }, (req, res) => {
     void handle(req, res).catch((error: unknown) => {
       o.log(`flows api: ${req.url}: ${(error as Error).message}`);
@@ -95,8 +97,8 @@ export async function serveFlows(o: FlowServerOptions): Promise<Server> {
     res.on('close', () => follower.close());
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     // Waiting for the client to take its bytes never outlasts the follower: cut off, it is dropped.
-    const write = async (lines: string) => {
-      if (!res.write(lines)) {
+    const write = async (chunk: string | Uint8Array) => {
+      if (!res.write(chunk)) {
         let done!: () => void;
         const drained = new Promise<void>((resolve) => (done = resolve));
         res.once('drain', done);
@@ -110,33 +112,28 @@ export async function serveFlows(o: FlowServerOptions): Promise<Server> {
     // A backlog (--last, --since) goes out in slices, the event loop free between them: the
     // pipeline keeps reading the ring while a whole store is sent.
     for (let at = 0; at < backlog.length && !res.destroyed; at += BACKLOG_SLICE) {
-      await write(backlog.slice(at, at + BACKLOG_SLICE).map(followLine).join(''));
+      await write(await lines.lines(backlog.slice(at, at + BACKLOG_SLICE)));
       await new Promise((resolve) => setImmediate(resolve));
     }
     for (let batch = await follower.next(); batch && !res.destroyed; batch = await follower.next()) {
-      const lines: string[] = [];
       if (batch.missed > 0) {
         o.pipeline.consumerMissed += batch.missed;
-        lines.push(`${JSON.stringify({ missed: batch.missed, node: o.node })}\n`);
+        await write(`${JSON.stringify({ missed: batch.missed, node: o.node })}\n`);
       }
-      for (const s of batch.flows) lines.push(followLine(s.flow));
-      // Joined once (a flat string) rather than grown line by line (a rope flattened at the write).
-      await write(lines.join(''));
+      if (batch.flows.length > 0) await write(await lines.lines(batch.flows.map((s) => s.flow)));
     }
     // A follower cut off cannot even take a last line: its connection is dropped.
     if (follower.closed === 'cut-off') res.destroy();
     else res.end();
   }
 
+  server.once('close', () => void lines.close());
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (error) => void lines.close().finally(() => reject(error)));
     server.listen(o.listen.port, o.listen.host, () => resolve());
   });
   return server;
 }
-
-/** A follower's line of a flow: `{"flow": ...}`. */
-const followLine = (flow: Flow) => `{"flow":${flowJson(flow)}}\n`;
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
