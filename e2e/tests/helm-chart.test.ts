@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -281,7 +281,10 @@ test('RBAC: each component gets exactly the API calls its code makes', () => {
 });
 
 test('the CRDs are the repository\'s, kept on uninstall', async () => {
-  for (const file of ['palisadenodes.yaml', 'securityidentities.yaml']) {
+  const files = (await readdir(`${REPO_ROOT}crds`)).filter((f) => f.endsWith('.yaml')).sort();
+  assert.deepEqual(files, ['palisadeclusternetworkpolicies.yaml', 'palisadenetworkpolicies.yaml', 'palisadenodes.yaml', 'securityidentities.yaml']);
+  assert.deepEqual((await readdir(`${CHART}/files/crds`)).sort(), files, 'the chart carries every CRD');
+  for (const file of files) {
     const source = parse(await readFile(`${REPO_ROOT}crds/${file}`, 'utf8')) as K8sObject;
     assert.equal(await readFile(`${CHART}/files/crds/${file}`, 'utf8'), await readFile(`${REPO_ROOT}crds/${file}`, 'utf8'), `helm/palisade/files/crds/${file} is a copy of crds/${file}`);
     const crd = defaults.get('CustomResourceDefinition', source.metadata.name);
