@@ -11,6 +11,7 @@ import { startIdentityController } from './identities.ts';
 import { kubeLeaseClient, LeaderElector } from './leader.ts';
 import { loadKubeConfig } from './kube.ts';
 import { startPolicyValidator } from './policy-validator.ts';
+import { startPalisadePolicyController } from './palisade-policies.ts';
 import { serveHealth } from '../lib/health.ts';
 import { parseListen } from '../lib/listen.ts';
 
@@ -85,6 +86,7 @@ try {
     try {
       controllers.push(await startIdentityController(kubeconfig, { graceMs: config.identityGraceSeconds * 1000, log, isLeading, writer: config.identity }));
       controllers.push(await startPolicyValidator(kubeconfig, log));
+      controllers.push(await startPalisadePolicyController(kubeconfig, { log, isLeading }));
     } catch (error) {
       // E.g. the API server went away while the informers listed: try again while we lead.
       log(`controllers: could not start, retrying: ${(error as Error).message}`);
