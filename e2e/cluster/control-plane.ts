@@ -163,18 +163,21 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     started.defer(() => apiserver.stop());
 
     const socket = join(runDir, 'apiserver.sock');
+    // backlog=128 on both listeners: socat's default of 5 drops the SYNs of a burst of
+    // parallel requests (the client library opens a connection per request), and each
+    // dropped SYN costs the kernel's 1 s retransmission timeout (TcpExtListenOverflows).
     const netnsTunnel = await start({
       name: 'apiserver tunnel (control-plane netns side)',
       command: 'socat',
       netns,
-      args: ['-d', '-d', `UNIX-LISTEN:${socket},fork`, `TCP:127.0.0.1:${SECURE_PORT}`],
+      args: ['-d', '-d', `UNIX-LISTEN:${socket},fork,backlog=128`, `TCP:127.0.0.1:${SECURE_PORT}`],
       logFile: join(runDir, 'tunnel-netns.log'),
       readyLine: /listening on/,
     });
     const rootTunnel = await start({
       name: 'apiserver tunnel (root netns side)',
       command: 'socat',
-      args: ['-d', '-d', 'TCP-LISTEN:0,bind=127.0.0.1,reuseaddr,fork', `UNIX-CONNECT:${socket}`],
+      args: ['-d', '-d', 'TCP-LISTEN:0,bind=127.0.0.1,reuseaddr,fork,backlog=128', `UNIX-CONNECT:${socket}`],
       logFile: join(runDir, 'tunnel-root.log'),
       readyLine: /listening on .*:(\d+)$/,
     });
