@@ -46,18 +46,21 @@ export async function listNetns(): Promise<string[]> {
     .filter(Boolean);
 }
 
+/** Whether a run's name (or a path's last part) is of a run whose process has died. */
+export function isDeadRun(name: string): boolean {
+  const match = RUN_NAME.exec(name);
+  if (!match) return false;
+  try {
+    process.kill(Number(match[1]), 0);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
 /** Removes what earlier runs whose process has died left behind: namespaces, bpffs mounts, run directories. */
 export async function sweepDeadRuns(): Promise<void> {
-  const deadRun = (path: string) => {
-    const match = RUN_NAME.exec(basename(path));
-    if (!match) return false;
-    try {
-      process.kill(Number(match[1]), 0);
-      return false;
-    } catch {
-      return true;
-    }
-  };
+  const deadRun = (path: string) => isDeadRun(basename(path));
   for (const name of (await listNetns()).filter(deadRun)) await deleteNetns(name);
   const mounts = (await readFile('/proc/mounts', 'utf8')).split('\n').map((line) => line.split(' ')[1] ?? '');
   for (const mountpoint of mounts.filter((m) => m.split('/').some(deadRun))) {

@@ -34,7 +34,7 @@ import { listTopCgroups, removeNodeCgroups } from './cgroups.ts';
 import { startControlPlane, type ControlPlane } from './control-plane.ts';
 import { startControllerManager, startScheduler } from './controllers.ts';
 import { restoreDeadRunsSysctls, restoreKubeletSysctls, saveKubeletSysctls } from './host-sysctls.ts';
-import { deleteNetns, listNetns, newRunId, sweepDeadRuns } from './netns.ts';
+import { deleteNetns, isDeadRun, listNetns, newRunId, sweepDeadRuns } from './netns.ts';
 import type { ManagedProcess } from './processes.ts';
 import { startRealNode, type RealNode } from './real-node.ts';
 import { createUnderlay } from './underlay.ts';
@@ -102,21 +102,9 @@ export async function imageArchive(name: ImageName): Promise<string> {
   return stdout.trim().split('\n').at(-1) ?? '';
 }
 
-const RUN_NAME = /^pal-(\d+)-[0-9a-f]+/;
-function deadRun(name: string): boolean {
-  const match = RUN_NAME.exec(name);
-  if (!match) return false;
-  try {
-    process.kill(Number(match[1]), 0);
-    return false;
-  } catch {
-    return true;
-  }
-}
-
 /** What killed runs left that the stand-in's sweep does not know: node cgroups (with their processes) and sysctls. */
 export async function sweepDeadRealRuns(): Promise<void> {
-  for (const name of await listTopCgroups(deadRun)) await removeNodeCgroups(name);
+  for (const name of await listTopCgroups(isDeadRun)) await removeNodeCgroups(name);
   await restoreDeadRunsSysctls();
   await sweepDeadRuns();
 }
