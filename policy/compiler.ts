@@ -142,7 +142,9 @@ function endpointEqual(a: EndpointPolicy | undefined, b: EndpointPolicy | undefi
     a.identityKey === b.identityKey &&
     a.identity === b.identity &&
     directionEqual(a.ingress, b.ingress) &&
-    directionEqual(a.egress, b.egress)
+    directionEqual(a.egress, b.egress) &&
+    directionEqual(a.ingressDeny, b.ingressDeny) &&
+    directionEqual(a.egressDeny, b.egressDeny)
   );
 }
 
@@ -662,6 +664,8 @@ export class Compiler {
       identity: pod.group.identity,
       ingress: ing?.policy,
       egress: eg?.policy,
+      ingressDeny: undefined,
+      egressDeny: undefined,
     };
   }
 

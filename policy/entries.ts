@@ -12,10 +12,11 @@ const cmpStr = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 export function compareRules(a: RuleRef, b: RuleRef): number {
   if (a === b) return 0;
-  return cmpStr(a.namespace, b.namespace) || cmpStr(a.name, b.name) || cmpStr(a.direction, b.direction) || a.index - b.index;
+  return comparePolicyRefs(a, b) || cmpStr(a.direction, b.direction) || Number(a.deny ?? false) - Number(b.deny ?? false) || a.index - b.index;
 }
 
-export const comparePolicyRefs = (a: PolicyRef, b: PolicyRef) => cmpStr(a.namespace, b.namespace) || cmpStr(a.name, b.name);
+/** NetworkPolicies first, then PalisadeNetworkPolicies, then PalisadeClusterNetworkPolicies; then namespace, name. */
+export const comparePolicyRefs = (a: PolicyRef, b: PolicyRef) => cmpStr(a.kind ?? '', b.kind ?? '') || cmpStr(a.namespace, b.namespace) || cmpStr(a.name, b.name);
 
 /**
  * The order of entries: rule (namespace, name, direction, index), then peer

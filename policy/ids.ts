@@ -3,14 +3,45 @@
 
 import type { Labels, PolicyRef, RuleRef } from './types.ts';
 
-/** Identity numbers reserved by ADR 0001. */
+/** Identity numbers reserved by ADR 0001 (and ADR 0010 for entities). */
 export const IDENTITY_ANY = 0;
 export const IDENTITY_HOST = 1;
 export const IDENTITY_WORLD = 2;
+/** A policy class only, never a peer's identity: every peer that is in the cluster (isClusterIdentity). */
+export const IDENTITY_CLUSTER = 3;
+/** A pod address whose pod has no identity number yet: matched by `all`, `cluster` and CIDRs only. */
+export const IDENTITY_INIT = 5;
 export const IDENTITY_REMOTE_NODE = 6;
+/** An address of the API server that is not a node's. */
+export const IDENTITY_KUBE_APISERVER = 7;
+/** The API server on this node's address / on another node's address. */
+export const IDENTITY_HOST_KUBE_APISERVER = 8;
+export const IDENTITY_REMOTE_NODE_KUBE_APISERVER = 9;
 export const IDENTITY_POD_MIN = 256;
 export const IDENTITY_POD_MAX = 2 ** 24 - 1;
 export const REGION_BIT = 2 ** 31;
+
+/** Whether a peer with this identity is in the cluster (matched by the CLUSTER class, the `cluster` entity). */
+export function isClusterIdentity(id: number): boolean {
+  return id === IDENTITY_HOST || (id >= IDENTITY_INIT && id <= IDENTITY_REMOTE_NODE_KUBE_APISERVER) || (id >= IDENTITY_POD_MIN && id <= IDENTITY_POD_MAX);
+}
+
+/** The identity classes an entity of Palisade's policies matches (`all` is the ANY class). */
+export const ENTITY_CLASSES: Readonly<Record<'all' | 'world' | 'cluster' | 'host' | 'remote-node' | 'kube-apiserver', readonly number[]>> = {
+  all: [IDENTITY_ANY],
+  world: [IDENTITY_WORLD],
+  cluster: [IDENTITY_CLUSTER],
+  host: [IDENTITY_HOST, IDENTITY_HOST_KUBE_APISERVER],
+  'remote-node': [IDENTITY_REMOTE_NODE, IDENTITY_REMOTE_NODE_KUBE_APISERVER],
+  'kube-apiserver': [IDENTITY_KUBE_APISERVER, IDENTITY_HOST_KUBE_APISERVER, IDENTITY_REMOTE_NODE_KUBE_APISERVER],
+};
+
+/** The ipcache identity of an API server address: combined with a node's when it is one. */
+export function apiServerIdentity(nodeIdentity: number | undefined): number {
+  if (nodeIdentity === IDENTITY_HOST) return IDENTITY_HOST_KUBE_APISERVER;
+  if (nodeIdentity === IDENTITY_REMOTE_NODE) return IDENTITY_REMOTE_NODE_KUBE_APISERVER;
+  return IDENTITY_KUBE_APISERVER;
+}
 
 /** The namespace label the API server sets on every namespace and that cannot be overridden. */
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
@@ -46,7 +77,9 @@ export function regionId(prefixText: string): number {
   return (REGION_BIT | (fnv1a32(prefixText) & 0x7fffffff)) >>> 0;
 }
 
-export const policyRefString = (p: PolicyRef) => `${p.namespace}/${p.name}`;
+/** `ns/name` (NetworkPolicy), `pnp:ns/name`, `pcnp:name` */
+export const policyRefString = (p: PolicyRef) =>
+  p.kind === undefined ? `${p.namespace}/${p.name}` : p.kind === 'PalisadeClusterNetworkPolicy' ? `pcnp:${p.name}` : `pnp:${p.namespace}/${p.name}`;
 
-/** `ns/name/ingress/2` */
-export const ruleRefString = (r: RuleRef) => `${r.namespace}/${r.name}/${r.direction}/${r.index}`;
+/** `ns/name/ingress/2` (NetworkPolicy), `pnp:ns/name/egressDeny/0`, `pcnp:name/ingress/1` */
+export const ruleRefString = (r: RuleRef) => `${policyRefString(r)}/${r.direction}${r.deny ? 'Deny' : ''}/${r.index}`;

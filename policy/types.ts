@@ -96,18 +96,31 @@ export interface NamespaceInput {
 
 // ---- outputs --------------------------------------------------------------
 
+/** The kind of a policy; absent in a reference: a NetworkPolicy. */
+export type PalisadePolicyKind = 'PalisadeNetworkPolicy' | 'PalisadeClusterNetworkPolicy';
+
 export interface PolicyRef {
+  /** Absent: a networking.k8s.io/v1 NetworkPolicy. */
+  kind?: PalisadePolicyKind;
+  /** '' for a PalisadeClusterNetworkPolicy. */
   namespace: string;
   name: string;
 }
 
-/** A rule of a policy; string form `ns/name/ingress/2` (see ruleRefString). */
+/**
+ * A rule of a policy; string form `ns/name/ingress/2` for a NetworkPolicy,
+ * `pnp:ns/name/egressDeny/0` and `pcnp:name/ingress/1` for Palisade's kinds
+ * (see ruleRefString).
+ */
 export interface RuleRef {
+  kind?: PalisadePolicyKind;
   namespace: string;
   name: string;
   direction: Direction;
-  /** Index of the rule in spec.ingress or spec.egress. */
+  /** Index of the rule in spec.ingress or spec.egress (spec.ingressDeny or spec.egressDeny when `deny`). */
   index: number;
+  /** A rule of spec.ingressDeny or spec.egressDeny: what it matches is dropped, whatever allows it. */
+  deny?: true;
 }
 
 /**
@@ -172,9 +185,18 @@ export interface EndpointPolicy {
   identityKey: string;
   /** undefined while the allocator has no number for identityKey. */
   identity: number | undefined;
-  /** undefined: no policy selects the pod for ingress (not isolated). */
+  /** undefined: no policy isolates the pod for ingress (every peer allowed, deny rules aside). */
   ingress: DirectionPolicy | undefined;
   egress: DirectionPolicy | undefined;
+  /**
+   * The deny rules of the Palisade policies that select the pod, per
+   * direction (undefined: none). Entries and regions as for the allow side;
+   * what they match is dropped before any allow is looked at, whether or not
+   * the direction is isolated. `isolatedBy` lists the policies with deny
+   * rules in that direction.
+   */
+  ingressDeny: DirectionPolicy | undefined;
+  egressDeny: DirectionPolicy | undefined;
 }
 
 export interface Problem {
