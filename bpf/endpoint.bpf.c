@@ -126,6 +126,7 @@ struct outcome {
 	__u8 event;  /* PAL_FLOW_NEW, END, UPDATE; 0: none */
 	__u8 origin;
 	__u8 service;
+	__u8 default_deny; /* a drop for lack of an allowing rule (PAL_FLOWF_DEFAULT_DENY) */
 };
 
 /* The connection of entry key, opened in direction `origin`, as its
@@ -141,17 +142,18 @@ static __always_inline void outcome_tuple(struct outcome *o, const struct ct4_ke
 	o->dport = in ? k->port : k->peer_port;
 }
 
-/* Whether peer class `class` may open connection c (see policy.h): the
+/* Whether peer class `class` has an entry of lane `lane` (a direction, or
+ * PAL_DENY_LANE of it) that matches connection c (see policy.h): the
  * summary entry, then at most the exact-port entry, the port-range prefix
  * (one LPM lookup) and the any-port entry it announces. A port of 0 (no ports: ICMP, a non-first fragment) can only be
- * allowed by ALL or ANY_PORT, which is the ADR's fragment rule. */
-static __always_inline bool class_allows(__u32 endpoint_id, __u32 class,
+ * matched by ALL or ANY_PORT, which is the ADR's fragment rule. */
+static __always_inline bool class_allows(__u32 endpoint_id, __u32 class, __u8 lane,
 					 const struct conn *c, __u32 *rule)
 {
 	struct policy_key k = {
 		.endpoint_id = endpoint_id,
 		.identity = class,
-		.direction = c->direction,
+		.direction = lane,
 	};
 	struct policy_value *v = bpf_map_lookup_elem(&pal_policy, &k);
 	__u32 flags, any_port, ports, ranges;
@@ -196,7 +198,7 @@ static __always_inline bool class_allows(__u32 endpoint_id, __u32 class,
 			.prefixlen = PAL_POLICY_PORTS_FULL,
 			.endpoint_id = endpoint_id,
 			.identity = class,
-			.direction = c->direction,
+			.direction = lane,
 			.protocol = c->protocol,
 			.dport = bpf_htons(c->dport),
 		};
@@ -218,41 +220,80 @@ static __always_inline bool class_allows(__u32 endpoint_id, __u32 class,
 	return false;
 }
 
-/* Decides connection c for endpoint ep as a NEW connection. Returns
- * PASS_UNSELECTED (that direction is not enforced), ALLOW_POLICY with *rule
- * set (0 for the host rule) or DROP_POLICY. The ANY class and the CIDR
- * regions are probed only when the endpoint's flags say it has such
- * entries in that direction. */
-static __always_inline __u32 evaluate(const struct endpoint_info *ep,
-				      const struct conn *c, __u32 *rule)
+/* Whether lane `lane` of endpoint `endpoint_id` has an entry matching
+ * connection c with a peer of identity `id`: the class of the identity,
+ * then ANY, CLUSTER (for a peer in the cluster) and the CIDR region of the
+ * peer's address, each only when the lane's flags (`flags`, the allow
+ * lane's layout: the deny lane's are shifted down to it) say it has such
+ * entries. *rule: the matching entry's rule. */
+static __always_inline bool lane_matches(__u32 endpoint_id, __u32 flags, __u8 lane, __u32 id,
+					 const struct conn *c, __u32 *rule)
 {
 	__u8 dir = c->direction;
-	__u32 id, endpoint_id = ep->endpoint_id;
 
-	*rule = 0;
-	if (!(ep->flags & PAL_EP_ENFORCED(dir)))
-		return PAL_PASS_UNSELECTED;
-	id = peer_identity(c->peer);
-	if (dir == PAL_DIR_INGRESS && id == PAL_ID_HOST && pal_host_reaches_pods)
-		return PAL_ALLOW_POLICY;
-	if (class_allows(endpoint_id, id, c, rule))
-		return PAL_ALLOW_POLICY;
-	if ((ep->flags & PAL_EP_ANY(dir)) && class_allows(endpoint_id, PAL_ID_ANY, c, rule))
-		return PAL_ALLOW_POLICY;
-	if (ep->flags & PAL_EP_CIDR(dir)) {
+	if (class_allows(endpoint_id, id, lane, c, rule))
+		return true;
+	if ((flags & PAL_EP_ANY(dir)) && class_allows(endpoint_id, PAL_ID_ANY, lane, c, rule))
+		return true;
+	if ((flags & PAL_EP_CLUSTER(dir)) && pal_cluster_identity(id) &&
+	    class_allows(endpoint_id, PAL_ID_CLUSTER, lane, c, rule))
+		return true;
+	if (flags & PAL_EP_CIDR(dir)) {
 		struct policy_cidr_key ck = {
 			.prefixlen = PAL_POLICY_CIDR_V4_FULL,
 			.endpoint_id = endpoint_id,
-			.direction = dir,
+			.direction = lane,
 			.family = PAL_AF_INET,
 		};
 		struct policy_cidr_value *region;
 
 		__builtin_memcpy(ck.addr, &c->peer, sizeof(c->peer));
 		region = bpf_map_lookup_elem(&pal_policy_cidr, &ck);
-		if (region && class_allows(endpoint_id, region->identity, c, rule))
-			return PAL_ALLOW_POLICY;
+		if (region && class_allows(endpoint_id, region->identity, lane, c, rule))
+			return true;
 	}
+	return false;
+}
+
+/* The deny lane of connection c's direction (lane_matches() with the deny
+ * lane's flags, `flags` being the endpoint's whole flags). A global
+ * function: the verifier checks it once, rather than once for every path
+ * through the allow lane that follows it in each copy of evaluate(), which
+ * put pal_from_pod beyond the verifier's million instructions. Only an
+ * endpoint with deny entries in the direction calls it. */
+__noinline int deny_matches(__u32 endpoint_id, __u32 flags, __u32 id, const struct conn *c, __u32 *rule)
+{
+	if (!c || !rule)
+		return 0;
+	return lane_matches(endpoint_id, flags >> PAL_DENY_FLAGS_SHIFT, PAL_DENY_LANE(c->direction), id, c, rule);
+}
+
+/* Decides connection c for endpoint ep as a NEW connection. Returns
+ * DROP_POLICY_DENY with *rule set (a deny rule matches, ADR 0010: looked at
+ * first, whether or not the direction is enforced, before the host rule),
+ * PASS_UNSELECTED (that direction is not enforced), ALLOW_POLICY with *rule
+ * set (0 for the host rule) or DROP_POLICY (the default deny). Each lane's
+ * ANY, CLUSTER and CIDR classes are probed only when the endpoint's flags
+ * say it has such entries in that direction; an endpoint without deny
+ * entries in the direction pays one flag test for the deny lane. */
+static __always_inline __u32 evaluate(const struct endpoint_info *ep,
+				      const struct conn *c, __u32 *rule)
+{
+	__u8 dir = c->direction;
+	__u32 id, endpoint_id = ep->endpoint_id, flags = ep->flags;
+
+	*rule = 0;
+	if (!(flags & (PAL_EP_ENFORCED(dir) | PAL_EP_DENY(dir))))
+		return PAL_PASS_UNSELECTED;
+	id = peer_identity(c->peer);
+	if ((flags & PAL_EP_DENY(dir)) && deny_matches(endpoint_id, flags, id, c, rule))
+		return PAL_DROP_POLICY_DENY;
+	if (!(flags & PAL_EP_ENFORCED(dir)))
+		return PAL_PASS_UNSELECTED;
+	if (dir == PAL_DIR_INGRESS && id == PAL_ID_HOST && pal_host_reaches_pods)
+		return PAL_ALLOW_POLICY;
+	if (lane_matches(endpoint_id, flags, dir, id, c, rule))
+		return PAL_ALLOW_POLICY;
 	return PAL_DROP_POLICY;
 }
 
@@ -266,15 +307,17 @@ static __always_inline struct endpoint_info *endpoint_of(struct __sk_buff *skb)
 /* Brings a stale entry (recorded under an older revision) up to date: its
  * connection is decided again by the policy of its origin direction and
  * its original tuple; denied, the entry is marked revoked (see
- * conntrack.h) and attributed to that direction's default rule. */
+ * conntrack.h) and attributed to the deny rule that matched it, or, when
+ * no rule allows it any more, to that direction's default rule. */
 static __always_inline void reevaluate(const struct endpoint_info *ep, const struct ct4_key *key,
 				       struct ct_value *ct, __u32 revision)
 {
 	struct conn c = conn_of(key, ct->origin);
-	__u32 rule;
+	__u32 rule, reason = evaluate(ep, &c, &rule);
 
-	ct->revoked = evaluate(ep, &c, &rule) == PAL_DROP_POLICY;
-	if (ct->revoked) /* denied by no rule: the default deny decided */
+	ct->revoked = reason == PAL_DROP_POLICY ? PAL_CT_REVOKED_DEFAULT :
+		      reason == PAL_DROP_POLICY_DENY ? PAL_CT_REVOKED_DENY : 0;
+	if (reason == PAL_DROP_POLICY) /* denied by no rule: the default deny decided */
 		rule = ct->origin == PAL_DIR_INGRESS ? ep->ingress_default_rule : ep->egress_default_rule;
 	ct->rule_id = rule;
 	ct->revision = revision;
@@ -345,8 +388,10 @@ static __always_inline __u32 tracked(struct __sk_buff *skb, const __u8 dir, cons
 		count(skb, pkt, key, ct, out);
 	touch(ct, pkt);
 	out->rule = ct->rule_id;
-	if (ct->revoked)
+	if (ct->revoked) {
+		out->default_deny = ct->revoked == PAL_CT_REVOKED_DEFAULT;
 		return PAL_DROP_REVOKED;
+	}
 	return ct->origin == dir ? PAL_ALLOW_ESTABLISHED : PAL_ALLOW_REPLY;
 }
 
@@ -612,7 +657,9 @@ static __always_inline __u32 decide(struct __sk_buff *skb, const __u8 dir, const
 	revision = policy_revision(); /* before the policy maps: see tracked() */
 	c = conn_of(&key, dir);
 	reason = evaluate(ep, &c, &rule);
-	/* A denial is the default rule's (the first isolating policy's). */
+	/* A denial for lack of an allowing rule is the default rule's (the first
+	 * isolating policy's); a deny rule's is that rule's. */
+	out->default_deny = reason == PAL_DROP_POLICY;
 	out->rule = reason == PAL_DROP_POLICY ? (dir == PAL_DIR_INGRESS ? ep->ingress_default_rule : ep->egress_default_rule) : rule;
 	if (!PAL_REASON_IS_DROP(reason)) {
 		struct ct_value v = {
@@ -791,7 +838,7 @@ static __always_inline void report(struct __sk_buff *skb, const __u8 dir, const 
 		e.dport = pkt->dport;
 		e.packets = 1;
 		e.bytes = skb->len;
-		if (reason == PAL_DROP_POLICY || reason == PAL_DROP_REVOKED)
+		if ((reason == PAL_DROP_POLICY || reason == PAL_DROP_REVOKED) && o->default_deny)
 			e.flags |= PAL_FLOWF_DEFAULT_DENY;
 	} else {
 		e.type = o->event;

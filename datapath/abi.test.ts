@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import {
   CT_FORGET_BATCH,
+  CT_REVOKED,
+  DENY_FLAGS_SHIFT,
   DIRECTION,
   DROP_FIRST,
   ENDPOINT_FLAG,
@@ -242,6 +244,8 @@ test('per-CPU metrics are summed over every CPU', () => {
 
 test('reason helpers', () => {
   assert.equal(reasonName(128), 'DROP_POLICY');
+  assert.equal(reasonName(140), 'DROP_POLICY_DENY');
+  assert.equal(isDrop(REASON.DROP_POLICY_DENY), true);
   assert.equal(reasonName(6), 'ALLOW_RELATED');
   assert.equal(reasonName(7), undefined);
   assert.equal(isDrop(REASON.DROP_REVOKED), true);
@@ -282,6 +286,7 @@ describe('constants equal the #defines of bpf/lib/*.h', () => {
   test('conntrack: the batch of pal_ct_forget', async () => {
     const c = await defines();
     assert.equal(CT_FORGET_BATCH, c.get('PAL_CT_FORGET_BATCH'));
+    assert.deepEqual(CT_REVOKED, { DEFAULT: c.get('PAL_CT_REVOKED_DEFAULT'), DENY: c.get('PAL_CT_REVOKED_DENY') });
   });
 
   test('policy summary flags, endpoint flags, directions', async () => {
@@ -289,11 +294,17 @@ describe('constants equal the #defines of bpf/lib/*.h', () => {
     assertMirrors(c, 'PAL_POL_', POLICY_FLAG);
     assertMirrors(c, 'PAL_EP_', ENDPOINT_FLAG);
     assertMirrors(c, 'PAL_DIR_', DIRECTION);
+    assert.equal(DENY_FLAGS_SHIFT, c.get('PAL_DENY_FLAGS_SHIFT'));
+    // The deny lane is the allow lane, shifted.
+    for (const [name, bit] of Object.entries(ENDPOINT_FLAG)) {
+      const allow = name.replace('_DENY_', '_').replace(/_DENY$/, '_ENFORCED');
+      if (allow !== name) assert.equal(bit, ENDPOINT_FLAG[allow as keyof typeof ENDPOINT_FLAG] << DENY_FLAGS_SHIFT, name);
+    }
   });
 
   test('identities, family and the fixed bits of LPM prefixes', async () => {
     const c = await defines();
-    const { POD_MIN: _min, POD_MAX: _max, ...inC } = IDENTITY;
+    const { POD_MAX: _max, ...inC } = IDENTITY;
     assertMirrors(c, 'PAL_ID_', inC);
     assert.equal(FAMILY_IPV4, c.get('PAL_AF_INET'));
     assert.equal(ipcacheKey.encode('10.0.0.1').readUInt32LE(0), c.get('PAL_IPCACHE_V4_FULL'));

@@ -308,7 +308,7 @@ export type Ct4Key = ReturnType<typeof ct4Key.decode>;
 
 /**
  * conntrack.h: pal_ct4's value; lastSeen is jiffies (low 32 bits), origin the direction the connection was opened in,
- * revoked 1 when denied at `revision`, closing 1 once a TCP FIN or RST was seen; nat (NAT_KIND) with natAddr and natPort
+ * revoked (CT_REVOKED) when denied at `revision`: 1 by the default deny, 2 by a deny rule; closing 1 once a TCP FIN or RST was seen; nat (NAT_KIND) with natAddr and natPort
  * tie the two entries of a connection to a Service together.
  */
 export const ctValue = struct(
@@ -321,6 +321,9 @@ export const ctValue = struct(
   [{ c: 'pad', offset: 26, size: 2 }],
 );
 export type CtValue = ReturnType<typeof ctValue.decode>;
+
+/** conntrack.h PAL_CT_REVOKED_*: ct_value.revoked, why an entry's connection was denied (0: live). */
+export const CT_REVOKED = { DEFAULT: 1, DENY: 2 } as const;
 
 /** conntrack.h: pal_ct_budget's value, the pal_ct4 entries of one device (key: its ifindex) or, under key 0, of the node. */
 export const ctBudget = struct('ct_budget', 4, { entries: u32(0) });
@@ -515,18 +518,30 @@ export function loadGlobals(settings: { hostReachesPods: boolean; ctEndpointMax?
 
 // ---- constants
 
-/** Direction in every key: 0 to the pod (its ingress policy), 1 from the pod (egress). */
-export const DIRECTION = { INGRESS: 0, EGRESS: 1 } as const;
+/**
+ * Direction in every key: 0 to the pod (its ingress policy), 1 from the pod (egress); in policy keys
+ * (pal_policy, pal_policy_ports, pal_policy_cidr) 2 and 3 are the deny lanes of ingress and egress (ADR 0010).
+ */
+export const DIRECTION = { INGRESS: 0, EGRESS: 1, INGRESS_DENY: 2, EGRESS_DENY: 3 } as const;
 
 /** IANA protocol numbers; 0 in a policy key is any protocol. */
 export const PROTOCOL = { ANY: 0, TCP: 6, UDP: 17, SCTP: 132 } as const;
 
-/** ipcache.h identities. Pods use POD_MIN..POD_MAX; CIDR regions 2^31 | h. */
+/**
+ * ipcache.h identities. Pods use POD_MIN..POD_MAX; CIDR regions 2^31 | h. CLUSTER is a policy class only (every
+ * peer in the cluster: isClusterIdentity); INIT a pod address whose pod has no identity yet; the API server's
+ * addresses are KUBE_APISERVER, or combined with a node's (ADR 0010).
+ */
 export const IDENTITY = {
   ANY: 0,
   HOST: 1,
   WORLD: 2,
+  CLUSTER: 3,
+  INIT: 5,
   REMOTE_NODE: 6,
+  KUBE_APISERVER: 7,
+  HOST_KUBE_APISERVER: 8,
+  REMOTE_NODE_KUBE_APISERVER: 9,
   POD_MIN: 256,
   POD_MAX: 2 ** 24 - 1,
   CIDR_BIT: 2 ** 31,
@@ -552,7 +567,10 @@ export const POLICY_FLAG = {
   SCTP_RANGES: 1 << 9,
 } as const;
 
-/** endpoints.h: endpoint_info.flags; bit = 1 << direction, CIDR bits = 4 << direction. */
+/**
+ * endpoints.h: endpoint_info.flags. The allow lane in bits 0..7 (bit = base << direction: ENFORCED 1, CIDR 4, ANY 16,
+ * CLUSTER 64), the deny lane in bits 8..15, the same layout shifted by DENY_FLAGS_SHIFT (DENY: has deny entries).
+ */
 export const ENDPOINT_FLAG = {
   INGRESS_ENFORCED: 1 << 0,
   EGRESS_ENFORCED: 1 << 1,
@@ -560,7 +578,20 @@ export const ENDPOINT_FLAG = {
   EGRESS_CIDR: 1 << 3,
   INGRESS_ANY: 1 << 4,
   EGRESS_ANY: 1 << 5,
+  INGRESS_CLUSTER: 1 << 6,
+  EGRESS_CLUSTER: 1 << 7,
+  INGRESS_DENY: 1 << 8,
+  EGRESS_DENY: 1 << 9,
+  INGRESS_DENY_CIDR: 1 << 10,
+  EGRESS_DENY_CIDR: 1 << 11,
+  INGRESS_DENY_ANY: 1 << 12,
+  EGRESS_DENY_ANY: 1 << 13,
+  INGRESS_DENY_CLUSTER: 1 << 14,
+  EGRESS_DENY_CLUSTER: 1 << 15,
 } as const;
+
+/** endpoints.h PAL_DENY_FLAGS_SHIFT: the deny lane's flags are the allow lane's shifted left by this. */
+export const DENY_FLAGS_SHIFT = 8;
 
 /**
  * Verdict reasons: the keys of pal_metrics. APPEND-ONLY, and must stay in
@@ -586,6 +617,7 @@ export const REASON = {
   DROP_NO_ENDPOINT: 137,
   DROP_NO_BACKEND: 138,
   DROP_NAT: 139,
+  DROP_POLICY_DENY: 140,
 } as const;
 export type ReasonName = keyof typeof REASON;
 export const DROP_FIRST = 128;

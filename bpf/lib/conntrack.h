@@ -15,7 +15,9 @@
  * others ALLOW_REPLY. `revision` is pal_config.policy_revision as read
  * before the policy decision; an entry behind it is decided again by the
  * policy of its origin direction. `revoked` marks an entry whose connection
- * that decision denied: its packets, both ways, are dropped until a later
+ * that decision denied (PAL_CT_REVOKED_DEFAULT, or PAL_CT_REVOKED_DENY when
+ * a deny rule matched it; rule_id then names that rule, else the default
+ * rule of its origin direction): its packets, both ways, are dropped until a later
  * revision allows it again or a SYN replaces it. The entry is kept rather
  * than deleted so that the connection keeps its direction: were it gone, a
  * reply still on its way out of the pod would be recorded as a connection
@@ -109,13 +111,17 @@ _Static_assert(sizeof(struct ct4_key) == 16, "ct4_key is ABI");
 #define PAL_NAT_REVERSE 2 /* the connection to that backend: replies come back from
                            * nat_addr:nat_port, the frontend the pod addressed */
 
+/* ct_value.revoked: why the connection was denied at its revision. */
+#define PAL_CT_REVOKED_DEFAULT 1 /* no rule allows it any more (the default deny; rule_id: the default rule) */
+#define PAL_CT_REVOKED_DENY    2 /* a deny rule matches it (rule_id: that rule) */
+
 struct ct_value {
 	__u32 revision;
 	__u32 rule_id;
 	__u32 last_seen; /* jiffies, low 32 bits */
 	__u32 ifindex;   /* the endpoint's host veth */
 	__u8 origin;     /* PAL_DIR_INGRESS or PAL_DIR_EGRESS */
-	__u8 revoked;    /* 1: denied at `revision` */
+	__u8 revoked;    /* PAL_CT_REVOKED_*: denied at `revision` (0: live) */
 	__u8 closing;    /* 1: a TCP FIN or RST was seen (a shorter idle timeout) */
 	__u8 nat;        /* PAL_NAT_* */
 	__u32 nat_addr;  /* network byte order; with nat only */

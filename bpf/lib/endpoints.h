@@ -6,7 +6,8 @@
  * packets pass (PASS_UNSELECTED). `endpoint_id` is the node-local number
  * that keys the pod's entries in pal_policy and pal_policy_cidr; `identity`
  * is the pod's cluster-wide security identity. The default rules name the
- * rule that a DROP_POLICY in each direction is attributed to.
+ * rule that a DROP_POLICY in each direction is attributed to (a
+ * DROP_POLICY_DENY is attributed to the deny rule that matched).
  *
  * The structs are shared with user space (the test runner); the map itself
  * is only defined when compiling for BPF. Layout: docs/adr/0001-datapath-maps.md.
@@ -24,20 +25,51 @@
 #define PAL_ENDPOINTS_MAX 1024
 #endif
 
-/* flags: a direction is enforced when some policy selects the pod for it
- * (bit = 1 << direction); the CIDR bits say pal_policy_cidr has entries for
- * the pod in that direction (bit = 4 << direction), the ANY bits that
- * pal_policy has class-ANY entries for it (bit = 16 << direction). Each gates
- * its lookup, so a packet never probes for entries that cannot exist. */
+/* flags: two lanes of eight bits, the ALLOW lane in bits 0..7 and the DENY
+ * lane (ADR 0010) in bits 8..15, the same layout shifted by
+ * PAL_DENY_FLAGS_SHIFT. In each lane, bit = <base> << direction:
+ *
+ *   bit  allow lane                      bit  deny lane
+ *   0/1  ingress/egress ENFORCED:        8/9  ingress/egress DENY: the pod has
+ *        some policy selects the pod          deny entries in that direction
+ *        (absent: PASS_UNSELECTED)            (probe the identity class)
+ *   2/3  CIDR: pal_policy_cidr has       10/11 DENY_CIDR: pal_policy_cidr has
+ *        entries (direction 0/1)               entries (direction 2/3)
+ *   4/5  ANY: pal_policy has class-ANY   12/13 DENY_ANY: class-ANY deny entries
+ *        entries
+ *   6/7  CLUSTER: pal_policy has class-  14/15 DENY_CLUSTER: class-CLUSTER deny
+ *        CLUSTER (3) entries                   entries
+ *
+ * Each gates its lookup, so a packet never probes for entries that cannot
+ * exist: an endpoint without deny rules pays one flag test for them. The
+ * CLUSTER class is probed only for peers whose identity is in the cluster
+ * (ipcache.h pal_cluster_identity). */
 #define PAL_EP_INGRESS_ENFORCED (1u << 0)
 #define PAL_EP_EGRESS_ENFORCED  (1u << 1)
 #define PAL_EP_INGRESS_CIDR     (1u << 2)
 #define PAL_EP_EGRESS_CIDR      (1u << 3)
 #define PAL_EP_INGRESS_ANY      (1u << 4)
 #define PAL_EP_EGRESS_ANY       (1u << 5)
+#define PAL_EP_INGRESS_CLUSTER  (1u << 6)
+#define PAL_EP_EGRESS_CLUSTER   (1u << 7)
+#define PAL_EP_INGRESS_DENY     (1u << 8)
+#define PAL_EP_EGRESS_DENY      (1u << 9)
+#define PAL_EP_INGRESS_DENY_CIDR (1u << 10)
+#define PAL_EP_EGRESS_DENY_CIDR  (1u << 11)
+#define PAL_EP_INGRESS_DENY_ANY  (1u << 12)
+#define PAL_EP_EGRESS_DENY_ANY   (1u << 13)
+#define PAL_EP_INGRESS_DENY_CLUSTER (1u << 14)
+#define PAL_EP_EGRESS_DENY_CLUSTER  (1u << 15)
 #define PAL_EP_ENFORCED(dir)    (PAL_EP_INGRESS_ENFORCED << (dir))
 #define PAL_EP_CIDR(dir)        (PAL_EP_INGRESS_CIDR << (dir))
 #define PAL_EP_ANY(dir)         (PAL_EP_INGRESS_ANY << (dir))
+#define PAL_EP_CLUSTER(dir)     (PAL_EP_INGRESS_CLUSTER << (dir))
+#define PAL_EP_DENY(dir)        (PAL_EP_INGRESS_DENY << (dir))
+
+/* The deny lane's flags are the allow lane's shifted by this many bits:
+ * (flags >> PAL_DENY_FLAGS_SHIFT) reads the deny lane with the allow lane's
+ * names (ENFORCED meaning "has deny entries"). */
+#define PAL_DENY_FLAGS_SHIFT 8
 
 struct endpoint_info {
 	__u32 endpoint_id;

@@ -45,7 +45,8 @@
 #define PAL_FLOW_TYPES        8 /* size of pal_flow_lost */
 
 /* flow_event.flags */
-#define PAL_FLOWF_DEFAULT_DENY (1u << 0) /* DROP_POLICY: no rule allowed it; rule_id is the default rule */
+#define PAL_FLOWF_DEFAULT_DENY (1u << 0) /* DROP_POLICY, or DROP_REVOKED by the default deny: no rule allowed it;
+                                          * rule_id is the default rule (never with DROP_POLICY_DENY: a deny rule decided) */
 #define PAL_FLOWF_SERVICE      (1u << 1) /* to a Service: nat_addr:nat_port is the frontend the pod addressed */
 #define PAL_FLOWF_IDLE         (1u << 2) /* END: collected idle, not closed */
 #define PAL_FLOWF_RUNNING_TOTAL (1u << 3) /* DROP: `packets` is its key's running total in pal_drop_agg */
@@ -69,7 +70,7 @@ struct flow_event {
 	__u16 dport;
 	__u32 src_identity; /* 0: not known (a drop before the peer was looked up) */
 	__u32 dst_identity;
-	__u32 rule_id;      /* the rule that allowed (NEW), admitted (END, UPDATE) or denied (DROP: the default rule) */
+	__u32 rule_id;      /* the rule that allowed (NEW), admitted (END, UPDATE) or denied (DROP: the deny rule, or the default rule) */
 	__u32 nat_addr;     /* PAL_FLOWF_SERVICE: the frontend */
 	__u16 nat_port;
 	__u8 protocol;

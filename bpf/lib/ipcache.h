@@ -8,8 +8,12 @@
  * There is no wildcard entry: an address found in neither map is `world`.
  * The value's flags are the agent's; the datapath reads only the identity.
  *
- * Identities: 0 ANY (policy keys only), 1 host, 2 world, 6 remote node,
- * 256 .. 2^24-1 pods, 2^31 | h CIDR regions (see policy.h).
+ * Identities: 0 ANY (policy keys only), 1 host, 2 world, 3 CLUSTER (policy
+ * keys only: every peer whose identity is in the cluster), 5 init (a pod's
+ * address whose pod has no identity number yet), 6 remote node, 7 the API
+ * server (an address that is no node's), 8 / 9 the API server on this node's
+ * / another node's address, 256 .. 2^24-1 pods, 2^31 | h CIDR regions (see
+ * policy.h). In the cluster: 1, 5 .. 9 and the pods (ADR 0010).
  *
  * Neither map is preallocated (LPM tries cannot be; pal_ipcache4 would pin
  * ~20 MB for PAL_IPCACHE_MAX entries): memory follows the entries written.
@@ -30,8 +34,23 @@
 #define PAL_ID_ANY         0u
 #define PAL_ID_HOST        1u
 #define PAL_ID_WORLD       2u
+#define PAL_ID_CLUSTER     3u
+#define PAL_ID_INIT        5u
 #define PAL_ID_REMOTE_NODE 6u
+#define PAL_ID_KUBE_APISERVER 7u
+#define PAL_ID_HOST_KUBE_APISERVER 8u
+#define PAL_ID_REMOTE_NODE_KUBE_APISERVER 9u
+#define PAL_ID_POD_MIN     256u
+#define PAL_ID_POD_MAX     ((1u << 24) - 1)
 #define PAL_ID_CIDR_BIT    (1u << 31)
+
+/* Whether a peer of identity `id` is in the cluster: what the CLUSTER class
+ * (the `cluster` entity) matches. World, CIDR regions and ANY are not. */
+static inline __attribute__((always_inline)) int pal_cluster_identity(__u32 id)
+{
+	return id == PAL_ID_HOST || (id >= PAL_ID_INIT && id <= PAL_ID_REMOTE_NODE_KUBE_APISERVER) ||
+	       (id >= PAL_ID_POD_MIN && id <= PAL_ID_POD_MAX);
+}
 
 #define PAL_AF_INET 2 /* AF_INET, without pulling libc headers into BPF */
 

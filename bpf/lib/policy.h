@@ -2,8 +2,12 @@
  *
  * pal_policy (HASH) is keyed by (endpoint_id, peer class, direction,
  * protocol, dport). The class is a peer identity, ANY (0: every peer) or a
- * CIDR-region pseudo identity (2^31 | h). Direction 0 is ingress (to the
- * pod), 1 egress (from the pod). Protocol 0 and port 0 are wildcards, ports
+ * CIDR-region pseudo identity (2^31 | h), or CLUSTER (3: every peer whose
+ * identity is in the cluster). Direction 0 is ingress (to the pod), 1
+ * egress (from the pod); 2 and 3 are the DENY lanes of ingress and egress
+ * (ADR 0010): the same layout and lookups in all three maps, but what they
+ * match is dropped (DROP_POLICY_DENY) before the allow lane is looked at.
+ * Protocol 0 and port 0 are wildcards, ports
  * are in host byte order. For each (endpoint, class, direction) the compiler
  * writes a SUMMARY entry with protocol 0 and port 0 whose flags say which
  * other entries exist, so a lookup never probes for entries that are absent:
@@ -55,6 +59,10 @@
 
 #define PAL_DIR_INGRESS 0
 #define PAL_DIR_EGRESS  1
+/* The lane of deny rules of a direction in policy keys: direction + 2. Never a hook's direction. */
+#define PAL_DIR_INGRESS_DENY 2
+#define PAL_DIR_EGRESS_DENY  3
+#define PAL_DENY_LANE(dir) ((dir) + PAL_DIR_INGRESS_DENY)
 
 /* summary entry flags */
 #define PAL_POL_ALL            (1u << 0)

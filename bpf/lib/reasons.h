@@ -18,7 +18,7 @@
 #define PAL_ALLOW_RELATED     6   /* an ICMP error about a live connection of this endpoint */
 
 #define PAL_DROP_FIRST        128
-#define PAL_DROP_POLICY       128 /* no policy entry allows the new connection */
+#define PAL_DROP_POLICY       128 /* no policy entry allows the new connection (the default deny) */
 #define PAL_DROP_MALFORMED    129 /* a header is truncated or invalid */
 #define PAL_DROP_FRAGMENT     130 /* a non-first fragment whose first fragment did not pass here */
 #define PAL_DROP_REVOKED      131 /* an established connection the current policy no longer allows */
@@ -30,6 +30,7 @@
 #define PAL_DROP_NO_ENDPOINT  137 /* a device with the programs but no pal_endpoints entry (a pod being torn down) */
 #define PAL_DROP_NO_BACKEND   138 /* to a Service frontend that has no backend (or whose backends are being rewritten) */
 #define PAL_DROP_NAT          139 /* a packet of a Service connection that could not be translated */
+#define PAL_DROP_POLICY_DENY  140 /* a deny rule matches the new connection (whatever allows it) */
 
 #define PAL_REASON_IS_DROP(r) ((r) >= PAL_DROP_FIRST)
 

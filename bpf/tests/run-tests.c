@@ -45,6 +45,7 @@
 #include "config.h"
 #include "conntrack.h"
 #include "endpoints.h"
+#include "flows.h"
 #include "ipcache.h"
 #include "metrics.h"
 #include "policy.h"
@@ -65,6 +66,8 @@
 #define NET10_ID    600               /* 10.0.0.0/8 in pal_ipcache: loses to exact entries */
 #define WORLD_PEER  IP4(8, 8, 8, 8)   /* in neither ipcache map */
 #define CIDR_PEER   IP4(203, 0, 113, 7)
+#define REMOTE      IP4(172, 18, 0, 3) /* another node, identity 6 */
+#define APISERVER   IP4(172, 18, 0, 10) /* the API server, no node's address: identity 7 */
 #define REGION      (PAL_ID_CIDR_BIT | 5)
 #define REVISION    1                 /* pal_config.policy_revision at the start */
 
@@ -72,6 +75,8 @@
 
 #define IN  PAL_DIR_INGRESS
 #define OUT PAL_DIR_EGRESS
+#define IN_DENY  PAL_DIR_INGRESS_DENY  /* the deny lanes of policy keys (ADR 0010) */
+#define OUT_DENY PAL_DIR_EGRESS_DENY
 #define ENF_IN  PAL_EP_INGRESS_ENFORCED
 #define ENF_OUT PAL_EP_EGRESS_ENFORCED
 #define ENF_BOTH (ENF_IN | ENF_OUT)
@@ -152,6 +157,16 @@ enum step_kind {
 	OTHER_EP,  /* write OTHER_ENTRIES pal_ct4 entries of another endpoint (ifindex EP_IFINDEX + 1) */
 	OTHER_EP_CHECK, /* every entry OTHER_EP wrote is still there, unchanged */
 	BUDGET,    /* set pal_ct_budget: `pkt.sport` entries for EP_IFINDEX, `pkt.dport` thousand + `pkt.saddr` node-wide */
+	LATER,     /* write the fixture's `later` pal_policy entries, set the endpoint's flags to `later_flags`, bump */
+};
+
+/* The flow event a packet step must write (type 0: not checked): exactly
+ * one, of this type, with the step's reason, this rule and these of the
+ * flags PAL_FLOWF_DEFAULT_DENY, SERVICE and IDLE (flows.h). */
+struct expect_event {
+	__u8 type;
+	__u8 flags;
+	__u32 rule;
 };
 
 #define OTHER_ENTRIES 40
@@ -166,6 +181,7 @@ struct step {
 	__u32 ep_entries, node_entries; /* BUDGET: pal_ct_budget[EP_IFINDEX] and [0] */
 	bool quoted_untouched; /* an ICMP error: the entry of the connection it quotes (if any) is left
 	                        * exactly as it was (no refresh, no revival, nothing created) */
+	struct expect_event ev;
 };
 
 struct pol {             /* one pal_policy entry; rule 0 ends the list */
@@ -203,6 +219,8 @@ struct fixture {
 	struct pol pol[6];
 	struct cidr cidr[2];
 	struct prange ranges[3];
+	struct pol later[4];  /* written by a LATER step */
+	__u32 later_flags;
 	struct step steps[12];
 };
 
@@ -450,10 +468,11 @@ static const struct fixture fixtures[] = {
 		.steps = { { TO_POD, { TCP(CIDR_PEER, 40000, POD, 80, TH_SYN) }, PAL_DROP_POLICY, CT_NONE } },
 	},
 	{
-		/* Default deny: enforced, no entry for the peer. */
+		/* Default deny: enforced, no entry for the peer; the event names the default rule. */
 		.desc = "no policy entry: DROP_POLICY",
 		.ep_flags = ENF_IN,
-		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_DROP_POLICY, CT_NONE } },
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_DROP_POLICY, CT_NONE,
+			     .ev = { PAL_FLOW_DROP, PAL_FLOWF_DEFAULT_DENY, 901 } } },
 	},
 	{
 		.desc = "wrong port: DROP_POLICY",
@@ -614,9 +633,11 @@ static const struct fixture fixtures[] = {
 		.ep_flags = ENF_IN,
 		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_TCP_PORTS, 10), PORT(PEER_ID, IN, IPPROTO_TCP, 80, 11) },
 		.steps = {
-			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 11 },
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 11,
+			  .ev = { PAL_FLOW_NEW, 0, 11 } },
 			{ REVOKE },
-			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_ACK) }, PAL_DROP_REVOKED, CT_REVOKED, 901 },
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_ACK) }, PAL_DROP_REVOKED, CT_REVOKED, 901,
+			  .ev = { PAL_FLOW_DROP, PAL_FLOWF_DEFAULT_DENY, 901 } },
 			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_ACK) }, PAL_DROP_REVOKED, CT_REVOKED, 901 },
 			{ FROM_POD, { TCP(POD, 80, PEER, 40000, TH_ACK) }, PAL_DROP_REVOKED, CT_REVOKED, 901 },
 		},
@@ -1057,6 +1078,179 @@ static const struct fixture fixtures[] = {
 			{ FROM_POD, { UDP(POD, 5001, PEER, 53) }, PAL_PASS_UNSELECTED, CT_CREATED, 0 },
 		},
 	},
+	/* ---- deny rules and the CLUSTER class (ADR 0010) ---- */
+	{
+		/* The deny lane (direction 2) is looked at first: what it matches is
+		 * dropped whatever the allow lane says, attributed to the deny rule,
+		 * and the event is no default deny. The rest of the allow stands. */
+		.desc = "deny entry drops what an allow entry allows: DROP_POLICY_DENY, the deny rule",
+		.ep_flags = ENF_IN | PAL_EP_INGRESS_DENY,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_TCP_ANY_PORT, 10), PORT(PEER_ID, IN, IPPROTO_TCP, 0, 11),
+			 SUMMARY(PEER_ID, IN_DENY, PAL_POL_TCP_PORTS, 20), PORT(PEER_ID, IN_DENY, IPPROTO_TCP, 80, 21) },
+		.steps = {
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_DROP_POLICY_DENY, CT_NONE,
+			  .ev = { PAL_FLOW_DROP, 0, 21 } },
+			{ TO_POD, { TCP(PEER, 40001, POD, 443, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 11,
+			  .ev = { PAL_FLOW_NEW, 0, 11 } },
+			{ TO_POD, { UDP(PEER, 40002, POD, 80) }, PAL_DROP_POLICY, CT_NONE,
+			  .ev = { PAL_FLOW_DROP, PAL_FLOWF_DEFAULT_DENY, 901 } },
+		},
+	},
+	{
+		/* The endpoint's deny flag gates the deny lane, as ENFORCED gates the allow lane. */
+		.desc = "deny entries without the endpoint's deny flag are not consulted",
+		.ep_flags = ENF_IN | PAL_EP_EGRESS_DENY,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_ALL, 10), SUMMARY(PEER_ID, IN_DENY, PAL_POL_ALL, 21) },
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 10 } },
+	},
+	{
+		/* Deny rules hold whether or not an allow policy isolates the pod:
+		 * egress is not enforced, its deny lane still drops. */
+		.desc = "deny in an unenforced direction: DROP_POLICY_DENY, the rest PASS_UNSELECTED",
+		.ep_flags = PAL_EP_EGRESS_DENY,
+		.pol = { SUMMARY(PEER_ID, OUT_DENY, PAL_POL_UDP_PORTS, 20), PORT(PEER_ID, OUT_DENY, IPPROTO_UDP, 53, 22) },
+		.steps = {
+			{ FROM_POD, { UDP(POD, 5000, PEER, 53) }, PAL_DROP_POLICY_DENY, CT_NONE, .ev = { PAL_FLOW_DROP, 0, 22 } },
+			{ FROM_POD, { UDP(POD, 5000, PEER, 54) }, PAL_PASS_UNSELECTED, CT_CREATED, 0, .ev = { PAL_FLOW_NEW, 0, 0 } },
+			{ FROM_POD, { UDP(POD, 5001, WORLD_PEER, 53) }, PAL_PASS_UNSELECTED, CT_CREATED, 0 },
+			/* the deny lane of egress is not the ingress one's */
+			{ TO_POD, { UDP(PEER, 5002, POD, 53) }, PAL_PASS_UNSELECTED, CT_CREATED, 0 },
+		},
+	},
+	{
+		/* A deny by ANY drops every peer, the host too: deny comes before the
+		 * host rule (pal_host_reaches_pods), which only shortcuts the allow lane. */
+		.desc = "deny by the ANY class: every peer, the host included",
+		.ep_flags = ENF_IN | PAL_EP_INGRESS_ANY | PAL_EP_INGRESS_DENY | PAL_EP_INGRESS_DENY_ANY,
+		.pol = { SUMMARY(PAL_ID_ANY, IN, PAL_POL_ALL, 40),
+			 SUMMARY(PAL_ID_ANY, IN_DENY, PAL_POL_TCP_PORTS, 20), PORT(PAL_ID_ANY, IN_DENY, IPPROTO_TCP, 22, 41) },
+		.steps = {
+			{ TO_POD, { TCP(PEER, 40000, POD, 22, TH_SYN) }, PAL_DROP_POLICY_DENY, CT_NONE, .ev = { PAL_FLOW_DROP, 0, 41 } },
+			{ TO_POD, { TCP(WORLD_PEER, 40000, POD, 22, TH_SYN) }, PAL_DROP_POLICY_DENY, CT_NONE, .ev = { PAL_FLOW_DROP, 0, 41 } },
+			{ TO_POD, { TCP(HOST, 40000, POD, 22, TH_SYN) }, PAL_DROP_POLICY_DENY, CT_NONE, .ev = { PAL_FLOW_DROP, 0, 41 } },
+			{ TO_POD, { TCP(HOST, 40000, POD, 8080, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 0 },
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 40 },
+		},
+	},
+	{
+		/* Deny ANY without its flag: only the peer's own class is probed. */
+		.desc = "deny ANY entries without the endpoint's DENY_ANY flag are not consulted",
+		.ep_flags = ENF_IN | PAL_EP_INGRESS_ANY | PAL_EP_INGRESS_DENY | PAL_EP_INGRESS_ANY,
+		.pol = { SUMMARY(PAL_ID_ANY, IN, PAL_POL_ALL, 40), SUMMARY(PAL_ID_ANY, IN_DENY, PAL_POL_ALL, 41) },
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 22, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 40 } },
+	},
+	{
+		/* CLUSTER (3) matches peers of the cluster: pods (exact or under an
+		 * ipcache prefix), the host, other nodes, the API server; not world. */
+		.desc = "deny by the CLUSTER class: pods, host, nodes and API server, not world",
+		.ep_flags = ENF_OUT | PAL_EP_EGRESS_ANY | PAL_EP_EGRESS_DENY | PAL_EP_EGRESS_DENY_CLUSTER,
+		.pol = { SUMMARY(PAL_ID_ANY, OUT, PAL_POL_ALL, 50), SUMMARY(PAL_ID_CLUSTER, OUT_DENY, PAL_POL_ALL, 51) },
+		.steps = {
+			{ FROM_POD, { TCP(POD, 40000, PEER, 80, TH_SYN) }, PAL_DROP_POLICY_DENY, CT_NONE, .ev = { PAL_FLOW_DROP, 0, 51 } },
+			{ FROM_POD, { TCP(POD, 40000, LPM_PEER, 80, TH_SYN) }, PAL_DROP_POLICY_DENY, CT_NONE },
+			{ FROM_POD, { TCP(POD, 40000, HOST, 80, TH_SYN) }, PAL_DROP_POLICY_DENY, CT_NONE },
+			{ FROM_POD, { TCP(POD, 40000, REMOTE, 80, TH_SYN) }, PAL_DROP_POLICY_DENY, CT_NONE },
+			{ FROM_POD, { TCP(POD, 40000, APISERVER, 443, TH_SYN) }, PAL_DROP_POLICY_DENY, CT_NONE },
+			{ FROM_POD, { TCP(POD, 40000, WORLD_PEER, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 50 },
+			{ FROM_POD, { TCP(POD, 40000, CIDR_PEER, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 50 },
+		},
+	},
+	{
+		/* A CIDR deny region (pal_policy_cidr, direction 3) matches by address. */
+		.desc = "deny by a CIDR region: its ports only, by address",
+		.ep_flags = ENF_OUT | PAL_EP_EGRESS_ANY | PAL_EP_EGRESS_DENY | PAL_EP_EGRESS_DENY_CIDR,
+		.pol = { SUMMARY(PAL_ID_ANY, OUT, PAL_POL_ALL, 50),
+			 SUMMARY(REGION, OUT_DENY, PAL_POL_TCP_PORTS, 60), PORT(REGION, OUT_DENY, IPPROTO_TCP, 443, 61) },
+		.cidr = { { IP4(203, 0, 113, 0), 24, OUT_DENY, REGION } },
+		.steps = {
+			{ FROM_POD, { TCP(POD, 40000, CIDR_PEER, 443, TH_SYN) }, PAL_DROP_POLICY_DENY, CT_NONE,
+			  .ev = { PAL_FLOW_DROP, 0, 61 } },
+			{ FROM_POD, { TCP(POD, 40000, CIDR_PEER, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 50 },
+			{ FROM_POD, { TCP(POD, 40000, WORLD_PEER, 443, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 50 },
+		},
+	},
+	{
+		/* An allow lane's CIDR region (direction 1) is no deny, and the deny
+		 * lane's (direction 3) is no allow. */
+		.desc = "CIDR regions of the allow and deny lanes stay apart",
+		.ep_flags = ENF_OUT | PAL_EP_EGRESS_CIDR | PAL_EP_EGRESS_DENY | PAL_EP_EGRESS_DENY_CIDR,
+		.pol = { SUMMARY(REGION, OUT, PAL_POL_ALL, 50), SUMMARY(REGION | 1, OUT_DENY, PAL_POL_ALL, 61) },
+		.cidr = { { IP4(203, 0, 113, 0), 24, OUT, REGION }, { IP4(8, 8, 0, 0), 16, OUT_DENY, REGION | 1 } },
+		.steps = {
+			{ FROM_POD, { TCP(POD, 40000, CIDR_PEER, 443, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 50 },
+			{ FROM_POD, { TCP(POD, 40000, WORLD_PEER, 443, TH_SYN) }, PAL_DROP_POLICY_DENY, CT_NONE },
+		},
+	},
+	{
+		/* The CLUSTER allow class: a pod identity, a remote node, the API
+		 * server; world is dropped (the default deny). */
+		.desc = "CLUSTER allow class: pods, remote node, API server; not world",
+		.ep_flags = ENF_IN | PAL_EP_INGRESS_CLUSTER,
+		.pol = { SUMMARY(PAL_ID_CLUSTER, IN, PAL_POL_ALL, 70) },
+		.steps = {
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 70, .ev = { PAL_FLOW_NEW, 0, 70 } },
+			{ TO_POD, { TCP(REMOTE, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 70 },
+			{ TO_POD, { TCP(APISERVER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 70 },
+			{ TO_POD, { TCP(LPM_PEER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 70 },
+			{ TO_POD, { TCP(WORLD_PEER, 40000, POD, 80, TH_SYN) }, PAL_DROP_POLICY, CT_NONE,
+			  .ev = { PAL_FLOW_DROP, PAL_FLOWF_DEFAULT_DENY, 901 } },
+			{ TO_POD, { TCP(CIDR_PEER, 40000, POD, 80, TH_SYN) }, PAL_DROP_POLICY, CT_NONE },
+		},
+	},
+	{
+		/* With the host rule off, the host is an ordinary peer: in the cluster. */
+		.desc = "CLUSTER allow class matches the host when the host rule is off",
+		.host_blocked = true,
+		.ep_flags = ENF_IN | PAL_EP_INGRESS_CLUSTER,
+		.pol = { SUMMARY(PAL_ID_CLUSTER, IN, PAL_POL_TCP_PORTS, 70), PORT(PAL_ID_CLUSTER, IN, IPPROTO_TCP, 8080, 71) },
+		.steps = {
+			{ TO_POD, { TCP(HOST, 50000, POD, 8080, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 71 },
+			{ TO_POD, { TCP(HOST, 50000, POD, 8081, TH_SYN) }, PAL_DROP_POLICY, CT_NONE },
+		},
+	},
+	{
+		/* The endpoint's CLUSTER flag gates the lookup. */
+		.desc = "CLUSTER entries without the endpoint's CLUSTER flag: DROP_POLICY",
+		.ep_flags = ENF_IN | PAL_EP_EGRESS_CLUSTER,
+		.pol = { SUMMARY(PAL_ID_CLUSTER, IN, PAL_POL_ALL, 70) },
+		.steps = { { TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_DROP_POLICY, CT_NONE } },
+	},
+	{
+		/* A deny entry written under a connection that was allowed revokes it
+		 * at its next packet, both ways, attributed to the deny rule (no
+		 * default deny in the event). */
+		.desc = "stale entry revoked by a new deny entry: DROP_REVOKED, the deny rule",
+		.ep_flags = ENF_IN,
+		.pol = { SUMMARY(PEER_ID, IN, PAL_POL_TCP_PORTS, 10), PORT(PEER_ID, IN, IPPROTO_TCP, 80, 11) },
+		.later = { SUMMARY(PEER_ID, IN_DENY, PAL_POL_ALL, 21) },
+		.later_flags = ENF_IN | PAL_EP_INGRESS_DENY,
+		.steps = {
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 11 },
+			{ FROM_POD, { TCP(POD, 80, PEER, 40000, TH_SYN | TH_ACK) }, PAL_ALLOW_REPLY, CT_KEPT, 11 },
+			{ LATER },
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_ACK) }, PAL_DROP_REVOKED, CT_REVOKED, 21,
+			  .ev = { PAL_FLOW_DROP, 0, 21 } },
+			{ FROM_POD, { TCP(POD, 80, PEER, 40000, TH_ACK) }, PAL_DROP_REVOKED, CT_REVOKED, 21,
+			  .ev = { PAL_FLOW_DROP, 0, 21 } },
+			{ TO_POD, { TCP(PEER, 40000, POD, 80, TH_SYN) }, PAL_DROP_POLICY_DENY, CT_REVOKED, 21,
+			  .ev = { PAL_FLOW_DROP, 0, 21 } },
+		},
+	},
+	{
+		/* Revocation by a deny entry in a direction nothing enforces: the
+		 * pod's own outgoing connection, opened unselected. */
+		.desc = "unenforced egress connection revoked by a new deny entry",
+		.ep_flags = 0,
+		.later = { SUMMARY(PAL_ID_CLUSTER, OUT_DENY, PAL_POL_UDP_PORTS, 20), PORT(PAL_ID_CLUSTER, OUT_DENY, IPPROTO_UDP, 53, 23) },
+		.later_flags = PAL_EP_EGRESS_DENY | PAL_EP_EGRESS_DENY_CLUSTER,
+		.steps = {
+			{ FROM_POD, { UDP(POD, 5000, PEER, 53) }, PAL_PASS_UNSELECTED, CT_CREATED, 0 },
+			{ FROM_POD, { UDP(POD, 5001, WORLD_PEER, 53) }, PAL_PASS_UNSELECTED, CT_CREATED, 0 },
+			{ LATER },
+			{ TO_POD, { UDP(PEER, 53, POD, 5000) }, PAL_DROP_REVOKED, CT_REVOKED, 23, .ev = { PAL_FLOW_DROP, 0, 23 } },
+			{ FROM_POD, { UDP(POD, 5001, WORLD_PEER, 53) }, PAL_ALLOW_ESTABLISHED, CT_KEPT, 0 },
+		},
+	},
 };
 
 #define N_FIXTURES (sizeof(fixtures) / sizeof(fixtures[0]))
@@ -1204,8 +1398,31 @@ static void print_hex(const __u8 *buf, size_t len)
 struct loaded {
 	struct bpf_object *obj;
 	int from_pod, to_pod, clock;
-	int endpoints, ipcache4, ipcache, policy, policy_cidr, policy_ports, ct4, config, metrics, frag4, ct_budget;
+	int endpoints, ipcache4, ipcache, policy, policy_cidr, policy_ports, ct4, config, metrics, frag4, ct_budget, drop_agg;
+	struct ring_buffer *flows; /* pal_flows: the events of each packet step */
 };
+
+/* The flow events read since the last drain. */
+#define MAX_EVENTS 8
+static struct flow_event events[MAX_EVENTS];
+static int n_events;
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	(void)ctx;
+	if (size == sizeof(struct flow_event) && n_events < MAX_EVENTS)
+		memcpy(&events[n_events], data, size);
+	n_events++;
+	return 0;
+}
+
+/* Reads every event the ring holds into `events`, after forgetting the last ones. */
+static void read_events(const struct loaded *l)
+{
+	n_events = 0;
+	if (l->flows)
+		ring_buffer__consume(l->flows);
+}
 
 /* test-tagged.bpf.o: pushes a VLAN tag into the skb's metadata (what the
  * kernel's receive path does with a tagged frame before tc sees it, which
@@ -1318,6 +1535,8 @@ static int load(const char *path, bool host_reaches_pods, __u32 ct_endpoint_max,
 	 * failing first. */
 	l->frag4 = map_fd(l->obj, "pal_frag4");
 	l->ct_budget = map_fd(l->obj, "pal_ct_budget");
+	l->drop_agg = map_fd(l->obj, "pal_drop_agg");
+	l->flows = map_fd(l->obj, "pal_flows") < 0 ? NULL : ring_buffer__new(map_fd(l->obj, "pal_flows"), on_event, NULL, NULL);
 	if (l->from_pod < 0 || l->to_pod < 0 || l->clock < 0 || l->endpoints < 0 || l->ipcache4 < 0 || l->ipcache < 0 ||
 	    l->policy < 0 || l->policy_cidr < 0 || l->ct4 < 0 || l->config < 0 || l->metrics < 0) {
 		fprintf(stderr, "%s: a program or map is missing\n", path);
@@ -1359,6 +1578,9 @@ static void reset(const struct loaded *l)
 	clear_hash(l->ct4);
 	clear_hash(l->frag4);
 	clear_hash(l->ct_budget);
+	if (l->drop_agg >= 0)
+		clear_hash(l->drop_agg); /* each fixture's first drop of a kind writes its event */
+	read_events(l);
 	memset(zero, 0, sizeof(zero));
 	for (__u32 r = 0; r < PAL_METRICS_MAX; r++)
 		bpf_map_update_elem(l->metrics, &r, zero, BPF_ANY);
@@ -1383,11 +1605,11 @@ static void put_ipcache(int fd, __u32 addr, __u32 plen, __u32 identity)
 	bpf_map_update_elem(fd, &k, &v, BPF_ANY);
 }
 
-static int seed_policy(const struct loaded *l, const struct fixture *f)
+static int seed_policy(const struct loaded *l, const struct pol *list)
 {
 	int err = 0;
 
-	for (const struct pol *p = f->pol; p->rule; p++) {
+	for (const struct pol *p = list; p->rule; p++) {
 		struct policy_key k = {
 			.endpoint_id = p->endpoint_id ? p->endpoint_id : EP_ID,
 			.identity = p->class, .direction = p->dir, .protocol = p->proto, .dport = p->port,
@@ -1413,9 +1635,11 @@ static int seed(const struct loaded *l, const struct fixture *f)
 	put_ipcache4(l->ipcache4, POD, 300);
 	put_ipcache4(l->ipcache4, PEER, PEER_ID);
 	put_ipcache4(l->ipcache4, HOST, PAL_ID_HOST);
+	put_ipcache4(l->ipcache4, REMOTE, PAL_ID_REMOTE_NODE);
+	put_ipcache4(l->ipcache4, APISERVER, PAL_ID_KUBE_APISERVER);
 	put_ipcache(l->ipcache, IP4(192, 168, 0, 0), 16, LPM_ID);
 	put_ipcache(l->ipcache, IP4(10, 0, 0, 0), 8, NET10_ID);
-	err |= seed_policy(l, f);
+	err |= seed_policy(l, f->pol);
 	for (const struct prange *r = f->ranges; r->rule; r++) {
 		struct policy_port_key k = {
 			.prefixlen = 80 + r->bits, .endpoint_id = EP_ID, .identity = r->class,
@@ -1657,6 +1881,7 @@ static bool run_packet(const struct loaded *l, const struct step *s, __u8 *buf, 
 		quoted_had = ct_find_quoted(l, &s->pkt, dir, &quoted_before);
 	n_before = count_entries(l->ct4);
 	metrics_sum(l, before);
+	read_events(l); /* forget what earlier steps wrote */
 	t0 = now_jiffies(l);
 	if (bpf_prog_test_run_opts(prog, &opts))
 		return FAIL("test_run: %s", strerror(errno));
@@ -1666,6 +1891,21 @@ static bool run_packet(const struct loaded *l, const struct step *s, __u8 *buf, 
 	if (s->quoted_untouched)
 		quoted_has = ct_find_quoted(l, &s->pkt, dir, &quoted_after);
 	n_after = count_entries(l->ct4);
+	read_events(l);
+	if (s->ev.type) {
+		const __u8 checked = PAL_FLOWF_DEFAULT_DENY | PAL_FLOWF_SERVICE | PAL_FLOWF_IDLE;
+		const struct flow_event *e = &events[0];
+
+		if (!l->flows)
+			return FAIL("no pal_flows ring in the object");
+		if (n_events != 1)
+			return FAIL("%d flow events, want 1", n_events);
+		if (e->type != s->ev.type || e->reason != s->reason || e->rule_id != s->ev.rule ||
+		    (e->flags & checked) != s->ev.flags)
+			return FAIL("flow event type %u reason %u rule %u flags 0x%x, want type %u reason %u rule %u flags 0x%x",
+				    e->type, e->reason, e->rule_id, e->flags & checked, s->ev.type, s->reason, s->ev.rule,
+				    s->ev.flags);
+	}
 	if (quoted_had != quoted_has || memcmp(&quoted_before, &quoted_after, sizeof(quoted_after)))
 		return FAIL("the quoted connection's entry was %s", quoted_had ? (quoted_has ? "changed" : "deleted") : "created");
 
@@ -1761,9 +2001,23 @@ static bool run_fixture(const struct loaded *l, const struct fixture *f, int n)
 				bump(l);
 			continue;
 		case RESTORE:
-			seed_policy(l, f);
+			seed_policy(l, f->pol);
 			bump(l);
 			continue;
+		case LATER: {
+			__u32 ifindex = f->ep_ifindex ? f->ep_ifindex : EP_IFINDEX;
+			struct endpoint_info ep;
+
+			if (seed_policy(l, f->later) || bpf_map_lookup_elem(l->endpoints, &ifindex, &ep)) {
+				printf("FAIL %2d %s\n      step %d: writing the later entries: %s\n", n, f->desc, i + 1,
+				       strerror(errno));
+				return false;
+			}
+			ep.flags = f->later_flags;
+			bpf_map_update_elem(l->endpoints, &ifindex, &ep, BPF_EXIST);
+			bump(l);
+			continue;
+		}
 		case AGE:
 			for_each_ct(l, age_entry);
 			continue;
@@ -1847,6 +2101,10 @@ int main(int argc, char **argv)
 		else
 			failed++;
 	}
+	ring_buffer__free(def.flows);
+	ring_buffer__free(host_off.flows);
+	if (small.obj)
+		ring_buffer__free(small.flows);
 	bpf_object__close(def.obj);
 	bpf_object__close(host_off.obj);
 	bpf_object__close(small.obj);
