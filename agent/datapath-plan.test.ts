@@ -1,11 +1,32 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { endpointInfo, ENDPOINT_FLAG, ipv4Key, LB_FLAG, lb4Backend, lb4BackendKey, lb4Key, lb4Service, policyKey, policyPortKey, u32Key } from '../datapath/abi.ts';
+import {
+  DIRECTION,
+  endpointInfo,
+  ENDPOINT_FLAG,
+  IDENTITY,
+  ipcacheValue,
+  ipv4Key,
+  LB_FLAG,
+  lb4Backend,
+  lb4BackendKey,
+  lb4Key,
+  lb4Service,
+  policyCidrKey,
+  policyCidrValue,
+  policyKey,
+  policyPortKey,
+  policyValue,
+  POLICY_FLAG,
+  PROTOCOL,
+  u32Key,
+} from '../datapath/abi.ts';
 import { compile } from '../policy/compile.ts';
-import { identityKey } from '../policy/ids.ts';
-import type { NetworkPolicyInput, PodInput } from '../policy/types.ts';
-import { DatapathPlanner, diffMaps, planDatapath, planFrontends, policyKeyHex, portPrefixes, portSegments, problemText, type MapChanges, type MapContents } from './datapath-plan.ts';
+import { fnv1a32, identityKey, regionId } from '../policy/ids.ts';
+import type { CidrRegion, DirectionPolicy, EndpointPolicy, NetworkPolicyInput, PodInput, PolicyEntry, RuleRef } from '../policy/types.ts';
+import { parseIpv4 } from './ipam/ipv4.ts';
+import { DatapathPlanner, diffMaps, planDatapath, planFrontends, policyKeyHex, portPrefixes, portSegments, problemText, ruleId, type MapChanges, type MapContents } from './datapath-plan.ts';
 
 const ns = { name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } };
 const pods: PodInput[] = ['a', 'b'].map((name, i) => ({ namespace: 'x', name, labels: { pod: name }, ip: `10.200.1.${i + 1}`, node: 'n1', containerPorts: [] }));
@@ -246,4 +267,116 @@ test('the planner diffs the Service maps only when the frontends change', () => 
   const gone = planner.plan({ ...input, frontends: [] }, new Set());
   assert.equal(gone.changes.deletes.get('pal_lb4')?.length, 1);
   assert.equal(gone.full().get('pal_lb4')!.size, 0);
+});
+
+// ---- deny lanes, the CLUSTER class and the API server's identities (ADR 0010) ----
+
+const pnp = { kind: 'PalisadeNetworkPolicy', namespace: 'x', name: 'guard' } as const;
+const rule = (direction: 'ingress' | 'egress', index: number, deny = false): RuleRef => ({ ...pnp, direction, index, ...(deny ? { deny: true as const } : {}) });
+const lane = (entries: PolicyEntry[], cidrRegions: CidrRegion[] = []): DirectionPolicy => ({ isolatedBy: [pnp], entries, cidrRegions, entryCount: { policy: 0, cidr: 0 } });
+const endpointPolicy = (over: Partial<EndpointPolicy>): EndpointPolicy => ({
+  endpoint: 'x/a', ip: '10.200.1.1', node: 'n1', identityKey: 'k', identity: 256, ingress: undefined, egress: undefined, ingressDeny: undefined, egressDeny: undefined, ...over,
+});
+const A = { key: 'x/a', ifindex: 10, ip: '10.200.1.1' };
+const A_ID = parseIpv4(A.ip); // the planner's endpoint id: the address as a number
+const valueOf = (plan: ReturnType<typeof planDatapath>, map: 'pal_policy', key: string) => {
+  const v = plan.maps.get(map)!.get(key);
+  return v === undefined ? undefined : policyValue.decode(Buffer.from(v, 'hex'));
+};
+
+test('deny lanes are written like the allow lanes under directions 2 and 3 (pal_policy, pal_policy_ports, pal_policy_cidr), with flags of their own', () => {
+  const region: CidrRegion = { prefix: '203.0.113.0/24', family: 4, regionId: regionId('203.0.113.0/24'), entries: [{ peer: { kind: 'region', regionId: regionId('203.0.113.0/24') }, protocol: 'TCP', port: { from: 443, to: 443 }, rule: rule('egress', 2, true) }] };
+  const compiled = endpointPolicy({
+    ingress: lane([{ peer: { kind: 'identity', identity: 257 }, protocol: 'TCP', port: 'any', rule: rule('ingress', 0) }]),
+    ingressDeny: lane([
+      { peer: { kind: 'identity', identity: 257 }, protocol: 'TCP', port: { from: 22, to: 22 }, rule: rule('ingress', 0, true) },
+      { peer: { kind: 'identity', identity: 257 }, protocol: 'TCP', port: { from: 6000, to: 6100 }, rule: rule('ingress', 1, true) },
+    ]),
+    egressDeny: lane(
+      [
+        { peer: { kind: 'any' }, protocol: 'SCTP', port: 'any', rule: rule('egress', 0, true) },
+        { peer: { kind: 'identity', identity: IDENTITY.CLUSTER }, protocol: 'UDP', port: { from: 53, to: 53 }, rule: rule('egress', 1, true) },
+      ],
+      [region],
+    ),
+  });
+  const plan = planDatapath({ endpoints: [A], compiled: new Map([[A.key, compiled]]), podIdentities: new Map(), nodeAddresses: { self: [], others: [] } });
+  assert.deepEqual(plan.problems, []);
+  assert.equal(
+    flagsOf(plan, 10),
+    ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.INGRESS_DENY | ENDPOINT_FLAG.EGRESS_DENY | ENDPOINT_FLAG.EGRESS_DENY_ANY | ENDPOINT_FLAG.EGRESS_DENY_CLUSTER | ENDPOINT_FLAG.EGRESS_DENY_CIDR,
+    'egress is not enforced: only its deny lane is probed',
+  );
+  // The allow lane as before, direction 0.
+  assert.equal(valueOf(plan, 'pal_policy', policyKeyHex(A_ID, 257, DIRECTION.INGRESS, PROTOCOL.TCP, 0))?.ruleId, ruleId(rule('ingress', 0)));
+  // Deny by identity: summary, an exact port, port prefixes, all under direction 2, each naming its deny rule.
+  assert.equal(valueOf(plan, 'pal_policy', policyKeyHex(A_ID, 257, DIRECTION.INGRESS_DENY, 0, 0))?.flags, POLICY_FLAG.TCP_PORTS | POLICY_FLAG.TCP_RANGES);
+  assert.equal(valueOf(plan, 'pal_policy', policyKeyHex(A_ID, 257, DIRECTION.INGRESS_DENY, PROTOCOL.TCP, 22))?.ruleId, ruleId(rule('ingress', 0, true)));
+  const ports = [...plan.maps.get('pal_policy_ports')!.entries()].map(([k, v]) => ({ ...policyPortKey.decode(Buffer.from(k, 'hex')), rule: policyValue.decode(Buffer.from(v, 'hex')).ruleId }));
+  assert.ok(ports.length > 0 && ports.every((p) => p.direction === DIRECTION.INGRESS_DENY && p.identity === 257 && p.rule === ruleId(rule('ingress', 1, true))));
+  // Deny by ANY and CLUSTER, and a CIDR region, under direction 3.
+  assert.equal(valueOf(plan, 'pal_policy', policyKeyHex(A_ID, IDENTITY.ANY, DIRECTION.EGRESS_DENY, PROTOCOL.SCTP, 0))?.ruleId, ruleId(rule('egress', 0, true)));
+  assert.equal(valueOf(plan, 'pal_policy', policyKeyHex(A_ID, IDENTITY.CLUSTER, DIRECTION.EGRESS_DENY, PROTOCOL.UDP, 53))?.ruleId, ruleId(rule('egress', 1, true)));
+  const cidr = [...plan.maps.get('pal_policy_cidr')!].map(([k, v]) => [policyCidrKey.decode(Buffer.from(k, 'hex')), policyCidrValue.decode(Buffer.from(v, 'hex')).identity] as const);
+  assert.deepEqual(cidr, [[{ endpointId: A_ID, direction: DIRECTION.EGRESS_DENY, cidr: '203.0.113.0/24' }, region.regionId]]);
+  assert.equal(valueOf(plan, 'pal_policy', policyKeyHex(A_ID, region.regionId, DIRECTION.EGRESS_DENY, PROTOCOL.TCP, 443))?.ruleId, ruleId(rule('egress', 2, true)));
+  // The default rules come from the allow lanes only.
+  const info = endpointInfo.decode(Buffer.from(plan.maps.get('pal_endpoints')!.get(u32Key.encode(10).toString('hex'))!, 'hex'));
+  assert.equal(info.egressDefaultRule, 0);
+  // A deny rule's number is the hash of its reference, kind and lane included.
+  assert.equal(ruleId(rule('ingress', 0, true)), fnv1a32('pnp:x/guard/ingressDeny/0'));
+});
+
+test('the CLUSTER class sets the CLUSTER flag of its lane and direction only; an empty deny lane sets nothing', () => {
+  const compiled = endpointPolicy({
+    egress: lane([{ peer: { kind: 'identity', identity: IDENTITY.CLUSTER }, protocol: 'ANY', port: 'any', rule: rule('egress', 0) }]),
+    ingressDeny: lane([]),
+  });
+  const plan = planDatapath({ endpoints: [A], compiled: new Map([[A.key, compiled]]), podIdentities: new Map(), nodeAddresses: { self: [], others: [] } });
+  assert.equal(flagsOf(plan, 10), ENDPOINT_FLAG.EGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_CLUSTER);
+  assert.equal(valueOf(plan, 'pal_policy', policyKeyHex(A_ID, IDENTITY.CLUSTER, DIRECTION.EGRESS, 0, 0))?.flags, POLICY_FLAG.ALL);
+});
+
+test('deny entries count toward the per-endpoint limit and the maps\' capacity like any entry', () => {
+  const deny = Array.from({ length: 5 }, (_, i) => ({ peer: { kind: 'identity' as const, identity: 300 + i }, protocol: 'TCP' as const, port: { from: 80, to: 80 }, rule: rule('ingress', i, true) }));
+  const compiled = new Map([[A.key, endpointPolicy({ ingressDeny: lane(deny) })]]);
+  const base = { endpoints: [A], compiled, podIdentities: new Map(), nodeAddresses: { self: [], others: [] } };
+  assert.equal(planDatapath(base).maps.get('pal_policy')!.size, 10, 'a summary and a port entry per identity');
+  const limited = planDatapath({ ...base, maxEntriesPerEndpoint: 9 });
+  assert.equal(limited.maps.get('pal_policy')!.size, 0);
+  assert.equal(flagsOf(limited, 10), ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.EGRESS_ENFORCED, 'closed: denied everything');
+  assert.match(limited.problems.map(problemText).join('\n'), /x\/a: its policy needs 10 entries, more than the 9 one endpoint may have/);
+  const full = planDatapath({ ...base, capacity: { pal_policy: 9 } });
+  assert.equal(full.maps.get('pal_policy')!.size, 0);
+  assert.match(full.problems.map(problemText).join('\n'), /x\/a: its policy needs 10 entries, more than the node's maps have room for/);
+});
+
+test('API server addresses get their combined identity (this node, another node, neither), ahead of pods; pods without an identity pass as INIT', () => {
+  const identityIn = (plan: ReturnType<typeof planDatapath>, ip: string) => {
+    const v = plan.maps.get('pal_ipcache4')!.get(ipv4KeyHex(ip));
+    return v === undefined ? undefined : ipcacheValue.decode(Buffer.from(v, 'hex')).identity;
+  };
+  const input = {
+    endpoints: [],
+    compiled: new Map(),
+    podIdentities: new Map([['10.200.1.1', 256], ['10.200.1.2', IDENTITY.INIT], ['10.200.1.3', 258]]),
+    nodeAddresses: { self: ['172.30.0.11'], others: ['172.30.0.12', '172.30.0.13'] },
+    apiServerAddresses: ['172.30.0.11', '172.30.0.12', '192.168.50.10'],
+  };
+  const plan = planDatapath(input);
+  assert.deepEqual(
+    ['172.30.0.11', '172.30.0.12', '172.30.0.13', '192.168.50.10', '10.200.1.1', '10.200.1.2'].map((ip) => identityIn(plan, ip)),
+    [IDENTITY.HOST_KUBE_APISERVER, IDENTITY.REMOTE_NODE_KUBE_APISERVER, IDENTITY.REMOTE_NODE, IDENTITY.KUBE_APISERVER, 256, IDENTITY.INIT],
+  );
+  const small = planDatapath({ ...input, capacity: { pal_ipcache4: 5 } });
+  assert.equal(identityIn(small, '192.168.50.10'), IDENTITY.KUBE_APISERVER, 'the API server is never crowded out by pods');
+  assert.deepEqual(small.skippedAddresses, ['10.200.1.2', '10.200.1.3']);
+  // Without the field, as before: the node's address is the host.
+  assert.equal(identityIn(planDatapath({ ...input, apiServerAddresses: undefined }), '172.30.0.11'), IDENTITY.HOST);
+  // The API server moving is one ipcache write per address that changed.
+  const planner = new DatapathPlanner();
+  planner.plan(input, 'all');
+  const moved = planner.plan({ ...input, apiServerAddresses: ['172.30.0.11', '172.30.0.12', '192.168.50.11'] }, new Set());
+  assert.deepEqual([...moved.changes.updates.keys(), ...moved.changes.deletes.keys()], ['pal_ipcache4', 'pal_ipcache4']);
+  assert.equal(moved.changes.count, 2);
 });

@@ -6,6 +6,7 @@
 // restart compares against a plain dump of the pinned maps.
 import { isIPv4 } from 'node:net';
 import {
+  DENY_FLAGS_SHIFT,
   DIRECTION,
   ENDPOINT_FLAG,
   endpointInfo,
@@ -28,7 +29,7 @@ import {
   u32Key,
   type MapName,
 } from '../datapath/abi.ts';
-import { fnv1a32, policyRefString, ruleRefString } from '../policy/ids.ts';
+import { apiServerIdentity, fnv1a32, policyRefString, ruleRefString } from '../policy/ids.ts';
 import { parseIpv4 } from './ipam/ipv4.ts';
 import type { DirectionPolicy, EndpointPolicy, PolicyEntry, PolicyRef, RuleRef } from '../policy/types.ts';
 
@@ -67,6 +68,11 @@ export interface PlanInput {
   podIdentities: ReadonlyMap<string, number>;
   /** This node's own addresses (identity host) and the other nodes' (identity remote node). */
   nodeAddresses: { self: readonly string[]; others: readonly string[] };
+  /**
+   * The API server's addresses (the `default/kubernetes` endpoints): each gets apiServerIdentity of the identity it
+   * would otherwise have (host or remote node for a node's address, else KUBE_APISERVER; ADR 0010). Missing: none.
+   */
+  apiServerAddresses?: readonly string[];
   /** The Service frontends the node translates its pods' traffic for (agent/services.ts); missing: none. */
   frontends?: readonly LbFrontend[];
   /** max_entries of the planned maps (missing: unbounded). What does not fit is refused and reported, fail-closed. */
@@ -185,11 +191,14 @@ export class DatapathPlanner {
     const problems: PlanProblem[] = [];
     const skippedAddresses: string[] = [];
 
-    // Node addresses first: they must never be crowded out by pods.
+    // Node and API server addresses first: they must never be crowded out by pods.
     const addresses = new Map<string, number>();
+    const apiServers = new Set(input.apiServerAddresses ?? []);
+    const node = (identity: number) => (ip: string) => [ip, apiServers.has(ip) ? apiServerIdentity(identity) : identity] as [string, number];
     const entries: Array<[string, number]> = [
-      ...input.nodeAddresses.self.map((ip) => [ip, IDENTITY.HOST] as [string, number]),
-      ...input.nodeAddresses.others.map((ip) => [ip, IDENTITY.REMOTE_NODE] as [string, number]),
+      ...input.nodeAddresses.self.map(node(IDENTITY.HOST)),
+      ...input.nodeAddresses.others.map(node(IDENTITY.REMOTE_NODE)),
+      ...[...apiServers].map((ip) => [ip, apiServerIdentity(undefined)] as [string, number]),
       ...input.podIdentities,
     ];
     for (const [ip, identity] of entries) {
@@ -381,18 +390,29 @@ function planEndpoint(endpoint: LocalEndpoint, compiled: EndpointPolicy | undefi
   let flags = CLOSED_FLAGS;
   if (compiled) {
     flags = 0;
-    for (const [direction, policy] of [['ingress', compiled.ingress], ['egress', compiled.egress]] as const) {
+    // The allow lanes (key direction 0/1, flags in bits 0..7) and the deny lanes (key direction 2/3, the same flags
+    // shifted by DENY_FLAGS_SHIFT): the same entries, classes and regions (ADR 0010).
+    const lanes = [
+      [DIRECTION.INGRESS, compiled.ingress, false],
+      [DIRECTION.EGRESS, compiled.egress, false],
+      [DIRECTION.INGRESS, compiled.ingressDeny, true],
+      [DIRECTION.EGRESS, compiled.egressDeny, true],
+    ] as const;
+    for (const [d, policy, deny] of lanes) {
       if (!policy) continue;
-      const d = direction === 'ingress' ? DIRECTION.INGRESS : DIRECTION.EGRESS;
-      flags |= d === DIRECTION.INGRESS ? ENDPOINT_FLAG.INGRESS_ENFORCED : ENDPOINT_FLAG.EGRESS_ENFORCED;
-      const classes = writeClasses(policy.entries, endpointId, d, put, entriesOf, problems, endpoint.key);
-      if (classes.has(IDENTITY.ANY)) flags |= d === DIRECTION.INGRESS ? ENDPOINT_FLAG.INGRESS_ANY : ENDPOINT_FLAG.EGRESS_ANY;
+      const lane = deny ? d + DIRECTION.INGRESS_DENY : d;
+      const flag = (ingressBit: number) => (ingressBit << d) << (deny ? DENY_FLAGS_SHIFT : 0);
+      const classes = writeClasses(policy.entries, endpointId, lane, put, entriesOf, problems, endpoint.key);
+      if (classes.has(IDENTITY.ANY)) flags |= flag(ENDPOINT_FLAG.INGRESS_ANY);
+      if (classes.has(IDENTITY.CLUSTER)) flags |= flag(ENDPOINT_FLAG.INGRESS_CLUSTER);
       const regions = policy.cidrRegions.filter((r) => r.family === 4);
-      if (regions.length > 0) flags |= d === DIRECTION.INGRESS ? ENDPOINT_FLAG.INGRESS_CIDR : ENDPOINT_FLAG.EGRESS_CIDR;
+      if (regions.length > 0) flags |= flag(ENDPOINT_FLAG.INGRESS_CIDR);
       for (const region of regions) {
-        put('pal_policy_cidr', { endpointId, direction: d, cidr: region.prefix }, { identity: region.regionId });
-        writeClasses(region.entries, endpointId, d, put, entriesOf, problems, endpoint.key);
+        put('pal_policy_cidr', { endpointId, direction: lane, cidr: region.prefix }, { identity: region.regionId });
+        writeClasses(region.entries, endpointId, lane, put, entriesOf, problems, endpoint.key);
       }
+      // An allow lane enforces its direction whatever it holds; a deny lane is probed only when it holds something.
+      if (!deny || classes.size > 0 || regions.length > 0) flags |= flag(ENDPOINT_FLAG.INGRESS_ENFORCED);
     }
   } else {
     problems.push({ endpoint: endpoint.key, message: 'pod not known yet; all its traffic is denied until it is' });

@@ -2,18 +2,21 @@
 // (policy/evaluate.ts) and the kernel's verdict (the real endpoint programs,
 // run by BPF_PROG_TEST_RUN on maps written from agent/datapath-plan.ts) must
 // agree for every endpoint, peer, protocol and port of each case. A check
-// that the kernel path really ran: metrics count every packet.
+// that the kernel path really ran: metrics count every packet. Deny lanes
+// and the CLUSTER class (ADR 0010) are checked on compiled policy extended
+// by hand through the public types, against a reference composed of
+// evaluate.ts's class lookups, until the compiler emits them.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { datapathConfig, endpointInfo, MAPS, REASON, sumMetrics, u32Key } from '../datapath/abi.ts';
+import { datapathConfig, endpointInfo, IDENTITY, isDrop, MAPS, REASON, sumMetrics, u32Key } from '../datapath/abi.ts';
 import type { Loader } from '../datapath/loader-client.ts';
 import { scratchDatapath, type ScratchDatapath } from '../datapath/scratch-datapath.ts';
 import { ipv4Packet, type L4 } from '../datapath/packet.ts';
 import { compile } from '../policy/compile.ts';
-import { evaluateDirection } from '../policy/evaluate.ts';
-import { identityKey } from '../policy/ids.ts';
-import { parseAddress } from '../policy/cidr.ts';
-import type { NetworkPolicyInput, PodInput } from '../policy/types.ts';
+import { evaluateDirection, longestPrefixRegion, lookupClass } from '../policy/evaluate.ts';
+import { identityKey, isClusterIdentity, regionId } from '../policy/ids.ts';
+import { parseAddress, type Address } from '../policy/cidr.ts';
+import type { CidrRegion, DirectionPolicy, EndpointPolicy, NetworkPolicyInput, PodInput, PolicyEntry, Protocol, RuleRef } from '../policy/types.ts';
 import { planDatapath, PLANNED_MAPS } from './datapath-plan.ts';
 import { mapVerdict } from './map-verdict.ts';
 
@@ -116,7 +119,7 @@ for (const c of cases) {
               }
               // What `policy trace` reads of the maps (map-verdict.ts) must be what the kernel did.
               const fromMaps = mapVerdict(plan.maps, { ifindex: endpoint.ifindex, direction, peer: peer.ip!, protocol, port, hostReachesPods: true });
-              if ((fromMaps?.reason !== 'DROP_POLICY') !== kernelAllows) {
+              if (isDrop(REASON[fromMaps!.reason]) === kernelAllows) {
                 mismatches.push(`${endpoint.key} ${direction} peer ${peer.namespace}/${peer.name} ${protocol}/${port}: maps say ${fromMaps?.reason}, kernel ${kernelAllows ? 'allow' : 'drop'}`);
               }
             }
@@ -129,11 +132,139 @@ for (const c of cases) {
   });
 }
 
-async function packetsCounted(): Promise<number> {
-  const reasons = new Set<number>(Object.values(REASON));
+async function packetsCounted(only?: number): Promise<number> {
+  const reasons = new Set<number>(only === undefined ? Object.values(REASON) : [only]);
   let total = 0n;
   for (const entry of await loader.dump('pal_metrics')) {
     if (reasons.has(entry.key.readUInt32LE(0))) total += BigInt(sumMetrics(entry.value).packets);
   }
   return Number(total);
 }
+
+// ---- deny lanes and the CLUSTER class (ADR 0010) ----
+
+const REMOTE_NODE = '172.30.0.12';
+const API_SERVER = '192.168.50.10';
+const WORLD = '8.8.8.8';
+const WORLD_NEAR = '8.8.4.4';
+const INIT_POD = '10.200.9.9'; // a pod whose identity is not allocated yet
+
+/** One lane (allow or deny) of the datapath's algorithm over compiled policy: the peer's class, ANY, CLUSTER, its CIDR region. */
+function laneHit(dp: DirectionPolicy, peer: { address: Address; identity: number }, protocol: Protocol, port: number): boolean {
+  const of = (pick: (e: PolicyEntry) => boolean) => lookupClass(dp.entries.filter(pick), protocol, port);
+  const own = of((e) => e.peer.kind === 'identity' && e.peer.identity === peer.identity);
+  const any = of((e) => e.peer.kind === 'any');
+  const cluster = isClusterIdentity(peer.identity) ? of((e) => e.peer.kind === 'identity' && e.peer.identity === IDENTITY.CLUSTER) : undefined;
+  const region = longestPrefixRegion(dp.cidrRegions, peer.address);
+  return Boolean(own ?? any ?? cluster ?? (region && lookupClass(region.entries, protocol, port)));
+}
+
+/** The reference: deny lane first (enforced or not), then unselected, then the allow lane. */
+function referenceVerdict(ep: EndpointPolicy, direction: 'ingress' | 'egress', peer: { address: Address; identity: number }, protocol: Protocol, port: number): 'deny-rule' | 'allow' | 'default-deny' {
+  const deny = direction === 'ingress' ? ep.ingressDeny : ep.egressDeny;
+  if (deny && laneHit(deny, peer, protocol, port)) return 'deny-rule';
+  const allow = ep[direction];
+  if (!allow) return 'allow';
+  return laneHit(allow, peer, protocol, port) ? 'allow' : 'default-deny';
+}
+
+test('kernel, reference and the maps\' reading agree: deny lanes (identity, ANY, CLUSTER, CIDR with a hole, unenforced directions) and the CLUSTER allow class', async () => {
+  const guard = { kind: 'PalisadeNetworkPolicy', namespace: 'x', name: 'guard' } as const;
+  let index = 0;
+  const rule = (direction: 'ingress' | 'egress', deny: boolean): RuleRef => ({ ...guard, direction, index: index++, ...(deny ? { deny: true as const } : {}) });
+  const entry = (peer: PolicyEntry['peer'], protocol: PolicyEntry['protocol'], port: PolicyEntry['port'], r: RuleRef): PolicyEntry => ({ peer, protocol, port, rule: r });
+  const lane = (entries: PolicyEntry[], cidrRegions: CidrRegion[] = []): DirectionPolicy => ({ isolatedBy: [guard], entries, cidrRegions, entryCount: { policy: 0, cidr: 0 } });
+  const region = (prefix: string, entries: (id: number) => PolicyEntry[]): CidrRegion => ({ prefix, family: 4, regionId: regionId(prefix), entries: entries(regionId(prefix)) });
+  const cluster = { kind: 'identity', identity: IDENTITY.CLUSTER } as const;
+  // Allow lanes from a NetworkPolicy: x/a and x/b may talk to anyone, y/a takes ingress from every namespace.
+  const compiled = compile({
+    policies: [
+      { namespace: 'x', name: 'open', spec: { podSelector: { matchExpressions: [{ key: 'pod', operator: 'In', values: ['a', 'b'] }] }, policyTypes: ['Ingress', 'Egress'], ingress: [{}], egress: [{}] } },
+      { namespace: 'y', name: 'from-all', spec: { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: {} }] }] } },
+    ],
+    pods,
+    namespaces,
+    identities,
+    node: 'n1',
+  });
+  const id = (key: string) => compiled.ipcache.get(ip(key))!;
+  const extend = (key: string, over: Partial<EndpointPolicy>) => compiled.endpoints.set(key, { ...compiled.endpoints.get(key)!, ...over });
+  // x/a: deny y/b on TCP 80 in, deny the cluster's UDP 53 out and 8.0.0.0/8 but its 8.8.8.0/24 hole.
+  extend('x/a', {
+    ingressDeny: lane([entry({ kind: 'identity', identity: id('y/b') }, 'TCP', { from: 80, to: 80 }, rule('ingress', true))]),
+    egressDeny: lane(
+      [entry(cluster, 'UDP', { from: 53, to: 53 }, rule('egress', true))],
+      [region('8.0.0.0/8', (r) => [entry({ kind: 'region', regionId: r }, 'ANY', 'any', rule('egress', true))]), region('8.8.8.0/24', () => [])],
+    ),
+  });
+  // x/b: allow only the cluster on TCP 80 (a hand-made CLUSTER allow), deny every peer's SCTP.
+  extend('x/b', {
+    ingress: lane([entry(cluster, 'TCP', { from: 80, to: 80 }, rule('ingress', false))]),
+    ingressDeny: lane([entry({ kind: 'any' }, 'SCTP', 'any', rule('ingress', true))]),
+  });
+  // y/a: deny ports 6000-6100 of every peer (a range, port prefixes), in.
+  extend('y/a', { ingressDeny: lane([entry({ kind: 'any' }, 'TCP', { from: 6000, to: 6100 }, rule('ingress', true))]) });
+  // y/c, selected by nothing: deny x/a and the API server's addresses out, in either lane's class.
+  extend('y/c', {
+    egressDeny: lane([entry({ kind: 'identity', identity: id('x/a') }, 'ANY', 'any', rule('egress', true)), entry({ kind: 'identity', identity: IDENTITY.KUBE_APISERVER }, 'TCP', 'any', rule('egress', true))]),
+  });
+  // z/c: egress to the cluster only, but not 192.168.0.0/16 on TCP.
+  extend('z/c', {
+    egress: lane([entry(cluster, 'ANY', 'any', rule('egress', false))]),
+    egressDeny: lane([], [region('192.168.0.0/16', (r) => [entry({ kind: 'region', regionId: r }, 'TCP', 'any', rule('egress', true))])]),
+  });
+
+  const podIdentities = new Map([...compiled.ipcache, [INIT_POD, IDENTITY.INIT]]);
+  const endpoints = pods.map((p, i) => ({ key: `${p.namespace}/${p.name}`, ifindex: 1000 + i, ip: p.ip! }));
+  const plan = planDatapath({ endpoints, compiled: compiled.endpoints, podIdentities, nodeAddresses: { self: [], others: [REMOTE_NODE] }, apiServerAddresses: [API_SERVER] });
+  assert.deepEqual(plan.problems, []);
+  for (const map of PLANNED_MAPS) {
+    const entries = [...plan.maps.get(map)!].map(([k, v]) => ({ key: Buffer.from(k, 'hex'), value: Buffer.from(v, 'hex') }));
+    for (const old of await loader.dump(map)) await loader.delete(map, [old.key]);
+    if (entries.length) await loader.update(map, entries);
+  }
+  const [config] = await loader.dump('pal_config');
+  await loader.update('pal_config', [{ key: u32Key.encode(0), value: datapathConfig.encode({ policyRevision: (config ? config.value.readUInt32LE(0) : 0) + 1, flags: 0 }) }]);
+  const identityOf = (addr: string) => podIdentities.get(addr) ?? (addr === REMOTE_NODE ? IDENTITY.REMOTE_NODE : addr === API_SERVER ? IDENTITY.KUBE_APISERVER : IDENTITY.WORLD);
+  const peers = [...pods.map((p) => p.ip!), REMOTE_NODE, API_SERVER, WORLD, WORLD_NEAR, INIT_POD];
+  const before = await packetsCounted();
+  const deniedBefore = await packetsCounted(REASON.DROP_POLICY_DENY);
+  let runs = 0;
+  let denyRules = 0;
+  const seen = new Set<string>();
+  const mismatches: string[] = [];
+  for (const [index, endpoint] of endpoints.entries()) {
+    const info = plan.maps.get('pal_endpoints')!.get(MAPS.pal_endpoints.key.encode(endpoint.ifindex).toString('hex'))!;
+    await loader.update('pal_endpoints', [{ key: u32Key.encode(TEST_IFINDEX), value: Buffer.from(info, 'hex') }]);
+    const policy = compiled.endpoints.get(endpoint.key)!;
+    for (const [peerIndex, peer] of peers.entries()) {
+      if (peer === endpoint.ip) continue;
+      for (const protocol of ['TCP', 'UDP', 'SCTP'] as L4[]) {
+        for (const port of [22, 53, 80, 81, 443, 5999, 6000, 6100, 6101]) {
+          for (const direction of ['ingress', 'egress'] as const) {
+            const expected = referenceVerdict(policy, direction, { address: parseAddress(peer)!, identity: identityOf(peer) }, protocol, port);
+            seen.add(expected);
+            const sport = 20000 + index * 1000 + peerIndex * 10 + (direction === 'ingress' ? 0 : 5);
+            const packet =
+              direction === 'ingress'
+                ? ipv4Packet({ saddr: peer, daddr: endpoint.ip, protocol, sport, dport: port })
+                : ipv4Packet({ saddr: endpoint.ip, daddr: peer, protocol, sport, dport: port });
+            const result = await loader.testRun(direction === 'ingress' ? 'pal_to_pod' : 'pal_from_pod', packet);
+            runs++;
+            const kernelAllows = result.retval !== TC_ACT_SHOT;
+            const what = `${endpoint.key} ${direction} peer ${peer} ${protocol}/${port}`;
+            if (kernelAllows !== (expected === 'allow')) mismatches.push(`${what}: reference ${expected}, kernel ${kernelAllows ? 'allow' : 'drop'}`);
+            const fromMaps = mapVerdict(plan.maps, { ifindex: endpoint.ifindex, direction, peer, protocol, port, hostReachesPods: true })!;
+            const mapsSay = fromMaps.reason === 'DROP_POLICY_DENY' ? 'deny-rule' : fromMaps.reason === 'DROP_POLICY' ? 'default-deny' : 'allow';
+            if (mapsSay !== expected) mismatches.push(`${what}: reference ${expected}, maps say ${fromMaps.reason}`);
+            if (fromMaps.reason === 'DROP_POLICY_DENY') denyRules++;
+          }
+        }
+      }
+    }
+  }
+  assert.deepEqual(mismatches.slice(0, 20), [], `${mismatches.length} mismatches`);
+  assert.deepEqual([...seen].sort(), ['allow', 'default-deny', 'deny-rule'], 'the case exercises every outcome');
+  assert.equal((await packetsCounted()) - before, runs, 'every run went through the kernel program');
+  assert.equal((await packetsCounted(REASON.DROP_POLICY_DENY)) - deniedBefore, denyRules, 'the kernel dropped by a deny rule exactly where the maps say so');
+});

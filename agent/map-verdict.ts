@@ -1,10 +1,12 @@
 // Pure: the verdict the node's eBPF maps give a new connection, computed
 // from their contents (the agent's record of what it wrote, hex-encoded as
-// in datapath-plan.ts) by the datapath's own algorithm (evaluate() and
-// class_allows() in bpf/endpoint.bpf.c, ADR 0001). `kubectl palisade policy
+// in datapath-plan.ts) by the datapath's own algorithm (evaluate(),
+// lane_matches() and class_allows() in bpf/endpoint.bpf.c, ADR 0001; the
+// deny lanes and the CLUSTER class, ADR 0010). `kubectl palisade policy
 // trace` compares it with the compiler's answer: a difference means the
 // maps do not hold what the policies say.
 import {
+  DENY_FLAGS_SHIFT,
   DIRECTION,
   ENDPOINT_FLAG,
   endpointInfo,
@@ -22,11 +24,12 @@ import {
   u32Key,
   type ReasonName,
 } from '../datapath/abi.ts';
+import { isClusterIdentity } from '../policy/ids.ts';
 import type { MapContents } from './datapath-plan.ts';
 
 export interface MapVerdict {
   reason: ReasonName;
-  /** The datapath's number of the deciding rule (0: the host rule, or an unenforced direction; for a drop, the default rule). */
+  /** The datapath's number of the deciding rule (0: the host rule, or an unenforced direction; DROP_POLICY_DENY: the deny rule; DROP_POLICY: the default rule). */
   ruleId: number;
   /** The peer's identity as the ipcache gives it. */
   peerIdentity: number;
@@ -56,21 +59,38 @@ export function mapVerdict(maps: MapContents, q: MapQuery): MapVerdict | undefin
   const ep = endpointInfo.decode(Buffer.from(raw, 'hex'));
   const dir = q.direction === 'ingress' ? DIRECTION.INGRESS : DIRECTION.EGRESS;
   const enforced = ep.flags & (ENDPOINT_FLAG.INGRESS_ENFORCED << dir);
+  const denies = ep.flags & (ENDPOINT_FLAG.INGRESS_DENY << dir);
   const peerIdentity = identityOf(maps, q.peer);
+  // evaluate(): the deny lane first, whether or not the direction is enforced, before the host rule.
+  if (denies) {
+    const rule = laneMatches(maps, ep.endpointId, ep.flags >>> DENY_FLAGS_SHIFT, dir, dir + DIRECTION.INGRESS_DENY, peerIdentity, q);
+    if (rule !== undefined) return { reason: 'DROP_POLICY_DENY', ruleId: rule, peerIdentity };
+  }
   if (!enforced) return { reason: 'PASS_UNSELECTED', ruleId: 0, peerIdentity };
   const defaultRule = dir === DIRECTION.INGRESS ? ep.ingressDefaultRule : ep.egressDefaultRule;
   if (dir === DIRECTION.INGRESS && peerIdentity === IDENTITY.HOST && q.hostReachesPods) return { reason: 'ALLOW_POLICY', ruleId: 0, peerIdentity };
-  const allows = (klass: number) => classAllows(maps, ep.endpointId, klass, dir, q);
+  const rule = laneMatches(maps, ep.endpointId, ep.flags, dir, dir, peerIdentity, q);
+  return rule === undefined ? { reason: 'DROP_POLICY', ruleId: defaultRule, peerIdentity } : { reason: 'ALLOW_POLICY', ruleId: rule, peerIdentity };
+}
+
+/**
+ * lane_matches(): the rule of the first class of lane `lane` (key direction) that matches: the peer's identity, ANY,
+ * CLUSTER (a peer in the cluster), the CIDR region of its address; each of the last three only when the lane's flags
+ * (`flags`, in the allow lane's layout) announce it.
+ */
+function laneMatches(maps: MapContents, endpointId: number, flags: number, dir: number, lane: number, peerIdentity: number, q: MapQuery): number | undefined {
+  const allows = (klass: number) => classAllows(maps, endpointId, klass, lane, q);
   let rule = allows(peerIdentity);
-  if (rule === undefined && ep.flags & (ENDPOINT_FLAG.INGRESS_ANY << dir)) rule = allows(IDENTITY.ANY);
-  if (rule === undefined && ep.flags & (ENDPOINT_FLAG.INGRESS_CIDR << dir)) {
+  if (rule === undefined && flags & (ENDPOINT_FLAG.INGRESS_ANY << dir)) rule = allows(IDENTITY.ANY);
+  if (rule === undefined && flags & (ENDPOINT_FLAG.INGRESS_CLUSTER << dir) && isClusterIdentity(peerIdentity)) rule = allows(IDENTITY.CLUSTER);
+  if (rule === undefined && flags & (ENDPOINT_FLAG.INGRESS_CIDR << dir)) {
     const region = longestPrefix(maps.get('pal_policy_cidr'), (k) => {
       const key = policyCidrKey.decode(Buffer.from(k, 'hex'));
-      return key.endpointId === ep.endpointId && key.direction === dir ? key.cidr : undefined;
+      return key.endpointId === endpointId && key.direction === lane ? key.cidr : undefined;
     }, q.peer);
     if (region) rule = allows(policyCidrValue.decode(Buffer.from(region, 'hex')).identity);
   }
-  return rule === undefined ? { reason: 'DROP_POLICY', ruleId: defaultRule, peerIdentity } : { reason: 'ALLOW_POLICY', ruleId: rule, peerIdentity };
+  return rule;
 }
 
 /** class_allows(): the summary entry, then the exact port, the port prefixes and the any-port entry. */
