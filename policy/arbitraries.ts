@@ -241,3 +241,86 @@ export const namedEgressWorldArb: fc.Arbitrary<World> = worldArbWith(namedEgress
 
 /** Whether a CIDR text parses (sanity for generated ipBlocks). */
 export const cidrOk = (s: string) => typeof parseCidr(s) !== 'string';
+
+// ---- Palisade's kinds ----------------------------------------------------------
+
+/** Node addresses of the generated worlds, and the API server's (on each node's address, and one off every node). */
+export const NODE_ADDRESSES: Readonly<Record<string, string>> = { 'node-1': '172.16.0.1', 'node-2': '172.16.0.2' };
+export const API_SERVER_ADDRESSES = ['172.16.0.1', '172.16.0.2', '10.96.0.1'];
+
+const PSEUDO_NS = 'io.kubernetes.pod.namespace';
+const PSEUDO_NS_LABEL = 'io.cilium.k8s.namespace.labels.';
+
+/** Selectors over pod labels and pseudo-labels (the namespace, and its labels `team`, `env`). */
+const pseudoRequirementArb: fc.Arbitrary<LabelSelectorRequirement> = fc.oneof(
+  fc.record({
+    key: fc.constantFrom(PSEUDO_NS, `${PSEUDO_NS_LABEL}team`, `${PSEUDO_NS_LABEL}env`, `${PSEUDO_NS_LABEL}${NAMESPACE_NAME_LABEL}`),
+    operator: fc.constantFrom('In' as const, 'NotIn' as const),
+    values: fc.uniqueArray(fc.constantFrom('a', 'b', 'p', 'q', 'x', 'y', 'z', 'v'), { minLength: 1, maxLength: 2 }),
+  }),
+  fc.record({ key: fc.constantFrom(PSEUDO_NS, `${PSEUDO_NS_LABEL}team`), operator: fc.constantFrom('Exists' as const, 'DoesNotExist' as const) }),
+);
+
+const palisadeSelectorArb: fc.Arbitrary<LabelSelector> = fc.oneof(
+  { weight: 2, arbitrary: selectorArb },
+  { weight: 1, arbitrary: fc.record({ matchLabels: fc.record({ [PSEUDO_NS]: fc.constantFrom(...NAMESPACES, UNKNOWN_NAMESPACE) }) }) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .record({ base: selectorArb, extra: fc.array(pseudoRequirementArb, { minLength: 1, maxLength: 2 }) })
+      .map(({ base, extra }) => ({ ...base, matchExpressions: [...(base.matchExpressions ?? []), ...extra] })),
+  },
+);
+
+/** Palisade's CIDR fields are IPv4 only. */
+const ipv4BlockArb = ipBlockArb.filter((b) => !b.cidr.includes(':'));
+
+const ENTITY_NAMES = ['all', 'world', 'cluster', 'host', 'remote-node', 'kube-apiserver'] as const;
+
+const palisadePortArb = fc.oneof(
+  fc.record({ port: fc.constantFrom(...PORTS.map(String), '0'), protocol: fc.constantFrom('TCP', 'UDP', 'SCTP', 'ANY') }, { requiredKeys: ['port'] }),
+  fc
+    .record({ port: fc.constantFrom(...PORTS), span: fc.integer({ min: 1, max: 3 }), protocol: fc.constantFrom('TCP', 'UDP', 'ANY') })
+    .map(({ port, span, protocol }) => ({ port: String(port), endPort: port + span, protocol })),
+);
+
+const palisadeRuleArb = (ingress: boolean) => {
+  const [e, n, c, s] = ingress ? ['fromEndpoints', 'fromEntities', 'fromCIDR', 'fromCIDRSet'] : ['toEndpoints', 'toEntities', 'toCIDR', 'toCIDRSet'];
+  return fc.record(
+    {
+      [e!]: fc.array(palisadeSelectorArb, { minLength: 1, maxLength: 2 }),
+      [n!]: fc.uniqueArray(fc.constantFrom(...ENTITY_NAMES), { minLength: 1, maxLength: 2 }),
+      [c!]: fc.array(ipv4BlockArb.map((b) => b.cidr), { minLength: 1, maxLength: 2 }),
+      [s!]: fc.array(ipv4BlockArb, { minLength: 1, maxLength: 2 }),
+      toPorts: fc.array(fc.record({ ports: fc.array(palisadePortArb, { minLength: 1, maxLength: 2 }) }), { minLength: 1, maxLength: 2 }),
+    },
+    { requiredKeys: [] },
+  ) as fc.Arbitrary<Record<string, unknown>>;
+};
+
+/**
+ * A PalisadeNetworkPolicy or PalisadeClusterNetworkPolicy manifest (raw, as
+ * a user writes it: run it through validatePalisadePolicy for the
+ * compiler's normalized spec).
+ */
+export const palisadeManifestArb = (namespaces: string[], name: string) =>
+  fc
+    .record(
+      {
+        cluster: fc.boolean(),
+        namespace: fc.constantFrom(...namespaces),
+        endpointSelector: palisadeSelectorArb,
+        ingress: fc.array(palisadeRuleArb(true), { maxLength: 2 }),
+        ingressDeny: fc.array(palisadeRuleArb(true), { maxLength: 1 }),
+        egress: fc.array(palisadeRuleArb(false), { maxLength: 2 }),
+        egressDeny: fc.array(palisadeRuleArb(false), { maxLength: 1 }),
+        enableDefaultDeny: fc.record({ ingress: fc.boolean(), egress: fc.boolean() }, { requiredKeys: [] }),
+      },
+      { requiredKeys: ['cluster', 'namespace', 'endpointSelector'] },
+    )
+    .map(({ cluster, namespace, ...spec }) => ({
+      apiVersion: 'palisade.io/v1alpha1',
+      kind: cluster ? 'PalisadeClusterNetworkPolicy' : 'PalisadeNetworkPolicy',
+      metadata: cluster ? { name } : { name, namespace },
+      spec,
+    }));

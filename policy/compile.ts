@@ -1,4 +1,4 @@
-// The policy compiler's entry point: NetworkPolicies, pods, namespaces and
+// The policy compiler's entry point: NetworkPolicies (and Palisade's kinds), pods, namespaces and
 // identity numbers in; per-endpoint abstract policy entries out (see
 // types.ts and docs/adr/0001-datapath-maps.md). Pure: no I/O, no clock, no
 // randomness; the same input always gives the same, sorted output.
@@ -16,5 +16,6 @@ export function compile(input: CompileInput): CompiledPolicy {
   c.setIdentities(input.identities);
   for (const pod of input.pods) c.setPod(pod);
   for (const p of input.policies) c.setPolicy(p);
+  for (const p of input.palisadePolicies ?? []) c.setPalisadePolicy(p);
   return c.snapshot();
 }

@@ -19,6 +19,8 @@ import { ClusterState, resolveNamedPort, sameNumbers, type NsRec, type Peer, typ
 import { directionEqual, makeDirectionPolicy, type Segment } from './direction.ts';
 import { RuleOutput, type PortSpec } from './rule-output.ts';
 import { comparePolicyRefs, comparePorts } from './entries.ts';
+import { IDENTITY_INIT, policyRefString } from './ids.ts';
+import { palisadePolicyIR } from './palisade-ir.ts';
 import { ALL_PODS_PEER, policyIR, type IpBlockIR, type PeerIR, type PolicyIR, type PortIR, type RuleIR } from './ir.ts';
 import { computeRegions, type CidrItem } from './regions.ts';
 import type {
@@ -30,6 +32,8 @@ import type {
   EntryCount,
   NamespaceInput,
   NetworkPolicyInput,
+  PalisadePolicyInput,
+  PalisadePolicyKind,
   PeerClass,
   PodInput,
   Problem,
@@ -62,14 +66,22 @@ interface RuleRec {
   union: { parts: (readonly number[])[]; ids: readonly number[] } | undefined;
 }
 
+/** The rule lists of a policy: allow rules per direction, and deny rules (Palisade kinds). */
+type Lane = Direction | 'ingressDeny' | 'egressDeny';
+const LANES: readonly Lane[] = ['ingress', 'egress', 'ingressDeny', 'egressDeny'];
+const laneDirection = (lane: Lane): Direction => (lane === 'ingressDeny' ? 'ingress' : lane === 'egressDeny' ? 'egress' : lane);
+
 interface PolicyRec {
   ir: PolicyIR;
   /** Unique within the compiler (short keys for shared slots). */
   serial: number;
   spec: string;
-  ns: NsRec;
+  /** Its namespace; undefined for a cluster-wide policy. */
+  ns: NsRec | undefined;
   ingress: RuleRec[] | null;
   egress: RuleRec[] | null;
+  ingressDeny: RuleRec[] | null;
+  egressDeny: RuleRec[] | null;
   selected: Set<PodRec>;
   /** The shared direction results built from this policy. */
   slots: Set<DirSlot>;
@@ -88,7 +100,7 @@ interface DirResult {
  */
 interface DirSlot {
   key: string;
-  direction: Direction;
+  direction: Lane;
   pols: PolicyRec[];
   result: DirResult | undefined;
 }
@@ -157,6 +169,8 @@ interface PodPolicies {
 interface PolicyView {
   ingress: DirSlot | undefined;
   egress: DirSlot | undefined;
+  ingressDeny: DirSlot | undefined;
+  egressDeny: DirSlot | undefined;
   /** Ingress has named ports: one slot per named-port signature of the endpoint. */
   ingressNamed: Map<string, DirSlot> | undefined;
 }
@@ -204,6 +218,10 @@ function newerClaim(a: PodRec, b: PodRec): boolean {
 
 const byPolicyKey = (a: PolicyRec, b: PolicyRec) => comparePolicyRefs(a.ir.ref, b.ir.ref);
 
+/** Whether the policy selects the pod (its namespace scope is the caller's: nsPolicies or clusterPolicies). */
+const selects = (rec: PolicyRec, pod: PodRec) =>
+  rec.ir.podSelector.matches(pod.input.labels) && (rec.ir.nsSelector === undefined || rec.ir.nsSelector.matches(pod.ns.labels));
+
 function compareProblems(a: Problem, b: Problem): number {
   const k = (p: Problem) => `${p.policy ?? ''}\n${p.endpoint ?? ''}\n${p.code}\n${p.message}`;
   const x = k(a);
@@ -216,6 +234,8 @@ export class Compiler {
   private readonly cluster: ClusterState;
   private readonly policies = new Map<string, PolicyRec>();
   private readonly nsPolicies = new Map<string, Set<PolicyRec>>();
+  /** PalisadeClusterNetworkPolicies: they may select pods of any namespace. */
+  private readonly clusterPolicies = new Set<PolicyRec>();
   private readonly podPolicies = new Map<PodRec, PodPolicies>();
   private readonly peerUsers = new Map<Peer, Set<RuleRec>>();
   private readonly namedBlockRules = new Set<RuleRec>();
@@ -257,8 +277,13 @@ export class Compiler {
   }
 
   private namespaceChanged({ pods, relabelled }: { pods: PodRec[]; relabelled: PodRec[] }) {
-    for (const pod of relabelled) this.reselect(pod);
-    for (const pod of pods) this.dirty.add(pod.key);
+    // Palisade endpointSelectors see the namespace's labels: every pod of it is selected again.
+    // (Held pods that took their new labels are selected again by every policy.)
+    const held = new Set(relabelled);
+    for (const pod of pods) {
+      this.reselect(pod, !held.has(pod));
+      this.dirty.add(pod.key);
+    }
   }
 
   setPod(input: PodInput): void {
@@ -281,14 +306,33 @@ export class Compiler {
   }
 
   setPolicy(input: NetworkPolicyInput): void {
-    const key = `${input.namespace}/${input.name}`;
+    this.putPolicy(`${input.namespace}/${input.name}`, input.spec, () => policyIR(input));
+  }
+
+  deletePolicy(namespace: string, name: string): void {
+    const rec = this.policies.get(`${namespace}/${name}`);
+    if (rec) this.removePolicy(rec);
+  }
+
+  /** A PalisadeNetworkPolicy or PalisadeClusterNetworkPolicy (its spec validated: validatePalisadePolicy). */
+  setPalisadePolicy(input: PalisadePolicyInput): void {
+    const namespace = input.kind === 'PalisadeClusterNetworkPolicy' ? '' : input.namespace;
+    this.putPolicy(policyRefString({ kind: input.kind, namespace, name: input.name }), input.spec, () => palisadePolicyIR(input));
+  }
+
+  deletePalisadePolicy(kind: PalisadePolicyKind, namespace: string, name: string): void {
+    const rec = this.policies.get(policyRefString({ kind, namespace: kind === 'PalisadeClusterNetworkPolicy' ? '' : namespace, name }));
+    if (rec) this.removePolicy(rec);
+  }
+
+  private putPolicy(key: string, specInput: unknown, read: () => PolicyIR): void {
     // Text of the spec as given: an unchanged policy set again (a resync) changes nothing.
-    const spec = JSON.stringify(input.spec);
+    const spec = JSON.stringify(specInput);
     const old = this.policies.get(key);
     if (old && old.spec === spec) return;
     if (old) this.removePolicy(old);
-    const ir = policyIR(input);
-    const ns = this.cluster.ns(input.namespace);
+    const ir = read();
+    const ns = ir.clusterWide ? undefined : this.cluster.ns(ir.ref.namespace);
     const rec: PolicyRec = {
       ir,
       serial: ++this.serial,
@@ -296,6 +340,8 @@ export class Compiler {
       ns,
       ingress: null,
       egress: null,
+      ingressDeny: null,
+      egressDeny: null,
       selected: new Set(),
       slots: new Set(),
       ingressNamed: (ir.ingress ?? []).some((r) => r.hasNamedPorts),
@@ -312,22 +358,20 @@ export class Compiler {
       }
       return rr;
     };
-    rec.ingress = ir.ingress && ir.ingress.map((r) => rule(r, 'ingress'));
-    rec.egress = ir.egress && ir.egress.map((r) => rule(r, 'egress'));
+    for (const lane of LANES) rec[lane] = ir[lane] && ir[lane].map((r) => rule(r, laneDirection(lane)));
     this.policies.set(key, rec);
-    let set = this.nsPolicies.get(ns.name);
-    if (!set) this.nsPolicies.set(ns.name, (set = new Set()));
-    set.add(rec);
-    for (const pod of ns.pods) {
-      if (!ir.podSelector.matches(pod.input.labels)) continue;
+    if (ns) {
+      let set = this.nsPolicies.get(ns.name);
+      if (!set) this.nsPolicies.set(ns.name, (set = new Set()));
+      set.add(rec);
+    } else {
+      this.clusterPolicies.add(rec);
+    }
+    for (const pod of ns ? ns.pods : this.cluster.pods.values()) {
+      if (!selects(rec, pod)) continue;
       this.select(rec, pod);
       this.dirty.add(pod.key);
     }
-  }
-
-  deletePolicy(namespace: string, name: string): void {
-    const rec = this.policies.get(`${namespace}/${name}`);
-    if (rec) this.removePolicy(rec);
   }
 
   /**
@@ -418,10 +462,11 @@ export class Compiler {
     }));
   }
 
-  /** Pod IP -> identity of its owner (addressOwners), for owners with a number, sorted by address text. */
+  /** Pod IP -> identity of its owner (addressOwners; IDENTITY_INIT while it has no number), sorted by address text. */
   ipcache(): Map<string, number> {
     const out = new Map<string, number>();
-    for (const [ip, owner] of this.addressOwners()) if (owner.identity !== undefined) out.set(ip, owner.identity);
+    // An owner without a number is INIT: a pod, never mistaken for `world`, matched by no selector.
+    for (const [ip, owner] of this.addressOwners()) out.set(ip, owner.identity ?? IDENTITY_INIT);
     return out;
   }
 
@@ -489,7 +534,7 @@ export class Compiler {
       this.unselectOnly(rec, pod);
       this.dirty.add(pod.key);
     }
-    for (const r of [...(rec.ingress ?? []), ...(rec.egress ?? [])]) {
+    for (const r of LANES.flatMap((lane) => rec[lane] ?? [])) {
       for (const peer of r.peers) this.releasePeer(peer, r);
       if (r.namedAll) this.releasePeer(r.namedAll, r);
       this.namedBlockRules.delete(r);
@@ -499,7 +544,8 @@ export class Compiler {
       slot.result = undefined;
       for (const p of slot.pols) if (p !== rec) p.slots.delete(slot);
     }
-    this.nsPolicies.get(rec.ns.name)?.delete(rec);
+    if (rec.ns) this.nsPolicies.get(rec.ns.name)?.delete(rec);
+    else this.clusterPolicies.delete(rec);
     this.policies.delete(rec.ir.key);
     this.invalidated.delete(rec);
   }
@@ -520,9 +566,11 @@ export class Compiler {
     pp.view = undefined;
   }
 
-  private reselect(pod: PodRec) {
-    for (const rec of this.nsPolicies.get(pod.ns.name) ?? []) {
-      const m = rec.ir.podSelector.matches(pod.input.labels);
+  /** Selects the pod again by every policy that may select it (`namespaceOnly`: by those that look at namespace labels). */
+  private reselect(pod: PodRec, namespaceOnly = false) {
+    for (const rec of [...(this.nsPolicies.get(pod.ns.name) ?? []), ...this.clusterPolicies]) {
+      if (namespaceOnly && rec.ir.nsSelector === undefined) continue;
+      const m = selects(rec, pod);
       if (m && !rec.selected.has(pod)) this.select(rec, pod);
       else if (!m && rec.selected.has(pod)) {
         rec.selected.delete(pod);
@@ -535,12 +583,21 @@ export class Compiler {
     const pp = this.podPolicies.get(pod);
     if (pp?.view) return pp.view;
     const pols = [...(pp?.set ?? [])].sort(byPolicyKey);
-    const ingress = pols.filter((p) => p.ingress !== null);
-    const egress = pols.filter((p) => p.egress !== null);
+    // A direction is isolated when a selecting policy isolates it; then the
+    // allow rules of every selecting policy count (a Palisade policy may
+    // allow without isolating). Deny rules count whether or not it is.
+    const lane = (l: Lane) => pols.filter((p) => p[l] !== null);
+    const isolated = (d: Direction) => pols.some((p) => p[d] !== null && p.ir.isolates[d]);
+    const ingress = isolated('ingress') ? lane('ingress') : [];
+    const egress = isolated('egress') ? lane('egress') : [];
+    const ingressDeny = lane('ingressDeny');
+    const egressDeny = lane('egressDeny');
     const named = ingress.some((p) => p.ingressNamed);
     const view: PolicyView = {
       ingress: ingress.length === 0 || named ? undefined : this.slot('ingress', ingress, ''),
       egress: egress.length === 0 ? undefined : this.slot('egress', egress, ''),
+      ingressDeny: ingressDeny.length === 0 ? undefined : this.slot('ingressDeny', ingressDeny, ''),
+      egressDeny: egressDeny.length === 0 ? undefined : this.slot('egressDeny', egressDeny, ''),
       ingressNamed: named ? new Map() : undefined,
     };
     if (pp) pp.view = view;
@@ -548,7 +605,7 @@ export class Compiler {
   }
 
   /** The shared slot for a direction, its policies (sorted), and the endpoint's named-port signature. */
-  private slot(direction: Direction, pols: PolicyRec[], signature: string): DirSlot {
+  private slot(direction: Lane, pols: PolicyRec[], signature: string): DirSlot {
     let key = `${direction}:${signature}:`;
     for (const p of pols) key += `${p.serial},`;
     let slot = this.slots.get(key);
@@ -626,8 +683,7 @@ export class Compiler {
     if (this.slots.size > 2 * this.podPolicies.size + 1024) {
       const used = new Set<DirSlot>();
       for (const pp of this.podPolicies.values()) {
-        if (pp.view?.ingress) used.add(pp.view.ingress);
-        if (pp.view?.egress) used.add(pp.view.egress);
+        for (const lane of LANES) if (pp.view?.[lane]) used.add(pp.view[lane]);
         for (const s of pp.view?.ingressNamed?.values() ?? []) used.add(s);
       }
       for (const [k, slot] of this.slots) {
@@ -648,12 +704,15 @@ export class Compiler {
       ingress = view.ingressNamed.get(sig);
       if (!ingress) {
         const pols = [...(this.podPolicies.get(pod)?.set ?? [])].filter((p) => p.ingress !== null).sort(byPolicyKey);
+        // (named ingress ports exist in NetworkPolicies only, which always isolate when they have ingress rules)
         view.ingressNamed.set(sig, (ingress = this.slot('ingress', pols, sig)));
       }
     }
     const ing = ingress && this.direction(pod, ingress);
     const eg = view.egress && this.direction(pod, view.egress);
-    const problems = [ing?.problem, eg?.problem].filter((p) => p !== undefined).map((p) => ({ ...p, endpoint: pod.key }));
+    const ingDeny = view.ingressDeny && this.direction(pod, view.ingressDeny);
+    const egDeny = view.egressDeny && this.direction(pod, view.egressDeny);
+    const problems = [ing?.problem, eg?.problem, ingDeny?.problem, egDeny?.problem].filter((p) => p !== undefined).map((p) => ({ ...p, endpoint: pod.key }));
     if (problems.length > 0) this.endpointProblems.set(pod.key, problems);
     else if (this.endpointProblems.size > 0) this.endpointProblems.delete(pod.key);
     return {
@@ -664,8 +723,8 @@ export class Compiler {
       identity: pod.group.identity,
       ingress: ing?.policy,
       egress: eg?.policy,
-      ingressDeny: undefined,
-      egressDeny: undefined,
+      ingressDeny: ingDeny?.policy,
+      egressDeny: egDeny?.policy,
     };
   }
 
@@ -679,7 +738,7 @@ export class Compiler {
     return (slot.result ??= this.buildDirection(pod, slot.direction, slot.pols));
   }
 
-  private buildDirection(pod: PodRec, d: Direction, pols: PolicyRec[]): DirResult {
+  private buildDirection(pod: PodRec, d: Lane, pols: PolicyRec[]): DirResult {
     // Policies in key order, rules in index order: the concatenation of the
     // rules' (sorted, deduplicated) entries is sorted and deduplicated.
     const segments: Segment[] = [];
@@ -695,7 +754,8 @@ export class Compiler {
         }
       }
     }
-    const isolatedBy = pols.map((p) => p.ir.ref);
+    // Allow lanes: the policies that isolate; deny lanes: those with deny rules.
+    const isolatedBy = (d === 'ingress' || d === 'egress' ? pols.filter((p) => p.ir.isolates[d]) : pols).map((p) => p.ir.ref);
     // The regions depend only on the items, which come from the rule
     // outputs: shared by the outputs' serials.
     let regions = this.regionsCache.get(regionKey);
@@ -837,7 +897,9 @@ export class Compiler {
         for (const pp of plain) items.push({ prefix: b.prefix, except: b.except, protocol: pp.protocol, port: pp.port, rule });
       }
     }
-    const ids = r.ir.allPeers || plain.length === 0 ? NO_IDS : this.ruleIdentities(r);
+    let ids = r.ir.allPeers || plain.length === 0 ? NO_IDS : this.ruleIdentities(r);
+    // Entities are reserved identity classes, below every pod identity.
+    if (r.ir.entities.length > 0 && !r.ir.allPeers && plain.length > 0) ids = ids.length === 0 ? r.ir.entities : mergeSorted([r.ir.entities, ids]);
     const named = namedPorts(r.ir.ports);
     // Egress named ports resolve on the destination: per peer identity, the
     // ports of that identity's pods when they agree, else per pod address

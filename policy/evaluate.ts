@@ -13,13 +13,19 @@
 // the IPv4-only datapath of today drops IPv6 at every endpoint (DROP_NOT_IPV4).
 
 import { addressInPrefix, formatAddress, parseAddress, parseCidr, type Address } from './cidr.ts';
-import { IDENTITY_WORLD } from './ids.ts';
+import { IDENTITY_CLUSTER, IDENTITY_WORLD, isClusterIdentity } from './ids.ts';
 import type { CidrRegion, CompiledPolicy, Direction, DirectionPolicy, EndpointPolicy, PolicyEntry, PolicyRef, Protocol, RuleRef } from './types.ts';
 
+export type PeerVia = 'identity' | 'any' | 'cluster' | 'region';
+
+/**
+ * `deny` with `rule`: a deny rule matched (`isolatedBy` is then empty);
+ * without: default deny, no allow rule of the isolating policies matched.
+ */
 export type DirectionVerdict =
   | { decision: 'unselected' }
-  | { decision: 'allow'; rule: RuleRef; via: 'identity' | 'any' | 'region'; region?: string }
-  | { decision: 'deny'; isolatedBy: PolicyRef[] };
+  | { decision: 'allow'; rule: RuleRef; via: PeerVia; region?: string }
+  | { decision: 'deny'; isolatedBy: PolicyRef[]; rule?: RuleRef; via?: PeerVia; region?: string };
 
 export interface HookVerdict {
   endpoint: string;
@@ -70,23 +76,45 @@ export function longestPrefixRegion(regions: readonly CidrRegion[], a: Address):
   return best;
 }
 
-/** One hook: `dp` is the endpoint's policy in the direction; the peer is the other end of the packet. */
+/** The entry of a lane (allow or deny) that matches, in the datapath's class order: identity, ANY, CLUSTER, CIDR region. */
+function matchLane(
+  dp: DirectionPolicy,
+  peer: { address: Address; identity: number },
+  protocol: Protocol,
+  port: number,
+): { entry: PolicyEntry; via: PeerVia; region?: string } | undefined {
+  const inCluster = isClusterIdentity(peer.identity);
+  const ofClass = (via: 'identity' | 'any' | 'cluster') =>
+    dp.entries.filter((e) =>
+      via === 'any' ? e.peer.kind === 'any' : e.peer.kind === 'identity' && e.peer.identity === (via === 'identity' ? peer.identity : IDENTITY_CLUSTER),
+    );
+  for (const via of ['identity', 'any', 'cluster'] as const) {
+    if (via === 'cluster' && !inCluster) continue;
+    const entry = lookupClass(ofClass(via), protocol, port);
+    if (entry) return { entry, via };
+  }
+  const region = longestPrefixRegion(dp.cidrRegions, peer.address);
+  const entry = region && lookupClass(region.entries, protocol, port);
+  return entry ? { entry, via: 'region', region: region.prefix } : undefined;
+}
+
+/**
+ * One hook: `dp` is the endpoint's policy in the direction (undefined: not
+ * isolated), `deny` its deny rules there; the peer is the other end of the
+ * packet. A deny rule decides first, isolated or not.
+ */
 export function evaluateDirection(
   dp: DirectionPolicy | undefined,
   peer: { address: Address; identity: number },
   protocol: Protocol,
   port: number,
+  deny?: DirectionPolicy,
 ): DirectionVerdict {
+  const denied = deny && matchLane(deny, peer, protocol, port);
+  if (denied) return { decision: 'deny', isolatedBy: [], rule: denied.entry.rule, via: denied.via, ...(denied.region ? { region: denied.region } : {}) };
   if (!dp) return { decision: 'unselected' };
-  const ofClass = (kind: 'identity' | 'any') =>
-    dp.entries.filter((e) => (kind === 'any' ? e.peer.kind === 'any' : e.peer.kind === 'identity' && e.peer.identity === peer.identity));
-  for (const via of ['identity', 'any'] as const) {
-    const hit = lookupClass(ofClass(via), protocol, port);
-    if (hit) return { decision: 'allow', rule: hit.rule, via };
-  }
-  const region = longestPrefixRegion(dp.cidrRegions, peer.address);
-  const hit = region && lookupClass(region.entries, protocol, port);
-  if (hit) return { decision: 'allow', rule: hit.rule, via: 'region', region: region.prefix };
+  const hit = matchLane(dp, peer, protocol, port);
+  if (hit) return { decision: 'allow', rule: hit.entry.rule, via: hit.via, ...(hit.region ? { region: hit.region } : {}) };
   return { decision: 'deny', isolatedBy: dp.isolatedBy };
 }
 
@@ -97,19 +125,30 @@ export function endpointsByIp(compiled: CompiledPolicy): Map<string, EndpointPol
   return m;
 }
 
-/** The verdict for a new connection from `src` to `dst` (addresses). */
-export function evaluate(compiled: CompiledPolicy, packet: Packet, byIp: Map<string, EndpointPolicy> = endpointsByIp(compiled)): PacketVerdict {
+/**
+ * The verdict for a new connection from `src` to `dst` (addresses).
+ * `nodeIdentity` gives the identity of an address that is not a pod's as
+ * the endpoint's node sees it (its node and API server addresses: HOST,
+ * REMOTE_NODE, KUBE_APISERVER...); else pods' by the ipcache, else world.
+ */
+export function evaluate(
+  compiled: CompiledPolicy,
+  packet: Packet,
+  byIp: Map<string, EndpointPolicy> = endpointsByIp(compiled),
+  nodeIdentity: (endpoint: EndpointPolicy, address: string) => number | undefined = () => undefined,
+): PacketVerdict {
   const src = parseAddress(packet.src);
   const dst = parseAddress(packet.dst);
   if (!src || !dst) throw new Error(`evaluate: not an address: ${!src ? packet.src : packet.dst}`);
   const srcText = formatAddress(src);
   const dstText = formatAddress(dst);
-  const identityOf = (text: string) => compiled.ipcache.get(text) ?? IDENTITY_WORLD;
+  // Node addresses first, as the datapath's ipcache has them.
+  const identityOf = (ep: EndpointPolicy, text: string) => nodeIdentity(ep, text) ?? compiled.ipcache.get(text) ?? IDENTITY_WORLD;
   const hook = (ep: EndpointPolicy | undefined, direction: Direction, peer: Address, peerText: string): HookVerdict | undefined =>
     ep && {
       endpoint: ep.endpoint,
       direction,
-      verdict: evaluateDirection(ep[direction], { address: peer, identity: identityOf(peerText) }, packet.protocol, packet.port),
+      verdict: evaluateDirection(ep[direction], { address: peer, identity: identityOf(ep, peerText) }, packet.protocol, packet.port, ep[`${direction}Deny`]),
     };
   const egress = hook(byIp.get(srcText), 'egress', dst, dstText);
   const ingress = hook(byIp.get(dstText), 'ingress', src, srcText);

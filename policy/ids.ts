@@ -46,6 +46,15 @@ export function apiServerIdentity(nodeIdentity: number | undefined): number {
 /** The namespace label the API server sets on every namespace and that cannot be overridden. */
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 
+/**
+ * Pseudo-labels of Palisade's selectors (Cilium's keys): every pod is
+ * matched as if it carried `io.kubernetes.pod.namespace: <its namespace>`
+ * and `io.cilium.k8s.namespace.labels.K: V` for each label of its namespace.
+ * They win over pod labels with the same keys.
+ */
+export const POD_NAMESPACE_PSEUDO_LABEL = 'io.kubernetes.pod.namespace';
+export const NAMESPACE_LABELS_PSEUDO_PREFIX = 'io.cilium.k8s.namespace.labels.';
+
 const sortedEntries = (labels: Labels) =>
   Object.keys(labels)
     .sort()

@@ -45,9 +45,11 @@ export interface IpBlockIR {
 
 export interface RuleIR {
   ref: RuleRef;
-  /** `from`/`to` empty or absent: every peer, pod or not. */
+  /** `from`/`to` empty or absent (a Palisade rule: only toPorts, or the `all` entity): every peer, pod or not. */
   allPeers: boolean;
   peers: PeerIR[];
+  /** Reserved identity classes of a Palisade rule's entities (ids.ts ENTITY_CLASSES), sorted. */
+  entities: readonly number[];
   ipBlocks: IpBlockIR[];
   /** null: `ports` empty or absent, every protocol and port. */
   ports: PortIR[] | null;
@@ -57,10 +59,20 @@ export interface RuleIR {
 export interface PolicyIR {
   ref: PolicyRef;
   key: string;
+  /** Over the pod's labels. */
   podSelector: CompiledSelector;
-  /** null: the policy does not apply to this direction (not in its policyTypes). */
+  /** Over the labels of the pod's namespace (a Palisade endpointSelector's pseudo-labels); undefined: any. */
+  nsSelector: CompiledSelector | undefined;
+  /** Selects pods of every namespace (PalisadeClusterNetworkPolicy), not only of its own. */
+  clusterWide: boolean;
+  /** Whether selecting a pod isolates it in each direction (NetworkPolicy: policyTypes; Palisade: enableDefaultDeny). */
+  isolates: { ingress: boolean; egress: boolean };
+  /** Allow rules; null: the policy says nothing about this direction (neither isolates nor allows). */
   ingress: RuleIR[] | null;
   egress: RuleIR[] | null;
+  /** Deny rules (Palisade kinds); null: none. */
+  ingressDeny: RuleIR[] | null;
+  egressDeny: RuleIR[] | null;
   problems: Problem[];
 }
 
@@ -69,7 +81,7 @@ const PROTOCOLS: readonly string[] = ['TCP', 'UDP', 'SCTP'];
 /** The peer that selects every pod of the cluster (used for named egress ports towards all peers). */
 export const ALL_PODS_PEER: PeerIR = peerIR(undefined, compileSelector({}), compileSelector({}));
 
-function peerIR(scopeNs: string | undefined, nsSelector: CompiledSelector | undefined, podSelector: CompiledSelector): PeerIR {
+export function peerIR(scopeNs: string | undefined, nsSelector: CompiledSelector | undefined, podSelector: CompiledSelector): PeerIR {
   const key = scopeNs !== undefined ? JSON.stringify(['ns', scopeNs, podSelector.key]) : JSON.stringify(['cluster', nsSelector!.key, podSelector.key]);
   return { key, scopeNs, nsSelector, podSelector };
 }
@@ -96,6 +108,7 @@ export function policyIR(input: NetworkPolicyInput): PolicyIR {
       ref: { namespace: input.namespace, name: input.name, direction, index },
       allPeers: !peers || peers.length === 0,
       peers: [],
+      entities: [],
       ipBlocks: [],
       ports: !ports || ports.length === 0 ? null : [],
       hasNamedPorts: false,
@@ -147,8 +160,13 @@ export function policyIR(input: NetworkPolicyInput): PolicyIR {
     ref,
     key,
     podSelector,
+    nsSelector: undefined,
+    clusterWide: false,
+    isolates: { ingress: types.includes('Ingress'), egress: types.includes('Egress') },
     ingress: types.includes('Ingress') ? (spec.ingress ?? []).map((x, i) => rule('ingress', i, x.from, x.ports)) : null,
     egress: types.includes('Egress') ? (spec.egress ?? []).map((x, i) => rule('egress', i, x.to, x.ports)) : null,
+    ingressDeny: null,
+    egressDeny: null,
     problems,
   };
 }

@@ -11,9 +11,17 @@
 // A rule matches when (it has no peers, or one of its peers matches) and (it
 // has no ports, or one of its ports matches). Named ports are looked up on
 // the destination pod (B), in both directions.
+//
+// With Palisade's kinds (../shared/POLICY-API.md, read literally): a pod is
+// isolated in a direction when a NetworkPolicy isolates it or a selecting
+// Palisade policy enables default deny there; a deny rule of a selecting
+// Palisade policy that matches refuses, whatever allows; an isolated pod
+// allows what any allow rule of any selecting policy of either kind allows.
+// Selectors see the pod's labels plus its pseudo-labels.
 
 import { parseAddress } from './cidr.ts';
-import type { LabelSelector, Labels, NamespaceInput, NetworkPolicyInput, NetworkPolicyPeer, NetworkPolicyPort, PodInput, Protocol } from './types.ts';
+import type { PalisadeEgressRule, PalisadeIngressRule } from './palisade-policy.ts';
+import type { LabelSelector, Labels, NamespaceInput, NetworkPolicyInput, NetworkPolicyPeer, NetworkPolicyPort, PalisadePolicyInput, PodInput, Protocol } from './types.ts';
 
 export type Party = { pod: PodInput } | { ip: string };
 
@@ -50,6 +58,13 @@ function inCidr(ip: string, cidr: string): boolean {
   return a.value >> shift === net.value >> shift;
 }
 
+/** What else a connection may meet: Palisade policies, the nodes' addresses (by node name), the API server's addresses. */
+export interface ReferenceExtras {
+  palisade?: readonly PalisadePolicyInput[];
+  nodeAddresses?: Readonly<Record<string, string>>;
+  apiServerAddresses?: readonly string[];
+}
+
 export function allowed(
   policies: readonly NetworkPolicyInput[],
   pods: readonly PodInput[],
@@ -58,6 +73,7 @@ export function allowed(
   to: Party,
   protocol: Protocol,
   port: number,
+  extras: ReferenceExtras = {},
 ): boolean {
   // An address that is a pod's IP is that pod.
   const resolve = (p: Party): { pod: PodInput | undefined; ip: string } => {
@@ -93,11 +109,73 @@ export function allowed(
     return destination !== undefined && destination.containerPorts.some((c) => c.name === p.port && c.protocol === proto && c.containerPort === port);
   };
 
+  // ---- Palisade's kinds ----
+  const palisade = extras.palisade ?? [];
+  const nodeIps = Object.values(extras.nodeAddresses ?? {});
+  const apiServers = extras.apiServerAddresses ?? [];
+  const POD_NS = 'io.kubernetes.pod.namespace';
+  const withPseudoLabels = (pod: PodInput): Labels => {
+    const out: Record<string, string> = { ...pod.labels, [POD_NS]: pod.namespace };
+    for (const [k, v] of Object.entries(nsLabels(pod.namespace))) out[`io.cilium.k8s.namespace.labels.${k}`] = v;
+    return out;
+  };
+  const mentionsNamespace = (sel: LabelSelector) =>
+    Object.keys(sel.matchLabels ?? {}).includes(POD_NS) || (sel.matchExpressions ?? []).some((e) => e.key === POD_NS);
+  const palisadeSelects = (p: PalisadePolicyInput, pod: PodInput) =>
+    (p.kind === 'PalisadeClusterNetworkPolicy' || p.namespace === pod.namespace) && matches(p.spec.endpointSelector, withPseudoLabels(pod));
+  const entityMatches = (entity: string, self: PodInput, other: { pod: PodInput | undefined; ip: string }) => {
+    const node = nodeIps.includes(other.ip);
+    const api = apiServers.includes(other.ip);
+    switch (entity) {
+      case 'all':
+        return true;
+      case 'world':
+        return !other.pod && !node && !api;
+      case 'cluster':
+        return other.pod !== undefined || node || api;
+      case 'host':
+        return self.node !== undefined && extras.nodeAddresses?.[self.node] === other.ip;
+      case 'remote-node':
+        return node && (self.node === undefined || extras.nodeAddresses?.[self.node] !== other.ip);
+      case 'kube-apiserver':
+        return api;
+    }
+    return false;
+  };
+  const palisadeRuleMatches = (p: PalisadePolicyInput, r: PalisadeIngressRule & PalisadeEgressRule, ingress: boolean, self: PodInput, other: { pod: PodInput | undefined; ip: string }) => {
+    const endpoints = (ingress ? r.fromEndpoints : r.toEndpoints) ?? [];
+    const entities = (ingress ? r.fromEntities : r.toEntities) ?? [];
+    const cidrs = (ingress ? r.fromCIDR : r.toCIDR) ?? [];
+    const sets = (ingress ? r.fromCIDRSet : r.toCIDRSet) ?? [];
+    const fqdns = ingress ? [] : (r.toFQDNs ?? []);
+    const portOk =
+      r.toPorts === undefined ||
+      r.toPorts.some((pr) => pr.ports.some((q) => (q.protocol === 'ANY' || q.protocol === protocol) && (q.port === 0 || (q.port <= port && port <= (q.endPort ?? q.port)))));
+    if (endpoints.length + entities.length + cidrs.length + sets.length + fqdns.length === 0) return r.toPorts !== undefined && portOk;
+    const peerOk =
+      endpoints.some(
+        (sel) =>
+          other.pod !== undefined &&
+          matches(sel, withPseudoLabels(other.pod)) &&
+          (p.kind === 'PalisadeClusterNetworkPolicy' || mentionsNamespace(sel) || other.pod.namespace === p.namespace),
+      ) ||
+      entities.some((e) => entityMatches(e, self, other)) ||
+      cidrs.some((c) => inCidr(other.ip, c)) ||
+      sets.some((s) => inCidr(other.ip, s.cidr) && !(s.except ?? []).some((e) => inCidr(other.ip, e)));
+    // (toFQDNs: no name has been learned here, so they match no address.)
+    return peerOk && portOk;
+  };
+
   const directionAllows = (self: PodInput, direction: 'Ingress' | 'Egress', other: { pod: PodInput | undefined; ip: string }) => {
+    const ingress = direction === 'Ingress';
+    const selectingPalisade = palisade.filter((p) => palisadeSelects(p, self));
+    if (selectingPalisade.some((p) => (ingress ? p.spec.ingressDeny : p.spec.egressDeny).some((r) => palisadeRuleMatches(p, r, ingress, self, other)))) return false;
     const selecting = policies.filter(
       (p) => p.namespace === self.namespace && matches(p.spec.podSelector, self.labels) && types(p).includes(direction),
     );
-    if (selecting.length === 0) return true;
+    const palisadeIsolates = selectingPalisade.some((p) => p.spec.enableDefaultDeny[ingress ? 'ingress' : 'egress']);
+    if (selecting.length === 0 && !palisadeIsolates) return true;
+    if (selectingPalisade.some((p) => (ingress ? p.spec.ingress : p.spec.egress).some((r) => palisadeRuleMatches(p, r, ingress, self, other)))) return true;
     const destination = direction === 'Ingress' ? self : other.pod;
     return selecting.some((p) => {
       const rules = direction === 'Ingress' ? (p.spec.ingress ?? []).map((r) => ({ peers: r.from, ports: r.ports })) : (p.spec.egress ?? []).map((r) => ({ peers: r.to, ports: r.ports }));

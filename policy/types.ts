@@ -3,6 +3,8 @@
 // per-endpoint policy entries that another module translates into the maps of
 // docs/adr/0001-datapath-maps.md).
 
+import type { PalisadePolicySpec } from './palisade-policy.ts';
+
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 export type PolicyType = 'Ingress' | 'Egress';
 export type Direction = 'ingress' | 'egress';
@@ -64,6 +66,15 @@ export interface NetworkPolicyInput {
   namespace: string;
   name: string;
   spec: NetworkPolicySpec;
+}
+
+/** A PalisadeNetworkPolicy or PalisadeClusterNetworkPolicy, its spec validated and normalized (validatePalisadePolicy). */
+export interface PalisadePolicyInput {
+  kind: PalisadePolicyKind;
+  /** '' for a PalisadeClusterNetworkPolicy. */
+  namespace: string;
+  name: string;
+  spec: PalisadePolicySpec;
 }
 
 export interface ContainerPort {
@@ -211,7 +222,7 @@ export interface Problem {
 export interface CompiledPolicy {
   /** Every endpoint (pod with an IP, on the node if one was given), in key order. */
   endpoints: Map<string, EndpointPolicy>;
-  /** Pod IP -> identity for every pod of the cluster with an IP and an identity (pal_ipcache4 and pal_ipcache). */
+  /** Pod IP -> identity for every pod address of the cluster (IDENTITY_INIT while its pod has no number) (pal_ipcache4 and pal_ipcache). */
   ipcache: Map<string, number>;
   /** Identity keys of pods that have no number yet, sorted. */
   missingIdentities: string[];
@@ -222,6 +233,7 @@ export interface CompiledPolicy {
 
 export interface CompileInput {
   policies: readonly NetworkPolicyInput[];
+  palisadePolicies?: readonly PalisadePolicyInput[];
   pods: readonly PodInput[];
   namespaces: readonly NamespaceInput[];
   identities: ReadonlyMap<string, number>;
