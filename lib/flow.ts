@@ -19,8 +19,11 @@ export interface FlowPeer {
   /** A pod of the cluster, when the address is one. */
   pod?: { namespace: string; name: string };
   labels?: Record<string, string>;
-  /** What the address is when it is no pod. */
-  entity?: 'host' | 'remote-node' | 'world';
+  /**
+   * What the address is when it is no pod known here: a node (the API server on a node's address is that node: its
+   * `identity` says which), the API server elsewhere, a pod whose identity is not allocated yet (init), or world.
+   */
+  entity?: 'host' | 'remote-node' | 'kube-apiserver' | 'init' | 'world';
 }
 
 export interface Flow {
@@ -30,7 +33,7 @@ export interface Flow {
   /** new: a connection opened; drop: a packet dropped; end: a connection ended; update: a live connection's counts; drop-summary: drops after a drop event of the same kind. */
   type: 'new' | 'drop' | 'end' | 'update' | 'drop-summary';
   verdict: 'forwarded' | 'dropped';
-  /** The datapath's reason (datapath/abi.ts REASON), e.g. ALLOW_POLICY, DROP_POLICY. */
+  /** The datapath's reason (datapath/abi.ts REASON), e.g. ALLOW_POLICY, DROP_POLICY, DROP_POLICY_DENY. */
   reason: string;
   /** Where it was judged: egress leaving the source pod, ingress entering the destination pod. */
   direction: 'ingress' | 'egress';
@@ -47,10 +50,10 @@ export interface Flow {
   bytes: number;
   /** Whether a policy selects the endpoint in this direction (false: everything passes there). */
   isolated: boolean;
-  /** The policies that decided: the one whose rule allowed it, or, for a default deny, every policy that isolates the endpoint in this direction. */
+  /** The policies that decided: the one whose rule allowed it (or whose deny rule dropped it), or, for a default deny, every policy that isolates the endpoint in this direction. */
   policies: readonly PolicyName[];
-  /** The allowing rule (index in the policy's ingress or egress list). */
-  rule?: PolicyName & { direction: 'ingress' | 'egress'; index: number };
+  /** The deciding rule: the allowing rule (index in the policy's ingress or egress list), or with `deny` the deny rule that dropped it (index in a Palisade policy's ingressDeny or egressDeny). */
+  rule?: PolicyName & { direction: 'ingress' | 'egress'; index: number; deny?: true };
   defaultDeny?: boolean;
 }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DIRECTION, FLOW_FLAG, FLOW_TYPE, REASON, type FlowEvent } from '../../datapath/abi.ts';
+import { fnv1a32 } from '../../policy/ids.ts';
 import { defaultRuleNumber, ruleId } from '../datapath-plan.ts';
 import { enrichFlow, RuleIndex, type FlowContext } from './enrich.ts';
 
@@ -48,4 +49,56 @@ test('a direction no policy isolates says so; a peer that is no pod is an entity
   assert.deepEqual(flow.destination, { ip: '8.8.8.8', port: 80, identity: 2, entity: 'world' });
   assert.deepEqual(flow.service, { ip: '10.96.0.10', port: 53 });
   assert.equal(flow.tcpFlags, undefined);
+});
+
+// ---- Palisade's kinds: rules with a kind, deny rules (ADR 0010) ----
+
+test('the rule index holds Palisade policies: allow and deny rules of both kinds, each its own number, removed with its policy', () => {
+  const index = new RuleIndex();
+  const pnp = { kind: 'PalisadeNetworkPolicy', namespace: 'db', name: 'guard' } as const;
+  const pcnp = { kind: 'PalisadeClusterNetworkPolicy', namespace: '', name: 'baseline' } as const;
+  index.setPolicy(pnp, { ingress: 1, egress: 0, ingressDeny: 2, egressDeny: 1 });
+  index.setPolicy(pcnp, { ingress: 0, egress: 0, egressDeny: 1 });
+  index.setPolicy({ namespace: 'db', name: 'guard' }, { ingress: 1, egress: 0 }); // a NetworkPolicy of the same name
+  const deny1 = ruleId({ ...pnp, direction: 'ingress', index: 1, deny: true });
+  assert.equal(deny1, fnv1a32('pnp:db/guard/ingressDeny/1'));
+  assert.deepEqual(index.lookup(deny1), [{ ...pnp, direction: 'ingress', index: 1, deny: true }]);
+  assert.deepEqual(index.lookup(ruleId({ ...pnp, direction: 'egress', index: 0, deny: true })), [{ ...pnp, direction: 'egress', index: 0, deny: true }]);
+  assert.deepEqual(index.lookup(ruleId({ ...pcnp, direction: 'egress', index: 0, deny: true })), [{ ...pcnp, direction: 'egress', index: 0, deny: true }]);
+  assert.equal(fnv1a32('pcnp:baseline/egressDeny/0'), ruleId({ ...pcnp, direction: 'egress', index: 0, deny: true }));
+  // The allow rule of the Palisade policy and the NetworkPolicy's are different numbers.
+  assert.deepEqual(index.lookup(ruleId({ ...pnp, direction: 'ingress', index: 0 })), [{ ...pnp, direction: 'ingress', index: 0 }]);
+  assert.deepEqual(index.lookup(ruleId({ namespace: 'db', name: 'guard', direction: 'ingress', index: 0 })), [{ namespace: 'db', name: 'guard', direction: 'ingress', index: 0 }]);
+  assert.equal(index.lookup(ruleId({ ...pnp, direction: 'ingress', index: 2, deny: true })).length, 0, 'no third deny rule');
+  index.deletePolicy(pnp);
+  assert.equal(index.lookup(deny1).length, 0);
+  assert.equal(index.lookup(ruleId({ namespace: 'db', name: 'guard', direction: 'ingress', index: 0 })).length, 1, 'the NetworkPolicy of the same name stays');
+});
+
+test('a drop by a deny rule names the Palisade policy and its deny rule, and is no default deny', () => {
+  const guard = { kind: 'PalisadeNetworkPolicy', namespace: 'db', name: 'guard' } as const;
+  const baseline = { kind: 'PalisadeClusterNetworkPolicy', namespace: '', name: 'baseline' } as const;
+  const index = new RuleIndex();
+  index.setPolicy({ namespace: 'db', name: 'allow-web' }, { ingress: 2, egress: 0 });
+  index.setPolicy(guard, { ingress: 0, egress: 0, ingressDeny: 1 });
+  index.setPolicy(baseline, { ingress: 0, egress: 0, ingressDeny: 1 });
+  const withDeny: FlowContext = { ...context, rules: index, deniedBy: (pod, direction) => (pod === 'db/pg' && direction === 'ingress' ? [guard, baseline] : undefined) };
+  const denied = enrichFlow(event({ type: FLOW_TYPE.DROP, reason: REASON.DROP_POLICY_DENY, ruleId: ruleId({ ...guard, direction: 'ingress', index: 0, deny: true }) }), withDeny);
+  assert.deepEqual([denied.verdict, denied.reason, denied.defaultDeny], ['dropped', 'DROP_POLICY_DENY', undefined]);
+  assert.deepEqual(denied.rule, { kind: 'PalisadeNetworkPolicy', namespace: 'db', name: 'guard', direction: 'ingress', index: 0, deny: true });
+  assert.deepEqual(denied.policies, [{ kind: 'PalisadeNetworkPolicy', namespace: 'db', name: 'guard' }]);
+  // A cluster-wide policy has no namespace; a connection revoked by a deny rule names it too.
+  const revoked = enrichFlow(event({ type: FLOW_TYPE.DROP, reason: REASON.DROP_REVOKED, ruleId: ruleId({ ...baseline, direction: 'ingress', index: 0, deny: true }) }), withDeny);
+  assert.deepEqual(revoked.rule, { kind: 'PalisadeClusterNetworkPolicy', name: 'baseline', direction: 'ingress', index: 0, deny: true });
+  // A deny rule's number never passes for an allow rule, nor the reverse.
+  const allowed = enrichFlow(event({ ruleId: ruleId({ ...guard, direction: 'ingress', index: 0, deny: true }) }), withDeny);
+  assert.equal(allowed.rule, undefined);
+  // A deny rule of a policy that does not select the pod is not the one.
+  const elsewhere: FlowContext = { ...withDeny, deniedBy: () => [baseline] };
+  assert.equal(enrichFlow(event({ type: FLOW_TYPE.DROP, reason: REASON.DROP_POLICY_DENY, ruleId: ruleId({ ...guard, direction: 'ingress', index: 0, deny: true }) }), elsewhere).rule, undefined);
+});
+
+test('peers that are no pod: the API server on this node or another is that node, elsewhere kube-apiserver; an unallocated pod is init', () => {
+  const entity = (dstIdentity: number) => enrichFlow(event({ direction: DIRECTION.EGRESS, saddr: '10.200.2.9', daddr: '172.30.0.11', dstIdentity }), context).destination.entity;
+  assert.deepEqual([1, 8, 6, 9, 7, 5, 2].map(entity), ['host', 'host', 'remote-node', 'remote-node', 'kube-apiserver', 'init', 'world']);
 });

@@ -1,9 +1,10 @@
 // Pure: a datapath flow event (datapath/abi.ts FlowEvent) made into the
 // flow users read (lib/flow.ts): pods, namespaces and labels for both ends,
-// the policy and rule behind the verdict, and for a default deny every
-// policy that isolates the pod in that direction. What the context does not
+// the policy and rule behind the verdict (an allow rule, or a deny rule of
+// a Palisade policy), and for a default deny every policy that isolates
+// the pod in that direction. What the context does not
 // know (a pod already gone) is left out, never guessed.
-import { DIRECTION, FLOW_FLAG, FLOW_TYPE, IDENTITY, isDrop, reasonName, type FlowEvent } from '../../datapath/abi.ts';
+import { DIRECTION, FLOW_FLAG, FLOW_TYPE, IDENTITY, isDrop, REASON, reasonName, type FlowEvent } from '../../datapath/abi.ts';
 import { protocolName, rfc3339Nanos, tcpFlagNames, type Flow, type FlowPeer, type PolicyName } from '../../lib/flow.ts';
 import { policyRefString } from '../../policy/ids.ts';
 import { defaultRuleNumber, ruleId } from '../datapath-plan.ts';
@@ -27,24 +28,42 @@ export interface FlowContext {
   rules: RuleIndex;
   /** The policies that isolate a pod in a direction; undefined when none does. */
   isolatedBy(pod: string, direction: 'ingress' | 'egress'): readonly PolicyRef[] | undefined;
+  /** The policies with deny rules that select a pod in a direction (EndpointPolicy ingressDeny/egressDeny); undefined when none, or not known. */
+  deniedBy?(pod: string, direction: 'ingress' | 'egress'): readonly PolicyRef[] | undefined;
+}
+
+/** How many rules a policy has in each list (its spec's ingress, egress, ingressDeny and egressDeny). */
+export interface RuleCounts {
+  ingress: number;
+  egress: number;
+  /** Palisade policies only: spec.ingressDeny and spec.egressDeny. */
+  ingressDeny?: number;
+  egressDeny?: number;
 }
 
 /**
  * Datapath rule numbers (agent/datapath-plan.ts ruleId and the default rule
  * of each isolating policy) back to the rules they name, from the policies'
- * rule counts. Numbers are 32-bit hashes: a number may name several rules,
- * and the flow takes the one of a policy that selects its endpoint.
+ * rule counts. Policies are NetworkPolicies or Palisade's kinds (PolicyRef
+ * kind), whose deny rules have numbers of their own (RuleRef deny: the hash
+ * of `pnp:ns/name/ingressDeny/0`). Numbers are 32-bit hashes: a number may
+ * name several rules, and the flow takes the one of a policy that selects
+ * its endpoint.
  */
 export class RuleIndex {
   readonly #byId = new Map<number, Array<RuleRef | { policy: PolicyRef; direction: 'ingress' | 'egress'; default: true }>>();
-  readonly #policies = new Map<string, { ingress: number; egress: number }>();
+  readonly #policies = new Map<string, RuleCounts>();
 
-  setPolicy(policy: PolicyRef, rules: { ingress: number; egress: number }): void {
+  setPolicy(policy: PolicyRef, rules: RuleCounts): void {
     this.deletePolicy(policy);
-    this.#policies.set(policyRefString(policy), rules);
+    // Only the reference's own fields: a PolicyRef may arrive as a larger object.
+    const ref: PolicyRef = { ...(policy.kind ? { kind: policy.kind } : {}), namespace: policy.namespace, name: policy.name };
+    this.#policies.set(policyRefString(ref), rules);
     for (const direction of ['ingress', 'egress'] as const) {
-      for (let index = 0; index < rules[direction]; index++) this.#add(ruleId({ ...policy, direction, index }), { ...policy, direction, index });
-      this.#add(defaultRuleNumber(policy, direction), { policy, direction, default: true });
+      for (let index = 0; index < rules[direction]; index++) this.#add(ruleId({ ...ref, direction, index }), { ...ref, direction, index });
+      const denies = rules[direction === 'ingress' ? 'ingressDeny' : 'egressDeny'] ?? 0;
+      for (let index = 0; index < denies; index++) this.#add(ruleId({ ...ref, direction, index, deny: true }), { ...ref, direction, index, deny: true });
+      this.#add(defaultRuleNumber(ref, direction), { policy: ref, direction, default: true });
     }
   }
 
@@ -77,8 +96,9 @@ const TYPES: Record<number, Flow['type']> = {
   [FLOW_TYPE.DROP_SUMMARY]: 'drop-summary',
 };
 
-const networkPolicy = (p: PolicyRef): PolicyName => ({ kind: 'NetworkPolicy', namespace: p.namespace, name: p.name });
-const sameRef = (a: PolicyRef, b: PolicyRef) => a.namespace === b.namespace && a.name === b.name;
+/** A policy as flows name it: its kind (NetworkPolicy when the reference has none), namespace (none for a cluster policy) and name. */
+const networkPolicy = (p: PolicyRef): PolicyName => (p.namespace ? { kind: p.kind ?? 'NetworkPolicy', namespace: p.namespace, name: p.name } : { kind: p.kind ?? 'NetworkPolicy', name: p.name });
+const sameRef = (a: PolicyRef, b: PolicyRef) => (a.kind ?? '') === (b.kind ?? '') && a.namespace === b.namespace && a.name === b.name;
 
 // The parts many flows share are made once and frozen (lib/flow-json.ts
 // writes a frozen part's JSON once): per pod its name and labels, per
@@ -114,7 +134,7 @@ function rulePart(rule: RuleRef) {
   let part = ruleParts.get(rule);
   if (!part) {
     const policy = Object.freeze(networkPolicy(rule));
-    part = { rule: Object.freeze({ ...networkPolicy(rule), direction: rule.direction, index: rule.index }), policies: Object.freeze([policy]) };
+    part = { rule: Object.freeze({ ...networkPolicy(rule), direction: rule.direction, index: rule.index, ...(rule.deny ? { deny: true } : {}) }), policies: Object.freeze([policy]) };
     ruleParts.set(rule, part);
   }
   return part;
@@ -174,8 +194,14 @@ export function enrichFlow(event: FlowEvent, context: FlowContext, packets?: big
     flow.policies = isolatedBy ? isolatingPolicies(isolatedBy) : NO_POLICIES;
     return flow;
   }
-  const candidates = context.rules.lookup(event.ruleId).filter((r): r is RuleRef => !('default' in r) && r.direction === direction);
-  const rule = candidates.find((r) => isolatedBy?.some((p) => sameRef(p, r))) ?? (isolatedBy ? undefined : candidates[0]);
+  // A drop that names a rule other than the default one was decided by a deny rule (DROP_POLICY_DENY, or DROP_REVOKED
+  // by a deny rule); anything else by an allow rule. A rule is taken from a policy that selects the endpoint in its
+  // lane (the allow lane's isolating policies, the deny lane's), or from any when the lane's policies are not known.
+  const denied = event.reason === REASON.DROP_POLICY_DENY || event.reason === REASON.DROP_REVOKED;
+  const deniedBy = endpoint ? context.deniedBy?.(endpoint, direction) : undefined;
+  const candidates = context.rules.lookup(event.ruleId).filter((r): r is RuleRef => !('default' in r) && r.direction === direction && (r.deny === true) === denied);
+  const selecting = denied ? deniedBy : isolatedBy;
+  const rule = candidates.find((r) => selecting?.some((p) => sameRef(p, r))) ?? (selecting ? undefined : candidates[0]);
   if (rule && event.ruleId !== 0) {
     const part = rulePart(rule);
     flow.rule = part.rule;
@@ -185,8 +211,10 @@ export function enrichFlow(event: FlowEvent, context: FlowContext, packets?: big
 }
 
 function entityOf(identity: number): FlowPeer['entity'] {
-  if (identity === IDENTITY.HOST) return 'host';
-  if (identity === IDENTITY.REMOTE_NODE) return 'remote-node';
+  if (identity === IDENTITY.HOST || identity === IDENTITY.HOST_KUBE_APISERVER) return 'host';
+  if (identity === IDENTITY.REMOTE_NODE || identity === IDENTITY.REMOTE_NODE_KUBE_APISERVER) return 'remote-node';
+  if (identity === IDENTITY.KUBE_APISERVER) return 'kube-apiserver';
+  if (identity === IDENTITY.INIT) return 'init';
   return 'world';
 }
 
