@@ -68,7 +68,8 @@ export function mapVerdict(maps: MapContents, q: MapQuery): MapVerdict | undefin
   }
   if (!enforced) return { reason: 'PASS_UNSELECTED', ruleId: 0, peerIdentity };
   const defaultRule = dir === DIRECTION.INGRESS ? ep.ingressDefaultRule : ep.egressDefaultRule;
-  if (dir === DIRECTION.INGRESS && peerIdentity === IDENTITY.HOST && q.hostReachesPods) return { reason: 'ALLOW_POLICY', ruleId: 0, peerIdentity };
+  const host = peerIdentity === IDENTITY.HOST || peerIdentity === IDENTITY.HOST_KUBE_APISERVER; // this node, API server or not
+  if (dir === DIRECTION.INGRESS && host && q.hostReachesPods) return { reason: 'ALLOW_POLICY', ruleId: 0, peerIdentity };
   const rule = laneMatches(maps, ep.endpointId, ep.flags, dir, dir, peerIdentity, q);
   return rule === undefined ? { reason: 'DROP_POLICY', ruleId: defaultRule, peerIdentity } : { reason: 'ALLOW_POLICY', ruleId: rule, peerIdentity };
 }

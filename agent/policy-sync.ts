@@ -49,7 +49,7 @@ import { writeSteps } from './map-writer.ts';
 import { endpointIdOfKey, orderWrites, type Capacity, type WriteStep } from './map-writes.ts';
 import type { AgentMetrics } from './metrics.ts';
 import { ProblemEvents } from './problem-events.ts';
-import { serviceFrontends, type ServiceFrontend } from './services.ts';
+import { apiServerAddresses, serviceFrontends, type ServiceFrontend } from './services.ts';
 import { RuleIndex, type FlowContext, type PodFacts } from './flows/enrich.ts';
 import { mapVerdict, type MapQuery, type MapVerdict } from './map-verdict.ts';
 import type { RealizedStatus, StatusReporter } from './status-reporter.ts';
@@ -113,10 +113,10 @@ export class PolicySync {
   #loggedProblems = '';
   /** Removes the conntrack entries of addresses that changed hands (see conntrack-purge.ts). */
   readonly #purge = new ConntrackPurge();
-  /** Services and EndpointSlices by `namespace/name`, and the frontends made of them (undefined: to be made again). */
+  /** Services and EndpointSlices by `namespace/name`, and the frontends and API server addresses made of them (undefined: to be made again). */
   readonly #services = new Map<string, V1Service>();
   readonly #slices = new Map<string, V1EndpointSlice>();
-  #frontends: { frontends: ServiceFrontend[]; problems: string[] } | undefined;
+  #frontends: { frontends: ServiceFrontend[]; problems: string[]; apiServers: string[] } | undefined;
   /** What flows are enriched with (flows/enrich.ts): rules by number, pods' labels, address owners and local devices as of the last sync. */
   readonly #rules = new RuleIndex();
   readonly #podFacts = new Map<string, PodFacts>();
@@ -366,6 +366,7 @@ export class PolicySync {
       pod: (key) => this.#podFacts.get(key),
       rules: this.#rules,
       isolatedBy: (pod, direction) => this.#compiler.result(pod)?.[direction]?.isolatedBy,
+      deniedBy: (pod, direction) => this.#compiler.result(pod)?.[direction === 'ingress' ? 'ingressDeny' : 'egressDeny']?.isolatedBy,
     };
   }
 
@@ -399,7 +400,7 @@ export class PolicySync {
     const full = this.#appliedUnknown || since.full || !this.#planned;
     if (!this.#frontends) {
       const made = serviceFrontends(this.#services.values(), this.#slices.values(), this.#o.node);
-      this.#frontends = { frontends: made.frontends, problems: made.problems.map((p) => `Service ${p.service}: ${p.message}`) };
+      this.#frontends = { frontends: made.frontends, problems: made.problems.map((p) => `Service ${p.service}: ${p.message}`), apiServers: apiServerAddresses(this.#slices.values()) };
     }
     const plan = this.#planner.plan(
       {
@@ -407,6 +408,7 @@ export class PolicySync {
         compiled,
         podIdentities: this.#compiler.ipcache(),
         nodeAddresses: this.#o.nodeAddresses(),
+        apiServerAddresses: this.#frontends.apiServers,
         frontends: this.#frontends.frontends,
         capacity: this.#capacity,
         maxEntriesPerEndpoint: this.#o.maxEntriesPerEndpoint,

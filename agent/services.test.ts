@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { V1Endpoint, V1EndpointSlice, V1Service } from '@kubernetes/client-node';
-import { serviceFrontends, type ServiceFrontend } from './services.ts';
+import { apiServerAddresses, serviceFrontends, type ServiceFrontend } from './services.ts';
 
 type Spec = NonNullable<V1Service['spec']>;
 
@@ -262,4 +262,16 @@ test('objects missing fields are skipped without throwing', () => {
   const { frontends, problems } = serviceFrontends(services, slices, 'n1');
   assert.deepEqual(problems, []);
   assert.deepEqual(frontends.map((f) => [f.service, f.ip, f.backends]), [['ns/web', '10.96.0.11', [{ ip: '10.0.0.1', port: 8080 }]]]);
+});
+
+test('the API server\'s addresses are those of the default/kubernetes EndpointSlices, IPv4, each once, sorted', () => {
+  const slices = [
+    slice('kubernetes', [{ name: 'https', port: 6443, protocol: 'TCP' }], [ep('172.30.0.12'), ep('172.30.0.11', { ready: false })], { namespace: 'default' }),
+    slice('kubernetes', [{ name: 'https', port: 6443, protocol: 'TCP' }], [ep('172.30.0.12')], { namespace: 'default' }),
+    slice('kubernetes', [{ name: 'https', port: 6443, protocol: 'TCP' }], [ep('fd00::11')], { namespace: 'default', addressType: 'IPv6' }),
+    slice('kubernetes', httpPort, [ep('10.200.1.9')], { namespace: 'ns' }), // another namespace's Service of that name
+    slice('web', httpPort, [ep('10.200.1.10')], { namespace: 'default' }),
+  ];
+  assert.deepEqual(apiServerAddresses(slices), ['172.30.0.11', '172.30.0.12']);
+  assert.deepEqual(apiServerAddresses([]), []);
 });

@@ -89,6 +89,21 @@ export function serviceFrontends(
   return { frontends, problems };
 }
 
+/**
+ * The API server's addresses: every IPv4 address of the `default/kubernetes`
+ * Service's EndpointSlices (which the API servers themselves keep, one
+ * address per live API server), sorted. Ready or not: an address is the API
+ * server's while it is listed, and gets its identity (ADR 0010).
+ */
+export function apiServerAddresses(slices: Iterable<V1EndpointSlice>): string[] {
+  const found = new Set<string>();
+  for (const slice of slices) {
+    if (slice.metadata?.namespace !== 'default' || slice.metadata.labels?.[SERVICE_NAME_LABEL] !== 'kubernetes' || slice.addressType !== 'IPv4') continue;
+    for (const ep of slice.endpoints ?? []) for (const ip of ep.addresses ?? []) if (isIPv4(ip)) found.add(ip);
+  }
+  return [...found].sort((a, b) => parseIpv4(a) - parseIpv4(b));
+}
+
 /** The IPv4 EndpointSlices of each Service, by `namespace/name`. */
 function slicesByService(slices: Iterable<V1EndpointSlice>): Map<string, V1EndpointSlice[]> {
   const byService = new Map<string, V1EndpointSlice[]>();

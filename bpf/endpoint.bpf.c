@@ -290,7 +290,8 @@ static __always_inline __u32 evaluate(const struct endpoint_info *ep,
 		return PAL_DROP_POLICY_DENY;
 	if (!(flags & PAL_EP_ENFORCED(dir)))
 		return PAL_PASS_UNSELECTED;
-	if (dir == PAL_DIR_INGRESS && id == PAL_ID_HOST && pal_host_reaches_pods)
+	/* The host rule: this node, also when its address is the API server's. */
+	if (dir == PAL_DIR_INGRESS && (id == PAL_ID_HOST || id == PAL_ID_HOST_KUBE_APISERVER) && pal_host_reaches_pods)
 		return PAL_ALLOW_POLICY;
 	if (lane_matches(endpoint_id, flags, dir, id, c, rule))
 		return PAL_ALLOW_POLICY;

@@ -68,6 +68,8 @@
 #define CIDR_PEER   IP4(203, 0, 113, 7)
 #define REMOTE      IP4(172, 18, 0, 3) /* another node, identity 6 */
 #define APISERVER   IP4(172, 18, 0, 10) /* the API server, no node's address: identity 7 */
+#define HOST_API    IP4(10, 0, 0, 2)  /* this node's other address, the API server's too: identity 8 */
+#define INIT_POD    IP4(10, 0, 2, 10) /* a pod whose identity is not allocated yet: identity 5 */
 #define REGION      (PAL_ID_CIDR_BIT | 5)
 #define REVISION    1                 /* pal_config.policy_revision at the start */
 
@@ -928,6 +930,16 @@ static const struct fixture fixtures[] = {
 		.steps = { { FROM_POD, { TCP(POD, 50000, HOST, 10250, TH_SYN) }, PAL_DROP_POLICY, CT_NONE } },
 	},
 	{
+		/* A node that runs the API server: its address has the combined
+		 * identity 8 (ADR 0010), and is still this node for the host rule. */
+		.desc = "this node's address that is the API server's too (8) reaches the pod by the host rule",
+		.ep_flags = ENF_BOTH,
+		.steps = {
+			{ TO_POD, { TCP(HOST_API, 50000, POD, 8080, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 0 },
+			{ FROM_POD, { TCP(POD, 50000, HOST_API, 6443, TH_SYN) }, PAL_DROP_POLICY, CT_NONE },
+		},
+	},
+	{
 		/* pal_host_reaches_pods = 0 at load: the host is an ordinary peer. */
 		.desc = "host rule off at load time: host needs a policy entry",
 		.host_blocked = true,
@@ -1192,6 +1204,7 @@ static const struct fixture fixtures[] = {
 			{ TO_POD, { TCP(REMOTE, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 70 },
 			{ TO_POD, { TCP(APISERVER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 70 },
 			{ TO_POD, { TCP(LPM_PEER, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 70 },
+			{ TO_POD, { TCP(INIT_POD, 40000, POD, 80, TH_SYN) }, PAL_ALLOW_POLICY, CT_CREATED, 70 },
 			{ TO_POD, { TCP(WORLD_PEER, 40000, POD, 80, TH_SYN) }, PAL_DROP_POLICY, CT_NONE,
 			  .ev = { PAL_FLOW_DROP, PAL_FLOWF_DEFAULT_DENY, 901 } },
 			{ TO_POD, { TCP(CIDR_PEER, 40000, POD, 80, TH_SYN) }, PAL_DROP_POLICY, CT_NONE },
@@ -1637,6 +1650,8 @@ static int seed(const struct loaded *l, const struct fixture *f)
 	put_ipcache4(l->ipcache4, HOST, PAL_ID_HOST);
 	put_ipcache4(l->ipcache4, REMOTE, PAL_ID_REMOTE_NODE);
 	put_ipcache4(l->ipcache4, APISERVER, PAL_ID_KUBE_APISERVER);
+	put_ipcache4(l->ipcache4, HOST_API, PAL_ID_HOST_KUBE_APISERVER);
+	put_ipcache4(l->ipcache4, INIT_POD, PAL_ID_INIT);
 	put_ipcache(l->ipcache, IP4(192, 168, 0, 0), 16, LPM_ID);
 	put_ipcache(l->ipcache, IP4(10, 0, 0, 0), 8, NET10_ID);
 	err |= seed_policy(l, f->pol);
