@@ -2,22 +2,24 @@
 // (policy/evaluate.ts) and the kernel's verdict (the real endpoint programs,
 // run by BPF_PROG_TEST_RUN on maps written from agent/datapath-plan.ts) must
 // agree for every endpoint, peer, protocol and port of each case. A check
-// that the kernel path really ran: metrics count every packet. Deny lanes
-// and the CLUSTER class (ADR 0010) are checked on compiled policy extended
-// by hand through the public types, against a reference composed of
-// evaluate.ts's class lookups, until the compiler emits them.
+// that the kernel path really ran: metrics count every packet. Deny lanes,
+// entities and the CLUSTER class (ADR 0010): on Palisade policies as the
+// compiler emits them, and on compiled policy extended by hand through the
+// public types (shapes the compiler may not emit, e.g. CLUSTER allows),
+// with node, API server, world and INIT peers.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { datapathConfig, endpointInfo, IDENTITY, isDrop, MAPS, REASON, sumMetrics, u32Key } from '../datapath/abi.ts';
 import type { Loader } from '../datapath/loader-client.ts';
-import { scratchDatapath, type ScratchDatapath } from '../datapath/scratch-datapath.ts';
+import { clearMaps, scratchDatapath, type ScratchDatapath } from '../datapath/scratch-datapath.ts';
 import { ipv4Packet, type L4 } from '../datapath/packet.ts';
 import { compile } from '../policy/compile.ts';
-import { evaluateDirection, longestPrefixRegion, lookupClass } from '../policy/evaluate.ts';
-import { identityKey, isClusterIdentity, regionId } from '../policy/ids.ts';
-import { parseAddress, type Address } from '../policy/cidr.ts';
-import type { CidrRegion, DirectionPolicy, EndpointPolicy, NetworkPolicyInput, PodInput, PolicyEntry, Protocol, RuleRef } from '../policy/types.ts';
-import { planDatapath, PLANNED_MAPS } from './datapath-plan.ts';
+import { evaluateDirection } from '../policy/evaluate.ts';
+import { apiServerIdentity, identityKey, regionId, ruleRefString } from '../policy/ids.ts';
+import { parseAddress } from '../policy/cidr.ts';
+import { validatePalisadePolicy } from '../policy/palisade-policy.ts';
+import type { CidrRegion, CompiledPolicy, DirectionPolicy, EndpointPolicy, NetworkPolicyInput, PalisadePolicyInput, PodInput, PolicyEntry, RuleRef } from '../policy/types.ts';
+import { planDatapath, PLANNED_MAPS, ruleId } from './datapath-plan.ts';
 import { mapVerdict } from './map-verdict.ts';
 
 const TC_ACT_SHOT = 2;
@@ -141,34 +143,134 @@ async function packetsCounted(only?: number): Promise<number> {
   return Number(total);
 }
 
-// ---- deny lanes and the CLUSTER class (ADR 0010) ----
+// ---- deny lanes, entities and the CLUSTER class (ADR 0010) ----
 
+const SELF_NODE = '172.30.0.11';
 const REMOTE_NODE = '172.30.0.12';
-const API_SERVER = '192.168.50.10';
+const API_SERVERS = [REMOTE_NODE, '192.168.50.10']; // one on another node (9), one on no node (7)
 const WORLD = '8.8.8.8';
 const WORLD_NEAR = '8.8.4.4';
-const INIT_POD = '10.200.9.9'; // a pod whose identity is not allocated yet
+/** A pod whose identity is not allocated yet: INIT (5) in the ipcache. */
+const newcomer: PodInput = { namespace: 'z', name: 'newcomer', labels: { pod: 'newcomer' }, ip: '10.200.3.30', node: 'n1', containerPorts: [] };
+const OUTSIDE = [SELF_NODE, ...API_SERVERS, WORLD, WORLD_NEAR];
 
-/** One lane (allow or deny) of the datapath's algorithm over compiled policy: the peer's class, ANY, CLUSTER, its CIDR region. */
-function laneHit(dp: DirectionPolicy, peer: { address: Address; identity: number }, protocol: Protocol, port: number): boolean {
-  const of = (pick: (e: PolicyEntry) => boolean) => lookupClass(dp.entries.filter(pick), protocol, port);
-  const own = of((e) => e.peer.kind === 'identity' && e.peer.identity === peer.identity);
-  const any = of((e) => e.peer.kind === 'any');
-  const cluster = isClusterIdentity(peer.identity) ? of((e) => e.peer.kind === 'identity' && e.peer.identity === IDENTITY.CLUSTER) : undefined;
-  const region = longestPrefixRegion(dp.cidrRegions, peer.address);
-  return Boolean(own ?? any ?? cluster ?? (region && lookupClass(region.entries, protocol, port)));
+/** The identity the node's ipcache gives an address that is no pod's (evaluate()'s nodeIdentity): node, API server, world. */
+function outsideIdentity(address: string): number {
+  const node = address === SELF_NODE ? IDENTITY.HOST : address === REMOTE_NODE ? IDENTITY.REMOTE_NODE : undefined;
+  return API_SERVERS.includes(address) ? apiServerIdentity(node) : (node ?? IDENTITY.WORLD);
 }
 
-/** The reference: deny lane first (enforced or not), then unselected, then the allow lane. */
-function referenceVerdict(ep: EndpointPolicy, direction: 'ingress' | 'egress', peer: { address: Address; identity: number }, protocol: Protocol, port: number): 'deny-rule' | 'allow' | 'default-deny' {
-  const deny = direction === 'ingress' ? ep.ingressDeny : ep.egressDeny;
-  if (deny && laneHit(deny, peer, protocol, port)) return 'deny-rule';
-  const allow = ep[direction];
-  if (!allow) return 'allow';
-  return laneHit(allow, peer, protocol, port) ? 'allow' : 'default-deny';
+/**
+ * Writes the plan of `compiled` for the pods of this file (the newcomer a peer only), then judges every endpoint x
+ * peer (pods, the newcomer, this node, another node, the API server, world) x protocol x port x direction three
+ * ways: the reference (evaluateDirection with the deny lane, plus the datapath's host rule), the kernel, and the
+ * maps' reading. The kernel's DROP_POLICY_DENY count must equal the deny verdicts the maps give.
+ */
+async function judgeWithDeny(compiled: CompiledPolicy): Promise<void> {
+  const endpoints = pods.map((p, i) => ({ key: `${p.namespace}/${p.name}`, ifindex: 1000 + i, ip: p.ip! }));
+  const plan = planDatapath({ endpoints, compiled: compiled.endpoints, podIdentities: compiled.ipcache, nodeAddresses: { self: [SELF_NODE], others: [REMOTE_NODE] }, apiServerAddresses: API_SERVERS });
+  assert.deepEqual(plan.problems, []);
+  assert.equal(compiled.ipcache.get(newcomer.ip!), IDENTITY.INIT, 'a pod without a number is INIT, not world');
+  for (const map of PLANNED_MAPS) {
+    const entries = [...plan.maps.get(map)!].map(([k, v]) => ({ key: Buffer.from(k, 'hex'), value: Buffer.from(v, 'hex') }));
+    for (const old of await loader.dump(map)) await loader.delete(map, [old.key]);
+    if (entries.length) await loader.update(map, entries);
+  }
+  const [config] = await loader.dump('pal_config');
+  await loader.update('pal_config', [{ key: u32Key.encode(0), value: datapathConfig.encode({ policyRevision: (config ? config.value.readUInt32LE(0) : 0) + 1, flags: 0 }) }]);
+  // Connections an earlier case opened would be judged as established (re-evaluated, revoked): every run is new here.
+  await clearMaps(loader, ['pal_ct4', 'pal_ct_budget']);
+  const identityOf = (addr: string) => compiled.ipcache.get(addr) ?? outsideIdentity(addr);
+  const peers = [...pods.map((p) => p.ip!), newcomer.ip!, ...OUTSIDE];
+  const before = await packetsCounted();
+  const deniedBefore = await packetsCounted(REASON.DROP_POLICY_DENY);
+  let runs = 0;
+  let denyRules = 0;
+  const seen = new Set<string>();
+  const mismatches: string[] = [];
+  for (const [index, endpoint] of endpoints.entries()) {
+    const info = plan.maps.get('pal_endpoints')!.get(MAPS.pal_endpoints.key.encode(endpoint.ifindex).toString('hex'))!;
+    await loader.update('pal_endpoints', [{ key: u32Key.encode(TEST_IFINDEX), value: Buffer.from(info, 'hex') }]);
+    const policy = compiled.endpoints.get(endpoint.key)!;
+    for (const [peerIndex, peer] of peers.entries()) {
+      if (peer === endpoint.ip) continue;
+      const identity = identityOf(peer);
+      for (const protocol of ['TCP', 'UDP', 'SCTP'] as L4[]) {
+        for (const port of [22, 53, 80, 81, 443, 5999, 6000, 6100, 6101]) {
+          for (const direction of ['ingress', 'egress'] as const) {
+            const v = evaluateDirection(policy[direction], { address: parseAddress(peer)!, identity }, protocol, port, direction === 'ingress' ? policy.ingressDeny : policy.egressDeny);
+            // The datapath's host rule (hostReachesPods): this node reaches its pods unless a deny rule matches.
+            const host = direction === 'ingress' && (identity === IDENTITY.HOST || identity === IDENTITY.HOST_KUBE_APISERVER);
+            const expected = v.decision === 'deny' ? (v.rule ? 'deny-rule' : host ? 'allow' : 'default-deny') : 'allow';
+            seen.add(expected);
+            const sport = 20000 + index * 1000 + peerIndex * 10 + (direction === 'ingress' ? 0 : 5);
+            const packet =
+              direction === 'ingress'
+                ? ipv4Packet({ saddr: peer, daddr: endpoint.ip, protocol, sport, dport: port })
+                : ipv4Packet({ saddr: endpoint.ip, daddr: peer, protocol, sport, dport: port });
+            const result = await loader.testRun(direction === 'ingress' ? 'pal_to_pod' : 'pal_from_pod', packet);
+            runs++;
+            const kernelAllows = result.retval !== TC_ACT_SHOT;
+            const what = `${endpoint.key} ${direction} peer ${peer} (${identity}) ${protocol}/${port}`;
+            if (kernelAllows !== (expected === 'allow')) mismatches.push(`${what}: reference ${expected}, kernel ${kernelAllows ? 'allow' : 'drop'}`);
+            const fromMaps = mapVerdict(plan.maps, { ifindex: endpoint.ifindex, direction, peer, protocol, port, hostReachesPods: true })!;
+            const mapsSay = fromMaps.reason === 'DROP_POLICY_DENY' ? 'deny-rule' : fromMaps.reason === 'DROP_POLICY' ? 'default-deny' : 'allow';
+            if (mapsSay !== expected) mismatches.push(`${what}: reference ${expected}, maps say ${fromMaps.reason}`);
+            if (v.decision === 'deny' && v.rule && fromMaps.ruleId !== ruleId(v.rule)) mismatches.push(`${what}: the maps name rule ${fromMaps.ruleId}, the reference ${ruleRefString(v.rule)}`);
+            if (fromMaps.reason === 'DROP_POLICY_DENY') denyRules++;
+          }
+        }
+      }
+    }
+  }
+  assert.deepEqual(mismatches.slice(0, 20), [], `${mismatches.length} mismatches`);
+  assert.deepEqual([...seen].sort(), ['allow', 'default-deny', 'deny-rule'], 'the case exercises every outcome');
+  assert.equal((await packetsCounted()) - before, runs, 'every run went through the kernel program');
+  assert.equal((await packetsCounted(REASON.DROP_POLICY_DENY)) - deniedBefore, denyRules, 'the kernel dropped by a deny rule exactly where the maps say so');
 }
 
-test('kernel, reference and the maps\' reading agree: deny lanes (identity, ANY, CLUSTER, CIDR with a hole, unenforced directions) and the CLUSTER allow class', async () => {
+test('kernel, reference and the maps\' reading agree: Palisade policies with deny rules, entities and CIDR sets, compiled', async () => {
+  const manifests = [
+    {
+      kind: 'PalisadeNetworkPolicy',
+      metadata: { namespace: 'x', name: 'guard' },
+      spec: {
+        endpointSelector: { matchLabels: { pod: 'a' } },
+        ingress: [{ fromEntities: ['cluster'], toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }, { port: '443', protocol: 'ANY' }] }] }],
+        ingressDeny: [{ fromEndpoints: [{ matchLabels: { 'io.kubernetes.pod.namespace': 'y', pod: 'b' } }] }, { fromEntities: ['host'], toPorts: [{ ports: [{ port: '22', protocol: 'TCP' }] }] }],
+        egressDeny: [{ toEntities: ['kube-apiserver'] }, { toCIDRSet: [{ cidr: '8.0.0.0/8', except: ['8.8.8.0/24'] }], toPorts: [{ ports: [{ port: '53', protocol: 'UDP' }] }] }],
+        enableDefaultDeny: { ingress: true, egress: false },
+      },
+    },
+    {
+      kind: 'PalisadeClusterNetworkPolicy',
+      metadata: { name: 'baseline' },
+      spec: {
+        endpointSelector: { matchLabels: { pod: 'c' } },
+        egressDeny: [{ toEntities: ['remote-node', 'world'], toPorts: [{ ports: [{ port: '6000', endPort: 6100, protocol: 'TCP' }] }] }],
+        ingressDeny: [{ fromEntities: ['all'], toPorts: [{ ports: [{ port: '81', protocol: 'SCTP' }] }] }],
+      },
+    },
+    {
+      kind: 'PalisadeNetworkPolicy',
+      metadata: { namespace: 'y', name: 'outward' },
+      spec: { endpointSelector: { matchLabels: { pod: 'b' } }, egress: [{ toEntities: ['world', 'host'] }, { toEntities: ['cluster'], toPorts: [{ ports: [{ port: '53', protocol: 'UDP' }] }] }] },
+    },
+  ];
+  const palisadePolicies = manifests.map((m): PalisadePolicyInput => {
+    const v = validatePalisadePolicy(m);
+    assert.ok(v.ok, `invalid test policy ${m.metadata.name}: ${v.ok ? '' : v.errors.join('; ')}`);
+    return { kind: m.kind as PalisadePolicyInput['kind'], namespace: m.metadata.namespace ?? '', name: m.metadata.name, spec: v.spec };
+  });
+  // And a NetworkPolicy the deny rules win over: z/* take ingress from everywhere.
+  const policies: NetworkPolicyInput[] = [{ namespace: 'z', name: 'open', spec: { podSelector: {}, ingress: [{}] } }];
+  const compiled = compile({ policies, palisadePolicies, pods: [...pods, newcomer], namespaces, identities, node: 'n1' });
+  assert.deepEqual(compiled.problems, []);
+  assert.ok([...compiled.endpoints.values()].some((e) => e.ingressDeny) && [...compiled.endpoints.values()].some((e) => e.egressDeny), 'the compiler emitted deny lanes');
+  await judgeWithDeny(compiled);
+});
+
+test('kernel, reference and the maps\' reading agree: deny lanes and the CLUSTER class written by hand (identity, ANY, CLUSTER, a CIDR with a hole, unenforced directions)', async () => {
   const guard = { kind: 'PalisadeNetworkPolicy', namespace: 'x', name: 'guard' } as const;
   let index = 0;
   const rule = (direction: 'ingress' | 'egress', deny: boolean): RuleRef => ({ ...guard, direction, index: index++, ...(deny ? { deny: true as const } : {}) });
@@ -182,7 +284,7 @@ test('kernel, reference and the maps\' reading agree: deny lanes (identity, ANY,
       { namespace: 'x', name: 'open', spec: { podSelector: { matchExpressions: [{ key: 'pod', operator: 'In', values: ['a', 'b'] }] }, policyTypes: ['Ingress', 'Egress'], ingress: [{}], egress: [{}] } },
       { namespace: 'y', name: 'from-all', spec: { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: {} }] }] } },
     ],
-    pods,
+    pods: [...pods, newcomer],
     namespaces,
     identities,
     node: 'n1',
@@ -197,14 +299,14 @@ test('kernel, reference and the maps\' reading agree: deny lanes (identity, ANY,
       [region('8.0.0.0/8', (r) => [entry({ kind: 'region', regionId: r }, 'ANY', 'any', rule('egress', true))]), region('8.8.8.0/24', () => [])],
     ),
   });
-  // x/b: allow only the cluster on TCP 80 (a hand-made CLUSTER allow), deny every peer's SCTP.
+  // x/b: allow only the cluster on TCP 80 (a CLUSTER allow), deny every peer's SCTP.
   extend('x/b', {
     ingress: lane([entry(cluster, 'TCP', { from: 80, to: 80 }, rule('ingress', false))]),
     ingressDeny: lane([entry({ kind: 'any' }, 'SCTP', 'any', rule('ingress', true))]),
   });
   // y/a: deny ports 6000-6100 of every peer (a range, port prefixes), in.
   extend('y/a', { ingressDeny: lane([entry({ kind: 'any' }, 'TCP', { from: 6000, to: 6100 }, rule('ingress', true))]) });
-  // y/c, selected by nothing: deny x/a and the API server's addresses out, in either lane's class.
+  // y/c, selected by nothing: deny x/a and the API server (no node's address) out.
   extend('y/c', {
     egressDeny: lane([entry({ kind: 'identity', identity: id('x/a') }, 'ANY', 'any', rule('egress', true)), entry({ kind: 'identity', identity: IDENTITY.KUBE_APISERVER }, 'TCP', 'any', rule('egress', true))]),
   });
@@ -213,58 +315,5 @@ test('kernel, reference and the maps\' reading agree: deny lanes (identity, ANY,
     egress: lane([entry(cluster, 'ANY', 'any', rule('egress', false))]),
     egressDeny: lane([], [region('192.168.0.0/16', (r) => [entry({ kind: 'region', regionId: r }, 'TCP', 'any', rule('egress', true))])]),
   });
-
-  const podIdentities = new Map([...compiled.ipcache, [INIT_POD, IDENTITY.INIT]]);
-  const endpoints = pods.map((p, i) => ({ key: `${p.namespace}/${p.name}`, ifindex: 1000 + i, ip: p.ip! }));
-  const plan = planDatapath({ endpoints, compiled: compiled.endpoints, podIdentities, nodeAddresses: { self: [], others: [REMOTE_NODE] }, apiServerAddresses: [API_SERVER] });
-  assert.deepEqual(plan.problems, []);
-  for (const map of PLANNED_MAPS) {
-    const entries = [...plan.maps.get(map)!].map(([k, v]) => ({ key: Buffer.from(k, 'hex'), value: Buffer.from(v, 'hex') }));
-    for (const old of await loader.dump(map)) await loader.delete(map, [old.key]);
-    if (entries.length) await loader.update(map, entries);
-  }
-  const [config] = await loader.dump('pal_config');
-  await loader.update('pal_config', [{ key: u32Key.encode(0), value: datapathConfig.encode({ policyRevision: (config ? config.value.readUInt32LE(0) : 0) + 1, flags: 0 }) }]);
-  const identityOf = (addr: string) => podIdentities.get(addr) ?? (addr === REMOTE_NODE ? IDENTITY.REMOTE_NODE : addr === API_SERVER ? IDENTITY.KUBE_APISERVER : IDENTITY.WORLD);
-  const peers = [...pods.map((p) => p.ip!), REMOTE_NODE, API_SERVER, WORLD, WORLD_NEAR, INIT_POD];
-  const before = await packetsCounted();
-  const deniedBefore = await packetsCounted(REASON.DROP_POLICY_DENY);
-  let runs = 0;
-  let denyRules = 0;
-  const seen = new Set<string>();
-  const mismatches: string[] = [];
-  for (const [index, endpoint] of endpoints.entries()) {
-    const info = plan.maps.get('pal_endpoints')!.get(MAPS.pal_endpoints.key.encode(endpoint.ifindex).toString('hex'))!;
-    await loader.update('pal_endpoints', [{ key: u32Key.encode(TEST_IFINDEX), value: Buffer.from(info, 'hex') }]);
-    const policy = compiled.endpoints.get(endpoint.key)!;
-    for (const [peerIndex, peer] of peers.entries()) {
-      if (peer === endpoint.ip) continue;
-      for (const protocol of ['TCP', 'UDP', 'SCTP'] as L4[]) {
-        for (const port of [22, 53, 80, 81, 443, 5999, 6000, 6100, 6101]) {
-          for (const direction of ['ingress', 'egress'] as const) {
-            const expected = referenceVerdict(policy, direction, { address: parseAddress(peer)!, identity: identityOf(peer) }, protocol, port);
-            seen.add(expected);
-            const sport = 20000 + index * 1000 + peerIndex * 10 + (direction === 'ingress' ? 0 : 5);
-            const packet =
-              direction === 'ingress'
-                ? ipv4Packet({ saddr: peer, daddr: endpoint.ip, protocol, sport, dport: port })
-                : ipv4Packet({ saddr: endpoint.ip, daddr: peer, protocol, sport, dport: port });
-            const result = await loader.testRun(direction === 'ingress' ? 'pal_to_pod' : 'pal_from_pod', packet);
-            runs++;
-            const kernelAllows = result.retval !== TC_ACT_SHOT;
-            const what = `${endpoint.key} ${direction} peer ${peer} ${protocol}/${port}`;
-            if (kernelAllows !== (expected === 'allow')) mismatches.push(`${what}: reference ${expected}, kernel ${kernelAllows ? 'allow' : 'drop'}`);
-            const fromMaps = mapVerdict(plan.maps, { ifindex: endpoint.ifindex, direction, peer, protocol, port, hostReachesPods: true })!;
-            const mapsSay = fromMaps.reason === 'DROP_POLICY_DENY' ? 'deny-rule' : fromMaps.reason === 'DROP_POLICY' ? 'default-deny' : 'allow';
-            if (mapsSay !== expected) mismatches.push(`${what}: reference ${expected}, maps say ${fromMaps.reason}`);
-            if (fromMaps.reason === 'DROP_POLICY_DENY') denyRules++;
-          }
-        }
-      }
-    }
-  }
-  assert.deepEqual(mismatches.slice(0, 20), [], `${mismatches.length} mismatches`);
-  assert.deepEqual([...seen].sort(), ['allow', 'default-deny', 'deny-rule'], 'the case exercises every outcome');
-  assert.equal((await packetsCounted()) - before, runs, 'every run went through the kernel program');
-  assert.equal((await packetsCounted(REASON.DROP_POLICY_DENY)) - deniedBefore, denyRules, 'the kernel dropped by a deny rule exactly where the maps say so');
+  await judgeWithDeny(compiled);
 });
