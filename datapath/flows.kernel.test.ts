@@ -8,6 +8,7 @@ import { after, before, beforeEach, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CT_FORGET_PROGRAM,
+  CT_REVOKED,
   ct4Key,
   ctValue,
   datapathConfig,
@@ -172,6 +173,29 @@ test('a connection cut by a revocation writes a DROP_REVOKED event naming the de
   assert.deepEqual((await events(1)).map((e) => [e.type, e.reason, e.ruleId, e.flags & FLOW_FLAG.DEFAULT_DENY, e.saddr, e.sport]), [
     [FLOW_TYPE.DROP, REASON.DROP_REVOKED, DEFAULT_IN, FLOW_FLAG.DEFAULT_DENY, PEER, 40003],
   ]);
+});
+
+test('a deny rule\'s drop is DROP_POLICY_DENY naming the deny rule, no default deny; a connection a new deny rule cuts is DROP_REVOKED naming it too', async () => {
+  const DENY_RULE = 77;
+  const deny = (protocol: number, dport: number) => policyKey.encode({ endpointId: 7, identity: PEER_ID, direction: DIRECTION.INGRESS_DENY, protocol, dport });
+  await run('pal_to_pod', { saddr: PEER, daddr: POD, protocol: 'TCP', sport: 40004, dport: 80, tcpFlags: TCP_SYN });
+  await events(1);
+  // The deny lane: PEER on TCP 80 and 81, the endpoint's deny flag, a new revision.
+  await loader.update('pal_policy', [
+    { key: deny(0, 0), value: policyValue.encode({ ruleId: 0, flags: POLICY_FLAG.TCP_PORTS }) },
+    { key: deny(PROTOCOL.TCP, 80), value: policyValue.encode({ ruleId: DENY_RULE, flags: 0 }) },
+  ]);
+  await putTestEndpoint(loader, { endpointId: 7, identity: POD_ID, flags: ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.INGRESS_DENY, ingressDefaultRule: DEFAULT_IN, egressDefaultRule: DEFAULT_OUT, ipv4: POD });
+  await loader.update('pal_config', [{ key: u32Key.encode(0), value: datapathConfig.encode({ policyRevision: 2, flags: 0 }) }]);
+  await run('pal_to_pod', { saddr: PEER, daddr: POD, protocol: 'TCP', sport: 40005, dport: 80, tcpFlags: TCP_SYN });
+  assert.deepEqual((await events(1)).map(brief), [{
+    type: FLOW_TYPE.DROP, reason: REASON.DROP_POLICY_DENY, direction: DIRECTION.INGRESS, saddr: PEER, daddr: POD, sport: 40005, dport: 80,
+    src: PEER_ID, dst: POD_ID, rule: DENY_RULE, flags: FLOW_FLAG.RUNNING_TOTAL, packets: 1,
+  }]);
+  await run('pal_to_pod', { saddr: PEER, daddr: POD, protocol: 'TCP', sport: 40004, dport: 80, tcpFlags: TCP_ACK });
+  assert.deepEqual((await events(1)).map((e) => [e.type, e.reason, e.ruleId, e.flags & FLOW_FLAG.DEFAULT_DENY, e.sport]), [[FLOW_TYPE.DROP, REASON.DROP_REVOKED, DENY_RULE, 0, 40004]]);
+  const [entry] = (await loader.dump('pal_ct4')).filter((e) => ct4Key.decode(e.key).peerPort === 40004);
+  assert.deepEqual([ctValue.decode(entry!.value).revoked, ctValue.decode(entry!.value).ruleId], [CT_REVOKED.DENY, DENY_RULE]);
 });
 
 test('other drops are events too: a spoofed source, an ICMP error about no connection, a fragment without its first', async () => {
