@@ -293,10 +293,29 @@ const palisadeRuleArb = (ingress: boolean) => {
       [c!]: fc.array(ipv4BlockArb.map((b) => b.cidr), { minLength: 1, maxLength: 2 }),
       [s!]: fc.array(ipv4BlockArb, { minLength: 1, maxLength: 2 }),
       toPorts: fc.array(fc.record({ ports: fc.array(palisadePortArb, { minLength: 1, maxLength: 2 }) }), { minLength: 1, maxLength: 2 }),
+      ...(ingress ? {} : { toFQDNs: fc.array(fqdnSelectorArb, { minLength: 1, maxLength: 2 }) }),
     },
     { requiredKeys: [] },
   ) as fc.Arbitrary<Record<string, unknown>>;
 };
+
+/** Names the generated worlds learn, and FQDN selectors over them (spelt as users do: any case, trailing dots). */
+export const DNS_NAMES = ['api.example.com', 'a.b.example.com', 'www.example.org', 'x.example.com', 'example.com'];
+const fqdnSelectorArb = fc.oneof(
+  fc.record({ matchName: fc.constantFrom(...DNS_NAMES, 'API.Example.com.', 'nothing.example.net') }),
+  fc.record({ matchPattern: fc.constantFrom('*', '*.example.com', '**.example.com', 'a*.example.com', '*.b.example.com', 'www.example.*', '*.EXAMPLE.org.') }),
+);
+
+/** Learned names: each to some outside addresses, sometimes a pod's, a node's or the API server's. */
+export const dnsNamesArb: fc.Arbitrary<Map<string, string[]>> = fc
+  .array(
+    fc.tuple(
+      fc.constantFrom(...DNS_NAMES),
+      fc.uniqueArray(fc.constantFrom(...EXTERNAL_ADDRESSES.filter((a) => !a.includes(':')), '10.0.1.1', '172.16.0.2', '10.96.0.1'), { minLength: 1, maxLength: 3 }),
+    ),
+    { maxLength: 4 },
+  )
+  .map((pairs) => new Map(pairs));
 
 /**
  * A PalisadeNetworkPolicy or PalisadeClusterNetworkPolicy manifest (raw, as

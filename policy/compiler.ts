@@ -19,8 +19,10 @@ import { ClusterState, resolveNamedPort, sameNumbers, type NsRec, type Peer, typ
 import { directionEqual, makeDirectionPolicy, type Segment } from './direction.ts';
 import { RuleOutput, type PortSpec } from './rule-output.ts';
 import { comparePolicyRefs, comparePorts } from './entries.ts';
-import { IDENTITY_INIT, policyRefString } from './ids.ts';
-import { palisadePolicyIR } from './palisade-ir.ts';
+import { fqdnKey } from './fqdn.ts';
+import { FqdnState } from './fqdn-state.ts';
+import { IDENTITY_INIT, IDENTITY_WORLD, policyRefString } from './ids.ts';
+import { DEFAULT_DNS_SERVERS, palisadePolicyIR, type DnsServers } from './palisade-ir.ts';
 import { ALL_PODS_PEER, policyIR, type IpBlockIR, type PeerIR, type PolicyIR, type PortIR, type RuleIR } from './ir.ts';
 import { computeRegions, type CidrItem } from './regions.ts';
 import type {
@@ -64,6 +66,8 @@ interface RuleRec {
   byResolution: Map<string, { out: RuleOutput; fresh: boolean }> | undefined;
   /** Rules with several selector peers: the union of their identities, and the arrays it was made from. */
   union: { parts: (readonly number[])[]; ids: readonly number[] } | undefined;
+  /** The keys of its toFQDNs selectors (fqdn-state.ts). */
+  fqdnKeys: readonly string[];
 }
 
 /** The rule lists of a policy: allow rules per direction, and deny rules (Palisade kinds). */
@@ -231,7 +235,12 @@ function compareProblems(a: Problem, b: Problem): number {
 
 export class Compiler {
   private readonly node: string | undefined;
+  private readonly dnsServers: DnsServers;
   private readonly cluster: ClusterState;
+  private readonly fqdn: FqdnState;
+  /** Rules by the FQDN selector keys they use, and the rules whose entities include `world`. */
+  private readonly fqdnRules = new Map<string, Set<RuleRec>>();
+  private readonly worldRules = new Set<RuleRec>();
   private readonly policies = new Map<string, PolicyRec>();
   private readonly nsPolicies = new Map<string, Set<PolicyRec>>();
   /** PalisadeClusterNetworkPolicies: they may select pods of any namespace. */
@@ -260,9 +269,38 @@ export class Compiler {
   private local: ReadonlyMap<string, string> | undefined;
 
   /** `node`: only pods on this node are endpoints; pods of every node are peers. */
-  constructor(options: { node?: string } = {}) {
+  /**
+   * `node`: only pods on this node are endpoints; pods of every node are
+   * peers. `dnsServers`: the pods an FQDN rule's implicit DNS rule allows
+   * (default: `k8s-app: kube-dns` in `kube-system`).
+   */
+  constructor(options: { node?: string; dnsServers?: DnsServers } = {}) {
     this.node = options.node;
+    this.dnsServers = options.dnsServers ?? DEFAULT_DNS_SERVERS;
     this.cluster = new ClusterState({ peerChanged: (peer, what) => this.peerChanged(peer, what) });
+    this.fqdn = new FqdnState({ setsChanged: (keys) => this.fqdnSetsChanged(keys) });
+  }
+
+  // ---- DNS ----
+
+  /** A name's addresses as learned from DNS answers (none: the name is forgotten, e.g. its TTL ran out). */
+  setDnsName(name: string, addresses: readonly string[]): void {
+    this.fqdn.setName(name, addresses);
+  }
+
+  /** The learned names with their addresses. */
+  dnsNames(): Map<string, readonly string[]> {
+    return this.fqdn.names();
+  }
+
+  /** The learned names that resolve to an address (a flow's FQDN explanation). */
+  dnsNamesOf(address: string): readonly string[] {
+    return this.fqdn.namesOf(address);
+  }
+
+  private fqdnSetsChanged(keys: ReadonlySet<string>) {
+    for (const key of keys) for (const r of this.fqdnRules.get(key) ?? []) this.invalidateRule(r);
+    for (const r of this.worldRules) this.invalidateRule(r);
   }
 
   // ---- inputs ----
@@ -317,7 +355,7 @@ export class Compiler {
   /** A PalisadeNetworkPolicy or PalisadeClusterNetworkPolicy (its spec validated: validatePalisadePolicy). */
   setPalisadePolicy(input: PalisadePolicyInput): void {
     const namespace = input.kind === 'PalisadeClusterNetworkPolicy' ? '' : input.namespace;
-    this.putPolicy(policyRefString({ kind: input.kind, namespace, name: input.name }), input.spec, () => palisadePolicyIR(input));
+    this.putPolicy(policyRefString({ kind: input.kind, namespace, name: input.name }), input.spec, () => palisadePolicyIR(input, this.dnsServers));
   }
 
   deletePalisadePolicy(kind: PalisadePolicyKind, namespace: string, name: string): void {
@@ -347,8 +385,17 @@ export class Compiler {
       ingressNamed: (ir.ingress ?? []).some((r) => r.hasNamedPorts),
     };
     const rule = (r: RuleIR, direction: Direction): RuleRec => {
-      const rr: RuleRec = { ir: r, policy: rec, direction, peers: [], namedAll: undefined, namedBlocks: false, plain: plainPorts(r.ports), cache: undefined, stale: true, byResolution: undefined, union: undefined };
+      const rr: RuleRec = { ir: r, policy: rec, direction, peers: [], namedAll: undefined, namedBlocks: false, plain: plainPorts(r.ports), cache: undefined, stale: true, byResolution: undefined, union: undefined, fqdnKeys: [] };
       rr.peers = r.peers.map((p) => this.acquirePeer(p, rr));
+      // One reference per distinct selector (released once per key on removal).
+      const distinct = new Map(r.fqdns.map((f) => [fqdnKey(f), f]));
+      rr.fqdnKeys = [...distinct.values()].map((f) => this.fqdn.acquire(f));
+      for (const k of rr.fqdnKeys) {
+        let users = this.fqdnRules.get(k);
+        if (!users) this.fqdnRules.set(k, (users = new Set()));
+        users.add(rr);
+      }
+      if (r.entities.includes(IDENTITY_WORLD)) this.worldRules.add(rr);
       if (direction === 'egress' && r.hasNamedPorts) {
         if (r.allPeers) rr.namedAll = this.acquirePeer(ALL_PODS_PEER, rr);
         if (r.ipBlocks.length > 0) {
@@ -467,6 +514,11 @@ export class Compiler {
     const out = new Map<string, number>();
     // An owner without a number is INIT: a pod, never mistaken for `world`, matched by no selector.
     for (const [ip, owner] of this.addressOwners()) out.set(ip, owner.identity ?? IDENTITY_INIT);
+    // Addresses learned from DNS, unless a pod holds them (a pod is judged as itself).
+    const learned = this.fqdn.addressIdentities();
+    if (learned.size === 0) return out;
+    for (const [ip, id] of learned) if (!out.has(ip)) out.set(ip, id);
+    return new Map([...out].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
     return out;
   }
 
@@ -538,6 +590,13 @@ export class Compiler {
       for (const peer of r.peers) this.releasePeer(peer, r);
       if (r.namedAll) this.releasePeer(r.namedAll, r);
       this.namedBlockRules.delete(r);
+      this.worldRules.delete(r);
+      for (const k of r.fqdnKeys) {
+        const users = this.fqdnRules.get(k);
+        users?.delete(r);
+        if (users?.size === 0) this.fqdnRules.delete(k);
+        this.fqdn.release(k);
+      }
     }
     for (const slot of rec.slots) {
       this.slots.delete(slot.key);
@@ -898,8 +957,18 @@ export class Compiler {
       }
     }
     let ids = r.ir.allPeers || plain.length === 0 ? NO_IDS : this.ruleIdentities(r);
-    // Entities are reserved identity classes, below every pod identity.
-    if (r.ir.entities.length > 0 && !r.ir.allPeers && plain.length > 0) ids = ids.length === 0 ? r.ir.entities : mergeSorted([r.ir.entities, ids]);
+    if (!r.ir.allPeers && plain.length > 0) {
+      // Entities are reserved identity classes, below every pod identity;
+      // toFQDNs are the identities of learned addresses' selector sets,
+      // above them, and `world` includes every learned address.
+      const parts: (readonly number[])[] = [];
+      if (r.ir.entities.length > 0) parts.push(r.ir.entities);
+      if (ids.length > 0) parts.push(ids);
+      if (r.fqdnKeys.length > 0) parts.push(this.fqdn.idsFor(r.fqdnKeys));
+      if (this.worldRules.has(r)) parts.push(this.fqdn.allIds());
+      const nonEmpty = parts.filter((p) => p.length > 0);
+      ids = nonEmpty.length === 0 ? NO_IDS : nonEmpty.length === 1 ? nonEmpty[0]! : mergeSorted(nonEmpty);
+    }
     const named = namedPorts(r.ir.ports);
     // Egress named ports resolve on the destination: per peer identity, the
     // ports of that identity's pods when they agree, else per pod address

@@ -12,7 +12,13 @@ const cmpStr = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 export function compareRules(a: RuleRef, b: RuleRef): number {
   if (a === b) return 0;
-  return comparePolicyRefs(a, b) || cmpStr(a.direction, b.direction) || Number(a.deny ?? false) - Number(b.deny ?? false) || a.index - b.index;
+  return (
+    comparePolicyRefs(a, b) ||
+    cmpStr(a.direction, b.direction) ||
+    Number(a.deny ?? false) - Number(b.deny ?? false) ||
+    a.index - b.index ||
+    Number(a.implicitDns ?? false) - Number(b.implicitDns ?? false)
+  );
 }
 
 /** NetworkPolicies first, then PalisadeNetworkPolicies, then PalisadeClusterNetworkPolicies; then namespace, name. */

@@ -20,6 +20,16 @@ export const IDENTITY_REMOTE_NODE_KUBE_APISERVER = 9;
 export const IDENTITY_POD_MIN = 256;
 export const IDENTITY_POD_MAX = 2 ** 24 - 1;
 export const REGION_BIT = 2 ** 31;
+/** Identities of addresses learned from DNS answers: `2^30 | h`, one per set of FQDN selectors matching the address's names. */
+export const FQDN_BIT = 2 ** 30;
+
+/** The preferred identity of a set of FQDN selectors (by its key); the compiler probes onwards on a collision. */
+export function fqdnIdentity(setKey: string): number {
+  return FQDN_BIT + (fnv1a32(setKey) % FQDN_BIT);
+}
+
+/** The next identity to try after a collision. */
+export const nextFqdnIdentity = (id: number) => FQDN_BIT + ((id - FQDN_BIT + 1) % FQDN_BIT);
 
 /** Whether a peer with this identity is in the cluster (matched by the CLUSTER class, the `cluster` entity). */
 export function isClusterIdentity(id: number): boolean {
@@ -91,4 +101,4 @@ export const policyRefString = (p: PolicyRef) =>
   p.kind === undefined ? `${p.namespace}/${p.name}` : p.kind === 'PalisadeClusterNetworkPolicy' ? `pcnp:${p.name}` : `pnp:${p.namespace}/${p.name}`;
 
 /** `ns/name/ingress/2` (NetworkPolicy), `pnp:ns/name/egressDeny/0`, `pcnp:name/ingress/1` */
-export const ruleRefString = (r: RuleRef) => `${policyRefString(r)}/${r.direction}${r.deny ? 'Deny' : ''}/${r.index}`;
+export const ruleRefString = (r: RuleRef) => `${policyRefString(r)}/${r.direction}${r.deny ? 'Deny' : ''}/${r.index}${r.implicitDns ? '/dns' : ''}`;

@@ -6,6 +6,7 @@
 
 import { parseCidr, prefixContains, type Prefix } from './cidr.ts';
 import { policyRefString } from './ids.ts';
+import type { FqdnSelector } from './palisade-policy.ts';
 import { compileSelector, type CompiledSelector } from './selectors.ts';
 import type {
   Direction,
@@ -50,6 +51,8 @@ export interface RuleIR {
   peers: PeerIR[];
   /** Reserved identity classes of a Palisade rule's entities (ids.ts ENTITY_CLASSES), sorted. */
   entities: readonly number[];
+  /** toFQDNs (egress of Palisade kinds): addresses learned from DNS answers for names they match. */
+  fqdns: readonly FqdnSelector[];
   ipBlocks: IpBlockIR[];
   /** null: `ports` empty or absent, every protocol and port. */
   ports: PortIR[] | null;
@@ -109,6 +112,7 @@ export function policyIR(input: NetworkPolicyInput): PolicyIR {
       allPeers: !peers || peers.length === 0,
       peers: [],
       entities: [],
+      fqdns: [],
       ipBlocks: [],
       ports: !ports || ports.length === 0 ? null : [],
       hasNamedPorts: false,

@@ -62,7 +62,21 @@ function portIRs(p: PalisadePortRule['ports'][number]): PortIR[] | 'all' {
   return protocols.map((protocol) => ({ protocol, kind: 'range', range }));
 }
 
-export function palisadePolicyIR(input: PalisadePolicyInput): PolicyIR {
+/** The cluster's DNS servers, as a peer of the implicit DNS rule of an FQDN rule. */
+export interface DnsServers {
+  namespace: string;
+  podSelector: LabelSelector;
+}
+
+/** The default: the pods labelled `k8s-app: kube-dns` in `kube-system`. */
+export const DEFAULT_DNS_SERVERS: DnsServers = { namespace: 'kube-system', podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } };
+
+const DNS_PORTS: PortIR[] = [
+  { protocol: 'TCP', kind: 'range', range: { from: 53, to: 53 } },
+  { protocol: 'UDP', kind: 'range', range: { from: 53, to: 53 } },
+];
+
+export function palisadePolicyIR(input: PalisadePolicyInput, dnsServers: DnsServers = DEFAULT_DNS_SERVERS): PolicyIR {
   const clusterWide = input.kind === 'PalisadeClusterNetworkPolicy';
   const ref: PolicyRef = { kind: input.kind, namespace: clusterWide ? '' : input.namespace, name: input.name };
   const key = policyRefString(ref);
@@ -105,6 +119,7 @@ export function palisadePolicyIR(input: PalisadePolicyInput): PolicyIR {
       allPeers: !hasPeerField && r.toPorts !== undefined,
       peers: [],
       entities: [],
+      fqdns,
       ipBlocks: [],
       ports: null,
       hasNamedPorts: false,
@@ -146,8 +161,30 @@ export function palisadePolicyIR(input: PalisadePolicyInput): PolicyIR {
     return out;
   };
 
-  const lane = (direction: Direction, deny: boolean, rules: (PalisadeIngressRule & PalisadeEgressRule)[], isolates: boolean): RuleIR[] | null =>
-    rules.length > 0 || (isolates && !deny) ? rules.map((r, i) => rule(direction, deny, i, r)) : null;
+  // An egress allow rule with toFQDNs also allows the DNS queries that teach
+  // it addresses (POLICY-API.md, "differs"): a rule of its own right after it.
+  const dnsServersPeer = peerIR(undefined, compileSelector({ matchLabels: { [NAMESPACE_NAME_LABEL]: dnsServers.namespace } }), compileSelector(dnsServers.podSelector));
+  const implicitDns = (r: RuleIR): RuleIR => ({
+    ...r,
+    ref: { ...r.ref, implicitDns: true },
+    allPeers: false,
+    peers: [dnsServersPeer],
+    entities: [],
+    fqdns: [],
+    ipBlocks: [],
+    ports: DNS_PORTS,
+  });
+
+  const lane = (direction: Direction, deny: boolean, rules: (PalisadeIngressRule & PalisadeEgressRule)[], isolates: boolean): RuleIR[] | null => {
+    if (rules.length === 0 && !(isolates && !deny)) return null;
+    const out: RuleIR[] = [];
+    rules.forEach((r, i) => {
+      const ir = rule(direction, deny, i, r);
+      out.push(ir);
+      if (!deny && ir.fqdns.length > 0) out.push(implicitDns(ir));
+    });
+    return out;
+  };
 
   return {
     ref,

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { API_SERVER_ADDRESSES, EXTERNAL_ADDRESSES, NODE_ADDRESSES, palisadeManifestArb, PORTS, PROTOCOLS, worldArb, type World } from './arbitraries.ts';
+import { API_SERVER_ADDRESSES, dnsNamesArb, EXTERNAL_ADDRESSES, NODE_ADDRESSES, palisadeManifestArb, PORTS, PROTOCOLS, worldArb, type World } from './arbitraries.ts';
 import { compile, Compiler } from './compile.ts';
 import { endpointsByIp, evaluate } from './evaluate.ts';
 import { allocateIdentities } from './fixtures.ts';
@@ -19,7 +19,10 @@ import type { CompiledPolicy, EndpointPolicy, PalisadePolicyInput } from './type
 
 const RUNS = Number(process.env.POLICY_PROPERTY_RUNS ?? 150);
 
-type PalisadeWorld = World & { palisade: PalisadePolicyInput[] };
+type PalisadeWorld = World & { palisade: PalisadePolicyInput[]; dnsNames: Map<string, string[]> };
+
+/** The DNS servers of FQDN rules' implicit DNS rule, among the generated pods. */
+const DNS_SERVERS = { namespace: 'x', podSelector: { matchLabels: { app: 'a' } } };
 
 function toInput(manifest: { kind: string; metadata: { name: string; namespace?: string }; spec: unknown }): PalisadePolicyInput {
   const v = validatePalisadePolicy(manifest);
@@ -31,9 +34,9 @@ const palisadeWorldArb: fc.Arbitrary<PalisadeWorld> = worldArb.chain((world) => 
   const names = [...world.namespaces.map((n) => n.name), 'v'];
   return fc
     .array(fc.nat(), { maxLength: 4 })
-    .chain((ids) => fc.tuple(...ids.map((_, i) => palisadeManifestArb(names, `pp${i}`))))
+    .chain((ids) => fc.tuple(fc.tuple(...ids.map((_, i) => palisadeManifestArb(names, `pp${i}`))), dnsNamesArb))
     // Every pod on node-1 (the node of `host`), so that one compilation serves every endpoint.
-    .map((manifests) => ({ ...world, pods: world.pods.map((p) => ({ ...p, node: 'node-1' })), palisade: manifests.map(toInput) }));
+    .map(([manifests, dnsNames]) => ({ ...world, pods: world.pods.map((p) => ({ ...p, node: 'node-1' })), palisade: manifests.map(toInput), dnsNames }));
 });
 
 /** The identity of a node or API server address as node-1 sees it (its ipcache). */
@@ -58,7 +61,7 @@ function compare(world: PalisadeWorld, compiled: CompiledPolicy): Mismatch | und
     ...world.pods.filter((p) => p.ip !== undefined && !p.ip.includes(':')).map((p) => ({ label: `${p.namespace}/${p.name}`, ip: p.ip!, party: { pod: p } })),
     ...outside.map((ip) => ({ label: ip, ip, party: { ip } })),
   ];
-  const extras = { palisade: world.palisade, nodeAddresses: NODE_ADDRESSES, apiServerAddresses: API_SERVER_ADDRESSES };
+  const extras = { palisade: world.palisade, nodeAddresses: NODE_ADDRESSES, apiServerAddresses: API_SERVER_ADDRESSES, dnsNames: world.dnsNames, dnsServers: DNS_SERVERS };
   for (const from of parties) {
     for (const to of parties) {
       if (from === to || (!('pod' in from.party) && !('pod' in to.party))) continue;
@@ -77,7 +80,7 @@ function compare(world: PalisadeWorld, compiled: CompiledPolicy): Mismatch | und
 test('Palisade policies with NetworkPolicies: compiled, evaluated like the datapath, agrees with the API page read literally', () => {
   fc.assert(
     fc.property(palisadeWorldArb, (world) => {
-      const compiled = compile({ ...world, palisadePolicies: world.palisade, identities: allocateIdentities(world), node: 'node-1' });
+      const compiled = compile({ ...world, palisadePolicies: world.palisade, identities: allocateIdentities(world), node: 'node-1', dnsNames: world.dnsNames, dnsServers: DNS_SERVERS });
       assert.deepEqual(compiled.problems, []);
       const m = compare(world, compiled);
       assert.equal(m, undefined, JSON.stringify(m));
@@ -89,8 +92,9 @@ test('Palisade policies with NetworkPolicies: compiled, evaluated like the datap
 test('Palisade policies: incremental compilation equals a fresh compile after every change', () => {
   fc.assert(
     fc.property(palisadeWorldArb, palisadeWorldArb, (a, b) => {
-      const c = new Compiler({ node: 'node-1' });
+      const c = new Compiler({ node: 'node-1', dnsServers: DNS_SERVERS });
       const feed = (w: PalisadeWorld) => {
+        for (const [name, ips] of w.dnsNames) c.setDnsName(name, ips);
         for (const ns of w.namespaces) c.setNamespace(ns);
         c.setIdentities(allocateIdentities(w));
         for (const pod of w.pods) c.setPod(pod);
@@ -104,9 +108,11 @@ test('Palisade policies: incremental compilation equals a fresh compile after ev
       for (const p of a.policies) if (!b.policies.some((q) => q.name === p.name && q.namespace === p.namespace)) c.deletePolicy(p.namespace, p.name);
       for (const p of a.pods) if (!b.pods.some((q) => q.name === p.name && q.namespace === p.namespace)) c.deletePod(p.namespace, p.name);
       for (const ns of a.namespaces) if (!b.namespaces.some((n) => n.name === ns.name)) c.deleteNamespace(ns.name);
+      for (const name of a.dnsNames.keys()) if (!b.dnsNames.has(name)) c.setDnsName(name, []);
       feed(b);
-      const fresh = compile({ ...b, palisadePolicies: b.palisade, identities: allocateIdentities(b), node: 'node-1' });
+      const fresh = compile({ ...b, palisadePolicies: b.palisade, identities: allocateIdentities(b), node: 'node-1', dnsNames: b.dnsNames, dnsServers: DNS_SERVERS });
       const got = c.snapshot();
+      assert.deepEqual(got.ipcache, fresh.ipcache);
       assert.deepEqual([...got.endpoints.keys()], [...fresh.endpoints.keys()]);
       for (const [k, e] of fresh.endpoints) assert.deepEqual(got.endpoints.get(k), e, k);
     }),
@@ -117,12 +123,13 @@ test('Palisade policies: incremental compilation equals a fresh compile after ev
 test('Palisade policies: relabelling namespaces selects pods again (pseudo-labels), as a fresh compile does', () => {
   fc.assert(
     fc.property(palisadeWorldArb, fc.array(fc.record({ team: fc.constantFrom('a', 'b', undefined), env: fc.constantFrom('p', 'q', undefined) }), { minLength: 4, maxLength: 4 }), (world, relabel) => {
-      const c = new Compiler({ node: 'node-1' });
+      const c = new Compiler({ node: 'node-1', dnsServers: DNS_SERVERS });
       const identities = allocateIdentities(world);
       for (const ns of world.namespaces) c.setNamespace(ns);
       for (const pod of world.pods) c.setPod(pod);
       for (const p of world.policies) c.setPolicy(p);
       for (const p of world.palisade) c.setPalisadePolicy(p);
+      for (const [name, ips] of world.dnsNames) c.setDnsName(name, ips);
       c.setIdentities(identities);
       c.snapshot();
       const namespaces = world.namespaces.map((ns, i) => {
@@ -136,7 +143,7 @@ test('Palisade policies: relabelling namespaces selects pods again (pseudo-label
       const nextIdentities = allocateIdentities(next);
       for (const ns of namespaces) c.setNamespace(ns);
       c.setIdentities(nextIdentities);
-      const fresh = compile({ ...next, palisadePolicies: next.palisade, identities: nextIdentities, node: 'node-1' });
+      const fresh = compile({ ...next, palisadePolicies: next.palisade, identities: nextIdentities, node: 'node-1', dnsServers: DNS_SERVERS });
       const got = c.snapshot();
       for (const [k, e] of fresh.endpoints) assert.deepEqual(got.endpoints.get(k), e, k);
     }),

@@ -61,6 +61,10 @@ function inCidr(ip: string, cidr: string): boolean {
 /** What else a connection may meet: Palisade policies, the nodes' addresses (by node name), the API server's addresses. */
 export interface ReferenceExtras {
   palisade?: readonly PalisadePolicyInput[];
+  /** Names learned from DNS answers (lowercase, no trailing dot) -> addresses. */
+  dnsNames?: ReadonlyMap<string, readonly string[]>;
+  /** The DNS servers of FQDN rules' implicit DNS rule. */
+  dnsServers?: { namespace: string; podSelector: LabelSelector };
   nodeAddresses?: Readonly<Record<string, string>>;
   apiServerAddresses?: readonly string[];
 }
@@ -119,6 +123,33 @@ export function allowed(
     for (const [k, v] of Object.entries(nsLabels(pod.namespace))) out[`io.cilium.k8s.namespace.labels.${k}`] = v;
     return out;
   };
+  // A literal reading of matchName and matchPattern.
+  const fqdnMatches = (f: { matchName: string } | { matchPattern: string }, name: string): boolean => {
+    if ('matchName' in f) return f.matchName.toLowerCase().replace(/\.$/, '') === name;
+    const pattern = f.matchPattern.toLowerCase().replace(/\.$/, '');
+    if (pattern === '*') return true;
+    const nameLabels = name.split('.');
+    let patternLabels = pattern.split('.');
+    if (patternLabels[0] === '**') {
+      patternLabels = patternLabels.slice(1);
+      if (nameLabels.length <= patternLabels.length) return false;
+      nameLabels.splice(0, nameLabels.length - patternLabels.length);
+    }
+    if (nameLabels.length !== patternLabels.length) return false;
+    return patternLabels.every((pl, i) => {
+      const parts = pl.split('*');
+      const label = nameLabels[i]!;
+      if (parts.length === 1) return label === pl;
+      if (!label.startsWith(parts[0]!) || !label.endsWith(parts[parts.length - 1]!) || label.length < parts[0]!.length + parts[parts.length - 1]!.length) return false;
+      let at = parts[0]!.length;
+      for (const mid of parts.slice(1, -1)) {
+        const found = label.indexOf(mid, at);
+        if (found < 0 || found + mid.length > label.length - parts[parts.length - 1]!.length) return false;
+        at = found + mid.length;
+      }
+      return true;
+    });
+  };
   const mentionsNamespace = (sel: LabelSelector) =>
     Object.keys(sel.matchLabels ?? {}).includes(POD_NS) || (sel.matchExpressions ?? []).some((e) => e.key === POD_NS);
   const palisadeSelects = (p: PalisadePolicyInput, pod: PodInput) =>
@@ -162,8 +193,11 @@ export function allowed(
       entities.some((e) => entityMatches(e, self, other)) ||
       cidrs.some((c) => inCidr(other.ip, c)) ||
       sets.some((s) => inCidr(other.ip, s.cidr) && !(s.except ?? []).some((e) => inCidr(other.ip, e)));
-    // (toFQDNs: no name has been learned here, so they match no address.)
-    return peerOk && portOk;
+    // toFQDNs: an address learned for a name the selector matches, outside the cluster (a pod, node or API server address is judged as such).
+    const fqdnOk =
+      !other.pod && !nodeIps.includes(other.ip) && !apiServers.includes(other.ip) &&
+      fqdns.some((f) => [...(extras.dnsNames ?? [])].some(([name, ips]) => ips.includes(other.ip) && fqdnMatches(f, name)));
+    return (peerOk || fqdnOk) && portOk;
   };
 
   const directionAllows = (self: PodInput, direction: 'Ingress' | 'Egress', other: { pod: PodInput | undefined; ip: string }) => {
@@ -176,6 +210,10 @@ export function allowed(
     const palisadeIsolates = selectingPalisade.some((p) => p.spec.enableDefaultDeny[ingress ? 'ingress' : 'egress']);
     if (selecting.length === 0 && !palisadeIsolates) return true;
     if (selectingPalisade.some((p) => (ingress ? p.spec.ingress : p.spec.egress).some((r) => palisadeRuleMatches(p, r, ingress, self, other)))) return true;
+    // An egress rule with toFQDNs also allows DNS to the DNS servers on TCP and UDP 53.
+    const dns = extras.dnsServers ?? { namespace: 'kube-system', podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } };
+    const isDnsServer = other.pod !== undefined && other.pod.namespace === dns.namespace && matches(dns.podSelector, other.pod.labels);
+    if (!ingress && isDnsServer && port === 53 && protocol !== 'SCTP' && selectingPalisade.some((p) => p.spec.egress.some((r) => (r.toFQDNs ?? []).length > 0))) return true;
     const destination = direction === 'Ingress' ? self : other.pod;
     return selecting.some((p) => {
       const rules = direction === 'Ingress' ? (p.spec.ingress ?? []).map((r) => ({ peers: r.from, ports: r.ports })) : (p.spec.egress ?? []).map((r) => ({ peers: r.to, ports: r.ports }));

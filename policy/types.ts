@@ -3,6 +3,7 @@
 // per-endpoint policy entries that another module translates into the maps of
 // docs/adr/0001-datapath-maps.md).
 
+import type { DnsServers } from './palisade-ir.ts';
 import type { PalisadePolicySpec } from './palisade-policy.ts';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
@@ -132,6 +133,12 @@ export interface RuleRef {
   index: number;
   /** A rule of spec.ingressDeny or spec.egressDeny: what it matches is dropped, whatever allows it. */
   deny?: true;
+  /**
+   * The DNS queries an egress rule with toFQDNs allows by itself (to the
+   * cluster's DNS servers on UDP and TCP 53), named after that rule:
+   * `pnp:ns/name/egress/0/dns`.
+   */
+  implicitDns?: true;
 }
 
 /**
@@ -234,6 +241,10 @@ export interface CompiledPolicy {
 export interface CompileInput {
   policies: readonly NetworkPolicyInput[];
   palisadePolicies?: readonly PalisadePolicyInput[];
+  /** Names learned from DNS answers, with their addresses. */
+  dnsNames?: ReadonlyMap<string, readonly string[]>;
+  /** The DNS servers an FQDN rule's implicit DNS rule allows (default: `k8s-app: kube-dns` in `kube-system`). */
+  dnsServers?: DnsServers;
   pods: readonly PodInput[];
   namespaces: readonly NamespaceInput[];
   identities: ReadonlyMap<string, number>;
