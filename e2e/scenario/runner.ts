@@ -134,7 +134,11 @@ export async function runScenario(cluster: ScenarioCluster, scenario: Scenario, 
               if (!failure || Date.now() > deadline) break;
               await sleep(250);
             }
-            if (failure) run.failures.push(`step ${index} (probe ${step.portLabel}): explain: ${failure}`);
+            if (failure) {
+              run.failures.push(`step ${index} (probe ${step.portLabel}): explain: ${failure}`);
+              // A probe whose flows do not explain it fails, whatever its matrix said.
+              run.probes[run.probes.length - 1]!.status = 'failed';
+            }
           }
           return;
         }
