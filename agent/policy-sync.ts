@@ -29,6 +29,27 @@ import { CoalescingTask } from '../lib/coalescing-task.ts';
 import { watchInformer, type WatchedInformer } from '../lib/informers.ts';
 import { Compiler } from '../policy/compile.ts';
 import { networkPolicySpec } from '../lib/network-policy.ts';
+import { policyRefString } from '../policy/ids.ts';
+import { PALISADE_POLICY_GROUP, PALISADE_POLICY_KINDS, PALISADE_POLICY_VERSION } from '../policy/palisade-policy.ts';
+import type { DirectionPolicy, PalisadePolicyKind, PolicyRef } from '../policy/types.ts';
+import { readPalisadePolicy, type StoredPalisadePolicy } from './palisade-policy-input.ts';
+
+/** The policies whose rules make a direction's entries (isolating or not); once per shared direction result. */
+const rulePoliciesOf = new WeakMap<DirectionPolicy, readonly PolicyRef[]>();
+function rulePolicies(dp: DirectionPolicy): readonly PolicyRef[] {
+  let out = rulePoliciesOf.get(dp);
+  if (!out) {
+    const seen = new Map<string, PolicyRef>(dp.isolatedBy.map((p) => [policyRefString(p), p]));
+    const add = (r: PolicyRef) => {
+      const key = policyRefString(r);
+      if (!seen.has(key)) seen.set(key, { ...(r.kind ? { kind: r.kind } : {}), namespace: r.namespace, name: r.name });
+    };
+    for (const e of dp.entries) add(e.rule);
+    for (const region of dp.cidrRegions) for (const e of region.entries) add(e.rule);
+    rulePoliciesOf.set(dp, (out = [...seen.values()]));
+  }
+  return out;
+}
 import type { Endpoint } from './cni/handler.ts';
 import { ConntrackPurge } from './conntrack-purge.ts';
 import { podInput } from './pod-input.ts';
@@ -79,7 +100,7 @@ interface SecurityIdentity extends KubernetesObject {
 }
 
 /** Kinds whose resourceVersions are reported as realized (see e2e/scenario/enforcement.ts). */
-type WatchedKind = 'Pod' | 'Namespace' | 'NetworkPolicy' | 'SecurityIdentity' | 'Service' | 'EndpointSlice';
+type WatchedKind = 'Pod' | 'Namespace' | 'NetworkPolicy' | PalisadePolicyKind | 'SecurityIdentity' | 'Service' | 'EndpointSlice';
 
 export class PolicySync {
   readonly #o: PolicySyncOptions;
@@ -119,6 +140,8 @@ export class PolicySync {
   #frontends: { frontends: ServiceFrontend[]; problems: string[]; apiServers: string[] } | undefined;
   /** What flows are enriched with (flows/enrich.ts): rules by number, pods' labels, address owners and local devices as of the last sync. */
   readonly #rules = new RuleIndex();
+  /** Palisade policies enforced fail closed, and why (logged once per reason). */
+  readonly #policyProblems = new Map<string, string>();
   readonly #podFacts = new Map<string, PodFacts>();
   #owners = new Map<string, string>();
   #devices = new Map<number, string>();
@@ -282,6 +305,35 @@ export class PolicySync {
         },
       },
     );
+    // Palisade's own kinds; an invalid one is enforced fail closed (palisade-policy-input.ts).
+    for (const info of PALISADE_POLICY_KINDS) {
+      const coordinates = { group: PALISADE_POLICY_GROUP, version: PALISADE_POLICY_VERSION, plural: info.plural };
+      const kind = info.kind as PalisadePolicyKind;
+      const refOf = (p: StoredPalisadePolicy) => ({ kind, namespace: kind === 'PalisadeClusterNetworkPolicy' ? '' : p.metadata!.namespace!, name: p.metadata!.name! });
+      this.#informer<StoredPalisadePolicy & KubernetesObject>(
+        kind,
+        makeInformer(kubeconfig, `/apis/${PALISADE_POLICY_GROUP}/${PALISADE_POLICY_VERSION}/${info.plural}`, () =>
+          (info.scope === 'Namespaced' ? custom.listCustomObjectForAllNamespaces(coordinates) : custom.listClusterCustomObject(coordinates)) as never,
+        ),
+        {
+          set: (p) => {
+            const read = readPalisadePolicy(kind, p);
+            const key = policyRefString(refOf(p));
+            if (read.problem && this.#policyProblems.get(key) !== read.problem) log(`policy: ${kind} ${key}: ${read.problem}`);
+            if (read.problem) this.#policyProblems.set(key, read.problem);
+            else this.#policyProblems.delete(key);
+            c.setPalisadePolicy(read.input);
+            this.#rules.setPolicy(refOf(p), read.rules);
+          },
+          remove: (p) => {
+            const ref = refOf(p);
+            c.deletePalisadePolicy(kind, ref.namespace, ref.name);
+            this.#rules.deletePolicy(ref);
+            this.#policyProblems.delete(policyRefString(ref));
+          },
+        },
+      );
+    }
     this.#informer<SecurityIdentity>(
       'SecurityIdentity',
       makeInformer(kubeconfig, '/apis/palisade.io/v1alpha1/securityidentities', () =>
@@ -367,6 +419,10 @@ export class PolicySync {
       rules: this.#rules,
       isolatedBy: (pod, direction) => this.#compiler.result(pod)?.[direction]?.isolatedBy,
       deniedBy: (pod, direction) => this.#compiler.result(pod)?.[direction === 'ingress' ? 'ingressDeny' : 'egressDeny']?.isolatedBy,
+      allowedBy: (pod, direction) => {
+        const dp = this.#compiler.result(pod)?.[direction];
+        return dp && rulePolicies(dp);
+      },
     };
   }
 

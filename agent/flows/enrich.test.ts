@@ -102,3 +102,22 @@ test('peers that are no pod: the API server on this node or another is that node
   const entity = (dstIdentity: number) => enrichFlow(event({ direction: DIRECTION.EGRESS, saddr: '10.200.2.9', daddr: '172.30.0.11', dstIdentity }), context).destination.entity;
   assert.deepEqual([1, 8, 6, 9, 7, 5, 2].map(entity), ['host', 'host', 'remote-node', 'remote-node', 'kube-apiserver', 'init', 'world']);
 });
+
+test('a connection allowed by a Palisade policy that allows without isolating names that policy and rule', () => {
+  const own = { kind: 'PalisadeNetworkPolicy' as const, namespace: 'db', name: 'allow-own' };
+  const local = new RuleIndex();
+  local.setPolicy({ namespace: 'db', name: 'deny-all' }, { ingress: 0, egress: 0 });
+  local.setPolicy(own, { ingress: 1, egress: 0 });
+  const ctx: FlowContext = {
+    ...context,
+    rules: local,
+    isolatedBy: () => [{ namespace: 'db', name: 'deny-all' }],
+    allowedBy: () => [{ namespace: 'db', name: 'deny-all' }, own],
+  };
+  const flow = enrichFlow(event({ ruleId: ruleId({ ...own, direction: 'ingress', index: 0 }) }), ctx);
+  assert.deepEqual(flow.policies, [{ kind: 'PalisadeNetworkPolicy', namespace: 'db', name: 'allow-own' }]);
+  assert.equal(flow.rule?.index, 0);
+  // Without allowedBy (only the isolating policies known), the rule of a non-isolating policy is not trusted: no name.
+  const { allowedBy: _, ...older } = ctx;
+  assert.deepEqual(enrichFlow(event({ ruleId: ruleId({ ...own, direction: 'ingress', index: 0 }) }), older).policies, []);
+});

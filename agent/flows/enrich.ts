@@ -30,6 +30,12 @@ export interface FlowContext {
   isolatedBy(pod: string, direction: 'ingress' | 'egress'): readonly PolicyRef[] | undefined;
   /** The policies with deny rules that select a pod in a direction (EndpointPolicy ingressDeny/egressDeny); undefined when none, or not known. */
   deniedBy?(pod: string, direction: 'ingress' | 'egress'): readonly PolicyRef[] | undefined;
+  /**
+   * The policies whose allow rules apply to a pod in a direction: the
+   * isolating ones and the Palisade policies that allow without isolating
+   * (enableDefaultDeny false); undefined when not isolated, or not known.
+   */
+  allowedBy?(pod: string, direction: 'ingress' | 'egress'): readonly PolicyRef[] | undefined;
 }
 
 /** How many rules a policy has in each list (its spec's ingress, egress, ingressDeny and egressDeny). */
@@ -200,7 +206,7 @@ export function enrichFlow(event: FlowEvent, context: FlowContext, packets?: big
   const denied = event.reason === REASON.DROP_POLICY_DENY || event.reason === REASON.DROP_REVOKED;
   const deniedBy = endpoint ? context.deniedBy?.(endpoint, direction) : undefined;
   const candidates = context.rules.lookup(event.ruleId).filter((r): r is RuleRef => !('default' in r) && r.direction === direction && (r.deny === true) === denied);
-  const selecting = denied ? deniedBy : isolatedBy;
+  const selecting = denied ? deniedBy : ((endpoint ? context.allowedBy?.(endpoint, direction) : undefined) ?? isolatedBy);
   const rule = candidates.find((r) => selecting?.some((p) => sameRef(p, r))) ?? (selecting ? undefined : candidates[0]);
   if (rule && event.ruleId !== 0) {
     const part = rulePart(rule);

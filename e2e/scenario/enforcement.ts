@@ -10,7 +10,7 @@
 import { CustomObjectsApi, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 
 /** Kinds whose changes the agents enforce (agent/policy-sync.ts reports these). */
-export const WATCHED_KINDS = new Set(['NetworkPolicy', 'Pod', 'Namespace', 'Service', 'EndpointSlice']);
+export const WATCHED_KINDS = new Set(['NetworkPolicy', 'PalisadeNetworkPolicy', 'PalisadeClusterNetworkPolicy', 'Pod', 'Namespace', 'Service', 'EndpointSlice']);
 
 interface NodeStatus {
   metadata: { name: string };
