@@ -1,6 +1,7 @@
 // A whole simulated cluster for tests, the demo and the scenario runner: the
 // underlay, a real control plane, N nodes each running the Palisade agent,
-// and the kubelet stand-in that creates pods on them. stop() removes every
+// the kubelet stand-in that creates pods on them, and the world outside the
+// cluster (world.ts: a router on the underlay, external hosts behind it). stop() removes every
 // namespace, process, pin and file it created, in reverse order, and is also
 // what runs when starting fails half-way.
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -16,6 +17,7 @@ import { Kubelet, type SimPod } from './kubelet.ts';
 import { deleteNetns, listNetns, newRunId, sweepDeadRuns } from './netns.ts';
 import { startNode, type SimNode } from './node.ts';
 import { createUnderlay } from './underlay.ts';
+import { createWorld, type World } from './world.ts';
 
 export interface Cluster {
   runId: string;
@@ -28,6 +30,8 @@ export interface Cluster {
   nodes: SimNode[];
   kubelet: Kubelet;
   pods: Map<string, SimPod>;
+  /** The router on the underlay towards the world, and the external hosts behind it (world.ts). */
+  world: World;
   stop(): Promise<void>;
 }
 
@@ -64,6 +68,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   try {
     const underlay = await createUnderlay(runId);
     cleanup.defer(() => deleteNetns(underlay.controlPlaneNetns));
+    const world = await createWorld({ runId, runDir, underlay });
+    cleanup.defer(() => world.stop());
     const controlPlane = await startControlPlane({
       runDir: join(runDir, 'control-plane'),
       netns: underlay.controlPlaneNetns,
@@ -102,6 +108,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         kubeProxy: options.kubeProxy ? { clusterCidr: CLUSTER_POD_CIDR } : undefined, flows: { certs: controlPlane.certs, tokenFile: flowsApi.tokenFile } });
       cleanup.defer(() => node.stop());
       nodes.push(node);
+      await world.routeNode(node);
     }
     const kubelet = new Kubelet(core, runId, runDir);
     const pods = new Map<string, SimPod>();
@@ -111,7 +118,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     });
     const stack = cleanup.move();
     return {
-      runId, runDir, controlPlane, operator, kubeconfig, core, nodes, kubelet, pods,
+      runId, runDir, controlPlane, operator, kubeconfig, core, nodes, kubelet, pods, world,
       stop: () => stack.disposeAsync(),
     };
   } catch (error) {

@@ -2,7 +2,9 @@
 // cluster's underlay and control plane (kube-apiserver, etcd), plus
 // kube-controller-manager and kube-scheduler with leader election, and N
 // nodes each running containerd, runc, a real kubelet and kube-proxy in its
-// own network namespace, mount namespace and cgroups (real-node.ts).
+// own network namespace, mount namespace and cgroups (real-node.ts), and the
+// world outside the cluster (world.ts: a router on the underlay that routes
+// each node's pod CIDR to it, external hosts behind it).
 //
 // Nodes come up without a CNI configuration, so they register NotReady
 // (NetworkPluginNotReady) until one is installed: by the Helm chart's agent,
@@ -38,6 +40,7 @@ import { deleteNetns, isDeadRun, listNetns, newRunId, sweepDeadRuns } from './ne
 import type { ManagedProcess } from './processes.ts';
 import { startRealNode, type RealNode } from './real-node.ts';
 import { createUnderlay } from './underlay.ts';
+import { createWorld, type World } from './world.ts';
 
 const REPO = join(import.meta.dirname, '../..');
 const IMAGES_SCRIPT = join(REPO, 'scripts/build-images.sh');
@@ -79,6 +82,8 @@ export interface RealCluster {
   controllerManager: ManagedProcess;
   scheduler: ManagedProcess;
   nodes: RealNode[];
+  /** The router on the underlay towards the world, and the external hosts behind it (world.ts). */
+  world: World;
   /**
    * How long the start took, in ms: images (built or found, while the control plane
    * starts), control plane, and from then on, side by side, controllers (both leading)
@@ -134,6 +139,8 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
     const tControlPlane = performance.now();
     const underlay = await createUnderlay(runId);
     cleanup.defer(() => deleteNetns(underlay.controlPlaneNetns));
+    const world = await createWorld({ runId, runDir, underlay });
+    cleanup.defer(() => world.stop());
     const cpDir = join(runDir, 'control-plane');
     const controlPlane = await startControlPlane({ runDir: cpDir, netns: underlay.controlPlaneNetns, advertiseAddress: underlay.advertiseAddress, realNodes: true });
     cleanup.defer(() => controlPlane.stop());
@@ -171,6 +178,7 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
     });
     // The controllers' failure first: a node waiting for its pod CIDR fails because of it.
     for (const s of [...controllers, ...started]) if (s.status === 'rejected') throw s.reason;
+    for (const node of nodes) await world.routeNode(node);
     const [controllerManager, scheduler] = controllers.map((c) => (c as PromiseFulfilledResult<ManagedProcess>).value) as [ManagedProcess, ManagedProcess];
 
     const helm = await helmBinary;
@@ -178,7 +186,7 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
     const env = { KUBECONFIG: controlPlane.adminKubeconfig, KUBECACHEDIR: join(runDir, 'kube-cache') };
     const stack = cleanup.move();
     return {
-      runId, runDir, controlPlane, adminKubeconfig: controlPlane.adminKubeconfig, kubeconfig, core, controllerManager, scheduler, nodes,
+      runId, runDir, controlPlane, adminKubeconfig: controlPlane.adminKubeconfig, kubeconfig, core, controllerManager, scheduler, nodes, world,
       timings: { images: imagesMs, controlPlane: controlPlaneMs, controllers: controllersMs, nodes: nodesMs, total: since(t0) },
       kubectl: (args, o = {}) => execa('kubectl', args, { env, input: o.input, reject: o.reject ?? true }),
       // Helm's caches and config stay in the run directory, not the user's home.
