@@ -2,7 +2,8 @@
 // its Node object (waiting, with backoff, for an API server it cannot reach;
 // its CNI STATUS says not-ready meanwhile), prunes the saved endpoints that
 // are not its pods' veths any more, serves the CNI binary (IPAM + pod links), keeps routes to
-// every other node's pod CIDR in step with the Node objects, and keeps the
+// every other node's pod CIDR, and the masquerading of its pods' traffic leaving the
+// cluster (ADR 0011), in step with the Node objects, and keeps the
 // eBPF policy datapath (loaded through the libbpf loader) in step with the
 // cluster's NetworkPolicies, pods, namespaces and identities, and collects
 // the conntrack entries of connections that have gone quiet.
@@ -12,6 +13,8 @@ import { CoreV1Api, KubeConfig, makeInformer, type V1Node } from '@kubernetes/cl
 import type { Server } from 'node:net';
 import { ensurePinDir } from '../datapath/bpffs.ts';
 import { applyNodeRoutes, listNodeRoutes } from '../datapath/node-routes.ts';
+import { applyMasquerade, removeMasquerade } from '../datapath/masquerade.ts';
+import { masqueradePlan } from './masquerade.ts';
 import type { AgentConfig } from './config.ts';
 import { createCniHandler, createStartingHandler, hostIfNameFor, type Endpoint } from './cni/handler.ts';
 import { EndpointRegistry } from './endpoints.ts';
@@ -97,9 +100,34 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
     },
     { onError: (error) => log(`routes: sync failed, retrying: ${(error as Error).message}`) },
   );
-  const nodeWatch = watchInformer(nodes, () => routes.request(), (error) => log(`nodes: watch failed, restarting: ${String(error)}`));
+  // Masquerading follows the nodes too: their pod CIDRs and addresses are what stays in the cluster.
+  let masquerading = '';
+  const masquerade = new CoalescingTask(
+    async () => {
+      if (!config.masquerade) {
+        if (await removeMasquerade()) log('masquerade: off; removed the chain an earlier agent wrote');
+        return;
+      }
+      const { skipped, ...plan } = masqueradePlan(nodes.list().map(nodeFacts), podCidr);
+      const key = JSON.stringify(plan);
+      if (key === masquerading) return;
+      await applyMasquerade(plan);
+      masquerading = key;
+      log(`masquerade: pods of ${plan.podCidr} leave the cluster with this node's address; unmasqueraded: ${plan.cluster.join(',')}`);
+      if (skipped.length > 0) log(`masquerade: not IPv4, left out: ${skipped.join('; ')}`);
+    },
+    { onError: (error) => log(`masquerade: sync failed, retrying: ${(error as Error).message}`) },
+  );
+  const nodeWatch = watchInformer(nodes, () => {
+    routes.request();
+    masquerade.request();
+  }, (error) => log(`nodes: watch failed, restarting: ${String(error)}`));
   await nodeWatch.start();
   routes.request();
+  // Before the first pod gets an address: its first connection out is masqueraded as configured.
+  await masquerade.runSoon().catch((error: unknown) => {
+    throw new Error(`cannot ${config.masquerade ? 'set up' : 'remove'} masquerading (--masquerade ${config.masquerade}): ${(error as Error).message}`, { cause: error });
+  });
 
   const registry = await EndpointRegistry.open(join(config.stateDir, 'endpoints'));
   await pruneStaleEndpoints(registry, allocator, log);
@@ -212,6 +240,8 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
       await new Promise((resolve) => server.close(resolve));
       await nodeWatch.stop();
       await routes.idle();
+      // The chain stays, as the routes and pins do: pods keep reaching the world while no agent runs.
+      await masquerade.idle();
       await new Promise((resolve) => (metricsServer ? metricsServer.close(resolve) : resolve(undefined)));
       if (flowServer) {
         const closed = new Promise((resolve) => flowServer.close(resolve));

@@ -38,6 +38,18 @@ const schema = z.object({
    */
   hostReachesPods: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
   /**
+   * Whether this node's pods' connections to destinations outside the cluster leave with
+   * the node's address (SNAT: iptables MASQUERADE in the nat chain PALISADE-MASQUERADE),
+   * as Cilium does by default. Outside the cluster means any address that is no node's pod
+   * CIDR and no node's address, as the Node objects give them. With false they leave with
+   * the pod's address: the network beyond the nodes must then route every pod CIDR to its
+   * node (native routing), or replies never come back. Connections from outside to a pod
+   * are never translated either way; egress policy judges the pod's own address on its
+   * veth before any SNAT. `--masquerade true|false`; default true (ADR 0011). With false,
+   * the chain an earlier agent wrote is removed at start.
+   */
+  masquerade: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  /**
    * The most conntrack entries one pod may hold (the datapath's load-time global
    * pal_ct_endpoint_max, ADR 0003). Every pod keeps a reserve of its own whatever the
    * others do; this bounds how much of the shared rest of the node's table a single pod
@@ -85,6 +97,7 @@ export function parseAgentConfig(argv: string[]): AgentConfig {
       'ct-gc-interval-seconds': { type: 'string' },
       'max-entries-per-endpoint': { type: 'string' },
       'host-reaches-pods': { type: 'string' },
+      masquerade: { type: 'string' },
       'ct-max-per-endpoint': { type: 'string' },
       'flow-store-size': { type: 'string' },
       'flow-update-seconds': { type: 'string' },
@@ -110,6 +123,7 @@ export function parseAgentConfig(argv: string[]): AgentConfig {
     ctGcIntervalSeconds: values['ct-gc-interval-seconds'],
     maxEntriesPerEndpoint: values['max-entries-per-endpoint'],
     hostReachesPods: values['host-reaches-pods'],
+    masquerade: values.masquerade,
     ctMaxPerEndpoint: values['ct-max-per-endpoint'],
     flowStoreSize: values['flow-store-size'],
     flowUpdateSeconds: values['flow-update-seconds'],
