@@ -21,7 +21,8 @@ import { RuleOutput, type PortSpec } from './rule-output.ts';
 import { comparePolicyRefs, comparePorts } from './entries.ts';
 import { fqdnKey } from './fqdn.ts';
 import { FqdnState } from './fqdn-state.ts';
-import { IDENTITY_INIT, IDENTITY_WORLD, policyRefString } from './ids.ts';
+import { IDENTITY_INIT, IDENTITY_WORLD, policyRefString, ruleRefString } from './ids.ts';
+import type { FqdnSelector } from './palisade-policy.ts';
 import { DEFAULT_DNS_SERVERS, palisadePolicyIR, type DnsServers } from './palisade-ir.ts';
 import { ALL_PODS_PEER, policyIR, type IpBlockIR, type PeerIR, type PolicyIR, type PortIR, type RuleIR } from './ir.ts';
 import { computeRegions, type CidrItem } from './regions.ts';
@@ -40,6 +41,7 @@ import type {
   PodInput,
   Problem,
   Protocol,
+  RuleRef,
 } from './types.ts';
 
 interface RuleRec {
@@ -90,6 +92,8 @@ interface PolicyRec {
   /** The shared direction results built from this policy. */
   slots: Set<DirSlot>;
   ingressNamed: boolean;
+  /** Some egress rule has toFQDNs or rules.dns: the pods it selects need the DNS proxy. */
+  hasDns: boolean;
 }
 
 interface DirResult {
@@ -123,6 +127,7 @@ export interface ChangedEndpoints {
 }
 
 const NO_EXCEPT: readonly Prefix[] = [];
+const DNS_REDIRECT = Object.freeze({ redirect: true as const });
 const NO_IDS: readonly number[] = [];
 const NO_SPECS: readonly PortSpec[] = [];
 const ALL_PORTS: readonly PortSpec[] = [{ protocol: 'ANY', port: 'any' }];
@@ -160,7 +165,8 @@ function endpointEqual(a: EndpointPolicy | undefined, b: EndpointPolicy | undefi
     directionEqual(a.ingress, b.ingress) &&
     directionEqual(a.egress, b.egress) &&
     directionEqual(a.ingressDeny, b.ingressDeny) &&
-    directionEqual(a.egressDeny, b.egressDeny)
+    directionEqual(a.egressDeny, b.egressDeny) &&
+    (a.dns === undefined) === (b.dns === undefined)
   );
 }
 
@@ -241,6 +247,8 @@ export class Compiler {
   /** Rules by the FQDN selector keys they use, and the rules whose entities include `world`. */
   private readonly fqdnRules = new Map<string, Set<RuleRec>>();
   private readonly worldRules = new Set<RuleRec>();
+  /** rules.dns (and implicit DNS rules) by rule reference string. */
+  private readonly dnsRestrictions = new Map<string, readonly FqdnSelector[]>();
   private readonly policies = new Map<string, PolicyRec>();
   private readonly nsPolicies = new Map<string, Set<PolicyRec>>();
   /** PalisadeClusterNetworkPolicies: they may select pods of any namespace. */
@@ -296,6 +304,20 @@ export class Compiler {
   /** The learned names that resolve to an address (a flow's FQDN explanation). */
   dnsNamesOf(address: string): readonly string[] {
     return this.fqdn.namesOf(address);
+  }
+
+  /** Whether some policy's FQDN selector matches the name: an answer for it is worth learning. */
+  dnsNameWanted(name: string): boolean {
+    return this.fqdn.wanted(name);
+  }
+
+  /**
+   * The names an egress allow rule lets its pods resolve on port 53 (its
+   * rules.dns; an FQDN rule's implicit DNS rule: the FQDN selectors);
+   * undefined: any name.
+   */
+  dnsRestriction(rule: RuleRef): readonly FqdnSelector[] | undefined {
+    return this.dnsRestrictions.get(ruleRefString(rule));
   }
 
   private fqdnSetsChanged(keys: ReadonlySet<string>) {
@@ -383,7 +405,9 @@ export class Compiler {
       selected: new Set(),
       slots: new Set(),
       ingressNamed: (ir.ingress ?? []).some((r) => r.hasNamedPorts),
+      hasDns: [...(ir.egress ?? []), ...(ir.egressDeny ?? [])].some((r) => r.fqdns.length > 0 || r.dnsNames !== undefined),
     };
+    for (const r of ir.egress ?? []) if (r.dnsNames) this.dnsRestrictions.set(ruleRefString(r.ref), r.dnsNames);
     const rule = (r: RuleIR, direction: Direction): RuleRec => {
       const rr: RuleRec = { ir: r, policy: rec, direction, peers: [], namedAll: undefined, namedBlocks: false, plain: plainPorts(r.ports), cache: undefined, stale: true, byResolution: undefined, union: undefined, fqdnKeys: [] };
       rr.peers = r.peers.map((p) => this.acquirePeer(p, rr));
@@ -603,6 +627,7 @@ export class Compiler {
       slot.result = undefined;
       for (const p of slot.pols) if (p !== rec) p.slots.delete(slot);
     }
+    for (const r of rec.ir.egress ?? []) this.dnsRestrictions.delete(ruleRefString(r.ref));
     if (rec.ns) this.nsPolicies.get(rec.ns.name)?.delete(rec);
     else this.clusterPolicies.delete(rec);
     this.policies.delete(rec.ir.key);
@@ -771,6 +796,8 @@ export class Compiler {
     const eg = view.egress && this.direction(pod, view.egress);
     const ingDeny = view.ingressDeny && this.direction(pod, view.ingressDeny);
     const egDeny = view.egressDeny && this.direction(pod, view.egressDeny);
+    let dns = false;
+    for (const p of this.podPolicies.get(pod)?.set ?? []) dns ||= p.hasDns;
     const problems = [ing?.problem, eg?.problem, ingDeny?.problem, egDeny?.problem].filter((p) => p !== undefined).map((p) => ({ ...p, endpoint: pod.key }));
     if (problems.length > 0) this.endpointProblems.set(pod.key, problems);
     else if (this.endpointProblems.size > 0) this.endpointProblems.delete(pod.key);
@@ -784,6 +811,7 @@ export class Compiler {
       egress: eg?.policy,
       ingressDeny: ingDeny?.policy,
       egressDeny: egDeny?.policy,
+      ...(dns ? { dns: DNS_REDIRECT } : {}),
     };
   }
 

@@ -99,6 +99,27 @@ function matchLane(
 }
 
 /**
+ * Every rule of a lane with an entry that matches the connection (not just
+ * the first, as the datapath records): the DNS proxy unions their DNS
+ * restrictions.
+ */
+export function matchingRules(dp: DirectionPolicy, peer: { address: Address; identity: number }, protocol: Protocol, port: number): RuleRef[] {
+  const inCluster = isClusterIdentity(peer.identity);
+  const fits = (e: PolicyEntry) =>
+    e.protocol === 'ANY' || (e.protocol === protocol && (e.port === 'any' || (e.port.from <= port && port <= e.port.to)));
+  const out = new Map<string, RuleRef>();
+  const add = (e: PolicyEntry) => {
+    if (fits(e)) out.set(JSON.stringify(e.rule), e.rule);
+  };
+  for (const e of dp.entries) {
+    if (e.peer.kind === 'any' || (e.peer.kind === 'identity' && (e.peer.identity === peer.identity || (inCluster && e.peer.identity === IDENTITY_CLUSTER)))) add(e);
+  }
+  const region = longestPrefixRegion(dp.cidrRegions, peer.address);
+  for (const e of region?.entries ?? []) add(e);
+  return [...out.values()];
+}
+
+/**
  * One hook: `dp` is the endpoint's policy in the direction (undefined: not
  * isolated), `deny` its deny rules there; the peer is the other end of the
  * packet. A deny rule decides first, isolated or not.

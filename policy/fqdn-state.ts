@@ -111,6 +111,13 @@ export class FqdnState {
     return new Map([...this.#names].map(([n, r]) => [n, r.addresses]));
   }
 
+  /** Whether some policy's FQDN selector matches the name (only such names are worth learning). */
+  wanted(rawName: string): boolean {
+    const name = normalizeName(rawName);
+    for (const s of this.#selectors.values()) if (s.matches(name)) return true;
+    return false;
+  }
+
   /** The names that address was learned for (flows: the name a connection matched). */
   namesOf(address: string): readonly string[] {
     return [...(this.#addressNames.get(address) ?? [])].sort();

@@ -53,6 +53,12 @@ export interface RuleIR {
   entities: readonly number[];
   /** toFQDNs (egress of Palisade kinds): addresses learned from DNS answers for names they match. */
   fqdns: readonly FqdnSelector[];
+  /**
+   * The names this rule lets the selected pods resolve on port 53 (its
+   * toPorts' rules.dns; an implicit DNS rule: its FQDN rule's selectors);
+   * undefined: any name.
+   */
+  dnsNames?: readonly FqdnSelector[];
   ipBlocks: IpBlockIR[];
   /** null: `ports` empty or absent, every protocol and port. */
   ports: PortIR[] | null;

@@ -149,6 +149,10 @@ export function palisadePolicyIR(input: PalisadePolicyInput, dnsServers: DnsServ
     } else if (r.toPorts !== undefined) {
       const ports: PortIR[] = [];
       let all = false;
+      // rules.dns restrict the names resolved through this rule, unless another entry opens port 53 without them.
+      const restricted = r.toPorts.filter((pr) => pr.rules !== undefined);
+      const open53 = r.toPorts.some((pr) => pr.rules === undefined && pr.ports.some((p) => p.protocol !== 'SCTP' && (p.port === 0 || (p.port <= 53 && 53 <= (p.endPort ?? p.port)))));
+      if (restricted.length > 0 && !open53) out.dnsNames = restricted.flatMap((pr) => pr.rules!.dns);
       for (const pr of r.toPorts) {
         for (const p of pr.ports) {
           const irs = portIRs(p);
@@ -167,6 +171,7 @@ export function palisadePolicyIR(input: PalisadePolicyInput, dnsServers: DnsServ
   const implicitDns = (r: RuleIR): RuleIR => ({
     ...r,
     ref: { ...r.ref, implicitDns: true },
+    dnsNames: r.fqdns,
     allPeers: false,
     peers: [dnsServersPeer],
     entities: [],

@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Compiler, compile } from './compile.ts';
-import { evaluate } from './evaluate.ts';
+import { evaluate, matchingRules } from './evaluate.ts';
+import { parseAddress } from './cidr.ts';
 import { allocateIdentities, scenarioCluster } from './fixtures.ts';
 import { FQDN_BIT, ruleRefString } from './ids.ts';
 import { validatePalisadePolicy } from './palisade-policy.ts';
@@ -16,7 +17,7 @@ function palisade(kind: PalisadePolicyInput['kind'], namespace: string, name: st
 }
 
 const cluster = scenarioCluster();
-const identities = allocateIdentities({ ...cluster, policies: [] });
+const identities = allocateIdentities(cluster);
 const [xa, xb] = cluster.pods;
 
 test('palisade: a cluster-wide deny wins over a NetworkPolicy allow, and the verdict names the deny rule', () => {
@@ -76,9 +77,38 @@ test('palisade: an FQDN rule allows DNS to the cluster DNS servers by itself, na
   const dnsPod = { namespace: 'kube-system', name: 'dns', labels: { 'k8s-app': 'kube-dns' }, ip: '10.0.9.53', node: 'node-1', containerPorts: [] };
   const all = { namespaces: [...cluster.namespaces, { name: 'kube-system', labels: {} }], pods: [...cluster.pods, dnsPod] };
   const p = palisade('PalisadeNetworkPolicy', 'x', 'to-api', { endpointSelector: {}, egress: [{ toFQDNs: [{ matchName: 'api.example.com' }] }] });
-  const out = compile({ ...all, identities: allocateIdentities({ ...all, policies: [] }), policies: [], palisadePolicies: [p] });
+  const out = compile({ ...all, identities: allocateIdentities(all), policies: [], palisadePolicies: [p] });
   const udp = evaluate(out, { src: xa!.ip!, dst: dnsPod.ip, protocol: 'UDP', port: 53 });
   assert.equal(udp.allowed, true);
   assert.equal(ruleRefString((udp.egress!.verdict as { rule: Parameters<typeof ruleRefString>[0] }).rule), 'pnp:x/to-api/egress/0/dns');
   assert.equal(evaluate(out, { src: xa!.ip!, dst: dnsPod.ip, protocol: 'TCP', port: 80 }).allowed, false);
+});
+
+test('palisade: pods selected by FQDN or DNS rules go through the DNS proxy; the names each rule lets them resolve', () => {
+  const dnsPod = { namespace: 'kube-system', name: 'dns', labels: { 'k8s-app': 'kube-dns' }, ip: '10.0.9.53', node: 'node-1', containerPorts: [] };
+  const all = { namespaces: [...cluster.namespaces, { name: 'kube-system', labels: {} }], pods: [...cluster.pods, dnsPod] };
+  const c = new Compiler();
+  for (const ns of all.namespaces) c.setNamespace(ns);
+  c.setIdentities(allocateIdentities(all));
+  for (const pod of all.pods) c.setPod(pod);
+  c.setPalisadePolicy(palisade('PalisadeNetworkPolicy', 'x', 'fqdn', { endpointSelector: { matchLabels: { pod: 'a' } }, egress: [{ toFQDNs: [{ matchPattern: '*.example.com' }] }] }));
+  c.setPalisadePolicy(
+    palisade('PalisadeNetworkPolicy', 'y', 'dns-only', {
+      endpointSelector: {},
+      egress: [{ toEndpoints: [{ matchLabels: { 'io.kubernetes.pod.namespace': 'kube-system' } }], toPorts: [{ ports: [{ port: '53', protocol: 'ANY' }], rules: { dns: [{ matchName: 'api.example.com' }] } }] }],
+    }),
+  );
+  assert.deepEqual(c.result('x/a')!.dns, { redirect: true });
+  assert.equal(c.result('x/b')!.dns, undefined, 'not selected');
+  assert.deepEqual(c.result('y/b')!.dns, { redirect: true }, 'a DNS rule alone also needs the proxy');
+  assert.deepEqual(c.dnsRestriction({ kind: 'PalisadeNetworkPolicy', namespace: 'x', name: 'fqdn', direction: 'egress', index: 0, implicitDns: true }), [{ matchPattern: '*.example.com' }]);
+  assert.deepEqual(c.dnsRestriction({ kind: 'PalisadeNetworkPolicy', namespace: 'y', name: 'dns-only', direction: 'egress', index: 0 }), [{ matchName: 'api.example.com' }]);
+  assert.equal(c.dnsNameWanted('www.example.com'), true);
+  assert.equal(c.dnsNameWanted('www.example.org'), false);
+  const dnsIdentity = c.ipcache().get(dnsPod.ip)!;
+  const rules = matchingRules(c.result('y/b')!.egress!, { address: parseAddress(dnsPod.ip)!, identity: dnsIdentity }, 'UDP', 53);
+  assert.deepEqual(rules.map(ruleRefString), ['pnp:y/dns-only/egress/0']);
+  c.deletePalisadePolicy('PalisadeNetworkPolicy', 'y', 'dns-only');
+  assert.equal(c.result('y/b')!.dns, undefined);
+  assert.equal(c.dnsRestriction({ kind: 'PalisadeNetworkPolicy', namespace: 'y', name: 'dns-only', direction: 'egress', index: 0 }), undefined);
 });

@@ -215,6 +215,12 @@ export interface EndpointPolicy {
    */
   ingressDeny: DirectionPolicy | undefined;
   egressDeny: DirectionPolicy | undefined;
+  /**
+   * Present when a selecting policy has FQDN rules (toFQDNs, allow or deny)
+   * or DNS rules (rules.dns): the pod's DNS queries go through the node's
+   * DNS proxy, which learns the answers and enforces the DNS rules.
+   */
+  dns?: { redirect: true };
 }
 
 export interface Problem {
