@@ -12,7 +12,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { PodWanted } from './workload.ts';
 import { CONTAINER_PORTS, SERVED_PORTS } from './kubelet.ts';
 import { IMAGES, imageArchive, podNetnsPath, readyCondition, type RealCluster } from './real-cluster.ts';
-import type { ScenarioCluster, ScenarioPod } from '../scenario/scenario-cluster.ts';
+import { worldHosts, type ScenarioCluster, type ScenarioPod } from '../scenario/scenario-cluster.ts';
 import { removeNamespacesAtOnce } from './namespace-removal.ts';
 
 const CHART = join(import.meta.dirname, '../../helm/palisade');
@@ -72,6 +72,7 @@ export async function stopRealPods(cluster: RealCluster, pods: Array<{ namespace
 /** The scenario runner's view of a real cluster with Palisade installed. */
 export function realScenarioCluster(cluster: RealCluster): ScenarioCluster {
   return {
+    ...worldHosts(cluster.world),
     kubeconfig: cluster.kubeconfig,
     core: cluster.core,
     adminKubeconfig: cluster.adminKubeconfig,

@@ -7,11 +7,14 @@ import { z } from 'zod';
 import { LabelsSchema, type Labels } from './labels.ts';
 import { parseMatrix, type Matrix } from './matrix.ts';
 import { substitute } from './placeholders.ts';
-import { PROTOCOLS, resolvePort, type ResolvedPort } from './ports.ts';
+import { POD_PORTS, PROTOCOLS, resolvePort, type ResolvedPort } from './ports.ts';
+import { EXTERNAL_PORTS, EXTERNAL_PROTOCOLS, inWorldRanges, WORLD_RANGES } from '../cluster/world-ranges.ts';
 
 export { namespaceLabels, podLabels } from './labels.ts';
 
-export type Cluster = { namespaces: string[]; pods: string[] };
+/** A host outside the cluster (version 2, `external`); probes and matrices write it `world/NAME`. */
+export type ExternalHostSpec = { name: string; ip: string };
+export type Cluster = { namespaces: string[]; pods: string[]; external: ExternalHostSpec[] };
 
 /** A Kubernetes object as written in the file, validated only as far as the runner needs. */
 export type KubeObject = {
@@ -30,6 +33,7 @@ export type LabelPodStep = { type: 'labelPod'; pod: string; namespace: string; n
 export type Explanation =
   | { from: string; to: string; verdict: 'dropped'; at: 'ingress' | 'egress'; by: string[] }
   | { from: string; to: string; verdict: 'forwarded'; egress: string[]; ingress: string[] };
+/** `expect.rows` are the sources (`from`), `expect.cols` the destinations (`to`): pods `N/P` and external hosts `world/NAME`. */
 export type ProbeStep = { type: 'probe'; expect: Matrix; explain: Explanation[] } & ResolvedPort;
 export type Step =
   | { type: 'apply'; objects: KubeObject[] }
@@ -60,7 +64,9 @@ export class ScenarioError extends Error {
   }
 }
 
-const DEFAULT_CLUSTER: Cluster = { namespaces: ['x', 'y', 'z'], pods: ['a', 'b', 'c'] };
+const DEFAULT_CLUSTER = { namespaces: ['x', 'y', 'z'], pods: ['a', 'b', 'c'] };
+/** How matrices, `from` and `to` write an external host: `world/NAME`. */
+export const WORLD = 'world';
 
 const dnsLabel = z
   .string()
@@ -82,8 +88,8 @@ const TopSchema = z.strictObject({
     .strictObject({
       namespaces: nameList(DEFAULT_CLUSTER.namespaces),
       pods: nameList(DEFAULT_CLUSTER.pods),
-      // Version 2 keys whose capabilities are not built yet: accepted here, refused below by name.
-      external: z.unknown().optional(),
+      external: z.array(z.strictObject({ name: dnsLabel, ip: z.string() })).optional(),
+      // A version 2 key whose capability is not built yet: accepted here, refused below by name.
       dns: z.unknown().optional(),
     })
     .prefault({}),
@@ -107,8 +113,8 @@ const STEP_SCHEMAS = {
     port: z.union([z.number(), z.string()]),
     protocol: z.enum(PROTOCOLS).optional(),
     expect: z.string(),
-    from: z.array(z.string()).optional(),
-    to: z.array(z.string()).optional(),
+    from: z.array(z.string()).min(1).optional(),
+    to: z.array(z.string()).min(1).optional(),
     explain: z.array(z.unknown()).optional(),
   }),
   wait: z.strictObject({ seconds: z.number().positive().max(600) }),
@@ -124,16 +130,15 @@ const ExplanationSchema = z.union([
 
 /** What a version 2 key needs that this project has not built yet: a scenario using it fails with this, never passes. */
 const NOT_YET = {
-  external: 'hosts outside the cluster (`external`, needs routing to the world): not supported by this runner yet',
-  dns: 'names (`dns`, needs DNS-aware policy, issue 10): not supported by this runner yet',
-  setDNS: 'names (`setDNS`, needs DNS-aware policy, issue 10): not supported by this runner yet',
-  fromTo: 'probes with `from`/`to` naming hosts or names need `external`/`dns`, not supported by this runner yet',
+  dns: 'names (`dns`): DNS-aware policy is not implemented yet, so this runner cannot run the scenario',
+  setDNS: 'names (`setDNS`): DNS-aware policy is not implemented yet, so this runner cannot run the scenario',
+  name: (name: string) => `"${name}" is a name: DNS-aware policy is not implemented yet, so this runner cannot run the scenario`,
 };
 type StepKey = keyof typeof STEP_SCHEMAS;
 const STEP_TYPES = Object.keys(STEP_SCHEMAS) as StepKey[];
 
 /** Every pod of the cluster as `N/P`, namespace by namespace. */
-export function clusterPods(cluster: Cluster): string[] {
+export function clusterPods(cluster: Pick<Cluster, 'namespaces' | 'pods'>): string[] {
   return cluster.namespaces.flatMap((ns) => cluster.pods.map((pod) => `${ns}/${pod}`));
 }
 
@@ -151,12 +156,38 @@ export function parseScenario(text: string, file: string): Scenario {
   }
   const top = TopSchema.safeParse(data);
   if (!top.success) throw new ScenarioError(file, undefined, describeIssues(top.error), { cause: top.error });
-  const { steps, cluster: { external, dns, ...cluster }, ...rest } = top.data;
-  if (external !== undefined || dns !== undefined) {
-    if (rest.version < 2) throw new ScenarioError(file, undefined, 'cluster.external and cluster.dns need version: 2');
-    throw new ScenarioError(file, undefined, external !== undefined ? NOT_YET.external : NOT_YET.dns);
+  const { steps, cluster: { external, dns, ...names }, ...rest } = top.data;
+  if ((external !== undefined || dns !== undefined) && rest.version < 2) {
+    throw new ScenarioError(file, undefined, 'cluster.external and cluster.dns need version: 2');
+  }
+  if (dns !== undefined) throw new ScenarioError(file, undefined, NOT_YET.dns);
+  const cluster: Cluster = { ...names, external: external ?? [] };
+  try {
+    checkExternal(cluster);
+  } catch (error) {
+    throw new ScenarioError(file, undefined, (error as Error).message, { cause: error });
   }
   return { ...rest, cluster, steps: steps.map((raw, i) => parseStep(raw, { file, index: i + 1 }, cluster, rest.version)) };
+}
+
+// External hosts: unique names and addresses in the documentation ranges, and no
+// namespace that `world/NAME` could be mistaken for.
+function checkExternal(cluster: Cluster): void {
+  const names = new Set<string>();
+  const addresses = new Map<string, string>();
+  cluster.external.forEach(({ name, ip }, i) => {
+    if (names.has(name)) throw new Error(`cluster.external[${i}].name: external host "${name}" is given twice`);
+    names.add(name);
+    if (!inWorldRanges(ip)) {
+      throw new Error(`cluster.external[${i}].ip: ${ip} (host "${name}") is not an address in the documentation ranges ${WORLD_RANGES.join(', ')}`);
+    }
+    const other = addresses.get(ip);
+    if (other !== undefined) throw new Error(`cluster.external[${i}].ip: ${ip} is already external host "${other}"'s`);
+    addresses.set(ip, name);
+  });
+  if (cluster.external.length > 0 && cluster.namespaces.includes(WORLD)) {
+    throw new Error(`cluster.namespaces: no namespace may be named "${WORLD}" in a cluster with external hosts (they are written ${WORLD}/NAME)`);
+  }
 }
 
 function parseStep(raw: unknown, at: { file: string; index: number }, cluster: Cluster, version: 1 | 2): Step {
@@ -219,16 +250,17 @@ function parseStep(raw: unknown, at: { file: string; index: number }, cluster: C
       const step = parse(STEP_SCHEMAS.probe, value);
       if (version < 2 && (step.explain || step.from || step.to)) fail('explain, from and to need version: 2');
       const pods = clusterPods(cluster);
-      if ((step.from ?? []).some((p) => !pods.includes(p)) || (step.to ?? []).some((p) => !pods.includes(p))) fail(NOT_YET.fromTo);
-      if (step.from || step.to) fail('`from`/`to` restricted to pods is not supported by this runner yet');
+      const from = step.from ? check('from: ', () => probeEnds(step.from!, 'from', cluster)) : pods;
+      const to = step.to ? check('to: ', () => probeEnds(step.to!, 'to', cluster)) : pods;
       const port = check('', () => resolvePort(step.port, step.protocol));
+      check('', () => checkServed(port, to));
       const explain = (step.explain ?? []).map((e, i) => {
         const entry = parse(ExplanationSchema, e, `explain[${i}]: `);
         check(`explain[${i}]: `, () => podRef(entry.from, cluster));
         check(`explain[${i}]: `, () => podRef(entry.to, cluster));
         return entry;
       });
-      return { type, ...port, expect: check('', () => parseMatrix(step.expect, pods)), explain };
+      return { type, ...port, expect: check('', () => parseMatrix(step.expect, from, to)), explain };
     }
     case 'wait':
       return { type, seconds: parse(STEP_SCHEMAS.wait, value).seconds };
@@ -250,15 +282,56 @@ function isStepType(key: string): key is StepKey {
 function checkApplyObject(object: KubeObject, cluster: Cluster): void {
   checkNamespace(object.metadata.namespace, cluster);
   classifyApplyObject(object, cluster);
-  // Substituting a dummy address for every pod checks each placeholder's form and pod.
-  substitute(object, new Map(clusterPods(cluster).map((pod) => [pod, '0.0.0.0'])));
+  // Substituting a dummy address for every pod and host checks each placeholder's form, pod and host.
+  substitute(object, new Map(clusterPods(cluster).map((pod) => [pod, '0.0.0.0'])), new Map(cluster.external.map((h) => [h.name, h.ip])));
+}
+
+/** Every external host as `world/NAME`. */
+export function clusterHosts(cluster: Pick<Cluster, 'external'>): string[] {
+  return cluster.external.map((h) => `${WORLD}/${h.name}`);
+}
+
+// A probe's `from` or `to`: pods and external hosts of the cluster, each once;
+// names (DNS) only as destinations, and not built yet.
+function probeEnds(list: string[], role: 'from' | 'to', cluster: Cluster): string[] {
+  const pods = new Set(clusterPods(cluster));
+  const hosts = new Set(clusterHosts(cluster));
+  const seen = new Set<string>();
+  for (const end of list) {
+    if (seen.has(end)) throw new Error(`"${end}" is listed twice`);
+    seen.add(end);
+    if (pods.has(end) || hosts.has(end)) continue;
+    if (end.startsWith(`${WORLD}/`)) {
+      const known = hosts.size === 0 ? 'the cluster has none' : [...hosts].join(', ');
+      throw new Error(`"${end}" is not an external host of the cluster (${known})`);
+    }
+    if (!end.includes('/') && end.includes('.')) {
+      if (role === 'from') throw new Error(`"${end}" is a name: only pods and external hosts can be sources`);
+      throw new Error(NOT_YET.name(end));
+    }
+    throw new Error(`"${end}" is neither a pod of the cluster (N/P with N in ${cluster.namespaces.join(', ')} and P in ${cluster.pods.join(', ')}) nor an external host (${WORLD}/NAME)`);
+  }
+  return list;
+}
+
+// FORMAT.md: a probe may name only ports that its destinations serve.
+function checkServed(port: ResolvedPort, to: readonly string[]): void {
+  for (const end of to) {
+    const host = end.startsWith(`${WORLD}/`);
+    const ports: readonly number[] = host ? EXTERNAL_PORTS : POD_PORTS;
+    const protocols: readonly string[] = host ? EXTERNAL_PROTOCOLS : PROTOCOLS;
+    if (!ports.includes(port.port) || !protocols.includes(port.protocol)) {
+      const serves = `${ports.join(', ')} on ${protocols.join(', ')}`;
+      throw new Error(`port ${port.portLabel}: ${end} does not serve it (${host ? 'an external host' : 'a pod'} serves ${serves})`);
+    }
+  }
 }
 
 /** What the runner does with an applied object: Namespace and Pod objects only set labels (FORMAT.md). */
 export type ApplyTarget = LabelNamespaceStep | LabelPodStep | { type: 'object'; object: KubeObject };
 
 /** Routes one applied object; throws an Error if a Namespace or Pod is not one of the cluster's. */
-export function classifyApplyObject(object: KubeObject, cluster: Cluster): ApplyTarget {
+export function classifyApplyObject(object: KubeObject, cluster: Pick<Cluster, 'namespaces' | 'pods'>): ApplyTarget {
   const { kind, metadata } = object;
   if (kind === 'Namespace') {
     checkNamespace(metadata.name, cluster);
@@ -277,13 +350,13 @@ function labelsOf(metadata: KubeObject['metadata']): Labels {
   return labels.data;
 }
 
-function checkNamespace(namespace: string | undefined, cluster: Cluster): void {
+function checkNamespace(namespace: string | undefined, cluster: Pick<Cluster, 'namespaces'>): void {
   if (namespace !== undefined && !cluster.namespaces.includes(namespace)) {
     throw new Error(`namespace "${namespace}" is not in the cluster (${cluster.namespaces.join(', ')})`);
   }
 }
 
-function podRef(pod: string, cluster: Cluster): { pod: string; namespace: string; name: string } {
+function podRef(pod: string, cluster: Pick<Cluster, 'namespaces' | 'pods'>): { pod: string; namespace: string; name: string } {
   const [namespace = '', name = '', ...extra] = pod.split('/');
   if (extra.length > 0 || !cluster.namespaces.includes(namespace) || !cluster.pods.includes(name)) {
     throw new Error(`pod "${pod}" is not in the cluster (pods are N/P with N in ${cluster.namespaces.join(', ')} and P in ${cluster.pods.join(', ')})`);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { compareMatrix, matrixOf, parseMatrix, renderSideBySide, type Matrix, type ObservedCell } from './matrix.ts';
+import { cellAt, compareMatrix, gridOf, matrixOf, parseMatrix, renderMatrix, renderSideBySide, type Matrix, type ObservedCell } from './matrix.ts';
 
 const PODS = ['x/a', 'x/b', 'y/a'];
 
@@ -10,18 +10,18 @@ const parses: { what: string; text: string; expected: Matrix | string }[] = [
   {
     what: 'loose spacing',
     text: '\n  #  x/a  x/b y/a\nx/a . X .\n\n x/b .\t. X  \ny/a . . .\n',
-    expected: { pods: PODS, cells: [['.', 'X', '.'], ['.', '.', 'X'], ['.', '.', '.']] },
+    expected: { rows: PODS, cols: PODS, cells: [['.', 'X', '.'], ['.', '.', 'X'], ['.', '.', '.']] },
   },
   // the header order wins over the rows' order
   {
     what: 'reordered',
     text: '- y/a x/a x/b\nx/b X . .\ny/a . X .\nx/a . . X',
-    expected: { pods: ['y/a', 'x/a', 'x/b'], cells: [['.', 'X', '.'], ['.', '.', 'X'], ['X', '.', '.']] },
+    expected: { rows: ['y/a', 'x/a', 'x/b'], cols: ['y/a', 'x/a', 'x/b'], cells: [['.', 'X', '.'], ['.', '.', 'X'], ['X', '.', '.']] },
   },
   // nothing at all
   { what: 'empty', text: '\n \n', expected: 'the expectation matrix is empty' },
   // a header pod given twice
-  { what: 'header duplicate', text: '- x/a x/a y/a', expected: 'header: pod "x/a" appears twice' },
+  { what: 'header duplicate', text: '- x/a x/a y/a', expected: 'header: "x/a" appears twice' },
   // a header without one pod
   { what: 'header missing', text: '- x/a y/a', expected: 'header: missing column for "x/b"' },
   // a row for a pod outside the cluster
@@ -95,4 +95,54 @@ test('renderSideBySide: aligned matrices in the header order, then the differing
 test('renderSideBySide: no difference list when the matrices agree', () => {
   const text = renderSideBySide(expected, expected, []);
   assert.equal(text.split('\n').length, 5);
+});
+
+// A probe's own sources and destinations (FORMAT.md version 2, `from` and `to`).
+const FROM = ['x/a', 'world/web'];
+const TO = ['world/db', 'x/a', 'x/b'];
+const grids: { what: string; text: string; expected: Matrix | string }[] = [
+  // rows keep the text's order when they are not the columns
+  {
+    what: 'rows are not the columns',
+    text: '- x/b world/db x/a\nworld/web . X .\nx/a . . .',
+    expected: { rows: ['world/web', 'x/a'], cols: ['x/b', 'world/db', 'x/a'], cells: [['.', 'X', '.'], ['.', '.', '.']] },
+  },
+  // a column that is not among the probe's destinations, naming what may be there
+  { what: 'unknown column', text: '- x/b world/db x/a world/web', expected: 'header: column "world/web" is not a pod of the cluster or an external host of the probe' },
+  // a row that is not among the probe's sources
+  { what: 'unknown row', text: '- x/b world/db x/a\nx/b . . .', expected: 'row "x/b" is not a pod of the cluster or an external host of the probe' },
+  // a source left out
+  { what: 'missing row', text: '- x/b world/db x/a\nx/a . . .', expected: 'rows: missing row for "world/web"' },
+];
+
+for (const row of grids) {
+  test(`parseMatrix with from and to: ${row.what}`, () => {
+    if (typeof row.expected === 'string') assert.throws(() => parseMatrix(row.text, FROM, TO), { message: row.expected });
+    else assert.deepEqual(parseMatrix(row.text, FROM, TO), row.expected);
+  });
+}
+
+test('compareMatrix: rows and columns of their own; a pod to itself is still not judged', () => {
+  const want = parseMatrix('- world/db x/a x/b\nx/a X . .\nworld/web . . X', FROM, TO);
+  const got = gridOf<ObservedCell>(FROM, TO, (from, to) => (from === 'x/a' && to === 'x/a' ? 'X' : from === 'world/web' && to === 'x/b' ? '.' : cellAt(want, from, to)));
+  assert.deepEqual(compareMatrix(want, got).map((d) => `${d.from} ${d.to} ${d.expected} ${d.observed}`), ['world/web x/b X .']);
+});
+
+test('renderMatrix and renderSideBySide: rows and columns of their own', () => {
+  const want = parseMatrix('- world/db x/a x/b\nx/a X . .\nworld/web . . X', FROM, TO);
+  assert.equal(renderMatrix(want), ['-         world/db  x/a       x/b', 'x/a       X         .         .', 'world/web .         .         X'].join('\n'));
+  const got = gridOf<ObservedCell>(FROM, TO, () => '.');
+  const text = renderSideBySide(want, got, compareMatrix(want, got));
+  assert.equal(
+    text,
+    [
+      'expected                                  observed',
+      '-         world/db  x/a       x/b         -         world/db  x/a       x/b',
+      'x/a       X         .         .           x/a       .         .         .',
+      'world/web .         .         X           world/web .         .         .',
+      '',
+      'x/a -> world/db: expected X (blocked), observed . (allowed)',
+      'world/web -> x/b: expected X (blocked), observed . (allowed)',
+    ].join('\n'),
+  );
 });

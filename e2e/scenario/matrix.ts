@@ -6,24 +6,37 @@ export type Cell = '.' | 'X';
 /** An observed cell; `?` = that pair was not probed (skipped). */
 export type ObservedCell = Cell | '?';
 
-/** A square matrix; `cells[i][j]` is the connection from `pods[i]` to `pods[j]`. */
-export type Matrix<C extends string = Cell> = { pods: string[]; cells: C[][] };
+/**
+ * `cells[i][j]` is the connection from `rows[i]` to `cols[j]`. Rows and columns
+ * are the same pods by default (FORMAT.md version 1); a probe's `from` and `to`
+ * (version 2) make them differ, and may name external hosts (`world/NAME`).
+ */
+export type Matrix<C extends string = Cell> = { rows: string[]; cols: string[]; cells: C[][] };
 
 export type CellDiff = { from: string; to: string; expected: Cell; observed: ObservedCell };
 
-/** Builds a matrix over `pods` (in that order) from a function of each pair. */
+/** Builds a square matrix over `pods` (in that order) from a function of each pair. */
 export function matrixOf<C extends string>(pods: readonly string[], cell: (from: string, to: string) => C): Matrix<C> {
-  return { pods: [...pods], cells: pods.map((from) => pods.map((to) => cell(from, to))) };
+  return gridOf(pods, pods, cell);
+}
+
+/** Builds a matrix of `rows` (sources) by `cols` (destinations), in those orders, from a function of each pair. */
+export function gridOf<C extends string>(rows: readonly string[], cols: readonly string[], cell: (from: string, to: string) => C): Matrix<C> {
+  return { rows: [...rows], cols: [...cols], cells: rows.map((from) => cols.map((to) => cell(from, to))) };
 }
 
 /**
- * Parses an expectation: a header row (a corner token, then every pod once) and
- * one row per pod (the source, then one cell per header column). Rows may come
- * in any order; the result follows the header's order. Throws an Error whose
- * message says what is wrong, without naming the file (the caller adds that).
+ * Parses an expectation: a header row (a corner token, then every column once)
+ * and one row per source (the source, then one cell per header column). Rows
+ * may come in any order; the result's columns follow the header, and so do its
+ * rows when they are the same names (a square matrix), else the rows keep the
+ * text's order. Columns default to the rows (every pod). Throws
+ * an Error whose message says what is wrong, without naming the file (the
+ * caller adds that).
  */
-export function parseMatrix(text: string, pods: readonly string[]): Matrix {
-  const known = new Set(pods);
+export function parseMatrix(text: string, rowNames: readonly string[], colNames: readonly string[] = rowNames): Matrix {
+  const knownRows = new Set(rowNames);
+  const knownCols = new Set(colNames);
   const lines = text
     .split('\n')
     .map((line) => line.trim())
@@ -32,12 +45,12 @@ export function parseMatrix(text: string, pods: readonly string[]): Matrix {
   if (headerLine === undefined) throw new Error('the expectation matrix is empty');
 
   const header = headerLine.split(/\s+/).slice(1);
-  checkPodList(header, known, 'header', 'column');
+  checkNameList(header, knownCols, 'header', 'column');
 
   const rows = new Map<string, Cell[]>();
   for (const line of rowLines) {
     const [from = '', ...cells] = line.split(/\s+/);
-    if (!known.has(from)) throw new Error(`row "${from}" is not a pod of the cluster`);
+    if (!knownRows.has(from)) throw new Error(`row "${from}" is not ${what(knownRows)}`);
     if (rows.has(from)) throw new Error(`row "${from}" appears twice`);
     if (cells.length !== header.length) {
       throw new Error(`row "${from}" has ${cells.length} cells, expected ${header.length}`);
@@ -49,25 +62,34 @@ export function parseMatrix(text: string, pods: readonly string[]): Matrix {
     });
     rows.set(from, cells as Cell[]);
   }
-  checkPodList([...rows.keys()], known, 'rows', 'row');
-  return { pods: header, cells: header.map((from) => rows.get(from) ?? []) };
+  checkNameList([...rows.keys()], knownRows, 'rows', 'row');
+  const square = rowNames.length === colNames.length && rowNames.every((n) => knownCols.has(n));
+  const order = square ? header : [...rows.keys()];
+  return { rows: order, cols: header, cells: order.map((from) => rows.get(from) ?? []) };
 }
 
-// Every pod of the cluster exactly once, and nothing else.
-function checkPodList(list: readonly string[], known: ReadonlySet<string>, where: string, what: string): void {
+// What the names of a row or column must be, for messages: pods only, or also external hosts.
+function what(known: ReadonlySet<string>): string {
+  return [...known].some((n) => n.startsWith('world/')) ? 'a pod of the cluster or an external host of the probe' : 'a pod of the cluster';
+}
+
+// Every expected name exactly once, and nothing else.
+function checkNameList(list: readonly string[], known: ReadonlySet<string>, where: string, kind: string): void {
   const seen = new Set<string>();
-  for (const pod of list) {
-    if (!known.has(pod)) throw new Error(`${where}: ${what} "${pod}" is not a pod of the cluster`);
-    if (seen.has(pod)) throw new Error(`${where}: pod "${pod}" appears twice`);
-    seen.add(pod);
+  for (const name of list) {
+    if (!known.has(name)) throw new Error(`${where}: ${kind} "${name}" is not ${what(known)}`);
+    if (seen.has(name)) throw new Error(`${where}: "${name}" appears twice`);
+    seen.add(name);
   }
-  const missing = [...known].filter((pod) => !seen.has(pod));
-  if (missing.length > 0) throw new Error(`${where}: missing ${what} for ${missing.map((p) => `"${p}"`).join(', ')}`);
+  const missing = [...known].filter((name) => !seen.has(name));
+  if (missing.length > 0) throw new Error(`${where}: missing ${kind} for ${missing.map((p) => `"${p}"`).join(', ')}`);
 }
 
 /** The cell from `from` to `to`; `?` when the matrix does not hold that pair. */
 export function cellAt<C extends string>(m: Matrix<C>, from: string, to: string): C | '?' {
-  return m.cells[m.pods.indexOf(from)]?.[m.pods.indexOf(to)] ?? '?';
+  const i = m.rows.indexOf(from);
+  const j = m.cols.indexOf(to);
+  return i < 0 || j < 0 ? '?' : (m.cells[i]?.[j] ?? '?');
 }
 
 /**
@@ -77,8 +99,8 @@ export function cellAt<C extends string>(m: Matrix<C>, from: string, to: string)
  */
 export function compareMatrix(expected: Matrix, observed: Matrix<ObservedCell>): CellDiff[] {
   const diffs: CellDiff[] = [];
-  for (const from of expected.pods) {
-    for (const to of expected.pods) {
+  for (const from of expected.rows) {
+    for (const to of expected.cols) {
       if (from === to) continue;
       const want = cellAt(expected, from, to);
       const got = cellAt(observed, from, to);
@@ -90,25 +112,24 @@ export function compareMatrix(expected: Matrix, observed: Matrix<ObservedCell>):
 
 const MEANING: Record<ObservedCell, string> = { '.': 'allowed', X: 'blocked', '?': 'not probed' };
 
-/** A matrix as text, rows and columns in the given pod order. */
-export function renderMatrix(m: Matrix<ObservedCell>, pods: readonly string[] = m.pods): string {
-  return matrixLines(m, pods).map((line) => line.trimEnd()).join('\n');
+/** A matrix as text, rows and columns in the given order (default: the matrix's own). */
+export function renderMatrix(m: Matrix<ObservedCell>, rows: readonly string[] = m.rows, cols: readonly string[] = m.cols): string {
+  return matrixLines(m, rows, cols).map((line) => line.trimEnd()).join('\n');
 }
 
-function matrixLines(m: Matrix<ObservedCell>, pods: readonly string[]): string[] {
-  const width = Math.max(1, ...pods.map((p) => p.length)) + 1;
-  const row = (first: string, rest: readonly string[]) => [first, ...rest].map((c) => c.padEnd(width)).join('');
-  return [row('-', pods), ...pods.map((from) => row(from, pods.map((to) => cellAt(m, from, to))))];
+function matrixLines(m: Matrix<ObservedCell>, rows: readonly string[], cols: readonly string[]): string[] {
+  const width = Math.max(1, ...[...rows, ...cols].map((p) => p.length)) + 1;
+  const line = (first: string, rest: readonly string[]) => [first, ...rest].map((c) => c.padEnd(width)).join('');
+  return [line('-', cols), ...rows.map((from) => line(from, cols.map((to) => cellAt(m, from, to))))];
 }
 
 /**
- * Both matrices next to each other, in the expectation's pod order, followed by
+ * Both matrices next to each other, in the expectation's order, followed by
  * one line per differing cell.
  */
 export function renderSideBySide(expected: Matrix, observed: Matrix<ObservedCell>, diffs: readonly CellDiff[]): string {
-  const pods = expected.pods;
-  const left = matrixLines(expected, pods);
-  const right = matrixLines(observed, pods);
+  const left = matrixLines(expected, expected.rows, expected.cols);
+  const right = matrixLines(observed, expected.rows, expected.cols);
   const leftWidth = Math.max(...left.map((l) => l.length)) + 2;
   const lines = [
     'expected'.padEnd(leftWidth) + 'observed',

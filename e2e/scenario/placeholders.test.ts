@@ -53,6 +53,15 @@ test('substitute replaces in every string, deep, and leaves keys and other value
   });
 });
 
+test('substitute replaces ${hostIP:NAME} with the external host\'s address', () => {
+  const hosts = new Map([['web', '203.0.113.10']]);
+  assert.deepEqual(substitute({ cidr: '${hostIP:web}/32', pod: '${podIP:x/a}' }, IPS, hosts), { cidr: '203.0.113.10/32', pod: '10.1.2.3' });
+  assert.throws(() => substitute(['${hostIP:db}'], IPS, hosts), { message: 'placeholder ${hostIP:db}: unknown external host "db" (the cluster has web)' });
+  assert.throws(() => substitute(['${hostIP:db}'], IPS), { message: 'placeholder ${hostIP:db}: unknown external host "db" (the cluster has none)' });
+  // a pod reference is no host name
+  assert.throws(() => substitute(['${hostIP:x/a}'], IPS, hosts), { message: 'placeholder ${hostIP:x/a}: unknown form, expected ${podIP:N/P}, ${podNet:N/P/L} or ${hostIP:NAME}' });
+});
+
 test('substitute does not change its input', () => {
   const input = { a: ['${podIP:x/a}'] };
   substitute(input, IPS);
@@ -69,18 +78,18 @@ const bad: { what: string; text: string; message: string }[] = [
   {
     what: 'podNet without prefix',
     text: '${podNet:x/a}',
-    message: 'placeholder ${podNet:x/a}: unknown form, expected ${podIP:N/P} or ${podNet:N/P/L}',
+    message: 'placeholder ${podNet:x/a}: unknown form, expected ${podIP:N/P}, ${podNet:N/P/L} or ${hostIP:NAME}',
   },
   // a negative prefix is not a form at all
   {
     what: 'negative prefix',
     text: '${podNet:x/a/-1}',
-    message: 'placeholder ${podNet:x/a/-1}: unknown form, expected ${podIP:N/P} or ${podNet:N/P/L}',
+    message: 'placeholder ${podNet:x/a/-1}: unknown form, expected ${podIP:N/P}, ${podNet:N/P/L} or ${hostIP:NAME}',
   },
   // a pod reference without namespace
-  { what: 'bare pod', text: '${podIP:a}', message: 'placeholder ${podIP:a}: unknown form, expected ${podIP:N/P} or ${podNet:N/P/L}' },
+  { what: 'bare pod', text: '${podIP:a}', message: 'placeholder ${podIP:a}: unknown form, expected ${podIP:N/P}, ${podNet:N/P/L} or ${hostIP:NAME}' },
   // an unknown kind of placeholder
-  { what: 'unknown form', text: 'x ${nodeIP:x/a}', message: 'placeholder ${nodeIP:x/a}: unknown form, expected ${podIP:N/P} or ${podNet:N/P/L}' },
+  { what: 'unknown form', text: 'x ${nodeIP:x/a}', message: 'placeholder ${nodeIP:x/a}: unknown form, expected ${podIP:N/P}, ${podNet:N/P/L} or ${hostIP:NAME}' },
   // an unterminated placeholder is not silently kept
   { what: 'unterminated', text: '${podIP:x/a', message: 'placeholder ${podIP:x/a: missing closing "}"' },
 ];

@@ -1,20 +1,25 @@
-// Placeholders in applied objects: `${podIP:N/P}` and `${podNet:N/P/L}`,
-// replaced in every string of an object tree (object keys are left alone).
+// Placeholders in applied objects: `${podIP:N/P}`, `${podNet:N/P/L}` and
+// (version 2) `${hostIP:NAME}` of an external host, replaced in every string
+// of an object tree (object keys are left alone).
 
 // The closing brace is optional here so that an unterminated `${` is reported, not kept.
 const PLACEHOLDER = /\$\{([^}]*)(\}?)/g;
 const POD_IP = /^podIP:([^/\s]+\/[^/\s]+)$/;
 const POD_NET = /^podNet:([^/\s]+\/[^/\s]+)\/(\d+)$/;
+const HOST_IP = /^hostIP:([^/\s]+)$/;
+const FORMS = '${podIP:N/P}, ${podNet:N/P/L} or ${hostIP:NAME}';
 
 const isPrefix = (n: number) => Number.isInteger(n) && n >= 0 && n <= 32;
 
 // Reads one placeholder (`text` is all of it, `body` what is between the braces); throws on any other form.
-function parsePlaceholder(text: string, body: string, closed: boolean): { pod: string; prefix?: number } {
+function parsePlaceholder(text: string, body: string, closed: boolean): { pod: string; prefix?: number } | { host: string } {
   if (!closed) throw new Error(`placeholder ${text}: missing closing "}"`);
   const ip = POD_IP.exec(body);
   if (ip) return { pod: ip[1] ?? '' };
+  const host = HOST_IP.exec(body);
+  if (host) return { host: host[1] ?? '' };
   const net = POD_NET.exec(body);
-  if (!net) throw new Error(`placeholder ${text}: unknown form, expected \${podIP:N/P} or \${podNet:N/P/L}`);
+  if (!net) throw new Error(`placeholder ${text}: unknown form, expected ${FORMS}`);
   const prefix = Number(net[2]);
   if (!isPrefix(prefix)) throw new Error(`placeholder ${text}: prefix length must be 0-32`);
   return { pod: net[1] ?? '', prefix };
@@ -30,11 +35,23 @@ function mapStrings(value: unknown, fn: (s: string) => string): unknown {
   return value;
 }
 
-/** Replaces the placeholders of every string in `value`; `pods` maps `N/P` to an IPv4 address. */
-export function substitute(value: unknown, pods: ReadonlyMap<string, string>): unknown {
+/**
+ * Replaces the placeholders of every string in `value`; `pods` maps `N/P` to an
+ * IPv4 address, `hosts` an external host's NAME.
+ */
+export function substitute(value: unknown, pods: ReadonlyMap<string, string>, hosts: ReadonlyMap<string, string> = new Map()): unknown {
   return mapStrings(value, (s) =>
     s.replace(PLACEHOLDER, (text, body: string, close: string) => {
-      const { pod, prefix } = parsePlaceholder(text, body, close === '}');
+      const placeholder = parsePlaceholder(text, body, close === '}');
+      if ('host' in placeholder) {
+        const ip = hosts.get(placeholder.host);
+        if (ip === undefined) {
+          const known = hosts.size === 0 ? 'the cluster has none' : `the cluster has ${[...hosts.keys()].join(', ')}`;
+          throw new Error(`placeholder ${text}: unknown external host "${placeholder.host}" (${known})`);
+        }
+        return ip;
+      }
+      const { pod, prefix } = placeholder;
       const ip = pods.get(pod);
       if (ip === undefined) throw new Error(`placeholder ${text}: unknown pod "${pod}"`);
       return prefix === undefined ? ip : podNet(ip, prefix);

@@ -3,6 +3,8 @@
 // statically.
 
 export const PROTOCOLS = ['TCP', 'UDP', 'SCTP'] as const;
+/** The ports every test pod serves, on every protocol (FORMAT.md). */
+export const POD_PORTS = [80, 81] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
 
 /** A probe's target: the number, the protocol and a label for reports (e.g. `81/UDP (serve-81-udp)`). */
@@ -10,7 +12,7 @@ export type ResolvedPort = { port: number; protocol: Protocol; portLabel: string
 
 /** The container port names of every test pod. */
 export const PORT_NAMES: ReadonlyMap<string, { port: number; protocol: Protocol }> = new Map(
-  [80, 81].flatMap((port) => PROTOCOLS.map((protocol) => [`serve-${port}-${protocol.toLowerCase()}`, { port, protocol }] as const)),
+  POD_PORTS.flatMap((port) => PROTOCOLS.map((protocol) => [`serve-${port}-${protocol.toLowerCase()}`, { port, protocol }] as const)),
 );
 
 /**

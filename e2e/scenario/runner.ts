@@ -1,16 +1,18 @@
-// Runs one parsed scenario against a running cluster: creates its namespaces
-// and pods, carries out each step through the Kubernetes API, probes every
-// pair of pods, and removes everything it created at the end (also when a
+// Runs one parsed scenario against a running cluster: creates its namespaces,
+// pods and external hosts, carries out each step through the Kubernetes API,
+// probes every pair of a probe's sources and destinations (every pair of pods
+// by default), and removes everything it created at the end (also when a
 // step fails), so the next scenario starts from a clean cluster.
 import { ApiException, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
 // Not re-exported by the package root; it is the serializer KubernetesObjectApi itself uses.
 import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import { probeAll } from '../cluster/probe.ts';
-import type { ScenarioCluster, ScenarioPod } from './scenario-cluster.ts';
+import type { ScenarioCluster, ScenarioHost, ScenarioPod } from './scenario-cluster.ts';
 import {
   classifyApplyObject,
   clusterPods,
   namespaceLabels,
+  WORLD,
   podLabels,
   ScenarioError,
   type KubeObject,
@@ -18,7 +20,7 @@ import {
   type Scenario,
   type Step,
 } from './format.ts';
-import { compareMatrix, matrixOf, renderSideBySide, type ObservedCell } from './matrix.ts';
+import { compareMatrix, gridOf, renderSideBySide, type ObservedCell } from './matrix.ts';
 import { substitute } from './placeholders.ts';
 import { deletionVersion, EnforcementTracker } from './enforcement.ts';
 import type { ProbeRun } from './report.ts';
@@ -50,6 +52,7 @@ export async function runScenario(cluster: ScenarioCluster, scenario: Scenario, 
   const objects = cluster.kubeconfig.makeApiClient(ObjectApi);
   const applied = new Map<string, KubernetesObject>();
   const pods = new Map<string, ScenarioPod>();
+  const hosts: ScenarioHost[] = [];
   const enforcement = new EnforcementTracker();
   let index = 0;
   try {
@@ -67,7 +70,11 @@ export async function runScenario(cluster: ScenarioCluster, scenario: Scenario, 
       pods.set(`${pod.namespace}/${pod.name}`, pod);
       enforcement.note('Pod', pod.resourceVersion);
     }
+    if (scenario.cluster.external.length > 0) hosts.push(...(await cluster.startExternalHosts(scenario.cluster.external)));
     const podIps = new Map([...pods].map(([id, pod]) => [id, pod.ip]));
+    const hostIps = new Map(hosts.map((h) => [h.name, h.ip]));
+    // What a probe connects from (a network namespace) and to (an address): pods and external hosts.
+    const ends = new Map<string, { netns: string; ip: string }>([...pods, ...hosts.map((h) => [`${WORLD}/${h.name}`, h] as const)]);
 
     for (const step of scenario.steps) {
       index++;
@@ -83,7 +90,7 @@ export async function runScenario(cluster: ScenarioCluster, scenario: Scenario, 
       switch (step.type) {
         case 'apply':
           for (const raw of step.objects) {
-            const target = classifyApplyObject(substitute(raw, podIps) as KubeObject, scenario.cluster);
+            const target = classifyApplyObject(substitute(raw, podIps, hostIps) as KubeObject, scenario.cluster);
             if (target.type === 'object') await applyObject(target.object);
             else await runStep(target);
           }
@@ -101,10 +108,10 @@ export async function runScenario(cluster: ScenarioCluster, scenario: Scenario, 
         case 'probe': {
           await enforcement.wait(cluster.kubeconfig, cluster.nodeNames, options.enforcementTimeoutMs);
           const probedAt = Date.now();
-          const ids = step.expect.pods;
-          const pairs = ids.flatMap((from) => ids.filter((to) => to !== from).map((to) => ({ from, to })));
+          const { rows, cols } = step.expect;
+          const pairs = rows.flatMap((from) => cols.filter((to) => to !== from).map((to) => ({ from, to })));
           const outcomes = await probeAll(
-            pairs.map(({ from, to }) => ({ from: pods.get(from)!, to: pods.get(to)!, port: step.port, protocol: step.protocol })),
+            pairs.map(({ from, to }) => ({ from: ends.get(from)!, to: ends.get(to)!, port: step.port, protocol: step.protocol })),
             options.probeTimeoutMs,
           );
           const observed = new Map<string, ObservedCell>();
@@ -117,7 +124,7 @@ export async function runScenario(cluster: ScenarioCluster, scenario: Scenario, 
             run.probes.push({ protocol: step.protocol, status: 'unrun' });
             return;
           }
-          const matrix = matrixOf<ObservedCell>(ids, (from, to) => (from === to ? '.' : observed.get(`${from}>${to}`)!));
+          const matrix = gridOf<ObservedCell>(rows, cols, (from, to) => (from === to ? '.' : observed.get(`${from}>${to}`)!));
           const diffs = compareMatrix(step.expect, matrix);
           run.probes.push({ protocol: step.protocol, status: diffs.length === 0 ? 'passed' : 'failed' });
           if (diffs.length > 0) {
@@ -188,14 +195,17 @@ export async function runScenario(cluster: ScenarioCluster, scenario: Scenario, 
     run.error =
       error instanceof ScenarioError ? error : new ScenarioError(file, index ? { index } : undefined, (error as Error).message, { cause: error });
   } finally {
-    await teardown(cluster, objects, [...applied.values()], [...pods.values()], scenario.cluster.namespaces);
+    await teardown(cluster, objects, [...applied.values()], [...pods.values()], hosts, scenario.cluster.namespaces);
   }
   return run;
 }
 
-/** Removes the scenario's objects, pods and namespaces, so that their names are free again. */
-async function teardown(cluster: ScenarioCluster, objects: KubernetesObjectApi, applied: KubernetesObject[], pods: ScenarioPod[], namespaces: string[]): Promise<void> {
+/** Removes the scenario's objects, pods, external hosts and namespaces, so that their names and addresses are free again. */
+async function teardown(
+  cluster: ScenarioCluster, objects: KubernetesObjectApi, applied: KubernetesObject[], pods: ScenarioPod[], hosts: ScenarioHost[], namespaces: string[],
+): Promise<void> {
   for (const object of applied) await objects.delete(object).catch(() => undefined);
+  await cluster.stopExternalHosts(hosts);
   await cluster.stopPods(pods);
   await cluster.removeNamespaces(namespaces);
 }

@@ -5,6 +5,7 @@ import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { Cluster } from '../cluster/cluster.ts';
 import { startPods, stopPods, type PodWanted } from '../cluster/workload.ts';
 import type { SimPod } from '../cluster/kubelet.ts';
+import type { ExternalHost, ExternalHostWanted, World } from '../cluster/world.ts';
 
 /** A scenario's pod: where it is and the network namespace to probe from. */
 export interface ScenarioPod {
@@ -28,12 +29,45 @@ export interface ScenarioCluster {
   stopPods(pods: ScenarioPod[]): Promise<void>;
   /** Deletes the namespaces (empty by now) and returns once their names are free. */
   removeNamespaces(names: string[]): Promise<void>;
+  /**
+   * Starts hosts outside the cluster (FORMAT.md version 2, `external`) behind the
+   * world's router on the underlay, serving TCP and UDP on 80, 81 and 443.
+   */
+  startExternalHosts(hosts: ExternalHostWanted[]): Promise<ScenarioHost[]>;
+  stopExternalHosts(hosts: ScenarioHost[]): Promise<void>;
+}
+
+/** A scenario's external host: its address and the network namespace to probe from. */
+export interface ScenarioHost {
+  name: string;
+  ip: string;
+  netns: string;
+}
+
+/** The external hosts of a cluster's world, as ScenarioCluster gives them. */
+export function worldHosts(world: World): Pick<ScenarioCluster, 'startExternalHosts' | 'stopExternalHosts'> {
+  const started = new Map<ScenarioHost, ExternalHost>();
+  return {
+    async startExternalHosts(wanted) {
+      const hosts = await world.addHosts(wanted);
+      return hosts.map((host) => {
+        const view = { name: host.name, ip: host.ip, netns: host.netns };
+        started.set(view, host);
+        return view;
+      });
+    },
+    async stopExternalHosts(hosts) {
+      await world.removeHosts(hosts.flatMap((h) => started.get(h) ?? []));
+      for (const h of hosts) started.delete(h);
+    },
+  };
 }
 
 /** The stand-in cluster: pods from its kubelet stand-in, namespaces finalized by hand (it runs no namespace controller). */
 export function standInScenarioCluster(cluster: Cluster): ScenarioCluster {
   const started = new Map<ScenarioPod, SimPod>();
   return {
+    ...worldHosts(cluster.world),
     kubeconfig: cluster.kubeconfig,
     core: cluster.core,
     adminKubeconfig: cluster.controlPlane.adminKubeconfig,
