@@ -111,9 +111,9 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
       const { skipped, ...plan } = masqueradePlan(nodes.list().map(nodeFacts), podCidr);
       const key = JSON.stringify(plan);
       if (key === masquerading) return;
-      await applyMasquerade(plan);
+      const wrote = await applyMasquerade(plan);
       masquerading = key;
-      log(`masquerade: pods of ${plan.podCidr} leave the cluster with this node's address; unmasqueraded: ${plan.cluster.join(',')}`);
+      if (wrote) log(`masquerade: pods of ${plan.podCidr} leave the cluster with this node's address; unmasqueraded: ${plan.cluster.join(',')}`);
       if (skipped.length > 0) log(`masquerade: not IPv4, left out: ${skipped.join('; ')}`);
     },
     { onError: (error) => log(`masquerade: sync failed, retrying: ${(error as Error).message}`) },

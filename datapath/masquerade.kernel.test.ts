@@ -14,7 +14,7 @@ test('the chain is written, rewritten whole with one jump, and removed', async (
   assert.equal(await listMasquerade(where), undefined);
   assert.equal(await removeMasquerade(where), false, 'nothing to remove at first');
 
-  await applyMasquerade({ podCidr: '10.200.1.0/24', cluster: ['10.200.1.0/24', '172.30.0.11/32'] }, where);
+  assert.equal(await applyMasquerade({ podCidr: '10.200.1.0/24', cluster: ['10.200.1.0/24', '172.30.0.11/32'] }, where), true);
   assert.deepEqual(await listMasquerade(where), {
     chain: [
       '-N PALISADE-MASQUERADE',
@@ -25,6 +25,9 @@ test('the chain is written, rewritten whole with one jump, and removed', async (
     ],
     jumps: 1,
   });
+
+  // Again the same (a restarted agent): nothing is written.
+  assert.equal(await applyMasquerade({ podCidr: '10.200.1.0/24', cluster: ['10.200.1.0/24', '172.30.0.11/32'] }, where), false);
 
   // A node joins: the chain is replaced, not appended to, and the jump stays single.
   await applyMasquerade({ podCidr: '10.200.1.0/24', cluster: ['10.200.1.0/24', '10.200.2.0/24', '172.30.0.11/32', '172.30.0.12/32'] }, where);

@@ -65,16 +65,25 @@ async function iptables(netns: Netns, args: string[]): Promise<{ ok: boolean; st
   return { ok: result.exitCode === 0, stderr: String(result.stderr ?? '').trim(), missing: result.code === 'ENOENT' };
 }
 
-/** Replaces the chain's rules with the plan's and makes sure POSTROUTING jumps to it, once. */
-export async function applyMasquerade(plan: MasqueradePlan, netns: Netns = SELF): Promise<void> {
-  const restore = await command(netns, 'iptables-restore', ['-w', '--noflush'], masqueradeRules(plan));
+/**
+ * Replaces the chain's rules with the plan's and makes sure POSTROUTING jumps to
+ * it, once. Writes nothing when the node has exactly that already (an agent's
+ * restart); resolves whether it wrote.
+ */
+export async function applyMasquerade(plan: MasqueradePlan, netns: Netns = SELF): Promise<boolean> {
+  const rules = masqueradeRules(plan);
+  const current = await listMasquerade(netns);
+  const wanted = rules.split('\n').filter((line) => line.startsWith('-A '));
+  if (current && current.jumps === 1 && current.chain.slice(1).join('\n') === wanted.join('\n')) return false;
+  const restore = await command(netns, 'iptables-restore', ['-w', '--noflush'], rules);
   if (restore.exitCode !== 0) {
     const why = restore.code === 'ENOENT' ? 'iptables-restore is not installed' : String(restore.stderr ?? '').trim();
     throw new IptablesError(`cannot write the masquerade chain ${MASQUERADE_CHAIN}: ${why}`, { cause: restore });
   }
-  if ((await iptables(netns, ['-C', ...JUMP])).ok) return;
+  if ((await iptables(netns, ['-C', ...JUMP])).ok) return true;
   const added = await iptables(netns, ['-A', ...JUMP]);
   if (!added.ok) throw new IptablesError(`cannot add the jump to ${MASQUERADE_CHAIN} in nat POSTROUTING: ${added.stderr}`);
+  return true;
 }
 
 /**
