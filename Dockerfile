@@ -46,10 +46,11 @@ RUN --mount=type=secret,id=npm-ca \
     && rm -rf /root/.npm
 
 FROM docker.io/library/node:24-bookworm-slim
-# iproute2: the agent's links and routes (`ip -batch`); libbpf1 (with libelf1, zlib1g): the
+# iproute2: the agent's links and routes (`ip -batch`); iptables (iptables-nft, Debian's default):
+# the masquerade chain, and its removal on uninstall; libbpf1 (with libelf1, zlib1g): the
 # loader and the flow reader. nsenter, mount and umount are in the base (util-linux, mount).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends iproute2 libbpf1 \
+    && apt-get install -y --no-install-recommends iproute2 iptables libbpf1 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 65532 nonroot \
     && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin nonroot
