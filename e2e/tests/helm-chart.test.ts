@@ -142,6 +142,7 @@ test('the agent is told its node, serves flows and metrics on the node address, 
   assert.equal(flag(args, 'flow-store-size'), '300000');
   assert.equal(flag(args, 'flow-ring-bytes'), '16777216');
   assert.equal(flag(args, 'flow-export-file'), undefined);
+  assert.equal(flag(args, 'masquerade'), 'true', 'pods leaving the cluster are masqueraded by default (ADR 0011)');
   for (const [probe, path] of [['startupProbe', '/healthz'], ['readinessProbe', '/readyz'], ['livenessProbe', '/healthz']] as const) {
     assert.deepEqual(agentContainer[probe].httpGet, { path, port: 'metrics' }, probe);
   }
@@ -314,6 +315,8 @@ test('helm uninstall first removes Palisade from every node (pre-delete DaemonSe
   assert.ok(script.includes(`rm -rf ${flag(agentContainer.args, 'bpffs')} /host${flag(agentContainer.args, 'state-dir')} /host/run/palisade`));
   assert.match(script, /tc qdisc del dev "\$\{link##\*\/\}" clsact/);
   assert.match(script, /proto 231/);
+  assert.match(script, /iptables -w -t nat -D POSTROUTING -m comment --comment "palisade: masquerade pod traffic leaving the cluster" -j PALISADE-MASQUERADE/);
+  assert.match(script, /iptables -w -t nat -X PALISADE-MASQUERADE/);
   assert.equal(hostPaths(pod)['cni-conf'], hostPaths(agentPod)['cni-conf']);
   assert.equal(hostPaths(pod)['cni-bin'], hostPaths(agentPod)['cni-bin']);
   assert.deepEqual(ruleLines(defaults.get('Role', 'palisade-uninstall').rules), lines({
@@ -343,12 +346,14 @@ test('the scripts the chart runs on nodes parse (sh -n, node --check)', async ()
 
 test('values change what they say', async () => {
   const r = await render(['--set', 'agent.flows.storeSize=1000', '--set', 'agent.flows.export.enabled=true', '--set', 'operator.replicas=3',
-    '--set', 'image.tag=dev', '--set', 'agent.hostReachesPods=false', '--set', 'cni.confDir=/etc/k3s/cni']);
+    '--set', 'image.tag=dev', '--set', 'agent.hostReachesPods=false', '--set', 'cni.confDir=/etc/k3s/cni',
+    '--set', 'routing.masquerade=false']);
   const a = r.get('DaemonSet', 'palisade-agent').spec.template.spec;
   const args: string[] = a.containers[0].args;
   assert.equal(flag(args, 'flow-store-size'), '1000');
   assert.equal(flag(args, 'flow-export-file'), '/var/log/palisade/flows.jsonl');
   assert.equal(flag(args, 'host-reaches-pods'), 'false');
+  assert.equal(flag(args, 'masquerade'), 'false');
   assert.equal(hostPaths(a)['flow-export'], '/var/log/palisade');
   assert.equal(hostPaths(a)['cni-conf'], '/etc/k3s/cni');
   assert.equal(a.containers[0].image, 'docker.io/palisade/palisade:dev');
@@ -385,6 +390,7 @@ test('bad values are refused with the value named', async () => {
     [['--set', 'operator.replicas=0'], /\/operator\/replicas': minimum: got 0/],
     [['--set', 'agent.updateStrategy.maxUnavailable=0'], /\/agent\/updateStrategy\/maxUnavailable'/],
     [['--set', 'ipam.mode=cluster-pool'], /\/ipam\/mode': value must be 'kubernetes'/],
+    [['--set-string', 'routing.masquerade=yes'], /\/routing\/masquerade': got string, want boolean/],
     [['--set', 'agent.flows.export.file=relative.jsonl'], /\/agent\/flows\/export\/file'/],
     [['--set', 'image.digest=latest'], /\/image\/digest'/],
     [['--set', 'operator.leaderElection.renewDeadlineSeconds=20'], /operator\.leaderElection\.renewDeadlineSeconds \(20\) must be shorter than operator\.leaderElection\.leaseDurationSeconds \(15\)/],
