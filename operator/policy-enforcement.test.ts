@@ -288,7 +288,7 @@ test('Invalid: False whatever the nodes did, saying it is enforced fail-closed, 
   );
   assert.equal(
     done.message,
-    'the spec is invalid (see Valid): agents enforce it fail-closed for the endpoints it selects, not as written; every node that runs one of its 3 selected endpoints (2 nodes) has realized resourceVersion 100',
+    'the spec is invalid (see Valid): agents enforce it fail-closed for the endpoints it selects (isolated both ways, nothing allowed), not as written; every node that runs one of its 3 selected endpoints (2 nodes) has realized resourceVersion 100',
   );
   const pending = verdict({ valid: false, agents: new Map([['n1', agent({ [PNP]: '100' })]]) });
   assert.equal(pending.reason, 'Invalid');
@@ -296,8 +296,8 @@ test('Invalid: False whatever the nodes did, saying it is enforced fail-closed, 
   assert.match(pending.message, /; no Palisade agent on 1 of the 2 nodes that run its 3 selected endpoints: n2 \(no PalisadeNode\)$/);
   assert.match(verdict({ valid: false, selected: selected({}) }).message, /; it selects no endpoint/);
   const unknown = verdict({ valid: false, selected: undefined });
-  assert.equal(unknown.selectedEndpoints, undefined, 'not counted');
-  assert.match(unknown.message, /its endpointSelector is invalid too/);
+  assert.equal(unknown.selectedEndpoints, 0, 'selects nothing, as the agent reads it');
+  assert.match(unknown.message, /its endpointSelector is invalid too, so it selects no pod$/);
 });
 
 test('agentState reads Ready and realized from a PalisadeNode', () => {

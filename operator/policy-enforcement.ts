@@ -109,9 +109,10 @@ export function policySelection(kind: string, namespace: string | undefined, end
 }
 
 /**
- * The selection of a policy object given its validation. An invalid policy is
- * still counted when its endpointSelector alone is valid: agents enforce it
- * fail-closed for the pods that selector selects.
+ * The selection of a policy object given its validation. An invalid policy
+ * selects what its endpointSelector alone selects when that is valid: agents
+ * enforce it fail-closed for those pods (agent/palisade-policy-input.ts);
+ * otherwise it selects nothing (undefined).
  */
 export function selectionOf(kind: string, namespace: string | undefined, spec: unknown, validation: PalisadePolicyValidation): Selection | undefined {
   let selector: LabelSelector | undefined;
@@ -353,15 +354,14 @@ export interface EnforcementInput {
   version: string;
   /** Whether the spec is valid (the Valid condition). */
   valid: boolean;
-  /** What the policy selects; undefined when its endpointSelector is invalid. */
+  /** What the policy selects; undefined when its endpointSelector is unusable (it then selects nothing). */
   selected: Selected | undefined;
   /** node name -> its agent; a node missing here has no PalisadeNode. */
   agents: ReadonlyMap<string, AgentState>;
 }
 
 export interface EnforcementVerdict {
-  /** undefined: not known (the endpointSelector is invalid); the field is then left out of the status. */
-  selectedEndpoints: number | undefined;
+  selectedEndpoints: number;
   status: 'True' | 'False';
   reason: string;
   message: string;
@@ -403,7 +403,7 @@ export function enforcementVerdict(input: EnforcementInput): EnforcementVerdict 
     // A valid spec whose selector still does not compile selects nothing (as in the compiler).
     realization = input.valid
       ? { done: true, noAgent: false, text: 'its endpointSelector selects no pod' }
-      : { done: true, noAgent: false, text: 'its endpointSelector is invalid too, so the endpoints it selects are not counted' };
+      : { done: true, noAgent: false, text: 'its endpointSelector is invalid too, so it selects no pod' };
   } else if (selected.endpoints === 0) {
     realization = { done: true, noAgent: false, text: 'it selects no endpoint (no running pod with an address matches it)' };
   } else {
@@ -428,14 +428,14 @@ export function enforcementVerdict(input: EnforcementInput): EnforcementVerdict 
       realization = { done: false, noAgent: missing.length > 0, text: parts.join('; ') };
     }
   }
-  const selectedEndpoints = selected ? selected.endpoints : input.valid ? 0 : undefined;
+  const selectedEndpoints = selected ? selected.endpoints : 0;
   const settled = realization.done;
   if (!input.valid) {
     return {
       selectedEndpoints,
       status: 'False',
       reason: ENFORCED_REASONS.invalid,
-      message: `the spec is invalid (see Valid): agents enforce it fail-closed for the endpoints it selects, not as written; ${realization.text}`,
+      message: `the spec is invalid (see Valid): agents enforce it fail-closed for the endpoints it selects (isolated both ways, nothing allowed), not as written; ${realization.text}`,
       settled,
     };
   }
