@@ -1,14 +1,15 @@
 // The status the operator writes on a PalisadeNetworkPolicy or
-// PalisadeClusterNetworkPolicy (pure): observedGeneration, and the conditions
-// Valid (the zod validator's verdict, naming every invalid field) and
-// Enforced (Unknown until the compiler and datapath of issue 10 exist: the
-// policy has no effect on traffic yet, and the condition says so).
+// PalisadeClusterNetworkPolicy (pure): observedGeneration, selectedEndpoints,
+// and the conditions Valid (the zod validator's verdict, naming every invalid
+// field) and Enforced (whether every node running a selected endpoint has
+// realized this version: policy-enforcement.ts decides it).
 //
 // Conditions keep their lastTransitionTime while their status stays the
 // same; `needsWrite` compares everything else, so the operator writes only
 // when something a reader can see would change.
 
 import type { PalisadePolicyValidation, PolicyCondition } from '../policy/palisade-policy.ts';
+import type { EnforcementVerdict } from './policy-enforcement.ts';
 
 export const VALID = 'Valid';
 export const ENFORCED = 'Enforced';
@@ -21,16 +22,14 @@ export interface PolicyObject {
   kind?: string;
   metadata?: { name?: string; namespace?: string; uid?: string; generation?: number; resourceVersion?: string };
   spec?: unknown;
-  status?: { observedGeneration?: number; conditions?: Array<Partial<PolicyCondition>> };
+  status?: { observedGeneration?: number; selectedEndpoints?: number; conditions?: Array<Partial<PolicyCondition>> };
 }
 
 export interface DesiredStatus {
   observedGeneration: number;
+  selectedEndpoints: number;
   conditions: PolicyCondition[];
 }
-
-export const NOT_ENFORCED_MESSAGE =
-  'Palisade does not enforce PalisadeNetworkPolicy and PalisadeClusterNetworkPolicy yet: this policy has no effect on traffic until their compiler and datapath exist';
 
 /** The messages of an invalid policy, joined and capped, saying how many were left out. */
 export function invalidMessage(errors: readonly string[]): string {
@@ -45,8 +44,10 @@ export function invalidMessage(errors: readonly string[]): string {
   return out;
 }
 
-/** What the status should say about this generation of `policy`. */
-export function desiredStatus(policy: PolicyObject, validation: PalisadePolicyValidation, now: Date): DesiredStatus {
+const capped = (message: string) => (message.length > MAX_MESSAGE ? message.slice(0, MAX_MESSAGE - 1) + '…' : message);
+
+/** What the status should say about this generation of `policy`, given the validator's and the enforcement's verdicts. */
+export function desiredStatus(policy: PolicyObject, validation: PalisadePolicyValidation, enforcement: EnforcementVerdict, now: Date): DesiredStatus {
   const generation = policy.metadata?.generation ?? 0;
   const current = new Map((policy.status?.conditions ?? []).map((c) => [c.type, c]));
   const condition = (type: string, status: PolicyCondition['status'], reason: string, message: string): PolicyCondition => {
@@ -57,12 +58,18 @@ export function desiredStatus(policy: PolicyObject, validation: PalisadePolicyVa
   const valid = validation.ok
     ? condition(VALID, 'True', 'Accepted', 'every field is valid')
     : condition(VALID, 'False', 'InvalidSpec', invalidMessage(validation.errors));
-  return { observedGeneration: generation, conditions: [valid, condition(ENFORCED, 'Unknown', 'NotYetImplemented', NOT_ENFORCED_MESSAGE)] };
+  const enforced = condition(ENFORCED, enforcement.status, enforcement.reason, capped(enforcement.message));
+  return {
+    observedGeneration: generation,
+    selectedEndpoints: enforcement.selectedEndpoints,
+    conditions: [valid, enforced],
+  };
 }
 
 /** Whether the object's status differs from `desired` in anything but transition times. */
 export function needsWrite(policy: PolicyObject, desired: DesiredStatus): boolean {
   if (policy.status?.observedGeneration !== desired.observedGeneration) return true;
+  if (policy.status?.selectedEndpoints !== desired.selectedEndpoints) return true;
   const current = new Map((policy.status?.conditions ?? []).map((c) => [c.type, c]));
   return desired.conditions.some((d) => {
     const c = current.get(d.type);

@@ -243,11 +243,12 @@ test('RBAC: each component gets exactly the API calls its code makes', () => {
     'palisade.io/palisadenodes/status': ['patch'],
     'core/events': ['create'],
   }));
-  // operator/identities.ts, policy-validator.ts, palisade-policies.ts (informers; server-side
-  // apply of status), lib/events.ts; leader.ts in the Role below.
+  // operator/identities.ts, policy-validator.ts, palisade-policies.ts (informers, PalisadeNodes
+  // included; server-side apply of status), lib/events.ts; leader.ts in the Role below.
   assert.deepEqual(role('palisade-operator'), lines({
     'core/pods': ['list', 'watch'],
     'core/namespaces': ['list', 'watch'],
+    'palisade.io/palisadenodes': ['list', 'watch'],
     'palisade.io/securityidentities': ['create', 'delete', 'list', 'watch'],
     'networking.k8s.io/networkpolicies': ['list', 'watch'],
     'palisade.io/palisadenetworkpolicies': ['list', 'watch'],

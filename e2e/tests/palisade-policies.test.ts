@@ -10,12 +10,19 @@
 //   the API server names is one zod names;
 // - the operator marks each generation Valid=True or Valid=False naming the
 //   field (by server-side apply of the status subresource, as its own field
-//   manager), Enforced Unknown (NotYetImplemented), and posts a Warning event;
-//   with no more rights than the chart's ClusterRole gives it.
+//   manager), and posts a Warning event; with no more rights than the chart's
+//   ClusterRole gives it;
+// - Enforced and selectedEndpoints: pods (Pod objects with a node and an
+//   address, written here as a kubelet would) and PalisadeNode objects
+//   (status written here as an agent would: Ready, realized versions) drive
+//   them: NoAgent, Pending until every node running a selected pod has
+//   realized the policy's version, Enforced once they have (and it stays so,
+//   the operator's own writes notwithstanding), the count following pods.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, type V1ClusterRole } from '@kubernetes/client-node';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { parseAllDocuments } from 'yaml';
 import { signCert } from '../cluster/certs.ts';
@@ -83,9 +90,9 @@ async function remove(info: PolicyKindInfo, name: string): Promise<void> {
   else await custom.deleteClusterCustomObject(c);
 }
 
-async function read(info: PolicyKindInfo, name: string): Promise<any> {
+async function read(info: PolicyKindInfo, name: string, namespace = NS): Promise<any> {
   const c = { group: GROUP, version: VERSION, plural: info.plural, name };
-  return info.scope === 'Namespaced' ? custom.getNamespacedCustomObject({ ...c, namespace: NS }) : custom.getClusterCustomObject(c);
+  return info.scope === 'Namespaced' ? custom.getNamespacedCustomObject({ ...c, namespace }) : custom.getClusterCustomObject(c);
 }
 
 const refused = (answer: Answer) => {
@@ -172,16 +179,16 @@ describe('the operator writes status', () => {
   const core = () => cluster.kubeconfig.makeApiClient(CoreV1Api);
   const condition = (object: any, type: string) => (object.status?.conditions ?? []).find((c: { type: string }) => c.type === type);
 
-  async function until(info: PolicyKindInfo, name: string, check: (object: any) => void): Promise<any> {
+  async function until(info: PolicyKindInfo, name: string, check: (object: any) => void, namespace = NS): Promise<any> {
     let last: any;
     await waitFor(`${info.kind} ${name} status`, async () => {
-      last = await read(info, name);
+      last = await read(info, name, namespace);
       check(last);
     }, { timeoutMs: 15_000, intervalMs: 100 });
     return last;
   }
 
-  test('a valid policy: Valid=True, Enforced=Unknown (NotYetImplemented), observedGeneration, by server-side apply as palisade-operator', async () => {
+  test('a valid policy: Valid=True, Enforced=True (NoEndpoints: no pod), observedGeneration, by server-side apply as palisade-operator', async () => {
     const object = await until(PALISADE_NETWORK_POLICY, 'billing', (o) => assert.equal(condition(o, 'Valid')?.status, 'True'));
     assert.equal(object.status.observedGeneration, object.metadata.generation);
     assert.deepEqual(
@@ -189,13 +196,14 @@ describe('the operator writes status', () => {
       { status: 'True', reason: 'Accepted', observedGeneration: object.metadata.generation },
     );
     const enforced = condition(object, 'Enforced');
-    assert.equal(enforced.status, 'Unknown');
-    assert.equal(enforced.reason, 'NotYetImplemented');
-    assert.match(enforced.message, /no effect on traffic/);
+    assert.equal(enforced.status, 'True');
+    assert.equal(enforced.reason, 'NoEndpoints');
+    assert.match(enforced.message, /selects no endpoint/);
+    assert.equal(object.status.selectedEndpoints, 0);
     const managers = object.metadata.managedFields.map((f: any) => `${f.manager} ${f.operation} ${f.subresource ?? ''}`.trim());
     assert.ok(managers.includes('palisade-operator Apply status'), managers.join(', '));
     const { stdout } = await kubectl(['get', 'pnp', 'billing', '-n', NS, '--no-headers']);
-    assert.match(stdout, /^billing\s+True\s+Unknown\s+\S+$/, 'Valid, Enforced, no Endpoints count yet, Age');
+    assert.match(stdout, /^billing\s+True\s+True\s+0\s+\S+$/, 'Valid, Enforced, Endpoints, Age');
   });
 
   test('a policy the API server stores but Palisade refuses: Valid=False naming the field, and a Warning event', async () => {
@@ -229,13 +237,159 @@ describe('the operator writes status', () => {
       assert.equal(condition(o, 'Valid').status, 'False');
     });
     assert.equal(condition(second, 'Valid').message, 'spec.egressDeny[0].toCIDRSet[0].except[0]: must be a strict subset of cidr 10.1.0.0/16');
-    assert.equal(condition(second, 'Enforced').lastTransitionTime, condition(first, 'Enforced').lastTransitionTime, 'Enforced did not change');
+    assert.deepEqual([condition(second, 'Enforced').status, condition(second, 'Enforced').reason], ['False', 'Invalid']);
+    assert.match(condition(second, 'Enforced').message, /fail-closed.*; it selects no endpoint/);
+    assert.equal(second.status.selectedEndpoints, 0, 'counted by its endpointSelector, valid on its own');
     await patch(FQDN_EGRESS);
     const third = await until(info, 'billing', (o) => {
       assert.equal(o.status.observedGeneration, first.metadata.generation + 2);
       assert.equal(condition(o, 'Valid').status, 'True');
     });
     assert.equal(condition(third, 'Valid').observedGeneration, first.metadata.generation + 2);
+    assert.equal(condition(third, 'Enforced').status, 'True');
+  });
+
+  describe('Enforced and selectedEndpoints, from pods and the agents\' PalisadeNodes', () => {
+    const ENF = 'enf';
+    const nodesApi = { group: GROUP, version: VERSION, plural: 'palisadenodes' };
+    let podIndex = 0;
+
+    /** A Pod object on `node` with an address, as a kubelet would report it (no kubelet runs here). */
+    async function runPod(name: string, labels: Record<string, string>, node: string): Promise<void> {
+      await core().createNamespacedPod({ namespace: ENF, body: { metadata: { name, labels }, spec: { nodeName: node, containers: [{ name: 'c', image: 'none' }] } } });
+      const ip = `10.99.0.${++podIndex}`;
+      await core().patchNamespacedPodStatus(
+        { namespace: ENF, name, body: { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    }
+    const deletePod = (name: string) => core().deleteNamespacedPod({ namespace: ENF, name, gracePeriodSeconds: 0 });
+
+    /** A PalisadeNode whose status says what its (fake) agent has realized, as agent/status-reporter.ts writes it. */
+    async function agentReports(node: string, realized: Record<string, string>, ready = true): Promise<void> {
+      await custom.createClusterCustomObject({ ...nodesApi, body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'PalisadeNode', metadata: { name: node }, spec: {} } }).catch((error: unknown) => {
+        if (!(error instanceof ApiException && error.code === 409)) throw error;
+      });
+      await custom.patchClusterCustomObjectStatus(
+        {
+          ...nodesApi,
+          name: node,
+          body: {
+            status: {
+              revision: 1,
+              endpoints: 0,
+              realized,
+              pendingIdentities: 0,
+              conditions: [{ type: 'Ready', status: ready ? 'True' : 'False', reason: ready ? 'Enforcing' : 'Degraded', message: ready ? 'enforcing' : 'map full', lastTransitionTime: new Date().toISOString() }],
+            },
+          },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    }
+
+    const enforced = (o: any) => condition(o, 'Enforced') ?? {};
+    /** Waits for Enforced with `reason` (and the count), returns the object. */
+    const untilEnforced = (info: PolicyKindInfo, name: string, reason: string, endpoints: number, message?: RegExp) =>
+      until(info, name, (o) => {
+        assert.equal(enforced(o).reason, reason, enforced(o).message);
+        assert.equal(o.status.selectedEndpoints, endpoints);
+        assert.equal(enforced(o).observedGeneration, o.metadata.generation);
+        if (message) assert.match(enforced(o).message, message);
+      }, ENF);
+    /** The version the nodes must realize, as the Pending message names it. */
+    const wanted = (o: any) => enforced(o).message.match(/resourceVersion (\d+) not yet realized/)?.[1] as string;
+
+    before(async () => {
+      await createNamespace(cluster, ENF, { team: 'web' });
+    });
+
+    test('NoAgent, then Pending until every node running a selected pod realized the version, then Enforced, and it stays so', async () => {
+      const info = PALISADE_NETWORK_POLICY;
+      const c = { group: GROUP, version: VERSION, plural: info.plural, namespace: ENF };
+      await custom.createNamespacedCustomObject({ ...c, body: { apiVersion: `${GROUP}/${VERSION}`, kind: info.kind, metadata: { name: 'web', namespace: ENF }, spec: { endpointSelector: { matchLabels: { app: 'web' } }, ingress: [{ fromEntities: ['cluster'] }] } } });
+      await untilEnforced(info, 'web', 'NoEndpoints', 0);
+
+      // Pods on two nodes; only fake-a has an agent, and it is not Ready.
+      await runPod('web-1', { app: 'web' }, 'fake-a');
+      await runPod('web-2', { app: 'web' }, 'fake-b');
+      await runPod('other', { app: 'db' }, 'fake-c');
+      await agentReports('fake-a', {}, false);
+      const noAgent = await untilEnforced(info, 'web', 'NoAgent', 2,
+        /^no Palisade agent on 1 of the 2 nodes that run its 2 selected endpoints: fake-b \(no PalisadeNode\); resourceVersion \d+ not yet realized on 1 of the 2 nodes that run its 2 selected endpoints: fake-a \(agent not Ready\)$/);
+      assert.equal(enforced(noAgent).status, 'False');
+      const version = wanted(noAgent);
+      const below = (BigInt(version) - 1n).toString();
+
+      // Both agents Ready, one version short: Pending, naming both.
+      await agentReports('fake-a', { PalisadeNetworkPolicy: below, Pod: '999999999' });
+      await agentReports('fake-b', { PalisadeNetworkPolicy: below });
+      const pending = await untilEnforced(info, 'web', 'Pending', 2, /fake-a \(has not realized it yet\), fake-b \(has not realized it yet\)$/);
+      assert.equal(wanted(pending), version, 'our own status writes do not move the version to realize');
+      // fake-a realizes it exactly; fake-b does not yet.
+      await agentReports('fake-a', { PalisadeNetworkPolicy: version });
+      await untilEnforced(info, 'web', 'Pending', 2, /not yet realized on 1 of the 2 nodes that run its 2 selected endpoints: fake-b \(has not realized it yet\)$/);
+      await agentReports('fake-b', { PalisadeNetworkPolicy: version });
+      const done = await untilEnforced(info, 'web', 'Enforced', 2, new RegExp(`^every node that runs one of its 2 selected endpoints \\(2 nodes\\) has realized resourceVersion ${version}$`));
+      assert.equal(enforced(done).status, 'True');
+      // Writing True moved the object's resourceVersion past what the agents realized: it stays True.
+      assert.ok(BigInt(done.metadata.resourceVersion) > BigInt(version));
+      await sleep(1_000);
+      const later = await read(info, 'web', ENF);
+      assert.equal(enforced(later).reason, 'Enforced');
+      assert.equal(later.metadata.resourceVersion, done.metadata.resourceVersion, 'no further write');
+      const { stdout } = await kubectl(['get', 'pnp', 'web', '-n', ENF, '--no-headers']);
+      assert.match(stdout, /^web\s+True\s+True\s+2\s+\S+$/);
+
+      // An agent that stops being Ready: Pending again, naming it.
+      await agentReports('fake-b', { PalisadeNetworkPolicy: version }, false);
+      await untilEnforced(info, 'web', 'Pending', 2, /fake-b \(agent not Ready\)$/);
+      await agentReports('fake-b', { PalisadeNetworkPolicy: version });
+      await untilEnforced(info, 'web', 'Enforced', 2);
+
+      // A new generation: a new version to realize.
+      await custom.patchNamespacedCustomObject(
+        { ...c, name: 'web', body: [{ op: 'replace', path: '/spec/ingress', value: [{ fromEntities: ['world'] }] }] },
+        setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+      );
+      const next = await untilEnforced(info, 'web', 'Pending', 2);
+      assert.ok(BigInt(wanted(next)) > BigInt(version));
+      await agentReports('fake-a', { PalisadeNetworkPolicy: wanted(next) });
+      await agentReports('fake-b', { PalisadeNetworkPolicy: wanted(next) });
+      await untilEnforced(info, 'web', 'Enforced', 2);
+    });
+
+    test('selectedEndpoints follows pods created, finished, relabelled and deleted; a new node without an agent is NoAgent', async () => {
+      const info = PALISADE_NETWORK_POLICY;
+      await untilEnforced(info, 'web', 'Enforced', 2);
+      await runPod('web-3', { app: 'web' }, 'fake-a');
+      await untilEnforced(info, 'web', 'Enforced', 3, /its 3 selected endpoints \(2 nodes\)/);
+      await deletePod('web-2');
+      await untilEnforced(info, 'web', 'Enforced', 2, /its 2 selected endpoints \(1 node\)/);
+      await core().patchNamespacedPodStatus({ namespace: ENF, name: 'web-3', body: { status: { phase: 'Succeeded' } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+      await untilEnforced(info, 'web', 'Enforced', 1);
+      await core().patchNamespacedPod({ namespace: ENF, name: 'other', body: { metadata: { labels: { app: 'web' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+      await untilEnforced(info, 'web', 'NoAgent', 2, /: fake-c \(no PalisadeNode\)$/);
+      await deletePod('other');
+      await untilEnforced(info, 'web', 'Enforced', 1);
+      await deletePod('web-1');
+      await untilEnforced(info, 'web', 'NoEndpoints', 0);
+    });
+
+    test('a cluster-wide policy reads its own kind\'s realized version, and selects by namespace labels', async () => {
+      const info = PALISADE_CLUSTER_NETWORK_POLICY;
+      await runPod('api-1', { app: 'api' }, 'fake-a');
+      assert.ok((await create(info, 'team-web', { endpointSelector: { matchLabels: { 'io.cilium.k8s.namespace.labels.team': 'web' } }, egressDeny: [{ toCIDR: ['169.254.169.254/32'] }] })).stored);
+      // fake-a realized far beyond it, but for the namespaced kind only.
+      await agentReports('fake-a', { PalisadeNetworkPolicy: '999999999' });
+      const pending = await untilEnforced(info, 'team-web', 'Pending', 1, /fake-a \(has realized no PalisadeClusterNetworkPolicy yet\)$/);
+      await agentReports('fake-a', { PalisadeNetworkPolicy: '999999999', PalisadeClusterNetworkPolicy: wanted(pending) });
+      await untilEnforced(info, 'team-web', 'Enforced', 1);
+      await cluster.core.patchNamespace({ name: ENF, body: { metadata: { labels: { team: 'other' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+      await untilEnforced(info, 'team-web', 'NoEndpoints', 0);
+      await deletePod('api-1');
+      await remove(info, 'team-web');
+    });
   });
 
   test('the chart\'s ClusterRole is enough: the controller, as a user bound to it alone, writes status and posts events', async () => {
@@ -263,7 +417,11 @@ describe('the operator writes status', () => {
     const controller = await startPalisadePolicyController(kubeconfig, { log: (line) => lines.push(line), isLeading: () => true });
     try {
       await until(PALISADE_NETWORK_POLICY, 'rbac-bad', (o) => assert.equal(condition(o, 'Valid')?.status, 'False'));
-      await until(PALISADE_CLUSTER_NETWORK_POLICY, 'rbac-good', (o) => assert.equal(condition(o, 'Valid')?.status, 'True'));
+      await until(PALISADE_CLUSTER_NETWORK_POLICY, 'rbac-good', (o) => {
+        assert.equal(condition(o, 'Valid')?.status, 'True');
+        assert.equal(condition(o, 'Enforced')?.observedGeneration, o.metadata.generation, 'Enforced written: it reads pods and PalisadeNodes');
+        assert.equal(typeof o.status.selectedEndpoints, 'number');
+      });
       await waitFor('the Warning event', async () => {
         const events = await core().listNamespacedEvent({ namespace: NS, fieldSelector: 'involvedObject.name=rbac-bad' });
         assert.ok(events.items.some((e) => e.reason === 'InvalidPalisadePolicy'));
