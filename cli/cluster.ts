@@ -6,7 +6,8 @@
 import type { V1Namespace, V1NetworkPolicy, V1Pod } from '@kubernetes/client-node';
 import { podInput } from '../agent/pod-input.ts';
 import { networkPolicySpec } from '../lib/network-policy.ts';
-import type { NamespaceInput, NetworkPolicyInput, PodInput } from '../policy/types.ts';
+import { readPalisadePolicy, type StoredPalisadePolicy } from '../agent/palisade-policy-input.ts';
+import type { NamespaceInput, NetworkPolicyInput, PalisadePolicyInput, PalisadePolicyKind, PodInput } from '../policy/types.ts';
 import type { Api } from './api.ts';
 import { CliError, EXIT } from './errors.ts';
 
@@ -51,6 +52,33 @@ export async function listPolicies(api: Api, namespace: string | undefined): Pro
   const list = await api.get<List<V1NetworkPolicy>>(path, { verb: 'list', resource: 'networkpolicies', group: 'networking.k8s.io', ...(namespace ? { namespace } : {}) });
   // The raw API object already says `from`; networkPolicySpec also accepts it.
   return list.items.map((p) => ({ namespace: p.metadata!.namespace!, name: p.metadata!.name!, spec: networkPolicySpec(p) }));
+}
+
+/**
+ * The PalisadeNetworkPolicies of these namespaces and every
+ * PalisadeClusterNetworkPolicy, read as the agents read them (an invalid one
+ * fail closed), and notes on what could not be read (RBAC, CRDs absent).
+ */
+export async function listPalisadePolicies(api: Api, namespaces: readonly string[]): Promise<{ policies: PalisadePolicyInput[]; notes: string[] }> {
+  const forbidden: string[] = [];
+  const read = async (kind: PalisadePolicyKind, plural: string, namespace: string | undefined) => {
+    const path = namespace ? `/apis/palisade.io/v1alpha1/namespaces/${namespace}/${plural}` : `/apis/palisade.io/v1alpha1/${plural}`;
+    let list: List<StoredPalisadePolicy> | undefined;
+    try {
+      list = await unlessForbidden(api.get<List<StoredPalisadePolicy>>(path, { verb: 'list', resource: plural, group: 'palisade.io', ...(namespace ? { namespace } : {}) }));
+      if (!list) forbidden.push(`RBAC forbids listing ${namespace ? `${kind} in ${namespace}` : kind}: judged without them, they may deny or isolate more`);
+    } catch (error) {
+      // Not served: the kind's CRD is not installed, so no such policy exists.
+      if (!(error instanceof CliError && error.exitCode === EXIT.UNAVAILABLE)) throw error;
+      if (!namespace) forbidden.push(`${kind} is not served by this cluster (its CRD is not installed): judged without Palisade's policy kinds`);
+    }
+    return (list?.items ?? []).map((p) => readPalisadePolicy(kind, p).input);
+  };
+  const lists = await Promise.all([
+    ...namespaces.map((ns) => read('PalisadeNetworkPolicy', 'palisadenetworkpolicies', ns)),
+    read('PalisadeClusterNetworkPolicy', 'palisadeclusternetworkpolicies', undefined),
+  ]);
+  return { policies: lists.flat(), notes: forbidden };
 }
 
 const namespaceInput = (ns: V1Namespace): NamespaceInput => ({ name: ns.metadata!.name!, labels: ns.metadata?.labels ?? {} });

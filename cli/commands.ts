@@ -4,7 +4,7 @@
 import type { Flow } from '../lib/flow.ts';
 import type { NamespaceInput, NetworkPolicyInput, PodInput } from '../policy/types.ts';
 import type { Api } from './api.ts';
-import { listIdentities, listNamespaces, listPods, listPolicies, podsWithIp, readNamespace, readPod } from './cluster.ts';
+import { listIdentities, listNamespaces, listPalisadePolicies, listPods, listPolicies, podsWithIp, readNamespace, readPod } from './cluster.ts';
 import { endpointNotes, endpointRows, endpointsTable } from './endpoints.ts';
 import { AGENTS_HINT, CliError, describe, EXIT, FLOWS_GROUP, type ExitCode } from './errors.ts';
 import { flowPrinter, formatFlows } from './format.ts';
@@ -155,15 +155,21 @@ export async function policyTrace(cluster: Cluster, flags: TraceFlags, io: Io): 
   };
   const [pods, identities] = await Promise.all([Promise.all([sidePods(from), sidePods(to)]).then((p) => p.flat()), listIdentities(api)]);
   const namespaceNames = [...new Set(pods.map((p) => p.namespace))];
-  const [namespaces, policies] = await Promise.all([
+  const [namespaces, policies, palisade] = await Promise.all([
     Promise.all(namespaceNames.map(async (name) => {
       const ns = await readNamespace(api, name);
       if (!ns) notes.push(`namespace ${name} could not be read (RBAC): judged with its name label only, namespaceSelectors on other labels may differ`);
       return ns ?? { name, labels: { 'kubernetes.io/metadata.name': name } };
     })),
     Promise.all(namespaceNames.map((ns) => listPolicies(api, ns))).then((l) => l.flat()),
+    listPalisadePolicies(api, namespaceNames),
   ]);
-  const result = trace({ from, to, protocol, port }, { pods, namespaces, policies, identities });
+  notes.push(...palisade.notes);
+  const fqdnRules = palisade.policies.some((p) => [...p.spec.egress, ...p.spec.egressDeny].some((r) => (r.toFQDNs ?? []).length > 0));
+  if (fqdnRules && (from.kind === 'address' || to.kind === 'address')) {
+    notes.push('addresses learned from DNS answers live on the nodes: an address outside the cluster is judged here without them (toFQDNs rules match none)');
+  }
+  const result = trace({ from, to, protocol, port }, { pods, namespaces, policies, palisadePolicies: palisade.policies, identities });
   result.notes.push(...notes);
 
   const warnings = flags.kernelCheck === false ? [] : await kernelCheck(api, result);

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { allocateIdentities, np, scenarioCluster } from '../policy/fixtures.ts';
-import type { NetworkPolicyInput, Protocol } from '../policy/types.ts';
+import { validatePalisadePolicy } from '../policy/palisade-policy.ts';
+import type { NetworkPolicyInput, PalisadePolicyInput, Protocol } from '../policy/types.ts';
 import { CliError, EXIT } from './errors.ts';
 import { kernelDisagreements, kernelQuestions, parseSide, rangeText, renderTrace, trace, type TraceCluster } from './trace.ts';
 
@@ -62,7 +63,7 @@ test('egress to a CIDR outside the cluster: judged for every address, in the pie
   assert.deepEqual(r.egress?.pieces.map((p) => [p.peer, p.verdict.decision]), [['192.0.2.0/25', 'allow'], ['192.0.2.128/25', 'deny']]);
   const text = renderTrace(r);
   assert.match(text, /^egress of x\/a: denied for part of it$/m);
-  assert.match(text, /^ {2}192\.0\.2\.0\/25: allowed by NetworkPolicy x\/a-out, egress rule 0 \(ipBlock region 192\.0\.2\.0\/24\)$/m);
+  assert.match(text, /^ {2}192\.0\.2\.0\/25: allowed by NetworkPolicy x\/a-out, egress rule 0 \(CIDR region 192\.0\.2\.0\/24\)$/m);
   assert.match(text, /^ingress: the destination is outside the cluster, no Palisade hook judges it$/m);
   // the allowed half alone, and a single address outside every ipBlock
   assert.equal(run('x/a', '192.0.2.0/25', [egressA], 443).allowed, true);
@@ -136,4 +137,17 @@ test('ranges print as a CIDR when they are one', () => {
   assert.equal(rangeText(0xc0000200, 0xc000027f), '192.0.2.0/25');
   assert.equal(rangeText(0xc0000201, 0xc0000201), '192.0.2.1');
   assert.equal(rangeText(0xc0000201, 0xc00002ff), '192.0.2.1 - 192.0.2.255');
+});
+
+test('Palisade kinds: a deny rule is named with its kind and list, and wins over a NetworkPolicy allow', () => {
+  const v = validatePalisadePolicy({
+    kind: 'PalisadeClusterNetworkPolicy',
+    spec: { endpointSelector: { matchLabels: { 'io.kubernetes.pod.namespace': 'y' } }, ingressDeny: [{ fromEntities: ['cluster'], toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }] }] }] },
+  });
+  assert.ok(v.ok);
+  const deny: PalisadePolicyInput = { kind: 'PalisadeClusterNetworkPolicy', namespace: '', name: 'no-80', spec: v.spec };
+  const r = run('x/a', 'y/b', [allowXtoY80], 80, 'TCP', { ...cluster([allowXtoY80]), palisadePolicies: [deny] });
+  assert.equal(r.allowed, false);
+  assert.match(renderTrace(r), /^ingress of y\/b: denied by PalisadeClusterNetworkPolicy no-80, ingressDeny rule 0 \(the peer is in the cluster\): a deny rule wins over every allow$/m);
+  assert.equal(run('x/a', 'y/b', [allowXtoY80], 81, 'TCP', { ...cluster([allowXtoY80]), palisadePolicies: [deny] }).allowed, false, '81: the NetworkPolicy allows only 80');
 });

@@ -8,7 +8,7 @@ import { parseAddress, parseCidr, type Prefix } from '../policy/cidr.ts';
 import { compile } from '../policy/compile.ts';
 import { evaluateDirection, type DirectionVerdict } from '../policy/evaluate.ts';
 import { IDENTITY_WORLD } from '../policy/ids.ts';
-import type { CompiledPolicy, Direction, EndpointPolicy, NamespaceInput, NetworkPolicyInput, PodInput, PolicyRef, Protocol, RuleRef } from '../policy/types.ts';
+import type { CompiledPolicy, Direction, EndpointPolicy, NamespaceInput, NetworkPolicyInput, PalisadePolicyInput, PodInput, PolicyRef, Protocol, RuleRef } from '../policy/types.ts';
 import { CliError, EXIT, usageError } from './errors.ts';
 
 export type Side =
@@ -28,6 +28,8 @@ export interface TraceCluster {
   pods: PodInput[];
   namespaces: NamespaceInput[];
   policies: NetworkPolicyInput[];
+  /** PalisadeNetworkPolicies of the pods' namespaces and every PalisadeClusterNetworkPolicy. */
+  palisadePolicies?: PalisadePolicyInput[];
   /** Identity key -> number; undefined when SecurityIdentities could not be read. */
   identities: ReadonlyMap<string, number> | undefined;
 }
@@ -107,10 +109,11 @@ export function trace(q: TraceQuery, cluster: TraceCluster): TraceResult {
   const hook = (ep: Resolved, direction: Direction, peer: Resolved): HookTrace | undefined => {
     if (ep.kind !== 'pod') return undefined;
     const dp = ep.endpoint[direction];
+    const deny = ep.endpoint[direction === 'ingress' ? 'ingressDeny' : 'egressDeny'];
     const pieces: Piece[] =
       peer.kind === 'pod'
-        ? [{ peer: podPeerText(peer.endpoint, compiled), address: peer.endpoint.ip, verdict: judge(dp, peer.endpoint.ip, compiled, q) }]
-        : cidrPieces(dp, peer.side, compiled, q);
+        ? [{ peer: podPeerText(peer.endpoint, compiled), address: peer.endpoint.ip, verdict: judge(dp, peer.endpoint.ip, compiled, q, deny) }]
+        : cidrPieces(dp, peer.side, compiled, q, deny);
     return { direction, endpoint: ep.endpoint.endpoint, node: ep.endpoint.node, pieces, allowed: pieces.every((p) => p.verdict.decision !== 'deny') };
   };
   const egress = hook(from, 'egress', to);
@@ -149,10 +152,10 @@ function resolve(side: Side, cluster: TraceCluster, compiled: CompiledPolicy, no
   return { kind: 'pod', endpoint };
 }
 
-function judge(dp: EndpointPolicy['ingress'], address: string, compiled: CompiledPolicy, q: TraceQuery): DirectionVerdict {
+function judge(dp: EndpointPolicy['ingress'], address: string, compiled: CompiledPolicy, q: TraceQuery, deny?: EndpointPolicy['ingressDeny']): DirectionVerdict {
   const parsed = parseAddress(address);
   if (!parsed) throw new CliError(EXIT.OTHER, `not an address: ${address}`);
-  return evaluateDirection(dp, { address: parsed, identity: compiled.ipcache.get(address) ?? IDENTITY_WORLD }, q.protocol, q.port);
+  return evaluateDirection(dp, { address: parsed, identity: compiled.ipcache.get(address) ?? IDENTITY_WORLD }, q.protocol, q.port, deny);
 }
 
 function podPeerText(ep: EndpointPolicy, compiled: CompiledPolicy): string {
@@ -174,9 +177,9 @@ function describeSide(r: Resolved, compiled: CompiledPolicy): string {
  * entries are the same for every world address), so judging the first
  * address after each such boundary covers every address.
  */
-export function cidrPieces(dp: EndpointPolicy['ingress'], side: Extract<Side, { kind: 'address' }>, compiled: CompiledPolicy, q: TraceQuery): Piece[] {
+export function cidrPieces(dp: EndpointPolicy['ingress'], side: Extract<Side, { kind: 'address' }>, compiled: CompiledPolicy, q: TraceQuery, deny?: EndpointPolicy['ingressDeny']): Piece[] {
   const bounds = new Set([side.first]);
-  for (const region of dp?.cidrRegions ?? []) {
+  for (const region of [...(dp?.cidrRegions ?? []), ...(deny?.cidrRegions ?? [])]) {
     const p = parseCidr(region.prefix);
     if (typeof p === 'string' || p.family !== 4) continue;
     const [lo, hi] = range(p);
@@ -188,7 +191,7 @@ export function cidrPieces(dp: EndpointPolicy['ingress'], side: Extract<Side, { 
   const groups = new Map<string, { verdict: DirectionVerdict; ranges: Array<[number, number]> }>();
   starts.forEach((start, i) => {
     const end = i + 1 < starts.length ? starts[i + 1]! - 1 : side.last;
-    const verdict = judge(dp, ipText(start), compiled, q);
+    const verdict = judge(dp, ipText(start), compiled, q, deny);
     const key = JSON.stringify(verdict);
     const g = groups.get(key) ?? { verdict, ranges: [] };
     const previous = g.ranges.at(-1);
@@ -215,19 +218,21 @@ export function rangeText(lo: number, hi: number): string {
   return Number.isInteger(len) && lo % size === 0 ? (len === 32 ? ipText(lo) : `${ipText(lo)}/${len}`) : `${ipText(lo)} - ${ipText(hi)}`;
 }
 
-const policyRef = (p: PolicyRef) => `NetworkPolicy ${p.namespace}/${p.name}`;
-const ruleText = (r: RuleRef) => `${policyRef(r)}, ${r.direction} rule ${r.index}`;
+const policyRef = (p: PolicyRef) => (p.kind === 'PalisadeClusterNetworkPolicy' ? `${p.kind} ${p.name}` : `${p.kind ?? 'NetworkPolicy'} ${p.namespace}/${p.name}`);
+const ruleText = (r: RuleRef) =>
+  `${policyRef(r)}, ${r.direction}${r.deny ? 'Deny' : ''} rule ${r.index}${r.implicitDns ? ' (the DNS queries its toFQDNs need)' : ''}`;
+const viaText = (v: { via?: string; region?: string }) =>
+  v.via === 'identity' ? 'it selects the peer' : v.via === 'any' ? 'it matches every peer' : v.via === 'cluster' ? 'the peer is in the cluster' : `CIDR region ${v.region}`;
 
 /** Why one hook lets a peer through or not. */
 export function verdictText(v: DirectionVerdict, h: Pick<HookTrace, 'direction' | 'endpoint'>): string {
   switch (v.decision) {
     case 'unselected':
       return `allowed: no policy selects ${h.endpoint} for ${h.direction} (not isolated)`;
-    case 'allow': {
-      const why = v.via === 'identity' ? 'it selects the peer' : v.via === 'any' ? 'it allows every peer' : `ipBlock region ${v.region}`;
-      return `allowed by ${ruleText(v.rule)} (${why})`;
-    }
+    case 'allow':
+      return `allowed by ${ruleText(v.rule)} (${viaText(v)})`;
     case 'deny':
+      if (v.rule) return `denied by ${ruleText(v.rule)} (${viaText(v)}): a deny rule wins over every allow`;
       return `denied: default deny, no rule of ${v.isolatedBy.map(policyRef).join(', ')} allows it`;
   }
 }

@@ -238,6 +238,8 @@ test('RBAC: each component gets exactly the API calls its code makes', () => {
     'core/services': ['list', 'watch'],
     'discovery.k8s.io/endpointslices': ['list', 'watch'],
     'networking.k8s.io/networkpolicies': ['list', 'watch'],
+    'palisade.io/palisadenetworkpolicies': ['list', 'watch'],
+    'palisade.io/palisadeclusternetworkpolicies': ['list', 'watch'],
     'palisade.io/securityidentities': ['list', 'watch'],
     'palisade.io/palisadenodes': ['create'],
     'palisade.io/palisadenodes/status': ['patch'],
