@@ -21,6 +21,7 @@ import { RuleOutput, type PortSpec } from './rule-output.ts';
 import { comparePolicyRefs, comparePorts } from './entries.ts';
 import { fqdnKey } from './fqdn.ts';
 import { FqdnState } from './fqdn-state.ts';
+import { compileSelector } from './selectors.ts';
 import { IDENTITY_INIT, IDENTITY_WORLD, policyRefString, ruleRefString } from './ids.ts';
 import type { FqdnSelector } from './palisade-policy.ts';
 import { DEFAULT_DNS_SERVERS, palisadePolicyIR, type DnsServers } from './palisade-ir.ts';
@@ -261,6 +262,9 @@ export class Compiler {
   /** podsInBlock results, valid while no pod address or container port changed (addressVersion). */
   private readonly blockCache = new Map<string, { version: number; list: readonly (readonly [Prefix, number])[] }>();
   private addressVersion = 0;
+  /** Bumped by every change of namespaces, pods, identities or the local registry (podAt's memo). */
+  private inputVersion = 0;
+  private ownersMemo: { version: number; owners: ReturnType<Compiler['addressOwners']> } | undefined;
   private byAddress: { version: number; list: { pod: PodRec; host: Prefix }[] } | undefined;
   /** Named-port signature per pod, for its current container ports. */
   private readonly signatures = new Map<PodRec, { ports: readonly ContainerPort[]; sig: string }>();
@@ -306,6 +310,14 @@ export class Compiler {
     return this.fqdn.namesOf(address);
   }
 
+  /** The addresses of the configured DNS servers' pods (the upstreams whose queries the DNS proxy sees), sorted. */
+  dnsServerAddresses(): string[] {
+    const ns = this.cluster.namespaces.get(this.dnsServers.namespace);
+    if (!ns) return [];
+    const sel = compileSelector(this.dnsServers.podSelector);
+    return [...ns.pods].filter((p) => p.ip !== undefined && sel.matches(p.input.labels)).map((p) => p.ip!).sort();
+  }
+
   /** Whether some policy's FQDN selector matches the name: an answer for it is worth learning. */
   dnsNameWanted(name: string): boolean {
     return this.fqdn.wanted(name);
@@ -328,11 +340,13 @@ export class Compiler {
   // ---- inputs ----
 
   setNamespace(ns: NamespaceInput): void {
+    this.inputVersion++;
     this.namespaceChanged(this.cluster.setNamespaceLabels(ns.name, ns.labels));
   }
 
   /** The namespace's labels fall back to `kubernetes.io/metadata.name` only; its pods and policies stay. */
   deleteNamespace(name: string): void {
+    this.inputVersion++;
     this.namespaceChanged(this.cluster.setNamespaceLabels(name, undefined));
   }
 
@@ -347,6 +361,7 @@ export class Compiler {
   }
 
   setPod(input: PodInput): void {
+    this.inputVersion++;
     const change = this.cluster.setPod(input);
     if (!change) return;
     const pod = change.pod;
@@ -356,6 +371,7 @@ export class Compiler {
   }
 
   deletePod(namespace: string, name: string): void {
+    this.inputVersion++;
     const pod = this.cluster.deletePod(`${namespace}/${name}`);
     if (!pod) return;
     for (const p of this.podPolicies.get(pod)?.set ?? []) p.selected.delete(pod);
@@ -451,6 +467,7 @@ export class Compiler {
    * new ones here, once their number is given.
    */
   setIdentities(identities: ReadonlyMap<string, number>): void {
+    this.inputVersion++;
     const { changed, relabelled } = this.cluster.setIdentities(identities);
     for (const pod of relabelled) this.reselect(pod);
     for (const pod of changed) this.dirty.add(pod.key);
@@ -496,6 +513,7 @@ export class Compiler {
    * addressOwners). Only meaningful with a `node`.
    */
   setLocalAddresses(owners: ReadonlyMap<string, string>): void {
+    this.inputVersion++;
     const next = new Map<string, string>();
     for (const [ip, pod] of owners) {
       const address = parseAddress(ip);
@@ -531,6 +549,12 @@ export class Compiler {
       const p = best.get(ip)!;
       return [ip, { pod: p.key, uid: p.input.uid, identity: p.group.identity }];
     }));
+  }
+
+  /** The pod that owns an address, with its identity (addressOwners, remembered until the next change of pods or identities). */
+  podAt(ip: string): { pod: string; identity: number | undefined } | undefined {
+    if (this.ownersMemo?.version !== this.inputVersion) this.ownersMemo = { version: this.inputVersion, owners: this.addressOwners() };
+    return this.ownersMemo.owners.get(ip);
   }
 
   /** Pod IP -> identity of its owner (addressOwners; IDENTITY_INIT while it has no number), sorted by address text. */
