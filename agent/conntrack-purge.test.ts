@@ -87,9 +87,10 @@ test('the entries to delete are those whose endpoint address or peer address cha
     ct('10.1.0.12', '10.1.0.13', 4), // kept
     ct('10.1.0.12', '10.96.0.1', 5, { kind: NAT_KIND.SERVICE, addr: '10.2.0.5' }), // a connection to a Service whose backend is the reused address: deleted
     ct('10.1.0.12', '10.2.0.7', 6, { kind: NAT_KIND.REVERSE, addr: '10.2.0.5' }), // only the frontend is the reused address (cannot be, but): kept
+    ct('10.1.0.12', '10.0.0.1', 7, { kind: NAT_KIND.DNS, addr: '10.2.0.5' }), // a DNS query redirected to the proxy, for the reused address as its upstream: deleted
   ];
   const doomed = entriesToPurge(entries, new Set(['10.2.0.5']));
-  assert.deepEqual(doomed.map((e) => ct4Key.decode(e.key).peerPort), [1, 3, 5]);
+  assert.deepEqual(doomed.map((e) => ct4Key.decode(e.key).peerPort), [1, 3, 5, 7]);
   assert.deepEqual(entriesToPurge(entries, new Set()), []);
 });
 

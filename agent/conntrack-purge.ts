@@ -102,8 +102,10 @@ export function endpointAddressesGone(before: ReadonlyMap<string, string>, after
 
 /**
  * The pal_ct4 entries whose endpoint address or peer address is in
- * `addresses`, and the SERVICE entries whose backend is: a connection to a
- * Service keeps going to its backend's address, whoever holds it now.
+ * `addresses`, the SERVICE entries whose backend is (a connection to a
+ * Service keeps going to its backend's address, whoever holds it now), and
+ * the DNS entries whose upstream is (the DNS proxy's replies would go on
+ * coming back from that address).
  */
 export function entriesToPurge(entries: readonly MapEntry[], addresses: ReadonlySet<string>): MapEntry[] {
   if (addresses.size === 0) return [];
@@ -111,7 +113,7 @@ export function entriesToPurge(entries: readonly MapEntry[], addresses: Readonly
     const k = ct4Key.decode(e.key);
     if (addresses.has(k.addr) || addresses.has(k.peerAddr)) return true;
     const v = ctValue.decode(e.value);
-    return v.nat === NAT_KIND.SERVICE && addresses.has(v.natAddr);
+    return (v.nat === NAT_KIND.SERVICE || v.nat === NAT_KIND.DNS) && addresses.has(v.natAddr);
   });
 }
 

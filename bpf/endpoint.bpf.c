@@ -27,6 +27,7 @@
 
 #include "config.h"
 #include "conntrack.h"
+#include "dns.h"
 #include "endpoints.h"
 #include "flows.h"
 #include "frag.h"
@@ -127,6 +128,7 @@ struct outcome {
 	__u8 origin;
 	__u8 service;
 	__u8 default_deny; /* a drop for lack of an allowing rule (PAL_FLOWF_DEFAULT_DENY) */
+	__u8 dns;          /* the packet was sent to the DNS proxy (PAL_PASS_DNS_REDIRECT, PAL_FLOWF_DNS_PROXY) */
 };
 
 /* The connection of entry key, opened in direction `origin`, as its
@@ -535,7 +537,7 @@ static __always_inline __u32 icmp_error(struct __sk_buff *skb, const __u8 dir, c
 	else
 		ct_key_of(&quoted, PAL_DIR_INGRESS, &key);
 	ct = q->ok && key.addr == own ? bpf_map_lookup_elem(&pal_ct4, &key) : NULL;
-	if (ct && ct->ifindex == skb->ifindex && ct->nat != PAL_NAT_SERVICE) {
+	if (ct && ct->ifindex == skb->ifindex && ct->nat != PAL_NAT_SERVICE && ct->nat != PAL_NAT_DNS) {
 		__u32 revision = policy_revision();
 
 		if (ct->revision != revision)
@@ -592,12 +594,13 @@ struct nat4 {
  * kind and, for a Service's backend connection, the same frontend: a
  * direct packet never rides a Service connection's entry, nor the reverse,
  * and an entry that does not match is replaced. To the pod, any entry but
- * a SERVICE one: that entry is keyed by the frontend's tuple and admits
- * nothing; a packet from the frontend's address itself is a new one. */
+ * a SERVICE or DNS one: those are keyed by the tuple as translated and
+ * admit nothing; a packet from the frontend's or the DNS proxy's address
+ * that was not translated is a new one. */
 static __always_inline bool entry_fits(const struct ct_value *ct, const __u8 dir, const struct nat4 *want)
 {
 	if (dir == PAL_DIR_INGRESS)
-		return ct->nat != PAL_NAT_SERVICE;
+		return ct->nat != PAL_NAT_SERVICE && ct->nat != PAL_NAT_DNS;
 	return ct->nat == want->kind &&
 	       (want->kind == PAL_NAT_NONE || (ct->nat_addr == want->addr && ct->nat_port == want->port));
 }
@@ -737,10 +740,11 @@ static __always_inline __u32 pick_backend(const struct pal_pkt *pkt, const struc
  * the tuple the pod sent, keeps the backend of the connection; the
  * REVERSE entry, keyed by the translated tuple, is the connection's
  * ordinary entry (policy, revision, revocation, replies). Returns the
- * reason, or PAL_LB_HAIRPIN when the packet is to go on untranslated. */
+ * reason, or PAL_LB_HAIRPIN when the packet is to go on untranslated;
+ * *to is the backend the packet now goes to when it passed. */
 static __always_inline __u32 to_service(struct __sk_buff *skb, const struct pal_pkt *pkt,
 					const struct lb4_key *frontend, const struct lb4_service *svc,
-					struct outcome *out)
+					struct outcome *out, struct nat4 *to)
 {
 	struct nat4 want = { .kind = PAL_NAT_REVERSE, .addr = pkt->daddr, .port = pkt->dport }, got = { 0 };
 	struct pal_pkt be = *pkt;
@@ -784,7 +788,11 @@ static __always_inline __u32 to_service(struct __sk_buff *skb, const struct pal_
 		if (!ct_open(&key, &v))
 			return PAL_DROP_CT_FULL;
 	}
-	return pal_nat4(skb, pkt, true, be.daddr, be.dport) ? reason : PAL_DROP_NAT;
+	if (!pal_nat4(skb, pkt, true, be.daddr, be.dport))
+		return PAL_DROP_NAT;
+	to->addr = be.daddr;
+	to->port = be.dport;
+	return reason;
 }
 
 /* The frontend a packet from the pod is addressed to, if any. */
@@ -795,6 +803,160 @@ static __always_inline struct lb4_service *frontend_of(const struct pal_pkt *pkt
 	k->protocol = pkt->protocol;
 	k->pad = 0;
 	return bpf_map_lookup_elem(&pal_lb4, k);
+}
+
+/* ---- the DNS proxy's redirect (dns.h, docs/adr/0012-dns-redirect.md) ---- */
+
+/* The DNS entry of a query's flow as redirected: from the pod's address
+ * and port to the proxy's, keyed from the pod's side like any entry. */
+static __always_inline void dns_key_of(__u32 pod, __u16 pod_port, __u32 proxy, __u16 proxy_port, __u8 protocol,
+				       struct ct4_key *k)
+{
+	k->addr = pod;
+	k->peer_addr = proxy;
+	k->port = pod_port;
+	k->peer_port = proxy_port;
+	k->protocol = protocol;
+	k->pad[0] = k->pad[1] = k->pad[2] = 0;
+}
+
+/* Deletes an entry this device made, and uncounts it (as pal_ct_forget does). */
+static __always_inline void ct_forget_entry(const struct ct4_key *key, __u32 ifindex)
+{
+	if (bpf_map_delete_elem(&pal_ct4, key) == 0)
+		ct_release(ifindex);
+}
+
+/* From the pod, after its packet `pkt` passed the policy as a packet to
+ * `daddr`:`dport` (the backend a Service's frontend was translated to, or
+ * the destination the pod wrote), where it now goes: a DNS query of an endpoint with PAL_EP_DNS_REDIRECT to a
+ * listed upstream goes to the node's DNS proxy instead, the proxy port
+ * telling it which upstream it stands in for, while the proxy's lease
+ * runs. Its flow's DNS entry (PAL_NAT_DNS) names the upstream, for the
+ * replies. UDP: every datagram follows the lease (a datagram is a query).
+ * TCP: the SYN follows the lease and the rest of the connection its SYN
+ * (redirected while it has its DNS entry, never switched mid-stream).
+ * Returns PASS_DNS_REDIRECT (sent to the proxy), 0 (sent on to `to`), or
+ * a drop: DROP_DNS_NO_PROXY (no proxy for an endpoint that must not bypass
+ * it), DROP_CT_FULL (the DNS entry does not fit the endpoint's budget: a
+ * redirect whose replies could not be translated back, or a bypass of the
+ * proxy, would both be wrong), DROP_NAT. The caller calls it only for a
+ * packet to port 53 (two compares for every other packet); one hash
+ * lookup for a packet to an address that is no upstream. A global
+ * function, verified once on its own: inlined, it took pal_from_pod's
+ * stack past 512 bytes and tripled its processed instructions; its own
+ * frame is kept small (the new entry's value is built in pal_ct_scratch),
+ * as it adds to pal_from_pod's. */
+__noinline int dns_redirect(struct __sk_buff *skb, const struct pal_pkt *pkt, __u32 daddr, __u16 dport)
+{
+	struct dns_upstream *up;
+	struct endpoint_info *ep;
+	struct dns_proxy *proxy;
+	struct ct_value *dns;
+	struct ct4_key key;
+	__u32 zero = 0, proxy_addr, upstream;
+	__u16 proxy_port;
+	bool alive, tcp;
+
+	if (!skb || !pkt)
+		return 0;
+	upstream = daddr;
+	tcp = pkt->protocol == IPPROTO_TCP;
+	if (dport != PAL_DNS_PORT || (!tcp && pkt->protocol != IPPROTO_UDP))
+		return 0;
+	up = bpf_map_lookup_elem(&pal_dns_upstreams, &upstream);
+	if (!up)
+		return 0;
+	ep = endpoint_of(skb);
+	if (!ep || !(ep->flags & PAL_EP_DNS_REDIRECT))
+		return 0;
+	proxy = bpf_map_lookup_elem(&pal_dns_proxy, &zero);
+	if (!proxy)
+		return 0;
+	proxy_addr = proxy->addr;
+	proxy_port = bpf_ntohs(up->proxy_port);
+	alive = proxy_addr && proxy_port && bpf_jiffies64() < proxy->alive_until;
+	dns_key_of(pkt->saddr, pkt->sport, proxy_addr, proxy_port, pkt->protocol, &key);
+	dns = bpf_map_lookup_elem(&pal_ct4, &key);
+	/* Only this device's DNS entry for this very upstream: anything else
+	 * under the key (the pod's own direct flow to the proxy's port) is
+	 * replaced when a query takes the key, and never redirects. */
+	if (dns && (dns->ifindex != skb->ifindex || dns->nat != PAL_NAT_DNS || dns->nat_addr != upstream ||
+		    dns->nat_port != dport))
+		dns = NULL;
+	if (tcp && !pkt->syn) {
+		if (!dns)
+			return 0;
+		touch(dns, pkt);
+	} else if (!alive) {
+		/* A SYN going to the upstream: the rest of its connection must
+		 * not follow an older connection's DNS entry to the proxy. */
+		if (dns && tcp)
+			ct_forget_entry(&key, skb->ifindex);
+		return ep->flags & PAL_EP_DNS_NO_FALLBACK ? PAL_DROP_DNS_NO_PROXY : 0;
+	} else if (!dns || tcp) {
+		/* Built in the per-CPU scratch value, not on the stack (conntrack.h). */
+		struct ct_value *v = bpf_map_lookup_elem(&pal_ct_scratch, &zero);
+
+		if (!v)
+			return PAL_DROP_CT_FULL;
+		__builtin_memset(v, 0, sizeof(*v));
+		v->last_seen = (__u32)bpf_jiffies64();
+		v->ifindex = skb->ifindex;
+		v->origin = PAL_DIR_EGRESS;
+		v->closing = pkt->fin_rst;
+		v->nat = PAL_NAT_DNS;
+		v->nat_addr = upstream;
+		v->nat_port = dport;
+		if (!ct_open(&key, v))
+			return PAL_DROP_CT_FULL;
+	} else {
+		touch(dns, pkt);
+	}
+	if (!pal_nat4_from(skb, pkt, true, daddr, dport, proxy_addr, proxy_port))
+		return PAL_DROP_NAT;
+	return PAL_PASS_DNS_REDIRECT;
+}
+
+/* To the pod, before conntrack: a reply of the DNS proxy (from its address
+ * and the proxy port of the upstream) on a query flow this device
+ * redirected (its DNS entry) gets the upstream's address and port back as
+ * its source, so the pod sees the answer come from where it asked; then it
+ * is judged, and a Service's reply translated, as a reply of the
+ * upstream. The proxy's address and the upstream's port are read as they
+ * are now: a packet from another address, or a port no longer the
+ * upstream's, is not translated (and is judged as it is, from the host).
+ * *cur is updated; returns 0, or DROP_NAT. A global function, as
+ * dns_redirect(). */
+__noinline int dns_reverse(struct __sk_buff *skb, struct pal_pkt *cur)
+{
+	struct dns_upstream *up;
+	struct dns_proxy *proxy;
+	struct ct_value *dns;
+	struct ct4_key key;
+	__u32 zero = 0, upstream;
+	__u16 upstream_port;
+
+	if (!skb || !cur || (cur->protocol != IPPROTO_UDP && cur->protocol != IPPROTO_TCP))
+		return 0;
+	proxy = bpf_map_lookup_elem(&pal_dns_proxy, &zero);
+	if (!proxy || !proxy->addr || cur->saddr != proxy->addr)
+		return 0;
+	dns_key_of(cur->daddr, cur->dport, cur->saddr, cur->sport, cur->protocol, &key);
+	dns = bpf_map_lookup_elem(&pal_ct4, &key);
+	if (!dns || dns->ifindex != skb->ifindex || dns->nat != PAL_NAT_DNS)
+		return 0;
+	upstream = dns->nat_addr;
+	upstream_port = dns->nat_port;
+	up = bpf_map_lookup_elem(&pal_dns_upstreams, &upstream);
+	if (!up || bpf_ntohs(up->proxy_port) != cur->sport)
+		return 0;
+	touch(dns, cur);
+	if (!pal_nat4(skb, cur, false, upstream, upstream_port))
+		return PAL_DROP_NAT;
+	cur->saddr = upstream;
+	cur->sport = upstream_port;
+	return 0;
 }
 
 /* Writes the flow event a packet's verdict calls for (flows.h): for a drop,
@@ -830,6 +992,8 @@ static __always_inline void report(struct __sk_buff *skb, const __u8 dir, const 
 		e.nat_addr = o->nat_addr;
 		e.nat_port = o->nat_port;
 	}
+	if (o->dns && !drop)
+		e.flags |= PAL_FLOWF_DNS_PROXY;
 	if (drop) {
 		e.type = PAL_FLOW_DROP;
 		e.direction = dir;
@@ -867,7 +1031,12 @@ static __always_inline void report(struct __sk_buff *skb, const __u8 dir, const 
 /* The per-packet algorithm for the hook of direction `dir` (a constant in
  * each program, so the verifier and the compiler see one path per hook):
  * the frame's checks, ICMP errors and fragments, Service translation from
- * the pod, then decide(); then the packet's flow event and its count. */
+ * the pod and the DNS proxy's replies to it, then decide(), then the DNS
+ * redirect of what passed from the pod; then the packet's flow event and
+ * its count. `pkt` stays the packet as it arrived (fragment records, drop
+ * events); `cur` is the packet as translated so far. A packet sent to the
+ * DNS proxy is counted as PASS_DNS_REDIRECT; its flow event keeps the
+ * decision's reason. */
 static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
 {
 	struct nat4 none = { 0 }, got = { 0 };
@@ -909,25 +1078,45 @@ static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
 		goto done;
 	}
 
-	reason = PAL_LB_HAIRPIN;
 	if (dir == PAL_DIR_EGRESS) {
 		struct lb4_key frontend;
 		struct lb4_service *svc = frontend_of(&pkt, &frontend);
+		struct nat4 to = { .addr = pkt.daddr, .port = pkt.dport }; /* where the packet now goes */
 
-		if (svc)
-			reason = to_service(skb, &pkt, &frontend, svc, &out);
-	}
-	if (reason == PAL_LB_HAIRPIN) {
-		out.service = 0;
-		reason = decide(skb, dir, &pkt, &none, &got, &out);
-		/* A reply of a Service connection comes from the backend: back to
-		 * the frontend the pod addressed. */
-		if (got.kind == PAL_NAT_REVERSE && !PAL_REASON_IS_DROP(reason)) {
-			out.service = 1;
-			out.nat_addr = got.addr;
-			out.nat_port = got.port;
-			if (dir == PAL_DIR_INGRESS && !pal_nat4(skb, &pkt, false, got.addr, got.port))
-				reason = PAL_DROP_NAT;
+		reason = svc ? to_service(skb, &pkt, &frontend, svc, &out, &to) : PAL_LB_HAIRPIN;
+		if (reason == PAL_LB_HAIRPIN) {
+			out.service = 0;
+			reason = decide(skb, dir, &pkt, &none, &got, &out);
+		}
+		/* What the policy let out of the pod, as it now goes, may be a DNS
+		 * query for the node's proxy. */
+		if (!PAL_REASON_IS_DROP(reason) && to.port == PAL_DNS_PORT) {
+			__u32 redirect = dns_redirect(skb, &pkt, to.addr, to.port);
+
+			if (redirect == PAL_PASS_DNS_REDIRECT) {
+				out.dns = 1;
+			} else if (redirect) {
+				reason = redirect;
+				out.rule = 0; /* no rule dropped it */
+			}
+		}
+	} else {
+		/* The packet as translated: the DNS proxy's reply comes back from
+		 * the upstream the pod asked, before conntrack sees it; then a
+		 * reply of a Service connection, from the backend, back from the
+		 * frontend the pod addressed. */
+		struct pal_pkt cur = pkt;
+
+		reason = dns_reverse(skb, &cur);
+		if (!reason) {
+			reason = decide(skb, dir, &cur, &none, &got, &out);
+			if (got.kind == PAL_NAT_REVERSE && !PAL_REASON_IS_DROP(reason)) {
+				out.service = 1;
+				out.nat_addr = got.addr;
+				out.nat_port = got.port;
+				if (!pal_nat4(skb, &cur, false, got.addr, got.port))
+					reason = PAL_DROP_NAT;
+			}
 		}
 	}
 	/* Later fragments find the first one's ports under the addresses they
@@ -936,7 +1125,7 @@ static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
 		remember_fragment(skb, &pkt, PAL_REASON_IS_DROP(reason) ? TC_ACT_SHOT : TC_ACT_OK);
 done:
 	report(skb, dir, &pkt, reason, &out);
-	return verdict(skb, reason);
+	return verdict(skb, out.dns ? PAL_PASS_DNS_REDIRECT : reason);
 }
 
 SEC("tc")
@@ -953,7 +1142,7 @@ int pal_to_pod(struct __sk_buff *skb)
 
 /* The END event of a connection collected idle (one that closed reported
  * its end at its FIN or RST; a SERVICE entry is reported by its REVERSE
- * twin). Written just before the delete, which may still fail: the entry
+ * twin, a DNS entry by the entry of the connection to its upstream). Written just before the delete, which may still fail: the entry
  * is idle, so at worst its end is reported twice. A global function, so
  * that the verifier checks it once rather than in each of pal_ct_forget's
  * iterations. */
@@ -1023,7 +1212,7 @@ int pal_ct_forget(struct __sk_buff *skb)
 		if (!v || v->last_seen != r->last_seen)
 			continue;
 		ifindex = v->ifindex;
-		if (pal_flow_events && !v->closing && v->nat != PAL_NAT_SERVICE)
+		if (pal_flow_events && !v->closing && v->nat != PAL_NAT_SERVICE && v->nat != PAL_NAT_DNS)
 			report_idle(&key, v);
 		if (bpf_map_delete_elem(&pal_ct4, &key))
 			continue;
@@ -1035,11 +1224,17 @@ int pal_ct_forget(struct __sk_buff *skb)
 
 /* The kernel's jiffies (low 32 bits), the clock of ct_value.last_seen, for
  * user space, which has no call for it: run with BPF_PROG_TEST_RUN by the
- * agent's conntrack garbage collector and the tests; never attached. */
+ * agent's conntrack garbage collector and the tests; never attached. The
+ * whole 64-bit jiffies, the clock of the DNS proxy's lease (dns.h), are
+ * written into the first 8 bytes of the packet (host byte order), which
+ * test_run hands back. */
 SEC("tc")
 int pal_clock(struct __sk_buff *skb)
 {
-	return (__u32)bpf_jiffies64();
+	__u64 now = bpf_jiffies64();
+
+	bpf_skb_store_bytes(skb, 0, &now, sizeof(now), 0);
+	return (__u32)now;
 }
 
 char LICENSE[] SEC("license") = "Apache-2.0";

@@ -15,11 +15,17 @@ import {
   CT_REVOKED,
   DENY_FLAGS_SHIFT,
   DIRECTION,
+  DNS_PORT,
+  dnsProxy,
+  dnsUpstream,
   DROP_FIRST,
   ENDPOINT_FLAG,
   FAMILY_IPV4,
+  FLOW_FLAG,
   IDENTITY,
+  jiffies64FromClock,
   MAPS,
+  NAT_KIND,
   POLICY_FLAG,
   REASON,
   REASON_LIMIT,
@@ -191,6 +197,13 @@ const encodings: EncodingRow[] = [
   encodes('lb4_service', lb4Service, { count: 3, flags: 1 }, '03000000 01000000'),
   encodes('lb4_backend_key', lb4BackendKey, { addr: '10.96.0.10', port: 53, protocol: 17, slot: 2 }, '0a60000a 3500 11 00 02000000'),
   encodes('lb4_backend', lb4Backend, { addr: '10.0.1.5', port: 80 }, '0a000105 5000 0000'),
+  encodes('dns_upstream: the proxy port in network order, zero pad', dnsUpstream, { proxyPort: 5300 }, '14b4 0000'),
+  encodes(
+    'dns_proxy: the address in network order, zero pad, alive_until a host-order u64 of jiffies',
+    dnsProxy,
+    { addr: '10.0.0.1', aliveUntil: 0x1_0000_0002n },
+    '0a000001 00000000 0200000001000000',
+  ),
   encodes(
     'datapath_config',
     datapathConfig,
@@ -236,6 +249,13 @@ for (const [what, call] of refused) {
   test(`refuses ${what}`, () => assert.throws(call, RangeError));
 }
 
+test("pal_clock's packet: the 64-bit jiffies in host order", () => {
+  const data = Buffer.alloc(64);
+  data.writeBigUInt64LE(0x1_2345_6789n);
+  assert.equal(jiffies64FromClock(data), 0x1_2345_6789n);
+  assert.throws(() => jiffies64FromClock(Buffer.alloc(7)), RangeError);
+});
+
 test('per-CPU metrics are summed over every CPU', () => {
   const perCpu = Buffer.concat([metricsValue.encode({ packets: 1n, bytes: 60n }), metricsValue.encode({ packets: 2n, bytes: 1500n })]);
   assert.deepEqual(sumMetrics(perCpu), { packets: 3n, bytes: 1560n });
@@ -247,7 +267,10 @@ test('reason helpers', () => {
   assert.equal(reasonName(140), 'DROP_POLICY_DENY');
   assert.equal(isDrop(REASON.DROP_POLICY_DENY), true);
   assert.equal(reasonName(6), 'ALLOW_RELATED');
-  assert.equal(reasonName(7), undefined);
+  assert.equal(reasonName(7), 'PASS_DNS_REDIRECT');
+  assert.equal(isDrop(REASON.PASS_DNS_REDIRECT), false);
+  assert.equal(isDrop(REASON.DROP_DNS_NO_PROXY), true);
+  assert.equal(reasonName(8), undefined);
   assert.equal(isDrop(REASON.DROP_REVOKED), true);
   assert.equal(isDrop(REASON.ALLOW_REPLY), false);
 });
@@ -287,6 +310,13 @@ describe('constants equal the #defines of bpf/lib/*.h', () => {
     const c = await defines();
     assert.equal(CT_FORGET_BATCH, c.get('PAL_CT_FORGET_BATCH'));
     assert.deepEqual(CT_REVOKED, { DEFAULT: c.get('PAL_CT_REVOKED_DEFAULT'), DENY: c.get('PAL_CT_REVOKED_DENY') });
+    assertMirrors(c, 'PAL_NAT_', NAT_KIND);
+  });
+
+  test('flow event flags and the DNS port', async () => {
+    const c = await defines();
+    assertMirrors(c, 'PAL_FLOWF_', FLOW_FLAG);
+    assert.equal(DNS_PORT, c.get('PAL_DNS_PORT'));
   });
 
   test('policy summary flags, endpoint flags, directions', async () => {

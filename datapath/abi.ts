@@ -389,8 +389,19 @@ export const lb4Backend = struct('lb4_backend', 8, { addr: ipv4(0), port: u16(4)
 /** lb.h: lb4_service.flags. */
 export const LB_FLAG = { CLIENT_AFFINITY: 1 << 0 } as const;
 
-/** conntrack.h PAL_NAT_*: ct_value.nat. */
-export const NAT_KIND = { NONE: 0, SERVICE: 1, REVERSE: 2 } as const;
+/** conntrack.h PAL_NAT_*: ct_value.nat. DNS: a pod's DNS query redirected to the node's DNS proxy (docs/adr/0012-dns-redirect.md), keyed by the flow as redirected; natAddr:natPort is the upstream. */
+export const NAT_KIND = { NONE: 0, SERVICE: 1, REVERSE: 2, DNS: 3 } as const;
+
+/** dns.h: the value of pal_dns_upstreams (key: the upstream's IPv4 address, ipv4Key): the port of the DNS proxy that stands in for it, network order on the wire. */
+export const dnsUpstream = struct('dns_upstream', 4, { proxyPort: be16(0) }, [{ c: 'pad', offset: 2, size: 2 }]);
+export type DnsUpstream = ReturnType<typeof dnsUpstream.decode>;
+
+/** dns.h: pal_dns_proxy[0]: the DNS proxy's address, alive while the kernel's 64-bit jiffies are below aliveUntil (0n: not alive). */
+export const dnsProxy = struct('dns_proxy', 16, { addr: ipv4(0), aliveUntil: u64(8) }, [{ c: 'pad', offset: 4, size: 4 }]);
+export type DnsProxy = ReturnType<typeof dnsProxy.decode>;
+
+/** dns.h PAL_DNS_PORT: the port whose queries are redirected. */
+export const DNS_PORT = 53;
 
 /**
  * flows.h: one record of the pal_flows ring buffer. timeNs is CLOCK_BOOTTIME as the kernel writes it (the flow reader
@@ -434,14 +445,14 @@ export const dropAgg = struct('drop_agg', 16, { total: u64(0), lastEvent: u64(8)
 export const FLOW_TYPE = { NEW: 1, DROP: 2, END: 3, UPDATE: 4, DROP_SUMMARY: 5 } as const;
 /** flows.h PAL_FLOW_TYPES: the size of pal_flow_lost (events lost, per CPU, by type). */
 export const FLOW_TYPES = 8;
-/** flows.h PAL_FLOWF_*: flow_event.flags. */
-export const FLOW_FLAG = { DEFAULT_DENY: 1 << 0, SERVICE: 1 << 1, IDLE: 1 << 2, RUNNING_TOTAL: 1 << 3 } as const;
+/** flows.h PAL_FLOWF_*: flow_event.flags. DNS_PROXY: a NEW connection whose packets go to the node's DNS proxy (daddr is still the upstream the pod addressed). */
+export const FLOW_FLAG = { DEFAULT_DENY: 1 << 0, SERVICE: 1 << 1, IDLE: 1 << 2, RUNNING_TOTAL: 1 << 3, DNS_PROXY: 1 << 4 } as const;
 
 /** Every struct mirrored here, for the layout test. */
 export const STRUCTS = [
   endpointInfo, ipcacheValue, ipcacheKeyRaw, policyKey, policyValue, policyPortKeyRaw, policyCidrKeyRaw,
   policyCidrValue, ct4Key, ctValue, ctBudget, frag4Key, frag4Value, datapathConfig, metricsValue,
-  lb4Key, lb4Service, lb4BackendKeyRaw, lb4Backend, flowEvent, dropAggKey, dropAgg,
+  lb4Key, lb4Service, lb4BackendKeyRaw, lb4Backend, flowEvent, dropAggKey, dropAgg, dnsUpstream, dnsProxy,
 ].map((c) => c.layout!);
 
 // ---- maps and programs
@@ -488,6 +499,10 @@ export const MAPS = {
   pal_flow_lost: { type: MAP_TYPE.PERCPU_ARRAY, key: u32Key, value: u64Value },
   pal_drop_agg: { type: MAP_TYPE.LRU_HASH, key: dropAggKey, value: dropAgg },
   pal_metrics: { type: MAP_TYPE.PERCPU_ARRAY, key: u32Key, value: metricsValue },
+  pal_dns_upstreams: { type: MAP_TYPE.HASH, key: ipv4Key, value: dnsUpstream },
+  pal_dns_proxy: { type: MAP_TYPE.ARRAY, key: u32Key, value: dnsProxy },
+  /** The datapath's per-CPU scratch value (conntrack.h); nothing to read. */
+  pal_ct_scratch: { type: MAP_TYPE.PERCPU_ARRAY, key: u32Key, value: ctValue },
 } as const;
 export type MapName = keyof typeof MAPS;
 
@@ -496,8 +511,18 @@ export const PROGRAMS = {
   pal_from_pod: { hook: 'ingress' },
   pal_to_pod: { hook: 'egress' },
 } as const;
-/** endpoint.bpf.o's never-attached program that returns the kernel's jiffies (low 32 bits) through test_run: the clock of ct_value.lastSeen. */
+/**
+ * endpoint.bpf.o's never-attached program that returns the kernel's jiffies (low 32 bits) through test_run: the clock
+ * of ct_value.lastSeen. It also writes the whole 64-bit jiffies into the first 8 bytes of its packet (host order,
+ * read back from test_run's data): the clock of dnsProxy.aliveUntil (agent/dns-redirect.ts).
+ */
 export const CLOCK_PROGRAM = 'pal_clock';
+
+/** The kernel's 64-bit jiffies from a pal_clock test_run's packet (the run's `data`, at least 8 bytes). */
+export function jiffies64FromClock(data: Buffer): bigint {
+  if (data.length < 8) throw new RangeError(`pal_clock's packet is ${data.length} bytes`);
+  return data.readBigUInt64LE(0);
+}
 /** endpoint.bpf.o's never-attached program through which the conntrack garbage collector deletes idle entries (test_run on an Ethernet header's 14 bytes, then up to CT_FORGET_BATCH ctForget records; returns how many it deleted), keeping pal_ct_budget exact. */
 export const CT_FORGET_PROGRAM = 'pal_ct_forget';
 /** conntrack.h PAL_CT_FORGET_BATCH: records per run of pal_ct_forget. */
@@ -570,6 +595,8 @@ export const POLICY_FLAG = {
 /**
  * endpoints.h: endpoint_info.flags. The allow lane in bits 0..7 (bit = base << direction: ENFORCED 1, CIDR 4, ANY 16,
  * CLUSTER 64), the deny lane in bits 8..15, the same layout shifted by DENY_FLAGS_SHIFT (DENY: has deny entries).
+ * DNS_REDIRECT: the pod's DNS queries go to the node's DNS proxy while its lease runs; DNS_NO_FALLBACK: and are dropped
+ * while none runs, instead of going to the upstream (docs/adr/0012-dns-redirect.md).
  */
 export const ENDPOINT_FLAG = {
   INGRESS_ENFORCED: 1 << 0,
@@ -588,6 +615,8 @@ export const ENDPOINT_FLAG = {
   EGRESS_DENY_ANY: 1 << 13,
   INGRESS_DENY_CLUSTER: 1 << 14,
   EGRESS_DENY_CLUSTER: 1 << 15,
+  DNS_REDIRECT: 1 << 16,
+  DNS_NO_FALLBACK: 1 << 17,
 } as const;
 
 /** endpoints.h PAL_DENY_FLAGS_SHIFT: the deny lane's flags are the allow lane's shifted left by this. */
@@ -605,6 +634,7 @@ export const REASON = {
   PASS_UNSELECTED: 4,
   PASS_NON_IP: 5,
   ALLOW_RELATED: 6,
+  PASS_DNS_REDIRECT: 7,
   DROP_POLICY: 128,
   DROP_MALFORMED: 129,
   DROP_FRAGMENT: 130,
@@ -618,6 +648,7 @@ export const REASON = {
   DROP_NO_BACKEND: 138,
   DROP_NAT: 139,
   DROP_POLICY_DENY: 140,
+  DROP_DNS_NO_PROXY: 141,
 } as const;
 export type ReasonName = keyof typeof REASON;
 export const DROP_FIRST = 128;

@@ -41,7 +41,12 @@
  * the backend its packets are translated to; the REVERSE entry, keyed by
  * the translated tuple (to the backend), is an ordinary entry of the pod's
  * egress, judged and revoked like any other, that names the frontend its
- * replies are translated back from. `packets`, `bytes` and `last_report`
+ * replies are translated back from. A DNS entry (PAL_NAT_DNS), keyed by
+ * a pod's DNS query as redirected to the node's DNS proxy, names the
+ * upstream the proxy's replies are translated back from
+ * (docs/adr/0012-dns-redirect.md); like a SERVICE entry it holds no
+ * verdict (the connection to the upstream has its own entry), but it is
+ * counted, bound to its device and collected as any. `packets`, `bytes` and `last_report`
  * serve flow events (flows.h): a connection's counts, reported when it
  * ends and every pal_flow_update_units while it lives.
  *
@@ -110,6 +115,9 @@ _Static_assert(sizeof(struct ct4_key) == 16, "ct4_key is ABI");
                            * nat_addr:nat_port, the backend chosen; holds no verdict */
 #define PAL_NAT_REVERSE 2 /* the connection to that backend: replies come back from
                            * nat_addr:nat_port, the frontend the pod addressed */
+#define PAL_NAT_DNS     3 /* keyed by a DNS query's flow as redirected (the pod's address and port, the
+                           * DNS proxy's address and port: dns.h): the proxy's replies come back from
+                           * nat_addr:nat_port, the upstream the query was for; holds no verdict */
 
 /* ct_value.revoked: why the connection was denied at its revision. */
 #define PAL_CT_REVOKED_DEFAULT 1 /* no rule allows it any more (the default deny; rule_id: the default rule) */
@@ -163,6 +171,19 @@ struct {
 	__type(value, struct ct_budget);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pal_ct_budget SEC(".maps");
+
+/* One struct ct_value per CPU, where a global function builds a new
+ * entry's value off its stack (dns_redirect: pal_from_pod's stack and
+ * that function's together must stay within 512 bytes). A tc program is
+ * not interrupted on its CPU by another one, so each run has it to itself
+ * between filling it and handing it to ct_open(). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ct_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} pal_ct_scratch SEC(".maps");
 
 /* The most entries one endpoint may hold (load-time; default: no limit
  * but the shared part). Name is ABI for the loader. */

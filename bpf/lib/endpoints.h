@@ -43,7 +43,16 @@
  * Each gates its lookup, so a packet never probes for entries that cannot
  * exist: an endpoint without deny rules pays one flag test for them. The
  * CLUSTER class is probed only for peers whose identity is in the cluster
- * (ipcache.h pal_cluster_identity). */
+ * (ipcache.h pal_cluster_identity).
+ *
+ * Bits 16 and 17 are no lane's (docs/adr/0012-dns-redirect.md, dns.h):
+ *
+ *   16   DNS_REDIRECT: the pod's DNS queries (UDP and TCP to port 53 of an
+ *        upstream in pal_dns_upstreams), once allowed by policy, go to the
+ *        node's DNS proxy while its lease runs, else to the upstream
+ *   17   DNS_NO_FALLBACK: with DNS_REDIRECT, while no proxy is alive the
+ *        queries are dropped (DROP_DNS_NO_PROXY) instead of going to the
+ *        upstream: for pods whose DNS rules the proxy enforces */
 #define PAL_EP_INGRESS_ENFORCED (1u << 0)
 #define PAL_EP_EGRESS_ENFORCED  (1u << 1)
 #define PAL_EP_INGRESS_CIDR     (1u << 2)
@@ -60,6 +69,8 @@
 #define PAL_EP_EGRESS_DENY_ANY   (1u << 13)
 #define PAL_EP_INGRESS_DENY_CLUSTER (1u << 14)
 #define PAL_EP_EGRESS_DENY_CLUSTER  (1u << 15)
+#define PAL_EP_DNS_REDIRECT     (1u << 16)
+#define PAL_EP_DNS_NO_FALLBACK  (1u << 17)
 #define PAL_EP_ENFORCED(dir)    (PAL_EP_INGRESS_ENFORCED << (dir))
 #define PAL_EP_CIDR(dir)        (PAL_EP_INGRESS_CIDR << (dir))
 #define PAL_EP_ANY(dir)         (PAL_EP_INGRESS_ANY << (dir))

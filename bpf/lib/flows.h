@@ -50,6 +50,7 @@
 #define PAL_FLOWF_SERVICE      (1u << 1) /* to a Service: nat_addr:nat_port is the frontend the pod addressed */
 #define PAL_FLOWF_IDLE         (1u << 2) /* END: collected idle, not closed */
 #define PAL_FLOWF_RUNNING_TOTAL (1u << 3) /* DROP: `packets` is its key's running total in pal_drop_agg */
+#define PAL_FLOWF_DNS_PROXY    (1u << 4) /* NEW: a DNS query sent to the node's DNS proxy; daddr is still the upstream */
 
 #ifndef PAL_FLOW_RING_BYTES
 #define PAL_FLOW_RING_BYTES (16u << 20)

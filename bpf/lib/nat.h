@@ -1,6 +1,7 @@
-/* Rewriting a parsed packet's destination (to a Service's backend) or
- * source (a backend's reply, back to the frontend the pod addressed) in
- * place, the checksums updated incrementally.
+/* Rewriting a parsed packet's destination (to a Service's backend, to the
+ * DNS proxy) or source (a backend's reply, back to the frontend the pod
+ * addressed; the DNS proxy's, back to the upstream) in place, the
+ * checksums updated incrementally.
  *
  * The packet was parsed by pal_parse: untagged Ethernet, then IPv4 at
  * offset 14. The transport checksum covers the pseudo-header, so an address
@@ -30,15 +31,16 @@
 #define PAL_IP_SADDR_OFF (ETH_HLEN + offsetof(struct iphdr, saddr))
 #define PAL_IP_DADDR_OFF (ETH_HLEN + offsetof(struct iphdr, daddr))
 
-/* Sets the destination (`dst`) or the source address and port of `pkt`
- * to `addr` (network byte order) and `port` (host byte order). Only TCP
- * and UDP are translated (lb.h has no other frontends). False when a
- * helper failed: the packet may be half-written and must be dropped. */
-static __always_inline bool pal_nat4(struct __sk_buff *skb, const struct pal_pkt *pkt, const bool dst,
-				     __u32 addr, __u16 port)
+/* Sets the destination (`dst`) or the source address and port of `pkt`,
+ * which are now `from_addr` (network byte order) and `from_port` (host
+ * byte order), to `addr` and `port`. Only TCP and UDP are translated (lb.h
+ * has no other frontends). False when a helper failed: the packet may be
+ * half-written and must be dropped. */
+static __always_inline bool pal_nat4_from(struct __sk_buff *skb, const struct pal_pkt *pkt, const bool dst,
+					  __u32 from_addr, __u16 from_port, __u32 addr, __u16 port)
 {
-	__u32 old_addr = dst ? pkt->daddr : pkt->saddr;
-	__be16 old_port = bpf_htons(dst ? pkt->dport : pkt->sport);
+	__u32 old_addr = from_addr;
+	__be16 old_port = bpf_htons(from_port);
 	__be16 new_port = bpf_htons(port);
 	__u32 csum_off, flags;
 
@@ -64,6 +66,13 @@ static __always_inline bool pal_nat4(struct __sk_buff *skb, const struct pal_pkt
 	if (bpf_l3_csum_replace(skb, PAL_IP_CHECK_OFF, old_addr, addr, sizeof(addr)))
 		return false;
 	return bpf_skb_store_bytes(skb, dst ? PAL_IP_DADDR_OFF : PAL_IP_SADDR_OFF, &addr, sizeof(addr), 0) == 0;
+}
+
+/* pal_nat4_from() of the packet's destination or source as parsed. */
+static __always_inline bool pal_nat4(struct __sk_buff *skb, const struct pal_pkt *pkt, const bool dst,
+				     __u32 addr, __u16 port)
+{
+	return pal_nat4_from(skb, pkt, dst, dst ? pkt->daddr : pkt->saddr, dst ? pkt->dport : pkt->sport, addr, port);
 }
 
 #endif

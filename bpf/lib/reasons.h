@@ -16,6 +16,7 @@
 #define PAL_PASS_UNSELECTED   4   /* no endpoint, or no policy selects the pod in this direction */
 #define PAL_PASS_NON_IP       5   /* ARP for the pod's own address (until issue 7: any non-IPv4) */
 #define PAL_ALLOW_RELATED     6   /* an ICMP error about a live connection of this endpoint */
+#define PAL_PASS_DNS_REDIRECT 7   /* a DNS query the policy let out, sent to the node's DNS proxy instead of its upstream */
 
 #define PAL_DROP_FIRST        128
 #define PAL_DROP_POLICY       128 /* no policy entry allows the new connection (the default deny) */
@@ -31,6 +32,7 @@
 #define PAL_DROP_NO_BACKEND   138 /* to a Service frontend that has no backend (or whose backends are being rewritten) */
 #define PAL_DROP_NAT          139 /* a packet of a Service connection that could not be translated */
 #define PAL_DROP_POLICY_DENY  140 /* a deny rule matches the new connection (whatever allows it) */
+#define PAL_DROP_DNS_NO_PROXY 141 /* a DNS query of an endpoint that must not bypass the DNS proxy, while none is alive */
 
 #define PAL_REASON_IS_DROP(r) ((r) >= PAL_DROP_FIRST)
 

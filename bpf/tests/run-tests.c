@@ -21,6 +21,12 @@
  * is > 1 and exists in the caller's network namespace (else -ENODEV), and
  * the loopback device (ifindex 1) when it is 0 or 1. The fixtures pass
  * ifindex 1 and key the endpoint by it, so they need no devices of their own.
+ *
+ * Fixtures of the DNS proxy's redirect (docs/adr/0012-dns-redirect.md) and
+ * of Service translation also seed pal_dns_upstreams, pal_dns_proxy (its
+ * lease from the kernel's 64-bit jiffies, which pal_clock writes into its
+ * packet) and pal_lb4, and check the packet the program lets out: its
+ * addresses and ports, and valid IPv4 and transport checksums.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -44,9 +50,11 @@
 
 #include "config.h"
 #include "conntrack.h"
+#include "dns.h"
 #include "endpoints.h"
 #include "flows.h"
 #include "ipcache.h"
+#include "lb.h"
 #include "metrics.h"
 #include "policy.h"
 #include "reasons.h"
@@ -71,6 +79,10 @@
 #define HOST_API    IP4(10, 0, 0, 2)  /* this node's other address, the API server's too: identity 8 */
 #define INIT_POD    IP4(10, 0, 2, 10) /* a pod whose identity is not allocated yet: identity 5 */
 #define REGION      (PAL_ID_CIDR_BIT | 5)
+#define UPSTREAM    PEER              /* the DNS upstream (a kube-dns pod), in pal_dns_upstreams */
+#define PROXY       HOST              /* the node's DNS proxy listens on this node's address */
+#define PROXY_PORT  5300              /* the proxy port standing in for UPSTREAM */
+#define CLUSTER_IP  IP4(10, 96, 0, 10) /* the DNS Service's frontend, UDP 53 -> UPSTREAM:53 */
 #define REVISION    1                 /* pal_config.policy_revision at the start */
 
 /* ---- fixture table types ------------------------------------------------- */
@@ -82,6 +94,7 @@
 #define ENF_IN  PAL_EP_INGRESS_ENFORCED
 #define ENF_OUT PAL_EP_EGRESS_ENFORCED
 #define ENF_BOTH (ENF_IN | ENF_OUT)
+#define DNS_EP   PAL_EP_DNS_REDIRECT
 
 #define TH_FIN 0x01
 #define TH_SYN 0x02
@@ -110,6 +123,7 @@ struct pkt {
 	__u16 ipid;       /* iphdr.id; 0: 0x1234 */
 	__u8 arp_op;      /* 1 request, 2 reply */
 	__u8 arp_plen;    /* 0: 4 */
+	bool csum;        /* a valid TCP/UDP checksum (else 0) */
 	struct quoted quoted;
 	__u16 len;        /* cut the frame to this many bytes; 0: whole */
 };
@@ -160,6 +174,10 @@ enum step_kind {
 	OTHER_EP_CHECK, /* every entry OTHER_EP wrote is still there, unchanged */
 	BUDGET,    /* set pal_ct_budget: `pkt.sport` entries for EP_IFINDEX, `pkt.dport` thousand + `pkt.saddr` node-wide */
 	LATER,     /* write the fixture's `later` pal_policy entries, set the endpoint's flags to `later_flags`, bump */
+	LEASE_ON,  /* the DNS proxy's lease runs (alive_until a minute of jiffies ahead) */
+	LEASE_OFF, /* the DNS proxy's lease has passed (alive_until a jiffy behind) */
+	REMAP,     /* UPSTREAM's proxy port becomes PROXY_PORT + 1 */
+	MOVE_PROXY,/* the DNS proxy moves to HOST_API (lease running) */
 };
 
 /* The flow event a packet step must write (type 0: not checked): exactly
@@ -169,7 +187,15 @@ struct expect_event {
 	__u8 type;
 	__u8 flags;
 	__u32 rule;
+	__u32 reason;       /* 0: the step's reason (a packet sent to the DNS proxy keeps its decision's) */
 };
+
+/* A packet's addresses and ports (host order); all zero: not given. */
+struct tuple {
+	__u32 saddr, daddr;
+	__u16 sport, dport;
+};
+#define TUPLE(s, sp, d, dp) { (s), (d), (sp), (dp) }
 
 #define OTHER_ENTRIES 40
 
@@ -184,7 +210,12 @@ struct step {
 	bool quoted_untouched; /* an ICMP error: the entry of the connection it quotes (if any) is left
 	                        * exactly as it was (no refresh, no revival, nothing created) */
 	struct expect_event ev;
+	struct tuple out;   /* the packet the program lets out has these addresses and ports, and valid checksums */
+	struct tuple flow;  /* the connection whose entry `ct` is about, when not the packet's own (a translated one) */
+	int dns_entries;    /* DNS entries (PAL_NAT_DNS) in pal_ct4 after the step, as DNS_ENTRIES(n) (0: not checked) */
+	bool converts;      /* another entry of the pod changes kind (plain -> DNS): the plain entries' count is not checked */
 };
+#define DNS_ENTRIES(n) ((n) + 1)
 
 struct pol {             /* one pal_policy entry; rule 0 ends the list */
 	__u32 class;
@@ -223,6 +254,10 @@ struct fixture {
 	struct prange ranges[3];
 	struct pol later[4];  /* written by a LATER step */
 	__u32 later_flags;
+	struct { __u32 addr; __u16 proxy_port; } upstreams[2]; /* pal_dns_upstreams; addr 0 ends the list */
+	__u32 proxy;         /* pal_dns_proxy.addr */
+	bool lease;          /* the proxy's lease runs from the start (else alive_until is 0) */
+	struct { __u32 addr; __u16 port; __u8 proto; __u32 backend; __u16 backend_port; } svc; /* one pal_lb4 frontend */
 	struct step steps[12];
 };
 
@@ -1264,6 +1299,258 @@ static const struct fixture fixtures[] = {
 			{ FROM_POD, { UDP(POD, 5001, WORLD_PEER, 53) }, PAL_ALLOW_ESTABLISHED, CT_KEPT, 0 },
 		},
 	},
+
+	/* ---- the DNS proxy's redirect (docs/adr/0012-dns-redirect.md) ---- */
+	{
+		/* The egress policy judges the upstream (rule 21); then the query
+		 * goes to the proxy, counted as PASS_DNS_REDIRECT, its NEW event
+		 * still naming the upstream and the decision's reason. The proxy's
+		 * reply comes back from the upstream, as a reply of that connection;
+		 * revoking it stops both. */
+		.desc = "DNS over UDP while the proxy's lease runs: to the proxy after the policy allowed the upstream, and back",
+		.ep_flags = ENF_BOTH | DNS_EP,
+		.pol = { SUMMARY(PEER_ID, OUT, PAL_POL_UDP_PORTS | PAL_POL_TCP_PORTS, 20),
+			 PORT(PEER_ID, OUT, IPPROTO_UDP, 53, 21), PORT(PEER_ID, OUT, IPPROTO_TCP, 53, 22) },
+		.upstreams = { { UPSTREAM, PROXY_PORT } }, .proxy = PROXY, .lease = true,
+		.steps = {
+			{ FROM_POD, { UDP(POD, 40000, UPSTREAM, 53), .csum = true }, PAL_PASS_DNS_REDIRECT, CT_CREATED, 21,
+			  .ev = { PAL_FLOW_NEW, PAL_FLOWF_DNS_PROXY, 21, PAL_ALLOW_POLICY },
+			  .out = TUPLE(POD, 40000, PROXY, PROXY_PORT), .dns_entries = DNS_ENTRIES(1) },
+			{ TO_POD, { UDP(PROXY, PROXY_PORT, POD, 40000), .csum = true }, PAL_ALLOW_REPLY, CT_KEPT, 21,
+			  .out = TUPLE(UPSTREAM, 53, POD, 40000), .flow = TUPLE(UPSTREAM, 53, POD, 40000), .dns_entries = DNS_ENTRIES(1) },
+			{ FROM_POD, { UDP(POD, 40000, UPSTREAM, 53), .csum = true }, PAL_PASS_DNS_REDIRECT, CT_KEPT, 21,
+			  .out = TUPLE(POD, 40000, PROXY, PROXY_PORT), .dns_entries = DNS_ENTRIES(1) },
+			{ REVOKE },
+			{ FROM_POD, { UDP(POD, 40000, UPSTREAM, 53) }, PAL_DROP_REVOKED, CT_REVOKED, 902 },
+			{ TO_POD, { UDP(PROXY, PROXY_PORT, POD, 40000) }, PAL_DROP_REVOKED, CT_REVOKED, 902,
+			  .flow = TUPLE(UPSTREAM, 53, POD, 40000) },
+		},
+	},
+	{
+		/* TCP: the SYN follows the lease, the rest of the connection its SYN,
+		 * even once the lease has passed. */
+		.desc = "DNS over TCP: the SYN goes to the proxy, and the whole connection, lease or not",
+		.ep_flags = ENF_BOTH | DNS_EP,
+		.pol = { SUMMARY(PEER_ID, OUT, PAL_POL_UDP_PORTS | PAL_POL_TCP_PORTS, 20),
+			 PORT(PEER_ID, OUT, IPPROTO_UDP, 53, 21), PORT(PEER_ID, OUT, IPPROTO_TCP, 53, 22) },
+		.upstreams = { { UPSTREAM, PROXY_PORT } }, .proxy = PROXY, .lease = true,
+		.steps = {
+			{ FROM_POD, { TCP(POD, 41000, UPSTREAM, 53, TH_SYN), .csum = true }, PAL_PASS_DNS_REDIRECT, CT_CREATED, 22,
+			  .ev = { PAL_FLOW_NEW, PAL_FLOWF_DNS_PROXY, 22, PAL_ALLOW_POLICY },
+			  .out = TUPLE(POD, 41000, PROXY, PROXY_PORT), .dns_entries = DNS_ENTRIES(1) },
+			{ TO_POD, { TCP(PROXY, PROXY_PORT, POD, 41000, TH_SYN | TH_ACK), .csum = true }, PAL_ALLOW_REPLY, CT_KEPT, 22,
+			  .out = TUPLE(UPSTREAM, 53, POD, 41000), .flow = TUPLE(UPSTREAM, 53, POD, 41000) },
+			{ LEASE_OFF },
+			{ FROM_POD, { TCP(POD, 41000, UPSTREAM, 53, TH_ACK), .csum = true }, PAL_PASS_DNS_REDIRECT, CT_KEPT, 22,
+			  .out = TUPLE(POD, 41000, PROXY, PROXY_PORT), .dns_entries = DNS_ENTRIES(1) },
+			{ TO_POD, { TCP(PROXY, PROXY_PORT, POD, 41000, TH_ACK), .csum = true }, PAL_ALLOW_REPLY, CT_KEPT, 22,
+			  .out = TUPLE(UPSTREAM, 53, POD, 41000), .flow = TUPLE(UPSTREAM, 53, POD, 41000) },
+			{ FROM_POD, { TCP(POD, 41000, UPSTREAM, 53, TH_FIN | TH_ACK), .csum = true }, PAL_PASS_DNS_REDIRECT, CT_KEPT, 22,
+			  true, .out = TUPLE(POD, 41000, PROXY, PROXY_PORT) },
+		},
+	},
+	{
+		/* The fallback: no proxy alive (alive_until 0, then passed), the
+		 * datagram goes to the upstream untouched. UDP follows the lease
+		 * datagram by datagram; a reply the proxy sends late is still
+		 * translated (its flow's DNS entry is there). */
+		.desc = "DNS over UDP without a live lease: to the upstream untouched, datagram by datagram",
+		.ep_flags = ENF_BOTH | DNS_EP,
+		.pol = { SUMMARY(PEER_ID, OUT, PAL_POL_UDP_PORTS, 20), PORT(PEER_ID, OUT, IPPROTO_UDP, 53, 21) },
+		.upstreams = { { UPSTREAM, PROXY_PORT } }, .proxy = PROXY, .lease = false,
+		.steps = {
+			{ FROM_POD, { UDP(POD, 40000, UPSTREAM, 53), .csum = true }, PAL_ALLOW_POLICY, CT_CREATED, 21,
+			  .ev = { PAL_FLOW_NEW, 0, 21 }, .out = TUPLE(POD, 40000, UPSTREAM, 53), .dns_entries = DNS_ENTRIES(0) },
+			{ LEASE_ON },
+			{ FROM_POD, { UDP(POD, 40000, UPSTREAM, 53), .csum = true }, PAL_PASS_DNS_REDIRECT, CT_KEPT, 21,
+			  .out = TUPLE(POD, 40000, PROXY, PROXY_PORT), .dns_entries = DNS_ENTRIES(1) },
+			{ LEASE_OFF },
+			{ FROM_POD, { UDP(POD, 40000, UPSTREAM, 53), .csum = true }, PAL_ALLOW_ESTABLISHED, CT_KEPT, 21,
+			  .out = TUPLE(POD, 40000, UPSTREAM, 53), .dns_entries = DNS_ENTRIES(1) },
+			{ TO_POD, { UDP(UPSTREAM, 53, POD, 40000), .csum = true }, PAL_ALLOW_REPLY, CT_KEPT, 21,
+			  .out = TUPLE(UPSTREAM, 53, POD, 40000) },
+			{ TO_POD, { UDP(PROXY, PROXY_PORT, POD, 40000), .csum = true }, PAL_ALLOW_REPLY, CT_KEPT, 21,
+			  .out = TUPLE(UPSTREAM, 53, POD, 40000), .flow = TUPLE(UPSTREAM, 53, POD, 40000) },
+		},
+	},
+	{
+		/* A connection that started to the upstream stays there; a SYN sent
+		 * again without a lease forgets the DNS entry of its first try. */
+		.desc = "DNS over TCP without a live lease: the connection goes to the upstream and stays",
+		.ep_flags = ENF_BOTH | DNS_EP,
+		.pol = { SUMMARY(PEER_ID, OUT, PAL_POL_TCP_PORTS, 20), PORT(PEER_ID, OUT, IPPROTO_TCP, 53, 22) },
+		.upstreams = { { UPSTREAM, PROXY_PORT } }, .proxy = PROXY, .lease = false,
+		.steps = {
+			{ FROM_POD, { TCP(POD, 41000, UPSTREAM, 53, TH_SYN), .csum = true }, PAL_ALLOW_POLICY, CT_CREATED, 22,
+			  .out = TUPLE(POD, 41000, UPSTREAM, 53), .dns_entries = DNS_ENTRIES(0) },
+			{ LEASE_ON },
+			{ FROM_POD, { TCP(POD, 41000, UPSTREAM, 53, TH_ACK), .csum = true }, PAL_ALLOW_ESTABLISHED, CT_KEPT, 22,
+			  .out = TUPLE(POD, 41000, UPSTREAM, 53), .dns_entries = DNS_ENTRIES(0) },
+			{ FROM_POD, { TCP(POD, 41001, UPSTREAM, 53, TH_SYN), .csum = true }, PAL_PASS_DNS_REDIRECT, CT_CREATED, 22,
+			  .out = TUPLE(POD, 41001, PROXY, PROXY_PORT), .dns_entries = DNS_ENTRIES(1) },
+			{ LEASE_OFF },
+			{ FROM_POD, { TCP(POD, 41001, UPSTREAM, 53, TH_SYN), .csum = true }, PAL_ALLOW_POLICY, CT_REPLACED, 22,
+			  .out = TUPLE(POD, 41001, UPSTREAM, 53), .dns_entries = DNS_ENTRIES(0) },
+			{ FROM_POD, { TCP(POD, 41001, UPSTREAM, 53, TH_ACK), .csum = true }, PAL_ALLOW_ESTABLISHED, CT_KEPT, 22,
+			  .out = TUPLE(POD, 41001, UPSTREAM, 53) },
+		},
+	},
+	{
+		/* Only an endpoint with the flag is redirected. */
+		.desc = "DNS redirect flag off: the query goes to the upstream, lease or not",
+		.ep_flags = ENF_IN,
+		.upstreams = { { UPSTREAM, PROXY_PORT } }, .proxy = PROXY, .lease = true,
+		.steps = {
+			{ FROM_POD, { UDP(POD, 40000, UPSTREAM, 53), .csum = true }, PAL_PASS_UNSELECTED, CT_CREATED, 0,
+			  .out = TUPLE(POD, 40000, UPSTREAM, 53), .dns_entries = DNS_ENTRIES(0) },
+			{ FROM_POD, { TCP(POD, 41000, UPSTREAM, 53, TH_SYN), .csum = true }, PAL_PASS_UNSELECTED, CT_CREATED, 0,
+			  .out = TUPLE(POD, 41000, UPSTREAM, 53), .dns_entries = DNS_ENTRIES(0) },
+		},
+	},
+	{
+		/* Only UDP and TCP to port 53 of a listed upstream; an unenforced
+		 * egress is redirected too (the event keeps PASS_UNSELECTED). */
+		.desc = "DNS redirect: an address not listed, another port or protocol are left alone",
+		.ep_flags = ENF_IN | DNS_EP,
+		.upstreams = { { UPSTREAM, PROXY_PORT } }, .proxy = PROXY, .lease = true,
+		.steps = {
+			{ FROM_POD, { UDP(POD, 40000, WORLD_PEER, 53), .csum = true }, PAL_PASS_UNSELECTED, CT_CREATED, 0,
+			  .out = TUPLE(POD, 40000, WORLD_PEER, 53), .dns_entries = DNS_ENTRIES(0) },
+			{ FROM_POD, { UDP(POD, 40001, UPSTREAM, 54), .csum = true }, PAL_PASS_UNSELECTED, CT_CREATED, 0,
+			  .out = TUPLE(POD, 40001, UPSTREAM, 54), .dns_entries = DNS_ENTRIES(0) },
+			{ FROM_POD, { SCTP(POD, 40002, UPSTREAM, 53) }, PAL_PASS_UNSELECTED, CT_CREATED, 0, .dns_entries = DNS_ENTRIES(0) },
+			{ FROM_POD, { UDP(POD, 40003, UPSTREAM, 53), .csum = true }, PAL_PASS_DNS_REDIRECT, CT_CREATED, 0,
+			  .ev = { PAL_FLOW_NEW, PAL_FLOWF_DNS_PROXY, 0, PAL_PASS_UNSELECTED },
+			  .out = TUPLE(POD, 40003, PROXY, PROXY_PORT), .dns_entries = DNS_ENTRIES(1) },
+		},
+	},
+	{
+		/* The redirect comes after the policy: what it denies is dropped. */
+		.desc = "a DNS query the policy denies is dropped, not redirected",
+		.ep_flags = ENF_BOTH | DNS_EP,
+		.pol = { SUMMARY(PEER_ID, OUT, PAL_POL_TCP_PORTS, 20), PORT(PEER_ID, OUT, IPPROTO_TCP, 53, 22) },
+		.upstreams = { { UPSTREAM, PROXY_PORT } }, .proxy = PROXY, .lease = true,
+		.steps = {
+			{ FROM_POD, { UDP(POD, 40000, UPSTREAM, 53) }, PAL_DROP_POLICY, CT_NONE,
+			  .ev = { PAL_FLOW_DROP, PAL_FLOWF_DEFAULT_DENY, 902 }, .dns_entries = DNS_ENTRIES(0) },
+		},
+	},
+	{
+		/* The pod's own flow to the proxy's port makes no DNS entry, and its
+		 * replies stay as they are; a forged source is dropped before it
+		 * could; a reply from another port or address is not translated;
+		 * and the pod's direct flow on a DNS entry's tuple replaces it. */
+		.desc = "DNS redirect: the pod cannot make the reverse path rewrite other traffic",
+		.ep_flags = ENF_IN | DNS_EP,
+		.upstreams = { { UPSTREAM, PROXY_PORT } }, .proxy = PROXY, .lease = true,
+		.steps = {
+			{ FROM_POD, { UDP(POD, 40000, PROXY, PROXY_PORT), .csum = true }, PAL_PASS_UNSELECTED, CT_CREATED, 0,
+			  .out = TUPLE(POD, 40000, PROXY, PROXY_PORT), .dns_entries = DNS_ENTRIES(0) },
+			{ TO_POD, { UDP(PROXY, PROXY_PORT, POD, 40000), .csum = true }, PAL_ALLOW_REPLY, CT_KEPT, 0,
+			  .out = TUPLE(PROXY, PROXY_PORT, POD, 40000), .dns_entries = DNS_ENTRIES(0) },
+			{ FROM_POD, { UDP(IP4(10, 0, 1, 6), 40001, UPSTREAM, 53) }, PAL_DROP_SPOOFED, CT_NONE,
+			  .dns_entries = DNS_ENTRIES(0) },
+			{ TO_POD, { UDP(PROXY, PROXY_PORT, IP4(10, 0, 1, 6), 40001), .csum = true }, PAL_ALLOW_POLICY, CT_CREATED, 0,
+			  .out = TUPLE(PROXY, PROXY_PORT, IP4(10, 0, 1, 6), 40001), .dns_entries = DNS_ENTRIES(0) },
+			{ FROM_POD, { UDP(POD, 40002, UPSTREAM, 53), .csum = true }, PAL_PASS_DNS_REDIRECT, CT_CREATED, 0,
+			  .out = TUPLE(POD, 40002, PROXY, PROXY_PORT), .dns_entries = DNS_ENTRIES(1) },
+			{ TO_POD, { UDP(PROXY, PROXY_PORT + 1, POD, 40002), .csum = true }, PAL_ALLOW_POLICY, CT_CREATED, 0,
+			  .out = TUPLE(PROXY, PROXY_PORT + 1, POD, 40002), .dns_entries = DNS_ENTRIES(1) },
+			{ TO_POD, { UDP(REMOTE, PROXY_PORT, POD, 40002) }, PAL_DROP_POLICY, CT_NONE, .dns_entries = DNS_ENTRIES(1) },
+			{ FROM_POD, { UDP(POD, 40002, PROXY, PROXY_PORT), .csum = true }, PAL_PASS_UNSELECTED, CT_REPLACED, 0,
+			  .out = TUPLE(POD, 40002, PROXY, PROXY_PORT), .dns_entries = DNS_ENTRIES(0) },
+			{ TO_POD, { UDP(PROXY, PROXY_PORT, POD, 40002), .csum = true }, PAL_ALLOW_REPLY, CT_KEPT, 0,
+			  .out = TUPLE(PROXY, PROXY_PORT, POD, 40002), .dns_entries = DNS_ENTRIES(0) },
+			/* a query on that tuple takes it back */
+			{ FROM_POD, { UDP(POD, 40002, UPSTREAM, 53), .csum = true }, PAL_PASS_DNS_REDIRECT, CT_KEPT, 0,
+			  .out = TUPLE(POD, 40002, PROXY, PROXY_PORT), .dns_entries = DNS_ENTRIES(1), .converts = true },
+			{ TO_POD, { UDP(PROXY, PROXY_PORT, POD, 40002), .csum = true }, PAL_ALLOW_REPLY, CT_KEPT, 0,
+			  .out = TUPLE(UPSTREAM, 53, POD, 40002), .flow = TUPLE(UPSTREAM, 53, POD, 40002) },
+		},
+	},
+	{
+		/* The reverse path reads the proxy's address and the upstream's port
+		 * as they are now: a reply from the port the upstream no longer has
+		 * is not translated, and is judged as it is (from the host: the
+		 * host rule), taking its tuple over from the DNS entry; the next
+		 * query goes to the new port. */
+		.desc = "DNS redirect: a reply from a port or address that is no longer the proxy's is not translated",
+		.ep_flags = ENF_BOTH | DNS_EP,
+		.pol = { SUMMARY(PEER_ID, OUT, PAL_POL_UDP_PORTS, 20), PORT(PEER_ID, OUT, IPPROTO_UDP, 53, 21) },
+		.upstreams = { { UPSTREAM, PROXY_PORT } }, .proxy = PROXY, .lease = true,
+		.steps = {
+			{ FROM_POD, { UDP(POD, 40000, UPSTREAM, 53), .csum = true }, PAL_PASS_DNS_REDIRECT, CT_CREATED, 21,
+			  .out = TUPLE(POD, 40000, PROXY, PROXY_PORT), .dns_entries = DNS_ENTRIES(1) },
+			{ REMAP },
+			{ TO_POD, { UDP(PROXY, PROXY_PORT, POD, 40000), .csum = true }, PAL_ALLOW_POLICY, CT_REPLACED, 0,
+			  .out = TUPLE(PROXY, PROXY_PORT, POD, 40000), .dns_entries = DNS_ENTRIES(0) },
+			{ FROM_POD, { UDP(POD, 40000, UPSTREAM, 53), .csum = true }, PAL_PASS_DNS_REDIRECT, CT_KEPT, 21,
+			  .out = TUPLE(POD, 40000, PROXY, PROXY_PORT + 1), .dns_entries = DNS_ENTRIES(1) },
+			{ TO_POD, { UDP(PROXY, PROXY_PORT + 1, POD, 40000), .csum = true }, PAL_ALLOW_REPLY, CT_KEPT, 21,
+			  .out = TUPLE(UPSTREAM, 53, POD, 40000), .flow = TUPLE(UPSTREAM, 53, POD, 40000) },
+			/* and one from an address that is no longer the proxy's */
+			{ MOVE_PROXY },
+			{ TO_POD, { UDP(PROXY, PROXY_PORT + 1, POD, 40000), .csum = true }, PAL_ALLOW_POLICY, CT_REPLACED, 0,
+			  .out = TUPLE(PROXY, PROXY_PORT + 1, POD, 40000), .dns_entries = DNS_ENTRIES(0) },
+			{ FROM_POD, { UDP(POD, 40000, UPSTREAM, 53), .csum = true }, PAL_PASS_DNS_REDIRECT, CT_KEPT, 21,
+			  .out = TUPLE(POD, 40000, HOST_API, PROXY_PORT + 1), .dns_entries = DNS_ENTRIES(1) },
+		},
+	},
+	{
+		/* PAL_EP_DNS_NO_FALLBACK: a pod whose DNS rules the proxy enforces
+		 * does not get around them while no proxy runs. */
+		.desc = "DNS redirect without fallback: no live proxy, the query is dropped (DROP_DNS_NO_PROXY)",
+		.ep_flags = ENF_BOTH | DNS_EP | PAL_EP_DNS_NO_FALLBACK,
+		.pol = { SUMMARY(PEER_ID, OUT, PAL_POL_UDP_PORTS | PAL_POL_TCP_PORTS, 20),
+			 PORT(PEER_ID, OUT, IPPROTO_UDP, 53, 21), PORT(PEER_ID, OUT, IPPROTO_TCP, 53, 22),
+			 SUMMARY(PAL_ID_WORLD, OUT, PAL_POL_UDP_PORTS, 23), PORT(PAL_ID_WORLD, OUT, IPPROTO_UDP, 53, 24) },
+		.upstreams = { { UPSTREAM, PROXY_PORT } }, .proxy = PROXY, .lease = false,
+		.steps = {
+			{ FROM_POD, { UDP(POD, 40000, UPSTREAM, 53) }, PAL_DROP_DNS_NO_PROXY, CT_CREATED, 21,
+			  .ev = { PAL_FLOW_DROP, 0, 0 }, .dns_entries = DNS_ENTRIES(0) },
+			{ FROM_POD, { TCP(POD, 41000, UPSTREAM, 53, TH_SYN) }, PAL_DROP_DNS_NO_PROXY, CT_CREATED, 22,
+			  .dns_entries = DNS_ENTRIES(0) },
+			{ FROM_POD, { UDP(POD, 40001, WORLD_PEER, 53), .csum = true }, PAL_ALLOW_POLICY, CT_CREATED, 24,
+			  .out = TUPLE(POD, 40001, WORLD_PEER, 53) },
+			{ LEASE_ON },
+			{ FROM_POD, { UDP(POD, 40000, UPSTREAM, 53), .csum = true }, PAL_PASS_DNS_REDIRECT, CT_KEPT, 21,
+			  .out = TUPLE(POD, 40000, PROXY, PROXY_PORT), .dns_entries = DNS_ENTRIES(1) },
+		},
+	},
+	{
+		/* Service translation first: the policy judges the backend, which is
+		 * the upstream; the proxy's reply gets the backend's address back,
+		 * then the ClusterIP's. */
+		.desc = "DNS to the DNS Service's ClusterIP: translated to the backend, judged, then to the proxy, and back",
+		.ep_flags = ENF_BOTH | DNS_EP,
+		.pol = { SUMMARY(PEER_ID, OUT, PAL_POL_UDP_PORTS, 20), PORT(PEER_ID, OUT, IPPROTO_UDP, 53, 21) },
+		.upstreams = { { UPSTREAM, PROXY_PORT } }, .proxy = PROXY, .lease = true,
+		.svc = { CLUSTER_IP, 53, IPPROTO_UDP, UPSTREAM, 53 },
+		.steps = {
+			{ FROM_POD, { UDP(POD, 40000, CLUSTER_IP, 53), .csum = true }, PAL_PASS_DNS_REDIRECT, CT_CREATED, 21,
+			  .ev = { PAL_FLOW_NEW, PAL_FLOWF_SERVICE | PAL_FLOWF_DNS_PROXY, 21, PAL_ALLOW_POLICY },
+			  .out = TUPLE(POD, 40000, PROXY, PROXY_PORT), .flow = TUPLE(POD, 40000, UPSTREAM, 53),
+			  .dns_entries = DNS_ENTRIES(1) },
+			{ TO_POD, { UDP(PROXY, PROXY_PORT, POD, 40000), .csum = true }, PAL_ALLOW_REPLY, CT_KEPT, 21,
+			  .out = TUPLE(CLUSTER_IP, 53, POD, 40000), .flow = TUPLE(UPSTREAM, 53, POD, 40000) },
+			{ FROM_POD, { UDP(POD, 40000, CLUSTER_IP, 53), .csum = true }, PAL_PASS_DNS_REDIRECT, CT_KEPT, 21,
+			  .out = TUPLE(POD, 40000, PROXY, PROXY_PORT), .flow = TUPLE(POD, 40000, UPSTREAM, 53) },
+		},
+	},
+	{
+		/* The DNS entry counts against the endpoint's budget: a query whose
+		 * entry does not fit is dropped, neither redirected (its reply could
+		 * not come back) nor sent around the proxy. */
+		.desc = "DNS redirect over the conntrack budget: DROP_CT_FULL",
+		.small_budget = true,
+		.ep_flags = DNS_EP,
+		.upstreams = { { UPSTREAM, PROXY_PORT } }, .proxy = PROXY, .lease = true,
+		.steps = {
+			{ FROM_POD, { UDP(POD, 40000, UPSTREAM, 53), .csum = true }, PAL_PASS_DNS_REDIRECT, CT_CREATED, 0,
+			  .out = TUPLE(POD, 40000, PROXY, PROXY_PORT), .dns_entries = DNS_ENTRIES(1) },
+			{ FROM_POD, { UDP(POD, 40001, UPSTREAM, 53) }, PAL_DROP_CT_FULL, CT_CREATED, 0, .dns_entries = DNS_ENTRIES(1) },
+		},
+	},
 };
 
 #define N_FIXTURES (sizeof(fixtures) / sizeof(fixtures[0]))
@@ -1356,6 +1643,17 @@ static size_t build_ipv4(const struct pkt *pk, __u8 *ip)
 	put32(ip + 16, pk->daddr);
 	memset(ip + 20, 0x01, hl - 20);                    /* options: NOPs */
 	memcpy(ip + 10, (__u16[]){ csum16(ip, hl) }, 2);
+	if (pk->csum && (pk->proto == IPPROTO_TCP || pk->proto == IPPROTO_UDP)) {
+		__u8 pseudo[12 + 64];
+		size_t seg = len - hl;
+
+		memcpy(pseudo, ip + 12, 8);
+		pseudo[8] = 0;
+		pseudo[9] = pk->proto;
+		put16(pseudo + 10, seg);
+		memcpy(pseudo + 12, th, seg);
+		memcpy(th + (pk->proto == IPPROTO_TCP ? 16 : 6), (__u16[]){ csum16(pseudo, 12 + seg) }, 2);
+	}
 	return len;
 }
 
@@ -1412,6 +1710,7 @@ struct loaded {
 	struct bpf_object *obj;
 	int from_pod, to_pod, clock;
 	int endpoints, ipcache4, ipcache, policy, policy_cidr, policy_ports, ct4, config, metrics, frag4, ct_budget, drop_agg;
+	int dns_upstreams, dns_proxy, lb4, lb4_backends;
 	struct ring_buffer *flows; /* pal_flows: the events of each packet step */
 };
 
@@ -1549,6 +1848,10 @@ static int load(const char *path, bool host_reaches_pods, __u32 ct_endpoint_max,
 	l->frag4 = map_fd(l->obj, "pal_frag4");
 	l->ct_budget = map_fd(l->obj, "pal_ct_budget");
 	l->drop_agg = map_fd(l->obj, "pal_drop_agg");
+	l->dns_upstreams = map_fd(l->obj, "pal_dns_upstreams");
+	l->dns_proxy = map_fd(l->obj, "pal_dns_proxy");
+	l->lb4 = map_fd(l->obj, "pal_lb4");
+	l->lb4_backends = map_fd(l->obj, "pal_lb4_backends");
 	l->flows = map_fd(l->obj, "pal_flows") < 0 ? NULL : ring_buffer__new(map_fd(l->obj, "pal_flows"), on_event, NULL, NULL);
 	if (l->from_pod < 0 || l->to_pod < 0 || l->clock < 0 || l->endpoints < 0 || l->ipcache4 < 0 || l->ipcache < 0 ||
 	    l->policy < 0 || l->policy_cidr < 0 || l->ct4 < 0 || l->config < 0 || l->metrics < 0) {
@@ -1564,16 +1867,6 @@ static void clear_hash(int fd)
 
 	while (bpf_map_get_next_key(fd, NULL, key) == 0)
 		bpf_map_delete_elem(fd, key);
-}
-
-static int count_entries(int fd)
-{
-	__u8 key[64], next[64];
-	int n = 0;
-
-	for (void *prev = NULL; bpf_map_get_next_key(fd, prev, next) == 0; prev = key, n++)
-		memcpy(key, next, sizeof(key));
-	return n;
 }
 
 static void reset(const struct loaded *l)
@@ -1593,6 +1886,16 @@ static void reset(const struct loaded *l)
 	clear_hash(l->ct_budget);
 	if (l->drop_agg >= 0)
 		clear_hash(l->drop_agg); /* each fixture's first drop of a kind writes its event */
+	if (l->dns_upstreams >= 0) {
+		struct dns_proxy none = { 0 };
+
+		clear_hash(l->dns_upstreams);
+		bpf_map_update_elem(l->dns_proxy, &k0, &none, BPF_ANY);
+	}
+	if (l->lb4 >= 0) {
+		clear_hash(l->lb4);
+		clear_hash(l->lb4_backends);
+	}
 	read_events(l);
 	memset(zero, 0, sizeof(zero));
 	for (__u32 r = 0; r < PAL_METRICS_MAX; r++)
@@ -1634,6 +1937,8 @@ static int seed_policy(const struct loaded *l, const struct pol *list)
 	return err;
 }
 
+static void set_lease(const struct loaded *l, __u32 proxy, bool alive);
+
 static int seed(const struct loaded *l, const struct fixture *f)
 {
 	__u32 ifindex = f->ep_ifindex ? f->ep_ifindex : EP_IFINDEX;
@@ -1674,6 +1979,23 @@ static int seed(const struct loaded *l, const struct fixture *f)
 		memcpy(k.addr, &a, 4);
 		err |= bpf_map_update_elem(l->policy_cidr, &k, &v, BPF_ANY);
 	}
+	for (int i = 0; i < 2 && f->upstreams[i].addr; i++) {
+		__u32 k = htonl(f->upstreams[i].addr);
+		struct dns_upstream v = { .proxy_port = htons(f->upstreams[i].proxy_port) };
+
+		err |= bpf_map_update_elem(l->dns_upstreams, &k, &v, BPF_ANY);
+	}
+	if (f->proxy)
+		set_lease(l, f->proxy, f->lease);
+	if (f->svc.addr) {
+		struct lb4_key fk = { .addr = htonl(f->svc.addr), .port = f->svc.port, .protocol = f->svc.proto };
+		struct lb4_backend_key bk = { .frontend = fk, .slot = 0 };
+		struct lb4_backend b = { .addr = htonl(f->svc.backend), .port = f->svc.backend_port };
+		struct lb4_service svc = { .count = 1 };
+
+		err |= bpf_map_update_elem(l->lb4_backends, &bk, &b, BPF_ANY);
+		err |= bpf_map_update_elem(l->lb4, &fk, &svc, BPF_ANY);
+	}
 	return err;
 }
 
@@ -1689,6 +2011,93 @@ static __u32 now_jiffies(const struct loaded *l)
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof(frame));
 
 	return bpf_prog_test_run_opts(l->clock, &opts) ? 0 : opts.retval;
+}
+
+/* The whole 64-bit jiffies, the clock of the DNS proxy's lease: pal_clock
+ * writes them into the first 8 bytes of its packet (host order), and
+ * returns their low 32 bits (*low). */
+static __u64 now_jiffies64(const struct loaded *l, __u32 *low)
+{
+	__u8 frame[64] = { 0 }, out[64] = { 0 };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof(frame), .data_out = out,
+		    .data_size_out = sizeof(out));
+	__u64 now = 0;
+
+	if (bpf_prog_test_run_opts(l->clock, &opts))
+		return 0;
+	memcpy(&now, out, sizeof(now));
+	if (low)
+		*low = opts.retval;
+	return now;
+}
+
+/* pal_dns_proxy: the proxy at `proxy` (host order), alive for a minute of
+ * jiffies from now at HZ 1000 (16 s at HZ 250...: longer than any fixture),
+ * or with a lease that passed a jiffy ago. */
+static void set_lease(const struct loaded *l, __u32 proxy, bool alive)
+{
+	__u64 now = now_jiffies64(l, NULL);
+	struct dns_proxy v = { .addr = htonl(proxy), .alive_until = alive ? now + 60000 : now - 1 };
+	__u32 k0 = 0;
+
+	bpf_map_update_elem(l->dns_proxy, &k0, &v, BPF_ANY);
+}
+
+static __u32 proxy_of(const struct loaded *l)
+{
+	struct dns_proxy v = { 0 };
+	__u32 k0 = 0;
+
+	bpf_map_lookup_elem(l->dns_proxy, &k0, &v);
+	return ntohl(v.addr);
+}
+
+/* How many pal_ct4 entries are DNS entries (PAL_NAT_DNS), and how many are
+ * not SERVICE or DNS entries (what a step's `ct` effect counts). */
+static int count_dns(const struct loaded *l, int *plain)
+{
+	struct ct4_key key, next;
+	struct ct_value v;
+	int dns = 0;
+
+	*plain = 0;
+	for (void *prev = NULL; bpf_map_get_next_key(l->ct4, prev, &next) == 0; prev = &key) {
+		key = next;
+		if (bpf_map_lookup_elem(l->ct4, &key, &v))
+			continue;
+		dns += v.nat == PAL_NAT_DNS;
+		*plain += v.nat != PAL_NAT_DNS && v.nat != PAL_NAT_SERVICE;
+	}
+	return dns;
+}
+
+/* Whether the frame's IPv4 header checksum, and its TCP or UDP checksum
+ * (a UDP checksum of 0 means none), are valid. */
+static bool checksums_ok(const __u8 *frame, size_t len)
+{
+	const __u8 *ip = frame + 14;
+	size_t hl = (ip[0] & 0xf) * 4, total = ((size_t)ip[2] << 8) | ip[3];
+	__u8 pseudo[12 + 256];
+	__u32 sum = 0;
+
+	if (len < 14 + total || total > 256)
+		return false;
+	for (size_t i = 0; i < hl; i += 2)
+		sum += (ip[i] << 8) | ip[i + 1];
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	if (sum != 0xffff)
+		return false;
+	if (ip[9] != IPPROTO_TCP && ip[9] != IPPROTO_UDP)
+		return true;
+	if (ip[9] == IPPROTO_UDP && ip[hl + 6] == 0 && ip[hl + 7] == 0)
+		return true;
+	memcpy(pseudo, ip + 12, 8);
+	pseudo[8] = 0;
+	pseudo[9] = ip[9];
+	put16(pseudo + 10, total - hl);
+	memcpy(pseudo + 12, ip + hl, total - hl);
+	return csum16(pseudo, 12 + total - hl) == 0;
 }
 
 static void metrics_sum(const struct loaded *l, struct metrics_value sum[PAL_METRICS_MAX])
@@ -1878,23 +2287,31 @@ static bool run_packet(const struct loaded *l, const struct step *s, __u8 *buf, 
 	struct ct4_key key;
 	struct ct_value old = { 0 }, ct;
 	bool had, has;
-	int n_before, n_after, delta;
+	int n_before, n_after, delta, dns_before, dns_after;
 	__u32 t0, t1;
 	__u64 pkts = 0;
+	__u8 out[256];
+	struct pkt flow = s->pkt; /* the connection whose entry is checked */
 
 	*len = build_packet(&s->pkt, buf, 256);
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = buf, .data_size_in = *len,
-		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx));
+		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .data_out = out, .data_size_out = sizeof(out));
+	if (s->flow.saddr) {
+		flow.saddr = s->flow.saddr;
+		flow.daddr = s->flow.daddr;
+		flow.sport = s->flow.sport;
+		flow.dport = s->flow.dport;
+	}
 
 	if (tag) {
 		if (bpf_map_update_elem(tagged.target, &slot, &prog, BPF_ANY))
 			return FAIL("prog array: %s", strerror(errno));
 		prog = tagged.run;
 	}
-	had = ct_find(l, &s->pkt, dir, &key, &old);
+	had = ct_find(l, &flow, dir, &key, &old);
 	if (s->quoted_untouched)
 		quoted_had = ct_find_quoted(l, &s->pkt, dir, &quoted_before);
-	n_before = count_entries(l->ct4);
+	dns_before = count_dns(l, &n_before);
 	metrics_sum(l, before);
 	read_events(l); /* forget what earlier steps wrote */
 	t0 = now_jiffies(l);
@@ -1902,24 +2319,51 @@ static bool run_packet(const struct loaded *l, const struct step *s, __u8 *buf, 
 		return FAIL("test_run: %s", strerror(errno));
 	t1 = now_jiffies(l);
 	metrics_sum(l, after);
-	has = ct_find(l, &s->pkt, dir, &key, &ct);
+	has = ct_find(l, &flow, dir, &key, &ct);
 	if (s->quoted_untouched)
 		quoted_has = ct_find_quoted(l, &s->pkt, dir, &quoted_after);
-	n_after = count_entries(l->ct4);
+	dns_after = count_dns(l, &n_after);
 	read_events(l);
+	if (s->dns_entries && dns_after != s->dns_entries - 1)
+		return FAIL("%d DNS entries in pal_ct4 (%d before), want %d", dns_after, dns_before, s->dns_entries - 1);
+	if (s->out.saddr) {
+		const __u8 *ip = out + 14;
+		__u32 sa = ((__u32)ip[12] << 24) | (ip[13] << 16) | (ip[14] << 8) | ip[15];
+		__u32 da = ((__u32)ip[16] << 24) | (ip[17] << 16) | (ip[18] << 8) | ip[19];
+		size_t hl = (ip[0] & 0xf) * 4;
+		__u16 sp = (ip[hl] << 8) | ip[hl + 1], dp = (ip[hl + 2] << 8) | ip[hl + 3];
+
+		if (opts.data_size_out != *len)
+			return FAIL("the program let out %u bytes of %zu", opts.data_size_out, *len);
+		if (sa != s->out.saddr || da != s->out.daddr || sp != s->out.sport || dp != s->out.dport)
+			return FAIL("let out %u.%u.%u.%u:%u -> %u.%u.%u.%u:%u, want %u.%u.%u.%u:%u -> %u.%u.%u.%u:%u",
+				    sa >> 24, (sa >> 16) & 0xff, (sa >> 8) & 0xff, sa & 0xff, sp,
+				    da >> 24, (da >> 16) & 0xff, (da >> 8) & 0xff, da & 0xff, dp,
+				    s->out.saddr >> 24, (s->out.saddr >> 16) & 0xff, (s->out.saddr >> 8) & 0xff, s->out.saddr & 0xff,
+				    s->out.sport, s->out.daddr >> 24, (s->out.daddr >> 16) & 0xff, (s->out.daddr >> 8) & 0xff,
+				    s->out.daddr & 0xff, s->out.dport);
+		if (!checksums_ok(out, opts.data_size_out))
+			return FAIL("the packet let out has a wrong IPv4 or transport checksum");
+	}
 	if (s->ev.type) {
-		const __u8 checked = PAL_FLOWF_DEFAULT_DENY | PAL_FLOWF_SERVICE | PAL_FLOWF_IDLE;
+		const __u8 checked = PAL_FLOWF_DEFAULT_DENY | PAL_FLOWF_SERVICE | PAL_FLOWF_IDLE | PAL_FLOWF_DNS_PROXY;
 		const struct flow_event *e = &events[0];
 
 		if (!l->flows)
 			return FAIL("no pal_flows ring in the object");
 		if (n_events != 1)
 			return FAIL("%d flow events, want 1", n_events);
-		if (e->type != s->ev.type || e->reason != s->reason || e->rule_id != s->ev.rule ||
+		__u32 want_reason = s->ev.reason ? s->ev.reason : s->reason;
+
+		if (e->type != s->ev.type || e->reason != want_reason || e->rule_id != s->ev.rule ||
 		    (e->flags & checked) != s->ev.flags)
 			return FAIL("flow event type %u reason %u rule %u flags 0x%x, want type %u reason %u rule %u flags 0x%x",
-				    e->type, e->reason, e->rule_id, e->flags & checked, s->ev.type, s->reason, s->ev.rule,
+				    e->type, e->reason, e->rule_id, e->flags & checked, s->ev.type, want_reason, s->ev.rule,
 				    s->ev.flags);
+		if (s->out.saddr && e->type == PAL_FLOW_NEW &&
+		    (ntohl(e->saddr) != flow.saddr || ntohl(e->daddr) != flow.daddr || e->sport != flow.sport ||
+		     e->dport != flow.dport))
+			return FAIL("the NEW event names another connection than the one judged");
 	}
 	if (quoted_had != quoted_has || memcmp(&quoted_before, &quoted_after, sizeof(quoted_after)))
 		return FAIL("the quoted connection's entry was %s", quoted_had ? (quoted_has ? "changed" : "deleted") : "created");
@@ -1939,7 +2383,11 @@ static bool run_packet(const struct loaded *l, const struct step *s, __u8 *buf, 
 			    (unsigned long long)(after[s->reason].bytes - before[s->reason].bytes), *len);
 
 	delta = s->ct == CT_CREATED ? 1 : 0;
-	if (n_after - n_before != delta)
+	/* A DNS or SERVICE entry replaced by a plain one under the same key. */
+	if (had && has && (old.nat == PAL_NAT_DNS || old.nat == PAL_NAT_SERVICE) && ct.nat != PAL_NAT_DNS &&
+	    ct.nat != PAL_NAT_SERVICE)
+		delta++;
+	if (!s->converts && n_after - n_before != delta)
 		return FAIL("pal_ct4 went from %d to %d entries, want a change of %d", n_before, n_after, delta);
 	switch (s->ct) {
 	case CT_NONE:
@@ -2036,6 +2484,20 @@ static bool run_fixture(const struct loaded *l, const struct fixture *f, int n)
 		case AGE:
 			for_each_ct(l, age_entry);
 			continue;
+		case LEASE_ON:
+		case LEASE_OFF:
+			set_lease(l, proxy_of(l), s->kind == LEASE_ON);
+			continue;
+		case MOVE_PROXY:
+			set_lease(l, HOST_API, true);
+			continue;
+		case REMAP: {
+			__u32 k = htonl(UPSTREAM);
+			struct dns_upstream v = { .proxy_port = htons(PROXY_PORT + 1) };
+
+			bpf_map_update_elem(l->dns_upstreams, &k, &v, BPF_ANY);
+			continue;
+		}
 		case REHOME:
 			for_each_ct(l, rehome_entry);
 			direct = true;
@@ -2107,6 +2569,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "no pal_ct_endpoint_max in %s: the default object stands in\n", path);
 		small = def;
 		small.obj = NULL;
+	}
+	{
+		/* The lease's clock: pal_clock's packet holds the 64-bit jiffies
+		 * whose low 32 bits it returns. */
+		__u32 low = 0;
+		__u64 j = now_jiffies64(&def, &low);
+
+		if (j == 0 || (__u32)j != low) {
+			printf("FAIL pal_clock wrote jiffies %llu into its packet and returned %u\n", (unsigned long long)j, low);
+			failed++;
+		}
 	}
 	for (size_t i = 0; i < N_FIXTURES; i++) {
 		const struct fixture *f = &fixtures[i];
