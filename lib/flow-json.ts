@@ -35,6 +35,8 @@ export interface FlowParts {
   policies: string;
   defaultDeny: boolean | undefined;
   rule: string | undefined;
+  dns: string | undefined;
+  fqdn: string | undefined;
 }
 
 export interface PeerParts {
@@ -51,7 +53,7 @@ export function peerText(p: PeerParts): string {
 }
 
 export function flowText(p: FlowParts): string {
-  return `{"time":${p.time},"node":${p.node},"type":${p.type},"verdict":${p.verdict},"reason":${p.reason},"direction":${p.direction}${p.endpoint !== undefined ? `,"endpoint":${p.endpoint}` : ''},"protocol":${p.protocol},"source":${p.source},"destination":${p.destination}${p.tcpFlags !== undefined ? `,"tcpFlags":${p.tcpFlags}` : ''}${p.service !== undefined ? `,"service":${p.service}` : ''},"packets":${p.packets},"bytes":${p.bytes},"isolated":${p.isolated},"policies":${p.policies}${p.defaultDeny !== undefined ? `,"defaultDeny":${p.defaultDeny}` : ''}${p.rule !== undefined ? `,"rule":${p.rule}` : ''}}`;
+  return `{"time":${p.time},"node":${p.node},"type":${p.type},"verdict":${p.verdict},"reason":${p.reason},"direction":${p.direction}${p.endpoint !== undefined ? `,"endpoint":${p.endpoint}` : ''},"protocol":${p.protocol},"source":${p.source},"destination":${p.destination}${p.tcpFlags !== undefined ? `,"tcpFlags":${p.tcpFlags}` : ''}${p.service !== undefined ? `,"service":${p.service}` : ''},"packets":${p.packets},"bytes":${p.bytes},"isolated":${p.isolated},"policies":${p.policies}${p.defaultDeny !== undefined ? `,"defaultDeny":${p.defaultDeny}` : ''}${p.rule !== undefined ? `,"rule":${p.rule}` : ''}${p.dns !== undefined ? `,"dns":${p.dns}` : ''}${p.fqdn !== undefined ? `,"fqdn":${p.fqdn}` : ''}}`;
 }
 
 const fragments = new WeakMap<object, string>();
@@ -81,5 +83,6 @@ export function flowJson(f: Flow): string {
     endpoint: opt(f.endpoint), protocol: str(f.protocol), source: peer(f.source), destination: peer(f.destination),
     tcpFlags: opt(f.tcpFlags), service: f.service === undefined ? undefined : JSON.stringify(f.service),
     packets: f.packets, bytes: f.bytes, isolated: f.isolated, policies: sharedJson(f.policies), defaultDeny: f.defaultDeny, rule: opt(f.rule),
+    dns: f.dns === undefined ? undefined : JSON.stringify(f.dns), fqdn: opt(f.fqdn),
   });
 }

@@ -30,8 +30,8 @@ export interface Flow {
   /** RFC 3339 with nanoseconds, UTC. */
   time: string;
   node: string;
-  /** new: a connection opened; drop: a packet dropped; end: a connection ended; update: a live connection's counts; drop-summary: drops after a drop event of the same kind. */
-  type: 'new' | 'drop' | 'end' | 'update' | 'drop-summary';
+  /** new: a connection opened; drop: a packet dropped; end: a connection ended; update: a live connection's counts; drop-summary: drops after a drop event of the same kind; dns: a DNS query the node's proxy answered or refused. */
+  type: 'new' | 'drop' | 'end' | 'update' | 'drop-summary' | 'dns';
   verdict: 'forwarded' | 'dropped';
   /** The datapath's reason (datapath/abi.ts REASON), e.g. ALLOW_POLICY, DROP_POLICY, DROP_POLICY_DENY. */
   reason: string;
@@ -55,6 +55,24 @@ export interface Flow {
   /** The deciding rule: the allowing rule (index in the policy's ingress or egress list), or with `deny` the deny rule that dropped it (index in a Palisade policy's ingressDeny or egressDeny). */
   rule?: PolicyName & { direction: 'ingress' | 'egress'; index: number; deny?: true };
   defaultDeny?: boolean;
+  /** type dns: the query and its answer (refused: the pod's DNS rules do not allow the name; failed: no answer, or SERVFAIL). */
+  dns?: DnsFacts;
+  /** A connection to an address learned from DNS: the names it was learned for (what an FQDN rule matched). */
+  fqdn?: readonly string[];
+}
+
+export interface DnsFacts {
+  name: string;
+  /** The query type: A, AAAA, ... */
+  qtype: string;
+  /** NOERROR, NXDOMAIN, REFUSED, SERVFAIL, TIMEOUT... */
+  rcode: string;
+  /** The IPv4 addresses of the answer. */
+  addresses: readonly string[];
+  /** The lowest TTL of the answer's records, seconds. */
+  ttl: number;
+  /** From the query's arrival to the answer's release, learning included, ms. */
+  latencyMs: number;
 }
 
 /** `NetworkPolicy x/deny-all` */

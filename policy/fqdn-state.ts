@@ -42,6 +42,7 @@ export class FqdnState {
   readonly #sets = new Map<string, AddressSet>();
   readonly #ids = new Map<number, string>();
   readonly #listener: FqdnListener;
+  readonly #namesOf = new Map<string, readonly string[]>();
   #sortedIds: number[] | undefined;
 
   constructor(listener: FqdnListener) {
@@ -102,7 +103,10 @@ export class FqdnState {
         names.add(name);
       }
     }
-    for (const a of touched) if (this.#addressNames.get(a)?.size === 0) this.#addressNames.delete(a);
+    for (const a of touched) {
+      this.#namesOf.delete(a);
+      if (this.#addressNames.get(a)?.size === 0) this.#addressNames.delete(a);
+    }
     this.#recompute(touched);
   }
 
@@ -118,9 +122,15 @@ export class FqdnState {
     return false;
   }
 
-  /** The names that address was learned for (flows: the name a connection matched). */
+  /** The names that address was learned for (flows: the name a connection matched), frozen and shared until they change. */
   namesOf(address: string): readonly string[] {
-    return [...(this.#addressNames.get(address) ?? [])].sort();
+    let names = this.#namesOf.get(address);
+    if (!names) {
+      names = Object.freeze([...(this.#addressNames.get(address) ?? [])].sort());
+      if (this.#namesOf.size > 100_000) this.#namesOf.clear();
+      this.#namesOf.set(address, names);
+    }
+    return names;
   }
 
   /** Sorted identities of the sets containing any of these selector keys. */

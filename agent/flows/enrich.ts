@@ -36,6 +36,8 @@ export interface FlowContext {
    * (enableDefaultDeny false); undefined when not isolated, or not known.
    */
   allowedBy?(pod: string, direction: 'ingress' | 'egress'): readonly PolicyRef[] | undefined;
+  /** The names an address was learned for from DNS answers (frozen, shared); empty when none. */
+  dnsNamesOf?(address: string): readonly string[];
 }
 
 /** How many rules a policy has in each list (its spec's ingress, egress, ingressDeny and egressDeny). */
@@ -165,6 +167,18 @@ const NO_POLICIES: readonly PolicyName[] = Object.freeze([]);
 
 /** The flow of `event`; `packets` overrides the event's count (a drop's share of its key's running total). */
 export function enrichFlow(event: FlowEvent, context: FlowContext, packets?: bigint): Flow {
+  const flow = enrichConnection(event, context, packets);
+  // An address learned from DNS (an FQDN identity: 2^30 | h): the names it was learned for (last, as docs/flows.md orders keys).
+  const egress = event.direction !== DIRECTION.INGRESS;
+  const remoteIdentity = egress ? event.dstIdentity : event.srcIdentity;
+  if (remoteIdentity >= FQDN_IDENTITY_BIT && remoteIdentity < 2 ** 31 && context.dnsNamesOf) {
+    const names = context.dnsNamesOf(egress ? event.daddr : event.saddr);
+    if (names.length > 0) flow.fqdn = names;
+  }
+  return flow;
+}
+
+function enrichConnection(event: FlowEvent, context: FlowContext, packets?: bigint): Flow {
   const direction = event.direction === DIRECTION.INGRESS ? 'ingress' : 'egress';
   const endpoint = context.endpoint(event.ifindex);
   const isolatedBy = endpoint ? context.isolatedBy(endpoint, direction) : undefined;
@@ -215,6 +229,8 @@ export function enrichFlow(event: FlowEvent, context: FlowContext, packets?: big
   }
   return flow;
 }
+
+const FQDN_IDENTITY_BIT = 2 ** 30;
 
 function entityOf(identity: number): FlowPeer['entity'] {
   if (identity === IDENTITY.HOST || identity === IDENTITY.HOST_KUBE_APISERVER) return 'host';

@@ -20,7 +20,7 @@ import type { Flow, FlowPeer } from '../../lib/flow.ts';
 import { flowText, peerText } from '../../lib/flow-json.ts';
 
 /** Numbers per flow in an encoded batch. */
-export const FIELDS = 30;
+export const FIELDS = 32;
 export const DICTIONARY_LIMIT = 200_000;
 
 /** A batch as it crosses to the worker. */
@@ -64,6 +64,8 @@ const F = {
   Policies: 27,
   DefaultDeny: 28,
   Rule: 29,
+  Dns: 30,
+  Fqdn: 31,
 } as const;
 
 /** RFC 3339 with nanoseconds as lib/flow.ts writes it: the part before the nanoseconds changes once a second. */
@@ -112,6 +114,8 @@ export class FlowEncoder {
       data[at + F.Policies] = this.#object(f.policies);
       data[at + F.DefaultDeny] = f.defaultDeny === undefined ? -1 : f.defaultDeny ? 1 : 0;
       data[at + F.Rule] = this.#object(f.rule);
+      data[at + F.Dns] = this.#object(f.dns);
+      data[at + F.Fqdn] = this.#object(f.fqdn);
       at += FIELDS;
     }
     const batch = { reset: this.#reset, dictionary: this.#pending, count: flows.length, data };
@@ -188,6 +192,8 @@ export class FlowLineWriter {
         policies: this.#text(d[at + F.Policies]!),
         defaultDeny: defaultDeny < 0 ? undefined : defaultDeny === 1,
         rule: this.#optional(d[at + F.Rule]!),
+        dns: this.#optional(d[at + F.Dns]!),
+        fqdn: this.#optional(d[at + F.Fqdn]!),
       })}}\n`;
     }
     return out.join('');

@@ -10,6 +10,7 @@ import { flowJson } from '../../lib/flow-json.ts';
 import { DICTIONARY_LIMIT, FlowEncoder, FlowLineWriter } from './flow-codec.ts';
 import { defaultRuleNumber, ruleId } from '../datapath-plan.ts';
 import { enrichFlow, RuleIndex, type FlowContext, type PodFacts } from './enrich.ts';
+import { dnsFlow, type DnsFlowContext } from '../dns/dns-flow.ts';
 
 const rules = new RuleIndex();
 rules.setPolicy({ namespace: 'db', name: 'allow-web' }, { ingress: 2, egress: 1 });
@@ -105,3 +106,36 @@ test('past its limit the dictionary starts over on both sides', () => {
 function eventArbSample(): FlowEvent {
   return fc.sample(eventArb, { numRuns: 1, seed: 7 })[0]!;
 }
+
+const dnsEventArb = fc.record({
+  time: fc.date({ min: new Date(0), max: new Date(4_000_000_000_000), noInvalidDate: true }),
+  client: fc.record({ ip: ip, port: fc.integer({ min: 1, max: 65535 }) }),
+  upstream: ip,
+  protocol: fc.constantFrom('UDP' as const, 'TCP' as const),
+  name: fc.constantFrom('api.example.com', 'we"ird\u2028.example', ''),
+  type: fc.constantFrom('A', 'AAAA', 'TXT'),
+  verdict: fc.constantFrom('forwarded' as const, 'refused' as const, 'failed' as const),
+  rcode: fc.constantFrom('NOERROR', 'REFUSED', 'NXDOMAIN', 'TIMEOUT'),
+  addresses: fc.array(fc.constantFrom('203.0.113.10', '198.51.100.1'), { maxLength: 2 }),
+  ttl: fc.nat(86400),
+  latencyMs: fc.double({ min: 0, max: 5000, noNaN: true }),
+});
+const dnsContext: DnsFlowContext = {
+  node: 'node-2',
+  pod: (a) => (owners.has(a) ? { key: owners.get(a)!, identity: 300 } : undefined),
+  labels: (key) => pods.get(key)?.labels,
+  isolated: (key) => key === 'db/pg',
+};
+const fqdnContext: FlowContext = { ...context, dnsNamesOf: (a) => (a === '8.8.8.8' ? Object.freeze(['api.example.com', 'x"y.example']) : Object.freeze([])) };
+const fqdnEventArb = eventArb.map((e) => ({ ...e, dstIdentity: 2 ** 30 + 7, srcIdentity: 2 ** 30 + 9 }));
+
+test('DNS flows and flows to learned addresses: flowJson and the codec write what JSON.stringify writes', () => {
+  const encoder = new FlowEncoder();
+  const writer = new FlowLineWriter();
+  fc.assert(fc.property(fc.array(fc.oneof(dnsEventArb.map((e) => dnsFlow(e, dnsContext)), fqdnEventArb.map((e) => enrichFlow(e, fqdnContext))), { maxLength: 20 }), (flows) => {
+    for (const f of flows) assert.equal(flowJson(f), JSON.stringify(f));
+    assert.equal(writer.lines(encoder.encode(flows)), flows.map((f) => `{"flow":${JSON.stringify(f)}}\n`).join(''));
+  }), { numRuns: 500 });
+  const learned = enrichFlow({ ...fc.sample(fqdnEventArb, 1)[0]!, direction: DIRECTION.EGRESS, daddr: '8.8.8.8' }, fqdnContext);
+  assert.deepEqual(learned.fqdn, ['api.example.com', 'x"y.example']);
+});
