@@ -85,6 +85,20 @@ test('an endpoint with class-ANY entries (a peer list that allows every pod and 
   assert.equal(flagsOf(plan, 11), ENDPOINT_FLAG.INGRESS_ENFORCED, 'b allows one identity, not ANY');
 });
 
+test('an endpoint whose compiled policy has `dns` gets DNS_REDIRECT, and DNS_NO_FALLBACK with dns.failClosed; its policy flags stay', () => {
+  const withDns = new Map(compiled.endpoints);
+  const [a, b] = ['x/a', 'x/b'].map((k) => compiled.endpoints.get(k)!);
+  withDns.set('x/a', { ...a!, dns: { redirect: true } } as EndpointPolicy);
+  withDns.set('x/b', { ...b!, dns: { redirect: true, failClosed: true } } as EndpointPolicy);
+  const plan = planDatapath({ endpoints, compiled: withDns, podIdentities: compiled.ipcache, nodeAddresses: { self: [], others: [] } });
+  assert.equal(flagsOf(plan, 10), ENDPOINT_FLAG.DNS_REDIRECT);
+  assert.equal(flagsOf(plan, 11), ENDPOINT_FLAG.INGRESS_ENFORCED | ENDPOINT_FLAG.DNS_REDIRECT | ENDPOINT_FLAG.DNS_NO_FALLBACK);
+  assert.equal(flagsOf(planDatapath({ endpoints, compiled: compiled.endpoints, podIdentities: compiled.ipcache, nodeAddresses: { self: [], others: [] } }), 10), 0, 'no dns: no flag');
+  // A pod the compiler does not know is closed: nothing is redirected for it (nothing passes at all).
+  const closed = planDatapath({ endpoints: [{ key: 'x/ghost', ifindex: 99, ip: '10.200.1.9' }], compiled: new Map(), podIdentities: new Map(), nodeAddresses: { self: [], others: [] } });
+  assert.equal(flagsOf(closed, 99) & ENDPOINT_FLAG.DNS_REDIRECT, 0);
+});
+
 test('a port range of any width is a few port-prefix entries, never expanded and never refused', () => {
   const wide: NetworkPolicyInput = {
     namespace: 'x',

@@ -414,6 +414,7 @@ function planEndpoint(endpoint: LocalEndpoint, compiled: EndpointPolicy | undefi
       // An allow lane enforces its direction whatever it holds; a deny lane is probed only when it holds something.
       if (!deny || classes.size > 0 || regions.length > 0) flags |= flag(ENDPOINT_FLAG.INGRESS_ENFORCED);
     }
+    flags |= dnsFlags(compiled);
   } else {
     problems.push({ endpoint: endpoint.key, message: 'pod not known yet; all its traffic is denied until it is' });
     return { endpoint, info: closedEndpointInfo(endpoint.ip), maps, problems, closed: true };
@@ -427,6 +428,18 @@ function planEndpoint(endpoint: LocalEndpoint, compiled: EndpointPolicy | undefi
     ipv4: endpoint.ip,
   };
   return { endpoint, info, maps, problems, closed: false };
+}
+
+/**
+ * The DNS proxy's endpoint flags (docs/adr/0012-dns-redirect.md): DNS_REDIRECT when the compiled policy has `dns`
+ * (a selecting policy has FQDN or DNS rules: the pod's queries go through the node's DNS proxy), and DNS_NO_FALLBACK
+ * when it says `dns.failClosed` (the proxy enforces DNS rules the pod must not get around while no proxy runs: its
+ * queries are dropped then, rather than sent to the upstream). Read defensively: `dns` is newer than this planner.
+ */
+export function dnsFlags(compiled: EndpointPolicy): number {
+  const dns = (compiled as { dns?: { failClosed?: unknown } | null }).dns;
+  if (dns === undefined || dns === null) return 0;
+  return ENDPOINT_FLAG.DNS_REDIRECT | (dns.failClosed === true ? ENDPOINT_FLAG.DNS_NO_FALLBACK : 0);
 }
 
 const PROTOCOLS = [
