@@ -927,7 +927,8 @@ __noinline int dns_redirect(struct __sk_buff *skb, const struct pal_pkt *pkt, __
  * are now: a packet from another address, or a port no longer the
  * upstream's, is not translated (and is judged as it is, from the host).
  * *cur is updated; returns 0, or DROP_NAT. A global function, as
- * dns_redirect(). */
+ * dns_redirect(); the caller calls it only for a packet from the proxy's
+ * address. */
 __noinline int dns_reverse(struct __sk_buff *skb, struct pal_pkt *cur)
 {
 	struct dns_upstream *up;
@@ -957,6 +958,19 @@ __noinline int dns_reverse(struct __sk_buff *skb, struct pal_pkt *cur)
 	cur->saddr = upstream;
 	cur->sport = upstream_port;
 	return 0;
+}
+
+/* Whether a packet to the pod comes from the DNS proxy's address: the
+ * inlined array read that spares every other packet dns_reverse()'s call.
+ * The key is a constant in .rodata, not on the stack: pal_to_pod's frame
+ * and its global functions' share 512 bytes. */
+static const __u32 pal_key_zero = 0;
+
+static __always_inline bool from_dns_proxy(const struct pal_pkt *pkt)
+{
+	struct dns_proxy *proxy = bpf_map_lookup_elem(&pal_dns_proxy, &pal_key_zero);
+
+	return proxy && proxy->addr && pkt->saddr == proxy->addr;
 }
 
 /* Writes the flow event a packet's verdict calls for (flows.h): for a drop,
@@ -1033,10 +1047,9 @@ static __always_inline void report(struct __sk_buff *skb, const __u8 dir, const 
  * the frame's checks, ICMP errors and fragments, Service translation from
  * the pod and the DNS proxy's replies to it, then decide(), then the DNS
  * redirect of what passed from the pod; then the packet's flow event and
- * its count. `pkt` stays the packet as it arrived (fragment records, drop
- * events); `cur` is the packet as translated so far. A packet sent to the
- * DNS proxy is counted as PASS_DNS_REDIRECT; its flow event keeps the
- * decision's reason. */
+ * its count. Fragment records and drop events see the packet as it
+ * arrived. A packet sent to the DNS proxy is counted as PASS_DNS_REDIRECT;
+ * its flow event keeps the decision's reason. */
 static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
 {
 	struct nat4 none = { 0 }, got = { 0 };
@@ -1101,23 +1114,28 @@ static __always_inline int handle(struct __sk_buff *skb, const __u8 dir)
 			}
 		}
 	} else {
-		/* The packet as translated: the DNS proxy's reply comes back from
-		 * the upstream the pod asked, before conntrack sees it; then a
-		 * reply of a Service connection, from the backend, back from the
-		 * frontend the pod addressed. */
-		struct pal_pkt cur = pkt;
+		/* The DNS proxy's answer comes back from the upstream the pod
+		 * asked, before conntrack sees it; then a reply of a Service
+		 * connection, from the backend, back from the frontend the pod
+		 * addressed. `pkt` is the packet as translated until the source
+		 * it arrived with is put back below (a copy of it took pal_to_pod's
+		 * stack, with its global functions', past 512 bytes). */
+		__u32 arrived_saddr = pkt.saddr;
+		__u16 arrived_sport = pkt.sport;
 
-		reason = dns_reverse(skb, &cur);
+		reason = from_dns_proxy(&pkt) ? dns_reverse(skb, &pkt) : 0;
 		if (!reason) {
-			reason = decide(skb, dir, &cur, &none, &got, &out);
+			reason = decide(skb, dir, &pkt, &none, &got, &out);
 			if (got.kind == PAL_NAT_REVERSE && !PAL_REASON_IS_DROP(reason)) {
 				out.service = 1;
 				out.nat_addr = got.addr;
 				out.nat_port = got.port;
-				if (!pal_nat4(skb, &cur, false, got.addr, got.port))
+				if (!pal_nat4(skb, &pkt, false, got.addr, got.port))
 					reason = PAL_DROP_NAT;
 			}
 		}
+		pkt.saddr = arrived_saddr;
+		pkt.sport = arrived_sport;
 	}
 	/* Later fragments find the first one's ports under the addresses they
 	 * carry themselves: recorded as the packet arrived, untranslated. */
