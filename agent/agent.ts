@@ -20,6 +20,10 @@ import { createCniHandler, createStartingHandler, hostIfNameFor, type Endpoint }
 import { EndpointRegistry } from './endpoints.ts';
 import { ConntrackGc } from './conntrack-gc.ts';
 import { PolicySync } from './policy-sync.ts';
+import { DnsService } from './dns/dns-service.ts';
+import type { Compiler } from '../policy/compile.ts';
+import type { Flow } from '../lib/flow.ts';
+import { isIPv4 } from 'node:net';
 import { FlowExport } from './flows/export.ts';
 import { FlowPipeline } from './flows/pipeline.ts';
 import { serveFlows } from './flows/server.ts';
@@ -142,6 +146,22 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
     const ips = (mine: boolean) => facts.filter((n) => (n.name === config.node) === mine && n.internalIp).map((n) => n.internalIp!);
     return { self: ips(true), others: ips(false) };
   };
+  // The DNS proxy's learned names are restored before the first sync, so a restart cuts nothing.
+  const dns = config.dnsProxy
+    ? new DnsService({
+        node: config.node,
+        loader,
+        proxyAddress: () => addresses().self.find((ip) => isIPv4(ip)),
+        portBase: config.dnsProxyPortBase,
+        minTtlSeconds: config.dnsMinTtlSeconds,
+        maxTtlSeconds: config.dnsMaxTtlSeconds,
+        refuseWith: config.dnsRefuse,
+        stateDir: config.stateDir,
+        flows: (batch) => flowSink(batch),
+        log,
+      })
+    : undefined;
+  let flowSink: (batch: Flow[]) => void = () => undefined;
   const policy = await PolicySync.start({
     kubeconfig,
     node: config.node,
@@ -150,6 +170,7 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
     pinDir: config.bpffs,
     endpoints: () => registry.list(),
     nodeAddresses: addresses,
+    ...(dns ? { beforeFirstSync: (compiler: Compiler) => dns.restore(compiler) } : {}),
     maxEntriesPerEndpoint: config.maxEntriesPerEndpoint,
     globals: { hostReachesPods: config.hostReachesPods, ctEndpointMax: config.ctMaxPerEndpoint, flowUpdateSeconds: config.flowUpdateSeconds },
     mapSizes: { pal_flows: config.flowRingBytes },
@@ -204,6 +225,9 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
     : undefined;
   nodes.on('update', () => policy.request());
   // Not awaited: it measures the kernel's HZ first, which the node's readiness need not wait for.
+  flowSink = (batch) => flows.add(batch);
+  // Not awaited either: DNS works without the proxy until it holds its lease.
+  const dnsStarted = dns?.start(policy).catch((error: unknown) => log(`dns: the proxy cannot start, DNS goes straight to the servers: ${(error as Error).message}`));
   const conntrackGc = ConntrackGc.start({ loader, intervalMs: config.ctGcIntervalSeconds * 1000, log }).catch((error: unknown) => {
     log(`conntrack gc: cannot start, entries leave by LRU eviction only: ${(error as Error).message}`);
     return undefined;
@@ -248,6 +272,8 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
         flowServer.closeAllConnections(); // followers stream until closed
         await closed;
       }
+      await dnsStarted;
+      await dns?.stop();
       await flows.stop();
       await flowExport?.close();
       await policy.stop();

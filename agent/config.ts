@@ -78,6 +78,25 @@ const schema = z.object({
   flowsTokenFile: z.string().optional(),
   /** `host:port` of the Prometheus metrics endpoint (/metrics, plain HTTP). Default: not served. */
   metricsListen: z.string().optional(),
+  /**
+   * Whether the node's DNS proxy runs (ADR 0012): the DNS queries of pods that FQDN or DNS rules
+   * select are redirected to it, it refuses names their DNS rules do not allow and learns the
+   * answers before the pods get them. With false, toFQDNs rules learn nothing (they allow no
+   * address: fail closed) and DNS rules are not enforced beyond their ports. `--dns-proxy
+   * true|false`; default true.
+   */
+  dnsProxy: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  /** The first of the proxy's ports on the node's address, one per DNS server. Default 15053. */
+  dnsProxyPortBase: z.coerce.number().int().min(1024).max(65000).default(15053),
+  /**
+   * The shortest time a learned address stays allowed, whatever its TTL (Cilium's
+   * tofqdns-min-ttl): an answer with TTL 0 must still let the pod connect. Default 2.
+   */
+  dnsMinTtlSeconds: z.coerce.number().int().nonnegative().default(2),
+  /** The longest time a learned address stays allowed without being answered again. Default 86400. */
+  dnsMaxTtlSeconds: z.coerce.number().int().positive().default(86_400),
+  /** The answer to a query for a name the pod's DNS rules do not allow: REFUSED (default) or NXDOMAIN. */
+  dnsRefuse: z.enum(['REFUSED', 'NXDOMAIN']).default('REFUSED'),
 }).refine((c) => !c.flowsListen || (c.flowsTlsCert && c.flowsTlsKey && c.flowsTokenFile), {
   message: '--flows-listen needs --flows-tls-cert, --flows-tls-key and --flows-token-file: flows are only served to the aggregated API server',
   path: ['flowsListen'],
@@ -110,6 +129,11 @@ export function parseAgentConfig(argv: string[]): AgentConfig {
       'flows-tls-key': { type: 'string' },
       'flows-token-file': { type: 'string' },
       'metrics-listen': { type: 'string' },
+      'dns-proxy': { type: 'string' },
+      'dns-proxy-port-base': { type: 'string' },
+      'dns-min-ttl-seconds': { type: 'string' },
+      'dns-max-ttl-seconds': { type: 'string' },
+      'dns-refuse': { type: 'string' },
     },
     strict: true,
   });
@@ -136,6 +160,11 @@ export function parseAgentConfig(argv: string[]): AgentConfig {
     flowsTlsKey: values['flows-tls-key'],
     flowsTokenFile: values['flows-token-file'],
     metricsListen: values['metrics-listen'],
+    dnsProxy: values['dns-proxy'],
+    dnsProxyPortBase: values['dns-proxy-port-base'],
+    dnsMinTtlSeconds: values['dns-min-ttl-seconds'],
+    dnsMaxTtlSeconds: values['dns-max-ttl-seconds'],
+    dnsRefuse: values['dns-refuse'],
   });
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

@@ -83,6 +83,8 @@ export interface PolicySyncOptions {
   pinDir: string;
   endpoints: () => Endpoint[];
   nodeAddresses: () => { self: string[]; others: string[] };
+  /** Called once, before the first sync: what the compiler must know from the last run (names learned from DNS). */
+  beforeFirstSync?: (compiler: Compiler) => Promise<void>;
   /** See agent/config.ts. */
   maxEntriesPerEndpoint?: number;
   /** The datapath's load-time settings (agent/config.ts: host admission, conntrack per pod, flow reports). */
@@ -164,6 +166,7 @@ export class PolicySync {
 
   static async start(options: PolicySyncOptions): Promise<PolicySync> {
     const sync = new PolicySync(options);
+    await options.beforeFirstSync?.(sync.#compiler);
     const loaded = await sync.#loadDatapath();
     await sync.#watch();
     sync.#listed = true;
@@ -180,6 +183,21 @@ export class PolicySync {
     // write any more: the next one fails and reports it (Ready False, event).
     void options.loader.exited.then(() => sync.#stopping || sync.request());
     return sync;
+  }
+
+  /** The compiler (for the DNS proxy: its judgements and learned names; changes go through request/syncNow). */
+  get compiler(): Compiler {
+    return this.#compiler;
+  }
+
+  /** Resolves after a sync that started after the call (the DNS proxy releases an answer once its addresses are written). */
+  async syncNow(): Promise<void> {
+    await this.#task.runSoon();
+  }
+
+  /** A pod's labels, as the flows show them. */
+  labels(pod: string): Readonly<Record<string, string>> | undefined {
+    return this.#podFacts.get(pod)?.labels;
   }
 
   request(): void {
@@ -423,6 +441,7 @@ export class PolicySync {
         const dp = this.#compiler.result(pod)?.[direction];
         return dp && rulePolicies(dp);
       },
+      dnsNamesOf: (address) => this.#compiler.dnsNamesOf(address),
     };
   }
 

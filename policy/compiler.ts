@@ -95,6 +95,8 @@ interface PolicyRec {
   ingressNamed: boolean;
   /** Some egress rule has toFQDNs or rules.dns: the pods it selects need the DNS proxy. */
   hasDns: boolean;
+  /** Some egress allow rule has rules.dns of its own: its pods' DNS must not bypass the proxy. */
+  dnsFailClosed: boolean;
 }
 
 interface DirResult {
@@ -129,6 +131,7 @@ export interface ChangedEndpoints {
 
 const NO_EXCEPT: readonly Prefix[] = [];
 const DNS_REDIRECT = Object.freeze({ redirect: true as const });
+const DNS_REDIRECT_FAIL_CLOSED = Object.freeze({ redirect: true as const, failClosed: true as const });
 const NO_IDS: readonly number[] = [];
 const NO_SPECS: readonly PortSpec[] = [];
 const ALL_PORTS: readonly PortSpec[] = [{ protocol: 'ANY', port: 'any' }];
@@ -167,7 +170,7 @@ function endpointEqual(a: EndpointPolicy | undefined, b: EndpointPolicy | undefi
     directionEqual(a.egress, b.egress) &&
     directionEqual(a.ingressDeny, b.ingressDeny) &&
     directionEqual(a.egressDeny, b.egressDeny) &&
-    (a.dns === undefined) === (b.dns === undefined)
+    a.dns === b.dns
   );
 }
 
@@ -422,6 +425,7 @@ export class Compiler {
       slots: new Set(),
       ingressNamed: (ir.ingress ?? []).some((r) => r.hasNamedPorts),
       hasDns: [...(ir.egress ?? []), ...(ir.egressDeny ?? [])].some((r) => r.fqdns.length > 0 || r.dnsNames !== undefined),
+      dnsFailClosed: (ir.egress ?? []).some((r) => r.dnsNames !== undefined && !r.ref.implicitDns),
     };
     for (const r of ir.egress ?? []) if (r.dnsNames) this.dnsRestrictions.set(ruleRefString(r.ref), r.dnsNames);
     const rule = (r: RuleIR, direction: Direction): RuleRec => {
@@ -821,7 +825,11 @@ export class Compiler {
     const ingDeny = view.ingressDeny && this.direction(pod, view.ingressDeny);
     const egDeny = view.egressDeny && this.direction(pod, view.egressDeny);
     let dns = false;
-    for (const p of this.podPolicies.get(pod)?.set ?? []) dns ||= p.hasDns;
+    let failClosed = false;
+    for (const p of this.podPolicies.get(pod)?.set ?? []) {
+      dns ||= p.hasDns;
+      failClosed ||= p.dnsFailClosed;
+    }
     const problems = [ing?.problem, eg?.problem, ingDeny?.problem, egDeny?.problem].filter((p) => p !== undefined).map((p) => ({ ...p, endpoint: pod.key }));
     if (problems.length > 0) this.endpointProblems.set(pod.key, problems);
     else if (this.endpointProblems.size > 0) this.endpointProblems.delete(pod.key);
@@ -835,7 +843,7 @@ export class Compiler {
       egress: eg?.policy,
       ingressDeny: ingDeny?.policy,
       egressDeny: egDeny?.policy,
-      ...(dns ? { dns: DNS_REDIRECT } : {}),
+      ...(dns ? { dns: failClosed ? DNS_REDIRECT_FAIL_CLOSED : DNS_REDIRECT } : {}),
     };
   }
 

@@ -100,7 +100,7 @@ test('palisade: pods selected by FQDN or DNS rules go through the DNS proxy; the
   );
   assert.deepEqual(c.result('x/a')!.dns, { redirect: true });
   assert.equal(c.result('x/b')!.dns, undefined, 'not selected');
-  assert.deepEqual(c.result('y/b')!.dns, { redirect: true }, 'a DNS rule alone also needs the proxy');
+  assert.deepEqual(c.result('y/b')!.dns, { redirect: true, failClosed: true }, 'a DNS rule alone also needs the proxy, and must not be bypassed');
   assert.deepEqual(c.dnsRestriction({ kind: 'PalisadeNetworkPolicy', namespace: 'x', name: 'fqdn', direction: 'egress', index: 0, implicitDns: true }), [{ matchPattern: '*.example.com' }]);
   assert.deepEqual(c.dnsRestriction({ kind: 'PalisadeNetworkPolicy', namespace: 'y', name: 'dns-only', direction: 'egress', index: 0 }), [{ matchName: 'api.example.com' }]);
   assert.equal(c.dnsNameWanted('www.example.com'), true);

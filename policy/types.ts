@@ -219,8 +219,11 @@ export interface EndpointPolicy {
    * Present when a selecting policy has FQDN rules (toFQDNs, allow or deny)
    * or DNS rules (rules.dns): the pod's DNS queries go through the node's
    * DNS proxy, which learns the answers and enforces the DNS rules.
+   * `failClosed`: some selecting rule has rules.dns, which must not be
+   * bypassed: while no proxy runs, the pod's queries are dropped rather than
+   * sent to the server unchecked.
    */
-  dns?: { redirect: true };
+  dns?: { redirect: true; failClosed?: true };
 }
 
 export interface Problem {

@@ -53,6 +53,12 @@ export class DnsCache {
     return added;
   }
 
+  /** Whether some address's time has come (expire() would ask inUse about it). */
+  due(now: number): boolean {
+    for (const known of this.#names.values()) for (const until of known.values()) if (until <= now) return true;
+    return false;
+  }
+
   /** Forgets addresses whose time has come and that no connection uses; returns the names that changed. */
   expire(now: number): string[] {
     const changed: string[] = [];

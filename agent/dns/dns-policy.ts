@@ -27,7 +27,8 @@ export function dnsAllows(
   name: string,
   restriction: (rule: RuleRef) => readonly FqdnSelector[] | undefined,
 ): boolean {
-  if (!endpoint) return false; // not a pod of this node: nothing to answer for
+  // Not a pod of this node the datapath redirects: the proxy is no open resolver.
+  if (!endpoint?.dns) return false;
   if (!endpoint.egress) return true;
   const address = parseAddress(upstream.address);
   if (!address) return false;

@@ -40,7 +40,7 @@ export interface DnsProxyOptions {
   /** The port upstreams listen on (53; tests use others). */
   upstreamPort?: number;
   /** Whether `client` may resolve `name` through `upstream` (the pod's DNS rules). */
-  allows(client: string, upstream: string, name: string): boolean;
+  allows(client: string, upstream: string, name: string, protocol: DnsProtocol): boolean;
   /** Learns an answer's names; resolves once the kernel maps allow their addresses. */
   learn(facts: AnswerFacts, client: string): Promise<void>;
   onEvent?(e: DnsEvent): void;
@@ -167,7 +167,7 @@ export class DnsProxy {
       this.malformed++;
       return;
     }
-    if (!this.#o.allows(client.ip, u.ip, q.name)) {
+    if (!this.#o.allows(client.ip, u.ip, q.name, 'UDP')) {
       const r = refusal(msg, this.#refuseRcode());
       if (r) u.listener?.send(r, client.port, client.ip);
       this.#event({ client, upstream: u.ip, protocol: 'UDP', name: q.name, type: q.type, verdict: 'refused', rcode: rcodeName(this.#refuseRcode()), addresses: [], ttl: 0, latencyMs: performance.now() - started });
@@ -253,7 +253,7 @@ export class DnsProxy {
           this.malformed++;
           return close();
         }
-        if (!this.#o.allows(client.ip, u.ip, q.name)) {
+        if (!this.#o.allows(client.ip, u.ip, q.name, 'TCP')) {
           const r = refusal(msg, this.#refuseRcode());
           if (r) socket.write(frame(r));
           this.#event({ client, upstream: u.ip, protocol: 'TCP', name: q.name, type: q.type, verdict: 'refused', rcode: rcodeName(this.#refuseRcode()), addresses: [], ttl: 0, latencyMs: performance.now() - started });

@@ -77,6 +77,14 @@ export class FlowPipeline {
     await this.#reader.stop();
   }
 
+  /** Flows made elsewhere in the agent (the DNS proxy's): stored and handed on like the datapath's. */
+  add(flows: Flow[]): void {
+    if (flows.length === 0) return;
+    for (const f of flows) this.events[f.type] = (this.events[f.type] ?? 0) + 1;
+    this.store.add(flows);
+    this.#o.onFlows?.(flows);
+  }
+
   #ingest(events: FlowEvent[]): void {
     const flows: Flow[] = [];
     for (const event of events) {
