@@ -649,6 +649,7 @@ export const REASON = {
   DROP_NAT: 139,
   DROP_POLICY_DENY: 140,
   DROP_DNS_NO_PROXY: 141,
+  DROP_PREFILTER: 142,
 } as const;
 export type ReasonName = keyof typeof REASON;
 export const DROP_FIRST = 128;

@@ -33,6 +33,7 @@
 #define PAL_DROP_NAT          139 /* a packet of a Service connection that could not be translated */
 #define PAL_DROP_POLICY_DENY  140 /* a deny rule matches the new connection (whatever allows it) */
 #define PAL_DROP_DNS_NO_PROXY 141 /* a DNS query of an endpoint that must not bypass the DNS proxy, while none is alive */
+#define PAL_DROP_PREFILTER    142 /* the XDP prefilter: from a source every pod of the node denies, to one of its pods (ADR 0013) */
 
 #define PAL_REASON_IS_DROP(r) ((r) >= PAL_DROP_FIRST)
 
