@@ -30,6 +30,8 @@ export const OPS = {
   LAYOUT: 8,
   STATUS: 9,
   DUMP_PINNED: 10,
+  XDP_ATTACH: 11,
+  XDP_DETACH: 12,
 } as const;
 export type OpName = keyof typeof OPS;
 /** What LoaderError.op says for a raw request (Loader.request) with a code that is not an op. */
@@ -41,6 +43,9 @@ const STATUS_BATCH = 2;
 /** A tc hook of a device (not a policy direction: tc ingress sees what the device receives). */
 export type Hook = 'ingress' | 'egress';
 const HOOKS: readonly Hook[] = ['ingress', 'egress'];
+
+/** How an XDP program runs on a device: in its driver (native), or on the generic path after the skb is built. */
+export type XdpMode = 'native' | 'generic';
 
 export interface MapEntry {
   key: Buffer;
@@ -389,6 +394,24 @@ export class Loader {
   /** Removes our filter; false when there was none (or no such device). */
   detach(ifindex: number, hook: Hook): Promise<boolean> {
     return this.call('DETACH', new Writer().u32(ifindex).u8(hookCode(hook)).finish(), (r) => r.u8() !== 0);
+  }
+
+  /**
+   * Attaches an XDP program to a device: `auto` (the default) in the driver's native mode where the device has it,
+   * else generic; or only `native` or only `generic`. A program of the same name already there (ours, from an earlier
+   * loader) is replaced atomically; another's program is never replaced (rejects). Resolves with the program id and
+   * the mode it runs in.
+   */
+  xdpAttach(ifindex: number, program: string, mode: 'auto' | XdpMode = 'auto'): Promise<{ programId: number; mode: XdpMode }> {
+    const code = ['auto', 'native', 'generic'].indexOf(mode);
+    if (code < 0) throw new TypeError(`XDP mode must be auto, native or generic, not ${String(mode)}`);
+    const payload = new Writer().u32(ifindex).str(program).u8(code).finish();
+    return this.call('XDP_ATTACH', payload, (r) => ({ programId: r.u32(), mode: r.u8() === 1 ? 'native' : 'generic' }));
+  }
+
+  /** Detaches the device's XDP program if it is named `program`; false when there was none of ours (or no such device). */
+  xdpDetach(ifindex: number, program: string): Promise<boolean> {
+    return this.call('XDP_DETACH', new Writer().u32(ifindex).str(program).finish(), (r) => r.u8() !== 0);
   }
 
   /**

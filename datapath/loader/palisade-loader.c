@@ -90,6 +90,19 @@
  * 10  DUMP_PINNED str path -> as DUMP, of the map pinned at path (one
  *               set aside by LOAD, say), which no loaded object need hold.
  *
+ * 11  XDP_ATTACH u32 ifindex, str program, u8 mode (0 auto: the driver's
+ *               native XDP where the device has it, else generic; 1 native
+ *               only; 2 generic only) -> u32 prog_id, u8 mode (1 native,
+ *               2 generic). Replaces, atomically (XDP_FLAGS_REPLACE), a
+ *               program of the same name already attached there (ours, by
+ *               an earlier loader), in its mode unless another was asked
+ *               for; refuses a device whose XDP program is another's.
+ * 12  XDP_DETACH u32 ifindex, str program -> u8 removed (0: no such
+ *               device, no XDP program, or one of another name: left
+ *               alone). The program need not be loaded here.
+ *
+ *               XDP attachments are not in STATUS's list (tc hooks only).
+ *
  * object = str path, str pin_dir, u16 programs, programs x (str name,
  *          u32 prog_id, u32 prog_type), u16 maps, maps x (str name, u32 type,
  *          u32 key_size, u32 value_size, u32 max_entries, u8 pinned)
@@ -109,6 +122,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
+#include <linux/if_link.h>
 
 #include "wire.h"
 
@@ -127,7 +141,8 @@
  * code, which <errno.h> does not define. */
 #define ENOTSUPP 524
 
-enum { OP_LOAD = 1, OP_ATTACH, OP_DETACH, OP_UPDATE, OP_DELETE, OP_DUMP, OP_TEST_RUN, OP_LAYOUT, OP_STATUS, OP_DUMP_PINNED };
+enum { OP_LOAD = 1, OP_ATTACH, OP_DETACH, OP_UPDATE, OP_DELETE, OP_DUMP, OP_TEST_RUN, OP_LAYOUT, OP_STATUS, OP_DUMP_PINNED,
+       OP_XDP_ATTACH, OP_XDP_DETACH };
 enum { ST_OK = 0, ST_ERROR = 1, ST_BATCH = 2 };
 enum { HOOK_INGRESS = 0, HOOK_EGRESS = 1 };
 
@@ -664,6 +679,137 @@ static int op_detach(struct cursor *in, struct buf *out)
 	return ST_OK;
 }
 
+/* ---- XDP_ATTACH / XDP_DETACH */
+
+enum { XDP_MODE_AUTO = 0, XDP_MODE_NATIVE = 1, XDP_MODE_GENERIC = 2 };
+
+/* The XDP program attached to ifindex (id 0: none) and its mode's flag. */
+static int xdp_current(uint32_t ifindex, uint32_t *id, uint32_t *mode_flag)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	int err = bpf_xdp_query(ifindex, 0, &q);
+
+	if (err)
+		return err;
+	*id = q.drv_prog_id ? q.drv_prog_id : q.skb_prog_id;
+	*mode_flag = q.drv_prog_id ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
+	return 0;
+}
+
+/* An fd of program `id` if it is named `name` (the kernel keeps 15
+ * characters of a name), else -1. */
+static int prog_fd_if_named(uint32_t id, const char *name)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	int fd = bpf_prog_get_fd_by_id(id);
+
+	if (fd < 0)
+		return -1;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) || strncmp(info.name, name, sizeof(info.name) - 1) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static uint8_t mode_of_flag(uint32_t flag)
+{
+	return flag == XDP_FLAGS_DRV_MODE ? XDP_MODE_NATIVE : XDP_MODE_GENERIC;
+}
+
+static int op_xdp_attach(struct cursor *in, struct buf *out)
+{
+	char name[NAME_MAX + 1];
+	uint32_t ifindex = cur_u32(in), id = 0, flag = 0;
+	struct bpf_program *prog;
+	int err, old_fd = -1;
+
+	cur_str(in, name, sizeof(name));
+	uint8_t mode = cur_u8(in);
+	if (!cur_ok(in) || mode > XDP_MODE_GENERIC || ifindex == 0 || ifindex > INT_MAX)
+		return malformed(out, "XDP_ATTACH");
+	prog = find_program(name);
+	if (!prog)
+		return fail(out, "no loaded program named %s", name);
+	if (bpf_program__type(prog) != BPF_PROG_TYPE_XDP)
+		return fail(out, "%s is not an XDP program", name);
+	err = xdp_current(ifindex, &id, &flag);
+	if (err)
+		return fail(out, "%s: XDP of ifindex %u: %s", name, ifindex, strerror(-err));
+	if (id) {
+		old_fd = prog_fd_if_named(id, name);
+		if (old_fd < 0)
+			return fail(out, "%s: ifindex %u has XDP program %u, not ours: not replacing it", name, ifindex, id);
+	}
+	if (old_fd >= 0 && (mode == XDP_MODE_AUTO || mode == mode_of_flag(flag))) {
+		/* Ours, from an earlier loader or this one: replaced in place. */
+		LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = old_fd);
+		err = bpf_xdp_attach(ifindex, bpf_program__fd(prog), flag | XDP_FLAGS_REPLACE, &o);
+		close(old_fd);
+		if (err)
+			return fail(out, "%s at ifindex %u: replace XDP program %u: %s", name, ifindex, id, strerror(-err));
+	} else {
+		if (old_fd >= 0) { /* ours, in the other mode: the two cannot coexist */
+			LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = old_fd);
+			err = bpf_xdp_detach(ifindex, flag | XDP_FLAGS_REPLACE, &o);
+			close(old_fd);
+			if (err)
+				return fail(out, "%s at ifindex %u: detach XDP program %u: %s", name, ifindex, id, strerror(-err));
+		}
+		err = -EOPNOTSUPP;
+		flag = XDP_FLAGS_DRV_MODE;
+		if (mode != XDP_MODE_GENERIC)
+			err = bpf_xdp_attach(ifindex, bpf_program__fd(prog), XDP_FLAGS_UPDATE_IF_NOEXIST | flag, NULL);
+		if (err && mode != XDP_MODE_NATIVE) {
+			int native = err;
+
+			flag = XDP_FLAGS_SKB_MODE;
+			err = bpf_xdp_attach(ifindex, bpf_program__fd(prog), XDP_FLAGS_UPDATE_IF_NOEXIST | flag, NULL);
+			if (err && mode == XDP_MODE_AUTO)
+				return fail(out, "%s at ifindex %u: native XDP: %s; generic XDP: %s", name, ifindex,
+					    strerror(-native), strerror(-err));
+		}
+		if (err)
+			return fail(out, "%s at ifindex %u (%s XDP): %s", name, ifindex,
+				    flag == XDP_FLAGS_DRV_MODE ? "native" : "generic", strerror(-err));
+	}
+	buf_u32(out, prog_id(prog));
+	buf_u8(out, mode_of_flag(flag));
+	return ST_OK;
+}
+
+static int op_xdp_detach(struct cursor *in, struct buf *out)
+{
+	char name[NAME_MAX + 1];
+	uint32_t ifindex = cur_u32(in), id = 0, flag = 0;
+	int err, fd;
+
+	cur_str(in, name, sizeof(name));
+	if (!cur_ok(in) || !name[0] || ifindex == 0 || ifindex > INT_MAX)
+		return malformed(out, "XDP_DETACH");
+	err = xdp_current(ifindex, &id, &flag);
+	if (err == -ENODEV || (!err && !id)) {
+		buf_u8(out, 0);
+		return ST_OK;
+	}
+	if (err)
+		return fail(out, "XDP of ifindex %u: %s", ifindex, strerror(-err));
+	fd = prog_fd_if_named(id, name);
+	if (fd < 0) { /* another's program: left alone */
+		buf_u8(out, 0);
+		return ST_OK;
+	}
+	LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = fd);
+	err = bpf_xdp_detach(ifindex, flag | XDP_FLAGS_REPLACE, &o);
+	close(fd);
+	/* Gone meanwhile (the device, or the program replaced): nothing of ours there. */
+	if (err && err != -ENODEV && err != -EEXIST && err != -ENOENT)
+		return fail(out, "%s at ifindex %u: detach XDP program %u: %s", name, ifindex, id, strerror(-err));
+	buf_u8(out, err == 0);
+	return ST_OK;
+}
+
 /* ---- UPDATE / DELETE / DUMP */
 
 static bool unsupported(int err)
@@ -1044,6 +1190,7 @@ static int (*const handlers[])(struct cursor *, struct buf *) = {
 	[OP_UPDATE] = op_update,     [OP_DELETE] = op_delete, [OP_DUMP] = op_dump,
 	[OP_TEST_RUN] = op_test_run, [OP_LAYOUT] = op_layout, [OP_STATUS] = op_status,
 	[OP_DUMP_PINNED] = op_dump_pinned,
+	[OP_XDP_ATTACH] = op_xdp_attach, [OP_XDP_DETACH] = op_xdp_detach,
 };
 
 /* 1: read n bytes; 0: input ended before the first; -1: error or ended mid-way. */
