@@ -268,6 +268,7 @@ export class Compiler {
   /** Bumped by every change of namespaces, pods, identities or the local registry (podAt's memo). */
   private inputVersion = 0;
   private ownersMemo: { version: number; owners: ReturnType<Compiler['addressOwners']> } | undefined;
+  private podIpcacheMemo: { version: number; pods: ReadonlyMap<string, number> } | undefined;
   private byAddress: { version: number; list: { pod: PodRec; host: Prefix }[] } | undefined;
   /** Named-port signature per pod, for its current container ports. */
   private readonly signatures = new Map<PodRec, { ports: readonly ContainerPort[]; sig: string }>();
@@ -561,16 +562,17 @@ export class Compiler {
     return this.ownersMemo.owners.get(ip);
   }
 
-  /** Pod IP -> identity of its owner (addressOwners; IDENTITY_INIT while it has no number), sorted by address text. */
+  /** Pod IP -> identity of its owner (addressOwners; IDENTITY_INIT while it has no number), sorted by address text; then the addresses learned from DNS. */
   ipcache(): Map<string, number> {
-    const out = new Map<string, number>();
-    // An owner without a number is INIT: a pod, never mistaken for `world`, matched by no selector.
-    for (const [ip, owner] of this.addressOwners()) out.set(ip, owner.identity ?? IDENTITY_INIT);
-    // Addresses learned from DNS, unless a pod holds them (a pod is judged as itself).
-    const learned = this.fqdn.addressIdentities();
-    if (learned.size === 0) return out;
-    for (const [ip, id] of learned) if (!out.has(ip)) out.set(ip, id);
-    return new Map([...out].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    if (this.podIpcacheMemo?.version !== this.inputVersion) {
+      const pods = new Map<string, number>();
+      // An owner without a number is INIT: a pod, never mistaken for `world`, matched by no selector.
+      for (const [ip, owner] of this.addressOwners()) pods.set(ip, owner.identity ?? IDENTITY_INIT);
+      this.podIpcacheMemo = { version: this.inputVersion, pods };
+    }
+    const out = new Map(this.podIpcacheMemo.pods);
+    // Addresses learned from DNS (after the pods', in no particular order), unless a pod holds them: a pod is judged as itself.
+    for (const [ip, id] of this.fqdn.addressIdentities()) if (!out.has(ip)) out.set(ip, id);
     return out;
   }
 

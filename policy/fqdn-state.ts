@@ -39,6 +39,8 @@ export class FqdnState {
   readonly #addressNames = new Map<string, Set<string>>();
   /** address -> key of its selector set (only addresses some selector matches) */
   readonly #addressSet = new Map<string, string>();
+  /** address -> the identity of its set (kept with #addressSet) */
+  readonly #addressIds = new Map<string, number>();
   readonly #sets = new Map<string, AddressSet>();
   readonly #ids = new Map<number, string>();
   readonly #listener: FqdnListener;
@@ -145,11 +147,9 @@ export class FqdnState {
     return (this.#sortedIds ??= [...this.#ids.keys()].sort((a, b) => a - b));
   }
 
-  /** Learned address -> its identity. */
-  addressIdentities(): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const [a, key] of this.#addressSet) out.set(a, this.#sets.get(key)!.id);
-    return out;
+  /** Learned address -> its identity (live: read, do not keep). */
+  addressIdentities(): ReadonlyMap<string, number> {
+    return this.#addressIds;
   }
 
   #recompute(addresses: Iterable<string>): void {
@@ -170,6 +170,7 @@ export class FqdnState {
           for (const k of set.selectors) changed.add(k);
         }
         this.#addressSet.delete(a);
+        this.#addressIds.delete(a);
       }
       if (key) {
         let set = this.#sets.get(key);
@@ -184,6 +185,7 @@ export class FqdnState {
         }
         set.addresses.add(a);
         this.#addressSet.set(a, key);
+        this.#addressIds.set(a, set.id);
       }
     }
     if (changed.size > 0) this.#listener.setsChanged(changed);

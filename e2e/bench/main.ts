@@ -3,6 +3,7 @@
 import { benchApplyLatency } from './apply-latency.ts';
 import { benchCni } from './cni.ts';
 import { benchCompile } from './compile.ts';
+import { benchDns } from './dns.ts';
 import { benchFlows } from './flows.ts';
 import { benchPacket } from './packet.ts';
 import { benchSync } from './sync.ts';
@@ -15,6 +16,7 @@ const benchmarks: Record<string, { about: string; run: () => Promise<void> }> = 
   'apply-latency': { about: 'NetworkPolicy write accepted -> datapath verdict seen by a 1 kHz prober, by stage', run: () => benchApplyLatency() },
   sync: { about: "the agent's sync at ~1M policy entries: a no-op event, a one-policy change, a new pod, vs. the whole-node plan", run: () => benchSync() },
   flows: { about: 'flow events from pal_to_pod through palisade-flow-reader into the agent pipeline: events/s with no loss (and with a follower), per-packet cost vs events off, memory, packet-to-follower latency', run: () => benchFlows() },
+  dns: { about: 'DNS latency the proxy adds (p50/p99 vs direct, known and fresh names), and memory/time of 100k learned names with 10k FQDN-selected pods', run: () => benchDns() },
   throughput: { about: 'pod-to-pod TCP and 64-byte UDP on one node with 10k policy entries vs. no programs attached', run: () => benchThroughput() },
 };
 
