@@ -8,7 +8,7 @@
 // cluster's NetworkPolicies, pods, namespaces and identities, and collects
 // the conntrack entries of connections that have gone quiet.
 import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CoreV1Api, KubeConfig, makeInformer, type V1Node } from '@kubernetes/client-node';
 import type { Server } from 'node:net';
 import { ensurePinDir } from '../datapath/bpffs.ts';
@@ -24,6 +24,7 @@ import { DnsService } from './dns/dns-service.ts';
 import type { Compiler } from '../policy/compile.ts';
 import type { Flow } from '../lib/flow.ts';
 import { isIPv4 } from 'node:net';
+import { Prefilter } from './prefilter.ts';
 import { FlowExport } from './flows/export.ts';
 import { FlowPipeline } from './flows/pipeline.ts';
 import { serveFlows } from './flows/server.ts';
@@ -146,6 +147,17 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
     const ips = (mine: boolean) => facts.filter((n) => (n.name === config.node) === mine && n.internalIp).map((n) => n.internalIp!);
     return { self: ips(true), others: ips(false) };
   };
+  // The XDP prefilter on the uplinks (ADR 0013): an optimisation, off with --prefilter false; tc enforces regardless.
+  const prefilter = new Prefilter({
+    loader,
+    objectPath: join(dirname(config.bpfObject), 'prefilter.bpf.o'),
+    pinDir: config.bpffs,
+    mapSizes: { pal_flows: config.flowRingBytes },
+    nodeAddresses: () => addresses().self,
+    deviceNames: config.prefilterDevices,
+    log,
+    metrics,
+  });
   // The DNS proxy's learned names are restored before the first sync, so a restart cuts nothing.
   const dns = config.dnsProxy
     ? new DnsService({
@@ -177,7 +189,10 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
     status,
     log,
     metrics,
+    ...(config.prefilter ? { prefilter } : {}),
   });
+  // Attached once the maps hold this run's state; off: a prefilter an earlier agent left is removed.
+  await (config.prefilter ? prefilter.attach() : prefilter.detach());
   const flowExport = config.flowExportFile
     ? new FlowExport({ file: config.flowExportFile, maxBytes: config.flowExportMaxBytes, files: config.flowExportFiles, log })
     : undefined;
@@ -277,6 +292,8 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
       await flows.stop();
       await flowExport?.close();
       await policy.stop();
+      // Unlike the tc programs, the prefilter leaves with the agent: nothing would keep its maps in step.
+      await prefilter.detach();
       await (await conntrackGc)?.stop();
       await status.idle();
       // Pinned programs and maps stay: enforcement goes on while the agent is away.

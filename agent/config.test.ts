@@ -19,3 +19,12 @@ test('--max-entries-per-endpoint and --ct-max-per-endpoint: 65536 by default, a 
   assert.throws(() => parseAgentConfig(['--node', 'n', '--ct-max-per-endpoint', '0']), /--ct-max-per-endpoint/);
   assert.throws(() => parseAgentConfig(['--node', 'n', '--max-entries-per-endpoint', 'lots']), /--max-entries-per-endpoint/);
 });
+
+test('--prefilter: on by default, off on request, anything else refused; --prefilter-devices: a comma-separated list', () => {
+  const defaults = parseAgentConfig(['--node', 'n']);
+  assert.equal(defaults.prefilter, true);
+  assert.equal(defaults.prefilterDevices, undefined);
+  assert.equal(parseAgentConfig(['--node', 'n', '--prefilter', 'false']).prefilter, false);
+  assert.throws(() => parseAgentConfig(['--node', 'n', '--prefilter', 'off']), /--prefilter/);
+  assert.deepEqual(parseAgentConfig(['--node', 'n', '--prefilter-devices', 'eth0, bond0,']).prefilterDevices, ['eth0', 'bond0']);
+});

@@ -97,6 +97,16 @@ const schema = z.object({
   dnsMaxTtlSeconds: z.coerce.number().int().positive().default(86_400),
   /** The answer to a query for a name the pod's DNS rules do not allow: REFUSED (default) or NXDOMAIN. */
   dnsRefuse: z.enum(['REFUSED', 'NXDOMAIN']).default('REFUSED'),
+  /**
+   * Whether the XDP prefilter runs on the node's uplinks (ADR 0013): frames from sources that a
+   * cluster-wide ingress deny rule denies to every pod on every port are dropped there, before
+   * the kernel builds a socket buffer; the tc programs still enforce everything. Loaded
+   * from prefilter.bpf.o beside --bpf-object. `--prefilter true|false`; default true. With
+   * false, a prefilter an earlier agent left attached is removed at start.
+   */
+  prefilter: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  /** The devices the prefilter attaches to, comma-separated. Default: those holding the node's InternalIP. */
+  prefilterDevices: z.string().optional().transform((v) => (v ? v.split(',').map((d) => d.trim()).filter((d) => d !== '') : undefined)),
 }).refine((c) => !c.flowsListen || (c.flowsTlsCert && c.flowsTlsKey && c.flowsTokenFile), {
   message: '--flows-listen needs --flows-tls-cert, --flows-tls-key and --flows-token-file: flows are only served to the aggregated API server',
   path: ['flowsListen'],
@@ -134,6 +144,8 @@ export function parseAgentConfig(argv: string[]): AgentConfig {
       'dns-min-ttl-seconds': { type: 'string' },
       'dns-max-ttl-seconds': { type: 'string' },
       'dns-refuse': { type: 'string' },
+      prefilter: { type: 'string' },
+      'prefilter-devices': { type: 'string' },
     },
     strict: true,
   });
@@ -165,6 +177,8 @@ export function parseAgentConfig(argv: string[]): AgentConfig {
     dnsMinTtlSeconds: values['dns-min-ttl-seconds'],
     dnsMaxTtlSeconds: values['dns-max-ttl-seconds'],
     dnsRefuse: values['dns-refuse'],
+    prefilter: values.prefilter,
+    prefilterDevices: values['prefilter-devices'],
   });
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

@@ -69,6 +69,7 @@ import {
 import { writeSteps } from './map-writer.ts';
 import { endpointIdOfKey, orderWrites, type Capacity, type WriteStep } from './map-writes.ts';
 import type { AgentMetrics } from './metrics.ts';
+import type { Prefilter } from './prefilter.ts';
 import { ProblemEvents } from './problem-events.ts';
 import { apiServerAddresses, serviceFrontends, type ServiceFrontend } from './services.ts';
 import { RuleIndex, type FlowContext, type PodFacts } from './flows/enrich.ts';
@@ -95,6 +96,8 @@ export interface PolicySyncOptions {
   log: (line: string) => void;
   /** Realization latency and datapath errors (agent/metrics.ts). */
   metrics?: Pick<AgentMetrics, 'realized' | 'datapathError'>;
+  /** The XDP prefilter (prefilter.ts): loaded after the datapath, fed Palisade policies, narrowed before each write of the maps and widened after. */
+  prefilter?: Pick<Prefilter, 'load' | 'setPolicy' | 'deletePolicy' | 'snapshot' | 'narrow' | 'widen'>;
 }
 
 interface SecurityIdentity extends KubernetesObject {
@@ -168,6 +171,7 @@ export class PolicySync {
     const sync = new PolicySync(options);
     await options.beforeFirstSync?.(sync.#compiler);
     const loaded = await sync.#loadDatapath();
+    await options.prefilter?.load();
     await sync.#watch();
     sync.#listed = true;
     sync.request();
@@ -341,11 +345,13 @@ export class PolicySync {
             if (read.problem) this.#policyProblems.set(key, read.problem);
             else this.#policyProblems.delete(key);
             c.setPalisadePolicy(read.input);
+            this.#o.prefilter?.setPolicy(read.input);
             this.#rules.setPolicy(refOf(p), read.rules);
           },
           remove: (p) => {
             const ref = refOf(p);
             c.deletePalisadePolicy(kind, ref.namespace, ref.name);
+            this.#o.prefilter?.deletePolicy(kind, ref.namespace, ref.name);
             this.#rules.deletePolicy(ref);
             this.#policyProblems.delete(policyRefString(ref));
           },
@@ -469,6 +475,8 @@ export class PolicySync {
       const result = this.#compiler.result(key);
       return result ? [[key, result] as const] : [];
     }));
+    // What the XDP prefilter must drop, from the same events as `compiled` (taken before any await).
+    const prefilter = this.#o.prefilter?.snapshot(endpoints);
     const since = this.#compiler.endpointsChangedSince(this.#generation);
     this.#generation = since.generation;
     // After a start or a failed write, the kernel's maps are the reference: plan all, diff all.
@@ -501,6 +509,8 @@ export class PolicySync {
     await this.#purge.run(this.#o.loader, owners, endpoints, this.#o.log);
     this.#owners = new Map([...owners].map(([ip, o]) => [ip, o.pod]));
     this.#devices = new Map(endpoints.map((e) => [e.ifindex, `${e.podNamespace}/${e.podName}`]));
+    // The prefilter never drops what the maps let through: narrowed before they change, widened after.
+    if (prefilter) await this.#o.prefilter!.narrow(prefilter);
     if (steps.length > 0) {
       await this.#write(steps);
       this.#revision = (this.#revision + 1) >>> 0;
@@ -512,6 +522,7 @@ export class PolicySync {
       this.#o.log(`policy-stages ${JSON.stringify({ revision: this.#revision, eventAt, startedAt, compiledAt, diffedAt, writtenAt: Date.now() })}`);
       if (eventAt !== undefined) this.#o.metrics?.realized((Date.now() - eventAt) / 1000);
     }
+    if (prefilter) await this.#o.prefilter!.widen(prefilter);
     if (plan.skippedAddresses.length > 0) {
       plan.problems.push({
         endpoint: 'node',

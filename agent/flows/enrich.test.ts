@@ -90,6 +90,10 @@ test('a drop by a deny rule names the Palisade policy and its deny rule, and is 
   // A cluster-wide policy has no namespace; a connection revoked by a deny rule names it too.
   const revoked = enrichFlow(event({ type: FLOW_TYPE.DROP, reason: REASON.DROP_REVOKED, ruleId: ruleId({ ...baseline, direction: 'ingress', index: 0, deny: true }) }), withDeny);
   assert.deepEqual(revoked.rule, { kind: 'PalisadeClusterNetworkPolicy', name: 'baseline', direction: 'ingress', index: 0, deny: true });
+  // The XDP prefilter's drop (ADR 0013) names the deny rule that put its source there.
+  const prefiltered = enrichFlow(event({ type: FLOW_TYPE.DROP, reason: REASON.DROP_PREFILTER, ruleId: ruleId({ ...baseline, direction: 'ingress', index: 0, deny: true }) }), withDeny);
+  assert.deepEqual([prefiltered.verdict, prefiltered.reason, prefiltered.defaultDeny, prefiltered.endpoint], ['dropped', 'DROP_PREFILTER', undefined, { namespace: 'db', name: 'pg' }]);
+  assert.deepEqual(prefiltered.rule, { kind: 'PalisadeClusterNetworkPolicy', name: 'baseline', direction: 'ingress', index: 0, deny: true });
   // A deny rule's number never passes for an allow rule, nor the reverse.
   const allowed = enrichFlow(event({ ruleId: ruleId({ ...guard, direction: 'ingress', index: 0, deny: true }) }), withDeny);
   assert.equal(allowed.rule, undefined);

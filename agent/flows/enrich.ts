@@ -214,10 +214,11 @@ function enrichConnection(event: FlowEvent, context: FlowContext, packets?: bigi
     flow.policies = isolatedBy ? isolatingPolicies(isolatedBy) : NO_POLICIES;
     return flow;
   }
-  // A drop that names a rule other than the default one was decided by a deny rule (DROP_POLICY_DENY, or DROP_REVOKED
-  // by a deny rule); anything else by an allow rule. A rule is taken from a policy that selects the endpoint in its
+  // A drop that names a rule other than the default one was decided by a deny rule (DROP_POLICY_DENY, DROP_REVOKED
+  // by a deny rule, or DROP_PREFILTER: the XDP prefilter, whose event names the endpoint's veth and the deny rule that
+  // put the source there, ADR 0013); anything else by an allow rule. A rule is taken from a policy that selects the endpoint in its
   // lane (the allow lane's isolating policies, the deny lane's), or from any when the lane's policies are not known.
-  const denied = event.reason === REASON.DROP_POLICY_DENY || event.reason === REASON.DROP_REVOKED;
+  const denied = event.reason === REASON.DROP_POLICY_DENY || event.reason === REASON.DROP_REVOKED || event.reason === REASON.DROP_PREFILTER;
   const deniedBy = endpoint ? context.deniedBy?.(endpoint, direction) : undefined;
   const candidates = context.rules.lookup(event.ruleId).filter((r): r is RuleRef => !('default' in r) && r.direction === direction && (r.deny === true) === denied);
   const selecting = denied ? deniedBy : ((endpoint ? context.allowedBy?.(endpoint, direction) : undefined) ?? isolatedBy);
