@@ -15,11 +15,13 @@ log() { printf '[bootstrap] %s\n' "$*" >&2; }
 # iptables (its nf_tables flavour, iptables-nft) for kube-proxy in the test nodes,
 # buildah, runc and mmdebstrap for the images (scripts/build-images.sh),
 # containernetworking-plugins (bridge, host-local) as the real test nodes'
-# plain CNI before Palisade (e2e/cluster/bridge-cni.ts).
+# plain CNI before Palisade (e2e/cluster/bridge-cni.ts), dnsmasq-base (the
+# binary alone: no service is installed or started) as the test clusters' DNS
+# server pod (e2e/cluster/dns-server.ts).
 apt_packages=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make gcc
   iproute2 util-linux socat openssl iperf3 ethtool pkg-config iptables
   buildah runc mmdebstrap
-  containernetworking-plugins)
+  containernetworking-plugins dnsmasq-base)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

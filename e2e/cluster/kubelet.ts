@@ -1,7 +1,8 @@
 // The harness's stand-in for the kubelet and container runtime, and nothing
 // more: it creates the Pod object bound to a node, creates the pod's network
 // namespace, calls the CNI plugin exactly as a runtime does, starts the pod's
-// "container" (TCP/UDP/SCTP echo servers), and reports the pod IP and phase
+// "container" (TCP/UDP/SCTP echo servers, or another program such as the
+// DNS server of dns-server.ts), and reports the pod IP and phase
 // in the Pod status. Deleting a pod calls CNI DEL; so does evicting one,
 // which leaves its Pod object Failed with its podIP.
 import { randomBytes } from 'node:crypto';
@@ -39,6 +40,19 @@ export interface PodSpecInput {
   name: string;
   labels: Record<string, string>;
   node: SimNode;
+  /** The pod's container, when it is not the echo server (e.g. the cluster's DNS server, dns-server.ts). */
+  container?: PodContainer;
+}
+
+/** A container the stand-in runs as a process in the pod's namespace. */
+export interface PodContainer {
+  /** The image the Pod object names (nothing is pulled: the program runs from this machine). */
+  image: string;
+  command: string;
+  args: string[];
+  ports: V1ContainerPort[];
+  /** Started once its output has a line matching this. */
+  readyLine: RegExp;
 }
 
 export class CniFailure extends Error {
@@ -73,13 +87,16 @@ export class Kubelet {
 
   async startPod(input: PodSpecInput): Promise<SimPod> {
     const { namespace, name, node } = input;
+    const container = input.container ?? {
+      image: 'palisade.local/podserver', command: programs.podserver, args: SERVED_PORTS.map(String), ports: CONTAINER_PORTS, readyLine: /^ready/,
+    };
     await this.#core.createNamespacedPod({
       namespace,
       body: {
         metadata: { name, namespace, labels: input.labels },
         spec: {
           nodeName: node.name,
-          containers: [{ name: 'serve', image: 'palisade.local/podserver', ports: CONTAINER_PORTS }],
+          containers: [{ name: 'serve', image: container.image, ports: container.ports }],
         },
       },
     });
@@ -93,14 +110,14 @@ export class Kubelet {
       const ip = result.ips[0]!.address.split('/')[0]!;
       const server = await startProcess({
         name: `pod ${namespace}/${name}`,
-        command: programs.podserver,
-        args: SERVED_PORTS.map(String),
+        command: container.command,
+        args: container.args,
         netns,
         logFile: `${this.#runDir}/pod-${namespace}-${name}.log`,
-        readyLine: /^ready/,
+        readyLine: container.readyLine,
         readyTimeoutMs: 10_000,
       });
-      const resourceVersion = await this.#reportRunning(namespace, name, ip, node);
+      const resourceVersion = await this.#reportRunning(namespace, name, ip, node, container.image);
       return { namespace, name, node, ip, netns, containerId, server, resourceVersion };
     } catch (error) {
       if (attached) await callCni(node, 'DEL', { containerId, netns, namespace, name }).catch(() => undefined);
@@ -151,7 +168,7 @@ export class Kubelet {
     return updated.metadata?.resourceVersion ?? '';
   }
 
-  async #reportRunning(namespace: string, name: string, ip: string, node: SimNode): Promise<string> {
+  async #reportRunning(namespace: string, name: string, ip: string, node: SimNode, image: string): Promise<string> {
     const pod = await this.#core.readNamespacedPod({ namespace, name });
     const now = new Date();
     const updated = await this.#core.replaceNamespacedPodStatus({
@@ -168,7 +185,7 @@ export class Kubelet {
           startTime: now,
           conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: now }],
           containerStatuses: [
-            { name: 'serve', image: 'palisade.local/podserver', imageID: '', ready: true, started: true, restartCount: 0, state: { running: { startedAt: now } } },
+            { name: 'serve', image, imageID: '', ready: true, started: true, restartCount: 0, state: { running: { startedAt: now } } },
           ],
         },
       },

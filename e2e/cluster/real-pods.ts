@@ -79,6 +79,9 @@ export function realScenarioCluster(cluster: RealCluster): ScenarioCluster {
     nodeNames: cluster.nodes.map((n) => n.name),
     startPods: (wanted) => startRealPods(cluster, wanted),
     stopPods: (pods) => stopRealPods(cluster, pods),
+    serveDns: () => Promise.reject(new Error(
+      'names (`dns`, `setDNS`, a name in a probe\'s `to`) are not supported on real nodes yet: they have no DNS server pod for scenarios (run this scenario on the stand-in cluster, without --real-nodes)',
+    )),
     async removeNamespaces(names) {
       // At once, as the namespace controller would after its fixed 5 s wait (namespace-removal.ts says why that is safe here) ...
       if (await removeNamespacesAtOnce(cluster.kubeconfig, cluster.core, names)) return;

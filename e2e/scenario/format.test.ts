@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { classifyApplyObject, clusterPods, parseScenario, ScenarioError, type KubeObject, type Step } from './format.ts';
+import { classifyApplyObject, clusterPods, parseScenario, ScenarioError, usesDns, type KubeObject, type Step } from './format.ts';
 import { cellAt } from './matrix.ts';
 
 const EXAMPLES = new URL('../../../shared/scenarios/examples/', import.meta.url);
@@ -69,9 +69,7 @@ const malformed: { what: string; text: string; message: string | RegExp }[] = [
   // version 2 keys in a version 1 file
   { what: 'explain in version 1', text: `${HEAD}steps:\n  - probe: {port: 80, expect: '-', explain: []}\n`, message: /explain, from and to need version: 2/ },
   { what: 'wait in version 1', text: `${HEAD}steps:\n  - wait: {seconds: 1}\n`, message: 'f.yaml: step 1 (wait): needs version: 2' },
-  // version 2 capabilities not built: a clear error naming them, never a pass
-  { what: 'dns', text: 'version: 2\nname: t\ncluster: {dns: []}\nsteps: [{delete: []}]\n', message: 'f.yaml: names (`dns`): DNS-aware policy is not implemented yet, so this runner cannot run the scenario' },
-  { what: 'setDNS', text: 'version: 2\nname: t\nsteps: [{setDNS: {name: a.example.com, hosts: []}}]\n', message: 'f.yaml: step 1 (setDNS): names (`setDNS`): DNS-aware policy is not implemented yet, so this runner cannot run the scenario' },
+  { what: 'setDNS in version 1', text: `${HEAD}steps:\n  - setDNS: {name: a.example.com, hosts: []}\n`, message: 'f.yaml: step 1 (setDNS): needs version: 2' },
   // external hosts are version 2
   { what: 'external in version 1', text: `${HEAD}cluster: {external: [{name: web, ip: 203.0.113.10}]}\nsteps: [{delete: []}]\n`, message: 'f.yaml: cluster.external and cluster.dns need version: 2' },
   // an explanation naming a pod outside the cluster, or a malformed policy
@@ -456,11 +454,64 @@ const badV2: { what: string; text: string; message: string }[] = [
     text: v2probe('      port: 80\n      to: [world/web, world/web]', '- world/web\nx/a .\nx/b .'),
     message: 'f.yaml: step 1 (probe): to: "world/web" is listed twice',
   },
-  // a name as destination: DNS is not built, so the scenario fails, never passes
+  // a name that is no DNS name
   {
-    what: 'a name as destination',
-    text: v2probe('      port: 80\n      to: [api.example.com]', '- api.example.com\nx/a .\nx/b .'),
-    message: 'f.yaml: step 1 (probe): to: "api.example.com" is a name: DNS-aware policy is not implemented yet, so this runner cannot run the scenario',
+    what: 'a malformed name as destination',
+    text: v2probe('      port: 80\n      to: [api..example.com]', '- api..example.com\nx/a .\nx/b .'),
+    message: 'f.yaml: step 1 (probe): to: "api..example.com" is not a DNS name (two labels or more of letters, digits and hyphens, e.g. api.example.com; no trailing dot)',
+  },
+  // a name stands for external hosts: their ports only
+  {
+    what: 'a name on a port only pods serve',
+    text: v2probe('      port: 80\n      protocol: SCTP\n      to: [api.example.com]', '- api.example.com\nx/a .\nx/b .'),
+    message: 'f.yaml: step 1 (probe): port 80/SCTP: api.example.com does not serve it (a name stands for external hosts, which serve 80, 81, 443 on TCP, UDP)',
+  },
+  // names given by cluster.dns: hosts of the cluster, each once; names once; a TTL in seconds
+  {
+    what: 'dns: unknown host',
+    text: `${WORLD}  dns: [{name: api.example.com, hosts: [api]}]\nsteps: [{delete: []}]\n`,
+    message: 'f.yaml: cluster.dns[0]: api.example.com: "api" is not an external host of the cluster (web, db)',
+  },
+  {
+    what: 'dns: host twice',
+    text: `${WORLD}  dns: [{name: api.example.com, hosts: [web, web]}]\nsteps: [{delete: []}]\n`,
+    message: 'f.yaml: cluster.dns[0]: api.example.com: host "web" is listed twice',
+  },
+  {
+    what: 'dns: no host',
+    text: `${WORLD}  dns: [{name: api.example.com, hosts: []}]\nsteps: [{delete: []}]\n`,
+    message: 'f.yaml: cluster.dns[0]: api.example.com: has no host (leave a name that does not resolve out)',
+  },
+  {
+    what: 'dns: name twice (names are case-insensitive)',
+    text: `${WORLD}  dns: [{name: api.example.com, hosts: [web]}, {name: API.example.com, hosts: [db]}]\nsteps: [{delete: []}]\n`,
+    message: 'f.yaml: cluster.dns[1]: name "api.example.com" is given twice',
+  },
+  {
+    what: 'dns: a wildcard is no name',
+    text: `${WORLD}  dns: [{name: '*.example.com', hosts: [web]}]\nsteps: [{delete: []}]\n`,
+    message: 'f.yaml: cluster.dns[0]: "*.example.com" is not a DNS name (two labels or more of letters, digits and hyphens, e.g. api.example.com; no trailing dot)',
+  },
+  {
+    what: 'dns: a TTL that is not whole seconds',
+    text: `${WORLD}  dns: [{name: api.example.com, hosts: [web], ttl: 1.5}]\nsteps: [{delete: []}]\n`,
+    message: 'f.yaml: cluster.dns[0]: ttl: Invalid input: expected int, received number',
+  },
+  {
+    what: 'dns: a misspelt key',
+    text: `${WORLD}  dns: [{name: api.example.com, host: [web]}]\nsteps: [{delete: []}]\n`,
+    message: 'f.yaml: cluster.dns[0]: hosts: Invalid input: expected array, received undefined; Unrecognized key: "host"',
+  },
+  // setDNS: the same checks, and `hosts: []` is allowed (it removes the name)
+  {
+    what: 'setDNS: unknown host',
+    text: `${WORLD}steps: [{setDNS: {name: api.example.com, hosts: [api]}}]\n`,
+    message: 'f.yaml: step 1 (setDNS): api.example.com: "api" is not an external host of the cluster (web, db)',
+  },
+  {
+    what: 'setDNS: negative TTL',
+    text: `${WORLD}steps: [{setDNS: {name: api.example.com, hosts: [web], ttl: -1}}]\n`,
+    message: 'f.yaml: step 1 (setDNS): ttl: Too small: expected number to be >=0',
   },
   // a name is never a source
   {
@@ -516,9 +567,40 @@ for (const row of badV2) {
   });
 }
 
+test('names: cluster.dns (TTL 30 by default), setDNS, wait, and probes to names', () => {
+  const text = `${WORLD}  dns:\n    - {name: API.example.com, hosts: [web]}\n    - {name: cdn.example.com, hosts: [web, db], ttl: 2}\nsteps:
+  - setDNS: {name: api.example.com, hosts: [db], ttl: 5}
+  - setDNS: {name: cdn.example.com, hosts: []}
+  - wait: {seconds: 3}
+  - probe:
+      port: 443
+      from: [x/a, world/web]
+      to: [api.example.com, other.example.org, world/db]
+      expect: |
+        -         api.example.com other.example.org world/db
+        x/a       .               X                 .
+        world/web X               X                 .
+`;
+  const scenario = parseScenario(text, 'f.yaml');
+  assert.deepEqual(scenario.cluster.dns, [{ name: 'api.example.com', hosts: ['web'], ttl: 30 }, { name: 'cdn.example.com', hosts: ['web', 'db'], ttl: 2 }]);
+  assert.deepEqual(scenario.steps.slice(0, 3), [
+    { type: 'setDNS', name: 'api.example.com', hosts: ['db'], ttl: 5 },
+    { type: 'setDNS', name: 'cdn.example.com', hosts: [], ttl: 30 },
+    { type: 'wait', seconds: 3 },
+  ]);
+  const probe = scenario.steps[3];
+  assert.ok(probe?.type === 'probe');
+  assert.deepEqual(probe.expect.cols, ['api.example.com', 'other.example.org', 'world/db']);
+  assert.equal(cellAt(probe.expect, 'x/a', 'api.example.com'), '.');
+  assert.equal(usesDns(scenario), true);
+  assert.equal(usesDns(parseScenario(v2probe('      port: 80\n      to: [world/web]', '- world/web\nx/a .\nx/b .'), 'f.yaml')), false);
+  // A probe to a name alone needs the DNS server too (the name does not resolve).
+  assert.equal(usesDns(parseScenario(v2probe('      port: 80\n      to: [a.example.com]', '- a.example.com\nx/a X\nx/b X'), 'f.yaml')), true);
+});
+
 const NEXT = new URL('../../../shared/scenarios/next/', import.meta.url);
-test('shared next/08-fqdn-egress fails for want of DNS-aware policy, naming the file', { skip: !existsSync(new URL('08-fqdn-egress.yaml', NEXT)) }, () => {
-  assert.throws(() => parseScenario(readFileSync(new URL('08-fqdn-egress.yaml', NEXT), 'utf8'), '08-fqdn-egress.yaml'), {
-    message: '08-fqdn-egress.yaml: names (`dns`): DNS-aware policy is not implemented yet, so this runner cannot run the scenario',
-  });
+test('shared next/08-fqdn-egress parses: a name, external hosts, from and to', { skip: !existsSync(new URL('08-fqdn-egress.yaml', NEXT)) }, () => {
+  const scenario = parseScenario(readFileSync(new URL('08-fqdn-egress.yaml', NEXT), 'utf8'), '08-fqdn-egress.yaml');
+  assert.deepEqual(scenario.cluster.dns, [{ name: 'api.example.com', hosts: ['web'], ttl: 60 }]);
+  assert.equal(scenario.steps[1]?.type === 'probe' && scenario.steps[1].expect.cols[0], 'api.example.com');
 });

@@ -14,7 +14,9 @@ export { namespaceLabels, podLabels } from './labels.ts';
 
 /** A host outside the cluster (version 2, `external`); probes and matrices write it `world/NAME`. */
 export type ExternalHostSpec = { name: string; ip: string };
-export type Cluster = { namespaces: string[]; pods: string[]; external: ExternalHostSpec[] };
+/** A name the cluster's DNS server answers (version 2, `dns`, `setDNS`): A records of these external hosts, with this TTL. */
+export type DnsNameSpec = { name: string; hosts: string[]; ttl: number };
+export type Cluster = { namespaces: string[]; pods: string[]; external: ExternalHostSpec[]; dns: DnsNameSpec[] };
 
 /** A Kubernetes object as written in the file, validated only as far as the runner needs. */
 export type KubeObject = {
@@ -35,9 +37,12 @@ export type Explanation =
   | { from: string; to: string; verdict: 'forwarded'; egress: string[]; ingress: string[] };
 /** `expect.rows` are the sources (`from`), `expect.cols` the destinations (`to`): pods `N/P` and external hosts `world/NAME`. */
 export type ProbeStep = { type: 'probe'; expect: Matrix; explain: Explanation[] } & ResolvedPort;
+/** Replaces a name's answer from then on; `hosts: []` removes the name. */
+export type SetDnsStep = { type: 'setDNS' } & DnsNameSpec;
 export type Step =
   | { type: 'apply'; objects: KubeObject[] }
   | { type: 'wait'; seconds: number }
+  | SetDnsStep
   | { type: 'delete'; objects: ObjectRef[] }
   | LabelNamespaceStep
   | LabelPodStep
@@ -89,8 +94,7 @@ const TopSchema = z.strictObject({
       namespaces: nameList(DEFAULT_CLUSTER.namespaces),
       pods: nameList(DEFAULT_CLUSTER.pods),
       external: z.array(z.strictObject({ name: dnsLabel, ip: z.string() })).optional(),
-      // A version 2 key whose capability is not built yet: accepted here, refused below by name.
-      dns: z.unknown().optional(),
+      dns: z.array(z.unknown()).optional(),
     })
     .prefault({}),
   steps: z.array(z.unknown()).min(1, 'needs at least one step'),
@@ -121,6 +125,14 @@ const STEP_SCHEMAS = {
   setDNS: z.unknown(),
 };
 
+/** FORMAT.md: a name's TTL defaults to 30 s. */
+export const DEFAULT_DNS_TTL = 30;
+const DnsNameSchema = z.strictObject({
+  name: z.string(),
+  hosts: z.array(dnsLabel),
+  ttl: z.number().int().min(0).max(86_400).default(DEFAULT_DNS_TTL),
+});
+
 const POLICY_NAME = /^[A-Z][A-Za-z]+ ([a-z0-9]([-a-z0-9]*[a-z0-9])?\/)?[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/;
 const PolicyNameSchema = z.string().regex(POLICY_NAME, { error: (issue) => `"${String(issue.input)}" is not a policy as KIND NAMESPACE/NAME or KIND NAME` });
 const ExplanationSchema = z.union([
@@ -128,12 +140,6 @@ const ExplanationSchema = z.union([
   z.strictObject({ from: z.string(), to: z.string(), verdict: z.literal('forwarded'), egress: z.array(PolicyNameSchema), ingress: z.array(PolicyNameSchema) }),
 ]);
 
-/** What a version 2 key needs that this project has not built yet: a scenario using it fails with this, never passes. */
-const NOT_YET = {
-  dns: 'names (`dns`): DNS-aware policy is not implemented yet, so this runner cannot run the scenario',
-  setDNS: 'names (`setDNS`): DNS-aware policy is not implemented yet, so this runner cannot run the scenario',
-  name: (name: string) => `"${name}" is a name: DNS-aware policy is not implemented yet, so this runner cannot run the scenario`,
-};
 type StepKey = keyof typeof STEP_SCHEMAS;
 const STEP_TYPES = Object.keys(STEP_SCHEMAS) as StepKey[];
 
@@ -160,10 +166,10 @@ export function parseScenario(text: string, file: string): Scenario {
   if ((external !== undefined || dns !== undefined) && rest.version < 2) {
     throw new ScenarioError(file, undefined, 'cluster.external and cluster.dns need version: 2');
   }
-  if (dns !== undefined) throw new ScenarioError(file, undefined, NOT_YET.dns);
-  const cluster: Cluster = { ...names, external: external ?? [] };
+  const cluster: Cluster = { ...names, external: external ?? [], dns: [] };
   try {
     checkExternal(cluster);
+    cluster.dns = checkDns(dns ?? [], cluster);
   } catch (error) {
     throw new ScenarioError(file, undefined, (error as Error).message, { cause: error });
   }
@@ -188,6 +194,54 @@ function checkExternal(cluster: Cluster): void {
   if (cluster.external.length > 0 && cluster.namespaces.includes(WORLD)) {
     throw new Error(`cluster.namespaces: no namespace may be named "${WORLD}" in a cluster with external hosts (they are written ${WORLD}/NAME)`);
   }
+}
+
+/** A name as a scenario writes it (`api.example.com`): two labels or more, letters, digits and hyphens, no trailing dot. */
+const DNS_NAME = /^(?=.{1,253}$)([A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)+$/;
+
+/** Whether a probe's end is a name (it has no `/`, as pods and hosts have). */
+export function isName(end: string): boolean {
+  return !end.includes('/');
+}
+
+function checkName(name: string): void {
+  if (!DNS_NAME.test(name)) throw new Error(`"${name}" is not a DNS name (two labels or more of letters, digits and hyphens, e.g. api.example.com; no trailing dot)`);
+}
+
+// One `dns` entry or `setDNS` value: a valid name and external hosts of the cluster, each once.
+function checkDnsName(spec: DnsNameSpec, cluster: Cluster): DnsNameSpec {
+  checkName(spec.name);
+  const hosts = new Set(cluster.external.map((h) => h.name));
+  const seen = new Set<string>();
+  for (const host of spec.hosts) {
+    if (!hosts.has(host)) throw new Error(`${spec.name}: "${host}" is not an external host of the cluster (${hosts.size === 0 ? 'the cluster has none' : [...hosts].join(', ')})`);
+    if (seen.has(host)) throw new Error(`${spec.name}: host "${host}" is listed twice`);
+    seen.add(host);
+  }
+  return { ...spec, name: spec.name.toLowerCase() };
+}
+
+function checkDns(entries: unknown[], cluster: Cluster): DnsNameSpec[] {
+  const names = new Set<string>();
+  return entries.map((raw, i) => {
+    const parsed = DnsNameSchema.safeParse(raw);
+    if (!parsed.success) throw new Error(`cluster.dns[${i}]: ${describeIssues(parsed.error)}`, { cause: parsed.error });
+    let spec: DnsNameSpec;
+    try {
+      spec = checkDnsName(parsed.data, cluster);
+      if (spec.hosts.length === 0) throw new Error(`${spec.name}: has no host (leave a name that does not resolve out)`);
+    } catch (error) {
+      throw new Error(`cluster.dns[${i}]: ${(error as Error).message}`, { cause: error });
+    }
+    if (names.has(spec.name)) throw new Error(`cluster.dns[${i}]: name "${spec.name}" is given twice`);
+    names.add(spec.name);
+    return spec;
+  });
+}
+
+/** Whether the scenario needs the cluster's DNS server: it lists names, changes them, or probes one. */
+export function usesDns(scenario: Pick<Scenario, 'cluster' | 'steps'>): boolean {
+  return scenario.cluster.dns.length > 0 || scenario.steps.some((s) => s.type === 'setDNS' || (s.type === 'probe' && s.expect.cols.some(isName)));
 }
 
 function parseStep(raw: unknown, at: { file: string; index: number }, cluster: Cluster, version: 1 | 2): Step {
@@ -264,8 +318,10 @@ function parseStep(raw: unknown, at: { file: string; index: number }, cluster: C
     }
     case 'wait':
       return { type, seconds: parse(STEP_SCHEMAS.wait, value).seconds };
-    case 'setDNS':
-      return fail(NOT_YET.setDNS);
+    case 'setDNS': {
+      const spec = parse(DnsNameSchema, value);
+      return { type, ...check('', () => checkDnsName(spec, cluster)) };
+    }
   }
 }
 
@@ -292,7 +348,7 @@ export function clusterHosts(cluster: Pick<Cluster, 'external'>): string[] {
 }
 
 // A probe's `from` or `to`: pods and external hosts of the cluster, each once;
-// names (DNS) only as destinations, and not built yet.
+// names (DNS) only as destinations, any name (one no `dns` entry gives does not resolve).
 function probeEnds(list: string[], role: 'from' | 'to', cluster: Cluster): string[] {
   const pods = new Set(clusterPods(cluster));
   const hosts = new Set(clusterHosts(cluster));
@@ -305,24 +361,25 @@ function probeEnds(list: string[], role: 'from' | 'to', cluster: Cluster): strin
       const known = hosts.size === 0 ? 'the cluster has none' : [...hosts].join(', ');
       throw new Error(`"${end}" is not an external host of the cluster (${known})`);
     }
-    if (!end.includes('/') && end.includes('.')) {
+    if (isName(end) && end.includes('.')) {
       if (role === 'from') throw new Error(`"${end}" is a name: only pods and external hosts can be sources`);
-      throw new Error(NOT_YET.name(end));
+      checkName(end);
+      continue;
     }
     throw new Error(`"${end}" is neither a pod of the cluster (N/P with N in ${cluster.namespaces.join(', ')} and P in ${cluster.pods.join(', ')}) nor an external host (${WORLD}/NAME)`);
   }
   return list;
 }
 
-// FORMAT.md: a probe may name only ports that its destinations serve.
+// FORMAT.md: a probe may name only ports that its destinations serve (a name stands for external hosts).
 function checkServed(port: ResolvedPort, to: readonly string[]): void {
   for (const end of to) {
-    const host = end.startsWith(`${WORLD}/`);
+    const host = end.startsWith(`${WORLD}/`) || isName(end);
     const ports: readonly number[] = host ? EXTERNAL_PORTS : POD_PORTS;
     const protocols: readonly string[] = host ? EXTERNAL_PROTOCOLS : PROTOCOLS;
     if (!ports.includes(port.port) || !protocols.includes(port.protocol)) {
       const serves = `${ports.join(', ')} on ${protocols.join(', ')}`;
-      throw new Error(`port ${port.portLabel}: ${end} does not serve it (${host ? 'an external host' : 'a pod'} serves ${serves})`);
+      throw new Error(`port ${port.portLabel}: ${end} does not serve it (${isName(end) ? 'a name stands for external hosts, which serve' : host ? 'an external host serves' : 'a pod serves'} ${serves})`);
     }
   }
 }

@@ -1,17 +1,23 @@
 // Runs one parsed scenario against a running cluster: creates its namespaces,
-// pods and external hosts, carries out each step through the Kubernetes API,
+// pods and external hosts, has the cluster's DNS server answer its names,
+// carries out each step through the Kubernetes API,
 // probes every pair of a probe's sources and destinations (every pair of pods
-// by default), and removes everything it created at the end (also when a
+// by default; a name is first resolved from the source's own namespace), and
+// removes everything it created at the end (also when a
 // step fails), so the next scenario starts from a clean cluster.
 import { ApiException, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
 // Not re-exported by the package root; it is the serializer KubernetesObjectApi itself uses.
 import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import { probeAll } from '../cluster/probe.ts';
+import { firstAddress, resolveFrom, type Resolution } from '../cluster/resolve.ts';
+import type { DnsRecord } from '../cluster/dns-server.ts';
 import type { ScenarioCluster, ScenarioHost, ScenarioPod } from './scenario-cluster.ts';
 import {
   classifyApplyObject,
   clusterPods,
+  isName,
   namespaceLabels,
+  usesDns,
   WORLD,
   podLabels,
   ScenarioError,
@@ -45,6 +51,8 @@ export interface RunOptions {
   observe?: Observe;
   /** How long `explain` waits for the flows of a probe to arrive. Default 5 s. */
   explainTimeoutMs?: number;
+  /** How long a probe's name lookup waits for its answer (the query is resent meanwhile). Default 2 s. */
+  resolveTimeoutMs?: number;
 }
 
 export async function runScenario(cluster: ScenarioCluster, scenario: Scenario, file: string, options: RunOptions = {}): Promise<ScenarioRun> {
@@ -54,6 +62,9 @@ export async function runScenario(cluster: ScenarioCluster, scenario: Scenario, 
   const pods = new Map<string, ScenarioPod>();
   const hosts: ScenarioHost[] = [];
   const enforcement = new EnforcementTracker();
+  // The names the DNS server answers now (cluster.dns, then setDNS steps), and its address once serving.
+  const names = new Map(scenario.cluster.dns.map((d) => [d.name, d]));
+  let dnsServer: string | undefined;
   let index = 0;
   try {
     for (const ns of scenario.cluster.namespaces) {
@@ -75,6 +86,8 @@ export async function runScenario(cluster: ScenarioCluster, scenario: Scenario, 
     const hostIps = new Map(hosts.map((h) => [h.name, h.ip]));
     // What a probe connects from (a network namespace) and to (an address): pods and external hosts.
     const ends = new Map<string, { netns: string; ip: string }>([...pods, ...hosts.map((h) => [`${WORLD}/${h.name}`, h] as const)]);
+    const records = (): DnsRecord[] => [...names.values()].map((d) => ({ name: d.name, addresses: d.hosts.map((h) => hostIps.get(h)!), ttl: d.ttl }));
+    if (usesDns(scenario)) dnsServer = await cluster.serveDns(records());
 
     for (const step of scenario.steps) {
       index++;
@@ -105,17 +118,37 @@ export async function runScenario(cluster: ScenarioCluster, scenario: Scenario, 
         case 'wait':
           await sleep(step.seconds * 1000);
           return;
+        case 'setDNS':
+          if (step.hosts.length === 0) names.delete(step.name);
+          else names.set(step.name, step);
+          dnsServer = await cluster.serveDns(records());
+          return;
         case 'probe': {
           await enforcement.wait(cluster.kubeconfig, cluster.nodeNames, options.enforcementTimeoutMs);
           const probedAt = Date.now();
           const { rows, cols } = step.expect;
-          const pairs = rows.flatMap((from) => cols.filter((to) => to !== from).map((to) => ({ from, to })));
+          // Names first: each source resolves them from its own namespace (FORMAT.md), then connects to the first address.
+          const lookups = new Map<string, Resolution>();
+          const asked = cols.filter(isName);
+          if (asked.length > 0) {
+            const answers = await resolveFrom(rows.map((from) => ({ netns: ends.get(from)!.netns, names: asked })), dnsServer!, options.resolveTimeoutMs ?? 2000);
+            rows.forEach((from, r) => asked.forEach((name, n) => lookups.set(`${from}>${name}`, answers[r]![n]!)));
+          }
+          const target = (from: string, to: string): { ip: string } | undefined => {
+            if (!isName(to)) return ends.get(to)!;
+            const ip = firstAddress(lookups.get(`${from}>${to}`)!);
+            return ip === undefined ? undefined : { ip };
+          };
+          // A name that did not resolve is X without a connection.
+          const pairs = rows.flatMap((from) => cols.filter((to) => to !== from).map((to) => ({ from, to, dst: target(from, to) })));
+          const connecting = pairs.filter((p) => p.dst !== undefined);
           const outcomes = await probeAll(
-            pairs.map(({ from, to }) => ({ from: ends.get(from)!, to: ends.get(to)!, port: step.port, protocol: step.protocol })),
+            connecting.map(({ from, dst }) => ({ from: ends.get(from)!, to: dst!, port: step.port, protocol: step.protocol })),
             options.probeTimeoutMs,
           );
           const observed = new Map<string, ObservedCell>();
-          pairs.forEach(({ from, to }, i) => {
+          for (const { from, to } of pairs) observed.set(`${from}>${to}`, 'X');
+          connecting.forEach(({ from, to }, i) => {
             const outcome = outcomes[i]!;
             if (outcome.verdict === 'skip') run.sctpSupported = false;
             observed.set(`${from}>${to}`, outcome.verdict === 'ok' ? '.' : outcome.verdict === 'fail' ? 'X' : '?');
@@ -128,7 +161,9 @@ export async function runScenario(cluster: ScenarioCluster, scenario: Scenario, 
           const diffs = compareMatrix(step.expect, matrix);
           run.probes.push({ protocol: step.protocol, status: diffs.length === 0 ? 'passed' : 'failed' });
           if (diffs.length > 0) {
-            run.failures.push(`step ${index} (probe ${step.portLabel}):\n${renderSideBySide(step.expect, matrix, diffs)}`);
+            // What each differing cell's name resolved to, so that a lookup's failure reads apart from a connection's.
+            const resolved = diffs.filter((d) => isName(d.to)).map((d) => `  ${d.from} resolved ${d.to}: ${describeLookup(lookups.get(`${d.from}>${d.to}`)!)}`);
+            run.failures.push(`step ${index} (probe ${step.portLabel}):\n${renderSideBySide(step.expect, matrix, diffs)}${resolved.map((l) => `\n${l}`).join('')}`);
           }
           const observe = options.observe ?? observeThroughPlugin(cluster.adminKubeconfig);
           for (const e of step.explain) {
@@ -195,9 +230,16 @@ export async function runScenario(cluster: ScenarioCluster, scenario: Scenario, 
     run.error =
       error instanceof ScenarioError ? error : new ScenarioError(file, index ? { index } : undefined, (error as Error).message, { cause: error });
   } finally {
+    // The DNS server forgets the scenario's names (it serves the next scenario, if any).
+    if (dnsServer !== undefined) await cluster.serveDns([]).catch(() => undefined);
     await teardown(cluster, objects, [...applied.values()], [...pods.values()], hosts, scenario.cluster.namespaces);
   }
   return run;
+}
+
+function describeLookup(r: Resolution): string {
+  if ('error' in r) return `no answer (${r.error})`;
+  return r.rcode !== 'NOERROR' || r.addresses.length === 0 ? `${r.rcode}, no address` : `${r.addresses.join(', ')} (TTL ${r.ttl ?? '-'})`;
 }
 
 /** Removes the scenario's objects, pods, external hosts and namespaces, so that their names and addresses are free again. */

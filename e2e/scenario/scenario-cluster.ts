@@ -6,6 +6,7 @@ import type { Cluster } from '../cluster/cluster.ts';
 import { startPods, stopPods, type PodWanted } from '../cluster/workload.ts';
 import type { SimPod } from '../cluster/kubelet.ts';
 import type { ExternalHost, ExternalHostWanted, World } from '../cluster/world.ts';
+import { startDnsServer, type DnsRecord, type DnsServer } from '../cluster/dns-server.ts';
 
 /** A scenario's pod: where it is and the network namespace to probe from. */
 export interface ScenarioPod {
@@ -35,6 +36,13 @@ export interface ScenarioCluster {
    */
   startExternalHosts(hosts: ExternalHostWanted[]): Promise<ScenarioHost[]>;
   stopExternalHosts(hosts: ScenarioHost[]): Promise<void>;
+  /**
+   * The cluster's DNS server (FORMAT.md version 2, `dns`): the pod kube-system/dns,
+   * labelled k8s-app: kube-dns, answers exactly `records` from now on (NXDOMAIN for
+   * any other name); started on first use, once the agents' DNS proxies serve it.
+   * Returns its address (pods query it on port 53). Rejects where the cluster cannot run it.
+   */
+  serveDns(records: DnsRecord[]): Promise<string>;
 }
 
 /** A scenario's external host: its address and the network namespace to probe from. */
@@ -66,8 +74,21 @@ export function worldHosts(world: World): Pick<ScenarioCluster, 'startExternalHo
 /** The stand-in cluster: pods from its kubelet stand-in, namespaces finalized by hand (it runs no namespace controller). */
 export function standInScenarioCluster(cluster: Cluster): ScenarioCluster {
   const started = new Map<ScenarioPod, SimPod>();
+  // One DNS server pod for the cluster's life (cluster.stop() removes it): its address, and so the
+  // agents' upstream, stays the same from one scenario to the next; each scenario sets its records.
+  let dns: Promise<DnsServer> | undefined;
   return {
     ...worldHosts(cluster.world),
+    async serveDns(records) {
+      if (!dns) {
+        dns = startDnsServer(cluster, { records });
+        dns.catch(() => (dns = undefined));
+        return (await dns).ip;
+      }
+      const server = await dns;
+      await server.setRecords(records);
+      return server.ip;
+    },
     kubeconfig: cluster.kubeconfig,
     core: cluster.core,
     adminKubeconfig: cluster.controlPlane.adminKubeconfig,

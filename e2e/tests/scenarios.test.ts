@@ -1,7 +1,7 @@
 // Every policy scenario of the project (e2e/scenarios/*.yaml) and, when the
 // shared folder is present, every shared example
 // (../shared/scenarios/examples/*.yaml) and the shared scenarios of next/
-// this project can run (explanations through flows), run as a user runs them: one
+// this project can run (explanations through flows, names through the DNS server pod), run as a user runs them: one
 // invocation of the scenario runner, one cluster for all files. The runner's
 // last line must report no failure, and every file must be accounted for.
 import assert from 'node:assert/strict';
@@ -13,8 +13,8 @@ import { REPO_ROOT } from '../cluster/paths.ts';
 
 const projectScenarios = fileURLToPath(new URL('../scenarios/', import.meta.url));
 const sharedExamples = fileURLToPath(new URL('../../../shared/scenarios/examples/', import.meta.url));
-/** Shared scenarios of capabilities not in examples/ yet that this project has built (FORMAT.md version 2). */
-const sharedNext = ['07-explain-verdicts.yaml'].map((name) => fileURLToPath(new URL(`../../../shared/scenarios/next/${name}`, import.meta.url)));
+/** Shared scenarios of capabilities not in examples/ yet that this project has built (FORMAT.md version 2): explanations, names. */
+const sharedNext = ['07-explain-verdicts.yaml', '08-fqdn-egress.yaml'].map((name) => fileURLToPath(new URL(`../../../shared/scenarios/next/${name}`, import.meta.url)));
 
 /** The .yaml files of a folder, sorted; none when the folder does not exist. */
 async function yamlFiles(dir: string, { optional }: { optional: boolean }): Promise<string[]> {
