@@ -191,8 +191,8 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
     metrics,
     ...(config.prefilter ? { prefilter } : {}),
   });
-  // Attached once the maps hold this run's state; off: a prefilter an earlier agent left is removed.
-  await (config.prefilter ? prefilter.attach() : prefilter.detach());
+  // On, each sync attaches it while some rule qualifies (the maps then hold this run's state); off, one an earlier agent left goes.
+  if (!config.prefilter) await prefilter.detach();
   const flowExport = config.flowExportFile
     ? new FlowExport({ file: config.flowExportFile, maxBytes: config.flowExportMaxBytes, files: config.flowExportFiles, log })
     : undefined;

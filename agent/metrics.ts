@@ -38,7 +38,7 @@ export class AgentMetrics {
     const self = this;
     new Counter({
       name: 'palisade_packets_total',
-      help: 'Packets judged by the endpoint programs, by verdict and reason (the datapath\'s pal_metrics).',
+      help: 'Packets judged by the endpoint programs, and dropped by the XDP prefilter (DROP_PREFILTER), by verdict and reason (the datapath\'s pal_metrics).',
       labelNames: ['verdict', 'reason'],
       registers,
       async collect() {

@@ -14,13 +14,16 @@
 // policy no longer has) before the policy maps are written, and WIDENS it
 // (adds) only after they were written and the revision bumped. Entries are
 // disjoint prefixes without holes, so each write only ever narrows or widens
-// the set of frames dropped. A prefilter that cannot be loaded, attached or
-// written is reported (log, palisade_datapath_errors_total) and the agent
-// goes on: a failed narrowing switches it off (ACTIVE cleared, else
-// detached) rather than leave it dropping more than the new policy.
+// the set of frames dropped. The program is attached only while some rule
+// qualifies (the maps ACTIVE): an uplink without it pays nothing, which
+// matters on a veth, whose native XDP copies every skb it receives into a
+// buffer of its own. A prefilter that cannot be loaded, attached or written
+// is reported (log, palisade_datapath_errors_total) and the agent goes on:
+// a failed narrowing switches it off (ACTIVE cleared, else detached) rather
+// than leave it dropping more than the new policy.
 import { isIPv4 } from 'node:net';
 import { ipv4Key, u32Key } from '../datapath/abi.ts';
-import { ipJson, SELF } from '../datapath/iproute.ts';
+import { ipJson, SELF, type Netns } from '../datapath/iproute.ts';
 import type { Loader } from '../datapath/loader-client.ts';
 import { PREFILTER_FLAG, PREFILTER_MAX, PREFILTER_PROGRAM, prefilter4Key, prefilterConfig, prefilterDst, prefilterValue } from '../datapath/prefilter.ts';
 import { prefilterPlan } from '../policy/prefilter.ts';
@@ -37,7 +40,7 @@ type WrittenMap = (typeof WRITTEN)[number];
 export type PrefilterContents = Map<WrittenMap, Map<string, string>>;
 
 const CONFIG_KEY = u32Key.encode(0).toString('hex');
-/** How often a sync looks for uplinks again while the prefilter is attached to none. */
+/** After an attach found no uplink or failed, syncs try again at most this often. */
 const ATTACH_RETRY_MS = 30_000;
 
 /** What the prefilter's maps must hold, and what was left out. */
@@ -142,6 +145,8 @@ export interface PrefilterOptions {
   nodeAddresses: () => readonly string[];
   /** Device names to attach to instead (--prefilter-devices). */
   deviceNames?: readonly string[];
+  /** Where the uplinks are listed: the loader's network namespace (default: this process's, where the agent runs it). */
+  netns?: Netns;
   log: (line: string) => void;
   metrics?: Pick<AgentMetrics, 'datapathError'>;
 }
@@ -156,8 +161,10 @@ export class Prefilter {
   #attached = new Map<number, { name: string; mode: string }>();
   #logged = '';
   #devicesLogged = '';
-  /** When attach() last looked for uplinks (a sync with none attached looks again, at most this often). */
-  #lookedAt = -Infinity;
+  /** No attach is tried before this (performance.now()): set after one found no uplink or failed. */
+  #retryAt = 0;
+  /** Whether a program an earlier agent may have left was looked for. */
+  #swept = false;
 
   constructor(options: PrefilterOptions) {
     this.#o = options;
@@ -179,7 +186,7 @@ export class Prefilter {
   /** Attaches pal_prefilter to the uplinks (native XDP where the driver has it). Failures are reported; tc enforces regardless. */
   async attach(): Promise<void> {
     if (this.#off) return;
-    this.#lookedAt = performance.now();
+    this.#retryAt = performance.now() + ATTACH_RETRY_MS;
     const devices = await this.#devices().catch((error: unknown) => {
       this.#o.metrics?.datapathError('attach');
       this.#o.log(`prefilter: cannot list the node's devices: ${(error as Error).message}`);
@@ -195,6 +202,7 @@ export class Prefilter {
         this.#o.log(`prefilter: cannot attach to ${device.name}, the tc programs enforce everything there: ${(error as Error).message}`);
       }
     }
+    if (this.#attached.size > 0 && this.#attached.size === devices.length) this.#retryAt = 0;
   }
 
   /** Detaches ours from the uplinks (also a program an earlier agent left, found by name). */
@@ -209,6 +217,8 @@ export class Prefilter {
       if (removed) this.#o.log(`prefilter: detached from ${name}`);
     }
     this.#attached.clear();
+    this.#retryAt = 0;
+    this.#swept = true;
   }
 
   /** The devices it runs on, and in which mode. */
@@ -265,7 +275,10 @@ export class Prefilter {
       this.#appliedUnknown = true;
       this.#o.log(`prefilter: cannot widen its maps (it drops less until the next sync): ${(error as Error).message}`);
     }
-    if (this.#attached.size === 0 && performance.now() - this.#lookedAt > ATTACH_RETRY_MS) await this.attach();
+    // Attached while it has something to drop; detached (once, also a program an earlier agent left) while not.
+    const active = (prefilterConfig.decode(Buffer.from(snapshot.contents.get('pal_prefilter_config')!.get(CONFIG_KEY)!, 'hex')).flags & PREFILTER_FLAG.ACTIVE) !== 0;
+    if (active && this.#attached.size === 0 && performance.now() >= this.#retryAt) await this.attach();
+    else if (!active && (this.#attached.size > 0 || !this.#swept)) await this.detach();
   }
 
   async #apply(writes: PrefilterWrite[]): Promise<void> {
@@ -291,7 +304,7 @@ export class Prefilter {
   }
 
   async #devices(): Promise<Array<{ ifindex: number; name: string }>> {
-    const links = await ipJson<{ ifindex: number; ifname: string; addr_info?: Array<{ local?: string }> }>(SELF, ['address', 'show']);
+    const links = await ipJson<{ ifindex: number; ifname: string; addr_info?: Array<{ local?: string }> }>(this.#o.netns ?? SELF, ['address', 'show']);
     const found = uplinks(links, this.#o.nodeAddresses(), this.#o.deviceNames);
     if (found.length === 0) {
       const why = this.#o.deviceNames ? `no device named ${this.#o.deviceNames.join(', ')}` : `no device holds the node's address (${this.#o.nodeAddresses().join(', ') || 'none known'})`;

@@ -317,6 +317,7 @@ test('helm uninstall first removes Palisade from every node (pre-delete DaemonSe
   assert.match(script, /rm -f \/host\/cni-bin\/palisade-cni /);
   assert.ok(script.includes(`rm -rf ${flag(agentContainer.args, 'bpffs')} /host${flag(agentContainer.args, 'state-dir')} /host/run/palisade`));
   assert.match(script, /tc qdisc del dev "\$\{link##\*\/\}" clsact/);
+  assert.match(script, /grep ' name pal_prefilter '.*\n.*\n.*xdpgeneric off.*\n.*xdpdrv off/);
   assert.match(script, /proto 231/);
   assert.match(script, /iptables -w -t nat -D POSTROUTING -m comment --comment "palisade: masquerade pod traffic leaving the cluster" -j PALISADE-MASQUERADE/);
   assert.match(script, /iptables -w -t nat -X PALISADE-MASQUERADE/);
