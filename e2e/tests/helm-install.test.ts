@@ -6,14 +6,15 @@
 // project's, flows through the chart's aggregated API; `kubectl auth can-i`
 // for every component's ServiceAccount; `helm upgrade` to another config
 // that changes a pinned map, with probes running throughout; and
-// `helm uninstall`, after which no node holds Palisade's CNI files, pins or
-// programs.
+// `helm uninstall`, after which no node holds Palisade's CNI files, pins,
+// programs or masquerade chain.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { NetworkingV1Api, type V1NetworkPolicy } from '@kubernetes/client-node';
 import { execa } from 'execa';
+import { listMasquerade } from '../../datapath/masquerade.ts';
 import { probeAll } from '../cluster/probe.ts';
 import { readyCondition, startRealCluster, type RealCluster } from '../cluster/real-cluster.ts';
 import { installPalisade, realScenarioCluster, RELEASE, startRealPods, stopRealPods, uninstallPalisade, upgradePalisade } from '../cluster/real-pods.ts';
@@ -25,11 +26,11 @@ import type { ScenarioPod } from '../scenario/scenario-cluster.ts';
 const ms = (t: number) => Math.round(performance.now() - t);
 const shared = (name: string) => fileURLToPath(new URL(`../../../shared/scenarios/${name}`, import.meta.url));
 const own = (name: string) => fileURLToPath(new URL(`../scenarios/${name}`, import.meta.url));
-/** The shared examples, and the project's scenarios that cover the rest on real pods: deny-all, stacking, named ports, ipBlock of pod addresses, relabelling, replies, explanations. */
+/** The shared examples, and the project's scenarios that cover the rest on real pods: deny-all, stacking, named ports, ipBlock of pod addresses, relabelling, replies, explanations, hosts outside the cluster. */
 const SCENARIOS = [
   ...['01-egress-within-namespace', '02-named-udp-port-from-namespace', '03-egress-port-ranges', '04-ingress-ipblock-except', '05-labels-move-pods-in-and-out', '06-policy-types-default'].map((n) => shared(`examples/${n}.yaml`)),
   shared('next/07-explain-verdicts.yaml'),
-  ...['13-deny-all-both-directions-then-delete', '34-ports-named-ingress', '40-ipblock-ingress-pod-ips', '50-stacked-policies-union', '62-label-namespace-into-and-out-of-peer', '71-stateful-replies', '70-explain-egress-and-ingress'].map((n) => own(`${n}.yaml`)),
+  ...['13-deny-all-both-directions-then-delete', '34-ports-named-ingress', '40-ipblock-ingress-pod-ips', '50-stacked-policies-union', '62-label-namespace-into-and-out-of-peer', '71-stateful-replies', '70-explain-egress-and-ingress', '90-ipblock-external-hosts'].map((n) => own(`${n}.yaml`)),
 ];
 
 describe('helm install on real nodes', { timeout: 20 * 60_000 }, () => {
@@ -65,6 +66,10 @@ describe('helm install on real nodes', { timeout: 20 * 60_000 }, () => {
       assert.equal(files.conflists, '05-palisade.conflist');
       assert.ok(files.plugin, `palisade-cni on ${node.name}`);
       assert.match(files.pins, /pal_policy/, `the agent's pins on ${node.name}`);
+      // The agent, in its container, masquerades the node's pods leaving the cluster (routing.masquerade, default true).
+      const chain = await listMasquerade({ kind: 'path', path: `/var/run/netns/${node.netns}` });
+      assert.equal(chain?.jumps, 1, `the masquerade chain on ${node.name}`);
+      assert.ok(chain?.chain.includes(`-A PALISADE-MASQUERADE ! -s ${node.podCidr} -j RETURN`), `${node.name}: ${chain?.chain.join('; ')}`);
     }
   });
 
@@ -169,7 +174,7 @@ describe('helm install on real nodes', { timeout: 20 * 60_000 }, () => {
     await stopRealPods(cluster, [client!, intruder!, server!]);
   });
 
-  it('uninstalls: no agent, no CNI configuration or plugin, no pins on any node', async () => {
+  it('uninstalls: no agent, no CNI configuration or plugin, no pins, no masquerade chain on any node', async () => {
     const t = performance.now();
     await uninstallPalisade(cluster);
     console.log(`helm uninstall in ${ms(t)} ms`);
@@ -180,6 +185,7 @@ describe('helm install on real nodes', { timeout: 20 * 60_000 }, () => {
     for (const node of cluster.nodes) {
       const { stdout } = await execa('nsenter', [`--net=/var/run/netns/${node.netns}`, 'bpftool', 'net', 'show', '-j']);
       assert.doesNotMatch(String(stdout), /pal_/, `tc programs on ${node.name}`);
+      assert.equal(await listMasquerade({ kind: 'path', path: `/var/run/netns/${node.netns}` }), undefined, `the masquerade chain on ${node.name}`);
     }
   });
 });

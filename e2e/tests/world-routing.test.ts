@@ -13,7 +13,7 @@ import { execa } from 'execa';
 import type { V1NetworkPolicy } from '@kubernetes/client-node';
 import { NetworkingV1Api } from '@kubernetes/client-node';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
-import { netnsPath } from '../cluster/netns.ts';
+import { listNetns, netnsPath } from '../cluster/netns.ts';
 import { probeAll, type ProbeRequest } from '../cluster/probe.ts';
 import { startProcess, type ManagedProcess } from '../cluster/processes.ts';
 import { createNamespace, startPods } from '../cluster/workload.ts';
@@ -54,10 +54,12 @@ describe('routing to and from the world', { timeout: 180_000 }, () => {
     }
   });
 
+  let stopped = false;
   after(async () => {
     for (const p of whoami) await p.stop();
-    await cluster?.stop();
+    if (!stopped) await cluster?.stop();
   });
+  const hostNamespaces = async () => (await listNetns()).filter((n) => n.startsWith(`${cluster.runId}-x`)).sort();
 
   /** The address `host` sees a connection from `pod` come from. */
   async function seenAs(pod: SimPod, host: ExternalHost): Promise<string> {
@@ -138,6 +140,14 @@ describe('routing to and from the world', { timeout: 180_000 }, () => {
     assert.deepEqual(cases.map(([what], i) => `${what}: ${got[i]}`), cases.map(([what, , want]) => `${what}: ${want}`));
   });
 
+  it('refuses hosts outside the documentation ranges or sharing an address, and leaves none of a failed start behind', async () => {
+    const before = await hostNamespaces();
+    assert.equal(before.length, 2);
+    await assert.rejects(cluster.world.addHosts([{ name: 'fine', ip: '192.0.2.7' }, { name: 'pod-net', ip: '10.200.1.9' }]), /pod-net: 10\.200\.1\.9 is not in 192\.0\.2\.0\/24/);
+    await assert.rejects(cluster.world.addHosts([{ name: 'twin', ip: web.ip }]), /203\.0\.113\.10 is already external host web's/);
+    assert.deepEqual(await hostNamespaces(), before);
+  });
+
   it('with --masquerade false the host sees the pod\'s address, replies come back routed, and the chain is gone', async () => {
     for (const node of cluster.nodes) {
       await node.agent.stop();
@@ -154,5 +164,11 @@ describe('routing to and from the world', { timeout: 180_000 }, () => {
       { from: web, to: b, port: 80, protocol: 'TCP' }, // still outside x/b's
     ]);
     assert.deepEqual(got, ['ok', 'ok', 'fail', 'ok', 'fail']);
+  });
+
+  it('stop() removes the world with the cluster: router, hosts, nothing of the run left', async () => {
+    stopped = true;
+    await cluster.stop();
+    assert.deepEqual((await listNetns()).filter((n) => n.startsWith(`${cluster.runId}-`)), []);
   });
 });
