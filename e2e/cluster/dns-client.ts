@@ -10,7 +10,8 @@
 //       (addresses: the answer's A records in their order, CNAMEs followed)
 //       or {name, error} when no answer came back ("timeout", an errno name)
 //   dns-client.ts stream --server IP --names A,B,... [--per-second 20] [--seconds 15] [--port 80] [--timeout-ms 1000]
-//       starts, every 1/per-second s, one lookup of the next name (in turn)
+//       prints {start} (the wall clock, ms), then starts, every 1/per-second s,
+//       one lookup of the next name (in turn)
 //       followed by a TCP connection to the answer's first address on
 //       --port; one JSON line per attempt when it has finished:
 //       {t, name, ok, stage?, reason?, address?, ms} where t is when the
@@ -27,7 +28,7 @@ import dnsPacket from 'dns-packet';
 
 export type Resolution =
   | { name: string; rcode: string; addresses: string[]; ttl: number | undefined }
-  | { name: string; error: string };
+  | { name: string; error: string; port?: number };
 
 const RESEND_MS = 250;
 const RCODES: Record<number, string> = { 0: 'NOERROR', 1: 'FORMERR', 2: 'SERVFAIL', 3: 'NXDOMAIN', 4: 'NOTIMP', 5: 'REFUSED' };
@@ -48,10 +49,18 @@ export function queryA(server: string, name: string, timeoutMs: number): Promise
       socket.close();
       resolve(result);
     };
-    const deadline = setTimeout(() => finish({ name, error: 'timeout' }), timeoutMs);
+    // A lookup that fails says from which port it asked (to find its packets in logs and flows).
+    const port = () => {
+      try {
+        return socket.address().port;
+      } catch {
+        return undefined;
+      }
+    };
+    const deadline = setTimeout(() => finish({ name, error: 'timeout', port: port() }), timeoutMs);
     socket.on('error', (error: NodeJS.ErrnoException) => {
       // An ICMP error on the connected socket (ECONNREFUSED: nothing listens on 53) ends the query, as for an application.
-      finish({ name, error: error.code ?? error.message });
+      finish({ name, error: error.code ?? error.message, port: port() });
     });
     socket.on('message', (message) => {
       let answer: dnsPacket.Packet;
@@ -126,6 +135,7 @@ async function main(): Promise<void> {
     const port = Number(values.port);
     if (list.length === 0 || !(perSecond > 0) || !(seconds > 0)) throw new Error('stream needs --names, a positive --per-second and --seconds');
     const start = performance.now();
+    print({ start: Date.now() });
     const attempts: Array<Promise<void>> = [];
     const total = Math.round(perSecond * seconds);
     for (let i = 0; i < total; i++) {
@@ -141,7 +151,7 @@ async function main(): Promise<void> {
         const address = firstAddress(r);
         const ms = () => Math.round(performance.now() - began);
         if (address === undefined) {
-          print({ t, name, ok: false, stage: 'resolve', reason: 'error' in r ? r.error : r.rcode, ms: ms() });
+          print({ t, name, ok: false, stage: 'resolve', reason: 'error' in r ? r.error : r.rcode, ...('port' in r ? { port: r.port } : {}), ms: ms() });
           return;
         }
         const failed = await connectTcp(address, port, timeoutMs);
