@@ -86,8 +86,12 @@ const schema = z.object({
    * true|false`; default true.
    */
   dnsProxy: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
-  /** The first of the proxy's ports on the node's address, one per DNS server. Default 15053. */
-  dnsProxyPortBase: z.coerce.number().int().min(1024).max(65000).default(15053),
+  /**
+   * The first of the proxy's ports on the node's address, one per DNS server. Default 887:
+   * privileged ports, so that while no proxy runs (until its lease ends) no unprivileged
+   * process on the node can bind them and answer pods' queries.
+   */
+  dnsProxyPortBase: z.coerce.number().int().min(1).max(65000).default(887),
   /**
    * The shortest time a learned address stays allowed, whatever its TTL (Cilium's
    * tofqdns-min-ttl): an answer with TTL 0 must still let the pod connect. Default 2.
