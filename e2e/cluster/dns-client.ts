@@ -17,6 +17,11 @@
 //       {t, name, ok, stage?, reason?, address?, ms} where t is when the
 //       attempt started (ms since the stream started), stage "resolve" or
 //       "connect" says where a failed one failed; then {done: true}.
+//   dns-client.ts hold --server IP --names NAME [--seconds 15] [--port 80] [--interval-ms 500]
+//       resolves NAME, opens one TCP connection to its first address and
+//       sends a byte every --interval-ms (the hosts echo it): {start, address},
+//       then one line per byte {t, ok, rtt?}, ok false when its echo had not
+//       come back by the next byte; then {done: true}.
 //
 // The query is resent every 250 ms until the timeout (datagrams may be
 // lost); the first answer with the query's ID and question counts.
@@ -117,6 +122,7 @@ async function main(): Promise<void> {
       'per-second': { type: 'string', default: '20' },
       seconds: { type: 'string', default: '15' },
       port: { type: 'string', default: '80' },
+      'interval-ms': { type: 'string', default: '500' },
     },
   });
   const [mode, ...names] = positionals;
@@ -162,7 +168,36 @@ async function main(): Promise<void> {
     print({ done: true });
     return;
   }
-  throw new Error(`unknown mode "${mode ?? ''}": resolve or stream`);
+  if (mode === 'hold') {
+    const name = values.names ?? '';
+    const r = await queryA(server, name, timeoutMs);
+    const address = firstAddress(r);
+    if (address === undefined) throw new Error(`${name} did not resolve: ${JSON.stringify(r)}`);
+    const start = Date.now();
+    print({ start, address });
+    const socket = net.connect({ host: address, port: Number(values.port) });
+    await new Promise((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    let pending: number | undefined;
+    socket.on('data', () => {
+      if (pending !== undefined) print({ t: pending - start, ok: true, rtt: Date.now() - pending });
+      pending = undefined;
+    });
+    socket.on('error', () => undefined); // a cut connection shows as echoes that never come
+    const interval = Number(values['interval-ms']);
+    while (Date.now() - start < Number(values.seconds) * 1000) {
+      if (pending !== undefined) print({ t: pending - start, ok: false });
+      pending = Date.now();
+      socket.write('x');
+      await new Promise((resolve) => setTimeout(resolve, interval));
+    }
+    socket.destroy();
+    print({ done: true });
+    return;
+  }
+  throw new Error(`unknown mode "${mode ?? ''}": resolve, stream or hold`);
 }
 
 if (import.meta.main) {

@@ -14,6 +14,8 @@
 // process group), the datapath loader, a child in that group, dies at once:
 // the lease cannot be ended, and queries the datapath still sends to the
 // proxy go unanswered until it runs out (the second test, marked todo).
+// A connection held open past its name's TTL is cut by a restart that lasts
+// longer than the TTL (the third test, marked todo).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { CustomObjectsApi } from '@kubernetes/client-node';
@@ -28,6 +30,8 @@ import { createNamespace, startPods } from '../cluster/workload.ts';
 import { EnforcementTracker } from '../scenario/enforcement.ts';
 
 const NAMES = ['lasting.restart.example', 'brief.restart.example'];
+/** A name whose connection is held open across a restart longer than its TTL. */
+const HELD = 'held.restart.example';
 const PER_SECOND = 20;
 const SECONDS = 15;
 /** When the agent is stopped, in seconds after the stream started. */
@@ -40,11 +44,15 @@ let client: SimPod; // x/a on node-1, whose agent restarts
 
 before(async () => {
   cluster = await startCluster({ nodes: 2 });
-  hosts = await cluster.world.addHosts([{ name: 'web', ip: '203.0.113.50' }, { name: 'db', ip: '198.51.100.50' }]);
+  hosts = await cluster.world.addHosts([{ name: 'web', ip: '203.0.113.50' }, { name: 'db', ip: '198.51.100.50' }, { name: 'held', ip: '192.0.2.50' }]);
   // The DNS server on node-2: node-1's restart stops only the proxy, not the server.
   dns = await startDnsServer(cluster, {
     node: cluster.nodes[1]!,
-    records: [{ name: NAMES[0]!, addresses: ['203.0.113.50'], ttl: 30 }, { name: NAMES[1]!, addresses: ['198.51.100.50'], ttl: 2 }],
+    records: [
+      { name: NAMES[0]!, addresses: ['203.0.113.50'], ttl: 30 },
+      { name: NAMES[1]!, addresses: ['198.51.100.50'], ttl: 2 },
+      { name: HELD, addresses: ['192.0.2.50'], ttl: 2 },
+    ],
   });
   const tracker = new EnforcementTracker();
   tracker.note('Namespace', await createNamespace(cluster, 'x', { 'kubernetes.io/metadata.name': 'x' }));
@@ -126,4 +134,32 @@ test('the agent stopped as the harness stops it (SIGTERM to its process group, i
   const node = client.node;
   const failed = await streamAcrossRestart(t, () => node.agent.stop());
   assert.deepEqual(failed, []);
+});
+
+test('a connection to a learned address, open past its TTL, survives a restart that lasts longer than the TTL', {
+  timeout: 120_000,
+  // Known to fail: the restarted agent restores only addresses whose TTL has not run out (DnsCache.load), without asking
+  // conntrack whether a connection still uses them, and its first sync takes the address out of the maps: the open
+  // connection is cut (every echo after it is lost).
+  todo: 'DnsService.restore() drops expired addresses that open connections still use',
+}, async (t) => {
+  const node = client.node;
+  const hold = execa('nsenter', [nsenterNet(client.netns), NODE_BIN, DNS_CLIENT, 'hold', '--server', dns.ip, '--names', HELD, '--seconds', '14', '--interval-ms', '250'], { reject: false });
+  const started = await new Promise<number>((resolve, reject) => {
+    hold.stdout!.once('data', (chunk: Buffer) => resolve((JSON.parse(String(chunk).split('\n')[0]!) as { start: number }).start));
+    void hold.then((r) => reject(new Error(`the connection ended before it started: ${String(r.stderr)}`)));
+  });
+  // The TTL (2 s) runs out while the connection is open; the old agent keeps the address (in use).
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, started + 4000 - Date.now())));
+  process.kill(node.agent.pid, 'SIGTERM');
+  await node.agent.exited;
+  await new Promise((resolve) => setTimeout(resolve, 3000)); // away longer than the TTL
+  await node.startAgent();
+  const ready = Date.now() - started;
+  const result = await hold;
+  assert.equal(result.exitCode, 0, `the connection failed: ${String(result.stderr)}`);
+  const echoes = String(result.stdout).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { t?: number; ok?: boolean }).filter((e) => e.t !== undefined);
+  const lost = echoes.filter((e) => !e.ok);
+  t.diagnostic(`the new agent was ready ${(ready / 1000).toFixed(2)} s into the connection; ${lost.length} of ${echoes.length} echoes lost${lost.length ? `, the first sent at ${(lost[0]!.t! / 1000).toFixed(2)} s` : ''}`);
+  assert.deepEqual(lost.map((e) => e.t), []);
 });
