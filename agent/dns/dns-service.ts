@@ -20,6 +20,7 @@ import { DnsCache } from './dns-cache.ts';
 import { dnsFlow } from './dns-flow.ts';
 import { dnsAllows } from './dns-policy.ts';
 import { DnsProxy } from './proxy.ts';
+import { UnwrittenNames } from './unwritten-names.ts';
 import type { AnswerFacts } from './dns-message.ts';
 
 export interface DnsServiceOptions {
@@ -63,6 +64,8 @@ export class DnsService {
   #dirty = false;
   /** Peer addresses of the node's open connections, read from conntrack when some learned address is due. */
   #inUse = new Set<string>();
+  /** Names learned whose sync is still writing them, for answers about them that teach nothing new. */
+  readonly #unwritten = new UnwrittenNames();
   #ticking: Promise<void> = Promise.resolve();
   learned = 0;
 
@@ -120,19 +123,31 @@ export class DnsService {
     });
   }
 
-  /** Answers: names some FQDN selector wants are learned; resolves once the maps allow their addresses. */
+  /**
+   * Answers: names some FQDN selector wants are learned; resolves once the maps allow their addresses.
+   * An answer that teaches nothing new still waits while the sync writing an earlier answer's addresses
+   * of one of its names runs (the same name asked twice at once: unwritten-names.ts).
+   */
   async #learn(facts: AnswerFacts): Promise<void> {
     const policy = this.#policy!;
-    let changed = false;
+    const changed: string[] = [];
+    const waits = new Set<Promise<void>>();
     const now = Date.now();
     for (const [name, { addresses, ttl }] of facts.names) {
       if (!policy.compiler.dnsNameWanted(name)) continue;
-      if (this.#cache.learn(name, addresses, ttl, now)) changed = true;
+      if (this.#cache.learn(name, addresses, ttl, now)) changed.push(name);
+      else {
+        const pending = this.#unwritten.pending(name);
+        if (pending) waits.add(pending);
+      }
     }
-    if (changed) {
+    if (changed.length > 0) {
       this.learned++;
-      await policy.syncNow();
+      const sync = policy.syncNow();
+      this.#unwritten.writing(changed, sync);
+      waits.add(sync);
     }
+    await Promise.all(waits);
   }
 
   /** Upstreams follow the DNS servers' pods; the lease is renewed; names expire; the cache is saved when it changed. */
