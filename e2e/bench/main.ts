@@ -4,6 +4,7 @@ import { benchApplyLatency } from './apply-latency.ts';
 import { benchCni } from './cni.ts';
 import { benchCompile } from './compile.ts';
 import { benchDns } from './dns.ts';
+import { benchDnsFirst } from './dns-first.ts';
 import { benchFlows } from './flows.ts';
 import { benchPacket } from './packet.ts';
 import { benchPrefilter } from './prefilter.ts';
@@ -18,6 +19,7 @@ const benchmarks: Record<string, { about: string; run: () => Promise<void> }> = 
   sync: { about: "the agent's sync at ~1M policy entries: a no-op event, a one-policy change, a new pod, vs. the whole-node plan", run: () => benchSync() },
   flows: { about: 'flow events from pal_to_pod through palisade-flow-reader into the agent pipeline: events/s with no loss (and with a follower), per-packet cost vs events off, memory, packet-to-follower latency', run: () => benchFlows() },
   dns: { about: 'DNS latency the proxy adds (p50/p99 vs direct, known and fresh names), and memory/time of 100k learned names with 10k FQDN-selected pods', run: () => benchDns() },
+  'dns-first': { about: 'first TCP connection right after resolving each of 1,000 fresh names through the DNS proxy (toFQDNs-only egress): success rate, resolve/connect p50/p99, vs. 100 addresses no rule allows', run: () => benchDnsFirst() },
   throughput: { about: 'pod-to-pod TCP and 64-byte UDP on one node with 10k policy entries vs. no programs attached', run: () => benchThroughput() },
   prefilter: { about: 'a UDP flood from a denied range to a pod through the uplink: packets/s dropped by the XDP prefilter vs. by the tc programs alone', run: () => benchPrefilter() },
 };

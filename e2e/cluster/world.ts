@@ -38,6 +38,14 @@ const HOST_GATEWAY = '169.254.0.1';
 export interface ExternalHostWanted {
   name: string;
   ip: string;
+  /**
+   * More addresses the host answers on, whole ranges at once (CIDRs in 198.18.0.0/15,
+   * RFC 2544's benchmarking range, which nothing else here uses): an AnyIP route
+   * (`local RANGE dev lo`) in its namespace, and a route to it via the host at the
+   * router. The nodes do not route them: whoever uses them adds
+   * `RANGE via WORLD_ROUTER_ADDRESS` in the nodes' namespaces.
+   */
+  ranges?: readonly string[];
 }
 
 export interface ExternalHost extends ExternalHostWanted {
@@ -60,6 +68,19 @@ export interface World {
 
 const ip = (netns: string, args: string[]) => execa('ip', ['-n', netns, ...args]);
 
+/** Where external hosts' extra ranges (ExternalHostWanted.ranges) may lie: RFC 2544's benchmarking range. */
+export const BENCHMARK_RANGE = '198.18.0.0/15';
+
+/** Whether `cidr` is an IPv4 CIDR (its network address) inside BENCHMARK_RANGE. */
+function inBenchmarkRange(cidr: string): boolean {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr);
+  if (!m || m.slice(1, 5).some((o) => Number(o) > 255)) return false;
+  const len = Number(m[5]);
+  const addr = m.slice(1, 5).reduce((a, o) => a * 256 + Number(o), 0);
+  const size = 2 ** (32 - len);
+  return len >= 15 && len <= 32 && addr % size === 0 && addr >= 198 * 2 ** 24 + 18 * 2 ** 16 && addr + size <= 198 * 2 ** 24 + 20 * 2 ** 16;
+}
+
 export async function createWorld(opts: { runId: string; runDir: string; underlay: Underlay }): Promise<World> {
   const routerNetns = `${opts.runId}-w`;
   const hosts = new Set<ExternalHost>();
@@ -78,6 +99,9 @@ export async function createWorld(opts: { runId: string; runDir: string; underla
 
   async function addHost(wanted: ExternalHostWanted): Promise<ExternalHost> {
     if (!inWorldRanges(wanted.ip)) throw new Error(`external host ${wanted.name}: ${wanted.ip} is not in ${WORLD_RANGES.join(', ')}`);
+    for (const range of wanted.ranges ?? []) {
+      if (!inBenchmarkRange(range)) throw new Error(`external host ${wanted.name}: range ${range} is not a CIDR in ${BENCHMARK_RANGE}`);
+    }
     const k = ++counter;
     const netns = `${opts.runId}-x${k}`;
     const port = `h${k}`;
@@ -91,6 +115,10 @@ export async function createWorld(opts: { runId: string; runDir: string; underla
       await ip(netns, ['route', 'add', HOST_GATEWAY, 'dev', 'eth0', 'scope', 'link']);
       await ip(netns, ['route', 'add', 'default', 'via', HOST_GATEWAY, 'dev', 'eth0']);
       await ip(routerNetns, ['route', 'add', `${wanted.ip}/32`, 'dev', port]);
+      for (const range of wanted.ranges ?? []) {
+        await ip(netns, ['route', 'add', 'local', range, 'dev', 'lo']);
+        await ip(routerNetns, ['route', 'add', range, 'via', wanted.ip, 'dev', port]);
+      }
       const server = await startProcess({
         name: `external host ${wanted.name}`,
         command: programs.podserver,
