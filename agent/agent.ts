@@ -276,6 +276,9 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
     ),
     async stop() {
       stopping = true;
+      // First the DNS proxy's lease: from now on queries go straight to their servers.
+      await dnsStarted;
+      await dns?.stop();
       await new Promise((resolve) => server.close(resolve));
       await nodeWatch.stop();
       await routes.idle();
@@ -287,8 +290,6 @@ export async function startAgent(config: AgentConfig, log: (line: string) => voi
         flowServer.closeAllConnections(); // followers stream until closed
         await closed;
       }
-      await dnsStarted;
-      await dns?.stop();
       await flows.stop();
       await flowExport?.close();
       await policy.stop();

@@ -169,8 +169,9 @@ export class PolicySync {
 
   static async start(options: PolicySyncOptions): Promise<PolicySync> {
     const sync = new PolicySync(options);
-    await options.beforeFirstSync?.(sync.#compiler);
     const loaded = await sync.#loadDatapath();
+    // The maps are open (conntrack included) and nothing is written yet.
+    await options.beforeFirstSync?.(sync.#compiler);
     await options.prefilter?.load();
     await sync.#watch();
     sync.#listed = true;

@@ -51,6 +51,11 @@ test('dns cache: saved and loaded across a restart, expired entries and garbage 
     assert.equal(await next.c.load(file, 50_000), 1);
     assert.deepEqual([...next.c.entries()], [['b.example.com', ['203.0.113.11']]]);
     assert.deepEqual(next.applied, [['b.example.com', ['203.0.113.11']]]);
+    // Expired while no agent ran, but a connection still uses it: kept (and due, so asked again).
+    const inUse = cache();
+    assert.equal(await inUse.c.load(file, 50_000, (a) => a === '203.0.113.10'), 2);
+    assert.deepEqual([...inUse.c.entries()].map(([n]) => n).sort(), ['a.example.com', 'b.example.com']);
+    assert.equal(inUse.c.due(50_000), true);
     await writeFile(file, '{"version":1,"names":{"x":[["1.2.3.4","soon"]],"y":7}}');
     assert.equal(await cache().c.load(file, 0), 0);
     await writeFile(file, 'not json');

@@ -98,9 +98,10 @@ export class DnsCache {
 
   /**
    * Reads a saved cache (absent or unreadable: nothing) and applies what has
-   * not expired at `now`; returns the number of addresses restored.
+   * not expired at `now`, or has but a connection still uses; returns the
+   * number of addresses restored.
    */
-  async load(file: string, now: number): Promise<number> {
+  async load(file: string, now: number, inUse: (address: string) => boolean = () => false): Promise<number> {
     let saved: Saved;
     try {
       saved = JSON.parse(await readFile(file, 'utf8')) as Saved;
@@ -113,8 +114,10 @@ export class DnsCache {
       if (!Array.isArray(list)) continue;
       const m = new Map<string, number>();
       for (const item of list) {
-        if (!Array.isArray(item) || typeof item[0] !== 'string' || typeof item[1] !== 'number' || item[1] <= now) continue;
-        m.set(item[0], Math.min(item[1], now + this.#o.maxTtlSeconds * 1000));
+        if (!Array.isArray(item) || typeof item[0] !== 'string' || typeof item[1] !== 'number') continue;
+        // Expired while no agent ran: kept only while a connection uses it (due, so asked again from the next expiry).
+        if (item[1] <= now && !inUse(item[0])) continue;
+        m.set(item[0], Math.min(Math.max(item[1], now), now + this.#o.maxTtlSeconds * 1000));
       }
       if (m.size === 0) continue;
       this.#names.set(name, m);

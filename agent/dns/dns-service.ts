@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { Flow } from '../../lib/flow.ts';
 import type { Compiler } from '../../policy/compile.ts';
 import type { Loader } from '../../datapath/loader-client.ts';
-import { ct4Key } from '../../datapath/abi.ts';
+import { ct4Key, ctValue, DIRECTION } from '../../datapath/abi.ts';
 import { DnsRedirect, planDnsProxy } from '../dns-redirect.ts';
 import { DnsCache } from './dns-cache.ts';
 import { dnsFlow } from './dns-flow.ts';
@@ -85,7 +85,8 @@ export class DnsService {
 
   /** Before the agent's first sync: the names the last run learned, into the compiler. */
   async restore(compiler: Compiler): Promise<void> {
-    const restored = await this.#cache.load(this.#file, Date.now());
+    const inUse = await this.#peersInUse().catch(() => new Set<string>());
+    const restored = await this.#cache.load(this.#file, Date.now(), (a) => inUse.has(a));
     for (const [name, addresses] of this.#cache.entries()) compiler.setDnsName(name, addresses);
     if (restored > 0) this.#o.log(`dns: restored ${restored} learned addresses of ${this.#cache.entries().size} names`);
   }
@@ -186,13 +187,28 @@ export class DnsService {
     // a connection opened a moment ago counts), so expiry never cuts one.
     const now = Date.now();
     if (this.#cache.due(now)) {
-      this.#inUse = new Set((await this.#o.loader.dump('pal_ct4')).map((e) => ct4Key.decode(e.key).peerAddr));
+      this.#inUse = await this.#peersInUse();
       if (this.#cache.expire(now).length > 0) this.#policy!.request();
     }
     if (this.#dirty) {
       this.#dirty = false;
       await this.#cache.save(this.#file).catch((error: unknown) => this.#o.log(`dns: cannot save learned names: ${(error as Error).message}`));
     }
+  }
+
+  /**
+   * The peers of the connections pods opened that are still open (conntrack:
+   * opened at the egress hook, no FIN or RST seen, not revoked): what a
+   * learned address must stay for. Connections into pods, or closed ones,
+   * keep nothing alive.
+   */
+  async #peersInUse(): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const e of await this.#o.loader.dump('pal_ct4')) {
+      const v = ctValue.decode(e.value);
+      if (v.origin === DIRECTION.EGRESS && !v.closing && !v.revoked) out.add(ct4Key.decode(e.key).peerAddr);
+    }
+    return out;
   }
 
   get malformed(): number {

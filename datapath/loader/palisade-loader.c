@@ -1294,6 +1294,12 @@ int main(int argc, char **argv)
 
 	verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
 	signal(SIGPIPE, SIG_IGN); /* a gone agent shows as a failed write */
+	/* A stop signal to the agent's process group (a supervisor's, a Ctrl-C)
+	 * must not end the loader before the agent has used it to stop: it ends
+	 * the DNS proxy's lease through us, for one. We exit when the agent
+	 * closes stdin, or dies (which closes it too). */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
 	libbpf_set_print(print_libbpf);
 	possible_cpus = libbpf_num_possible_cpus();
 	if (possible_cpus < 0) {

@@ -11,11 +11,12 @@
 // pod's main process), the agent ends the DNS proxy's lease first: queries go
 // straight to the DNS server until the next agent's proxy holds it, and
 // nothing fails. Stopped as the harness stops its processes (SIGTERM to the
-// process group), the datapath loader, a child in that group, dies at once:
-// the lease cannot be ended, and queries the datapath still sends to the
-// proxy go unanswered until it runs out (the second test, marked todo).
-// A connection held open past its name's TTL is cut by a restart that lasts
-// longer than the TTL (the third test, marked todo).
+// process group), the datapath loader, a child in that group, ignores the
+// signal and serves the agent until it closes: the lease is ended the same
+// way (it once died at once, and the lease ran on with no proxy). A
+// connection held open past its name's TTL survives a restart that lasts
+// longer than the TTL: the new agent restores an expired address that an
+// open connection still uses (conntrack).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { CustomObjectsApi } from '@kubernetes/client-node';
@@ -127,9 +128,6 @@ test('the agent stopped as a container runtime stops it (SIGTERM to the agent al
 
 test('the agent stopped as the harness stops it (SIGTERM to its process group, its datapath loader included) and started again: no lookup or connection fails', {
   timeout: 120_000,
-  // Known to fail: the loader dies of the group's SIGTERM at once, so the stopping agent cannot end the DNS proxy's
-  // lease, and pods' queries go to a proxy that is stopping or gone until the lease runs out (up to 3 s).
-  todo: 'the datapath loader dies with the agent\'s process group before DnsService.stop() ends the lease',
 }, async (t) => {
   const node = client.node;
   const failed = await streamAcrossRestart(t, () => node.agent.stop());
@@ -138,10 +136,6 @@ test('the agent stopped as the harness stops it (SIGTERM to its process group, i
 
 test('a connection to a learned address, open past its TTL, survives a restart that lasts longer than the TTL', {
   timeout: 120_000,
-  // Known to fail: the restarted agent restores only addresses whose TTL has not run out (DnsCache.load), without asking
-  // conntrack whether a connection still uses them, and its first sync takes the address out of the maps: the open
-  // connection is cut (every echo after it is lost).
-  todo: 'DnsService.restore() drops expired addresses that open connections still use',
 }, async (t) => {
   const node = client.node;
   const hold = execa('nsenter', [nsenterNet(client.netns), NODE_BIN, DNS_CLIENT, 'hold', '--server', dns.ip, '--names', HELD, '--seconds', '14', '--interval-ms', '250'], { reject: false });
