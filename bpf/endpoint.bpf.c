@@ -59,19 +59,6 @@ static __always_inline __u32 policy_revision(void)
 	return cfg ? cfg->policy_revision : 0;
 }
 
-/* Exact entries first: pods and nodes are the common peers, and a hash
- * lookup costs the same at any map size; the LPM trie only for the rest. */
-static __always_inline __u32 peer_identity(__u32 addr)
-{
-	struct ipcache_value *v = bpf_map_lookup_elem(&pal_ipcache4, &addr);
-	struct ipcache_key k = { .prefixlen = PAL_IPCACHE_V4_FULL, .family = PAL_AF_INET };
-
-	if (v)
-		return v->identity;
-	__builtin_memcpy(k.addr, &addr, sizeof(addr));
-	v = bpf_map_lookup_elem(&pal_ipcache, &k);
-	return v ? v->identity : PAL_ID_WORLD;
-}
 
 /* What a policy decision looks at: the direction whose policy applies, the
  * peer, and the protocol and destination port of the connection's opening
@@ -287,7 +274,7 @@ static __always_inline __u32 evaluate(const struct endpoint_info *ep,
 	*rule = 0;
 	if (!(flags & (PAL_EP_ENFORCED(dir) | PAL_EP_DENY(dir))))
 		return PAL_PASS_UNSELECTED;
-	id = peer_identity(c->peer);
+	id = pal_peer_identity(c->peer);
 	if ((flags & PAL_EP_DENY(dir)) && deny_matches(endpoint_id, flags, id, c, rule))
 		return PAL_DROP_POLICY_DENY;
 	if (!(flags & PAL_EP_ENFORCED(dir)))
@@ -1033,7 +1020,7 @@ static __always_inline void report(struct __sk_buff *skb, const __u8 dir, const 
 	peer = in ? e.saddr : e.daddr;
 	ep = endpoint_of(skb);
 	own = ep ? ep->identity : 0;
-	peer_id = peer_identity(peer);
+	peer_id = pal_peer_identity(peer);
 	e.src_identity = in ? peer_id : own;
 	e.dst_identity = in ? own : peer_id;
 	if (drop)
@@ -1180,7 +1167,7 @@ __noinline int report_idle(const struct ct4_key *key, const struct ct_value *v)
 		.type = PAL_FLOW_END,
 		.flags = PAL_FLOWF_IDLE,
 	};
-	__u32 own = ep ? ep->identity : 0, peer_id = peer_identity(key->peer_addr);
+	__u32 own = ep ? ep->identity : 0, peer_id = pal_peer_identity(key->peer_addr);
 	bool in = v->origin == PAL_DIR_INGRESS;
 
 	outcome_tuple(&o, key, v->origin);

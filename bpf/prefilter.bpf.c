@@ -54,19 +54,6 @@ struct pf_pkt {
 	__u8 first_fragment;
 };
 
-/* The identity the tc programs give a peer address (endpoint.bpf.c). */
-static __always_inline __u32 pf_identity(__u32 addr)
-{
-	struct ipcache_value *v = bpf_map_lookup_elem(&pal_ipcache4, &addr);
-	struct ipcache_key k = { .prefixlen = PAL_IPCACHE_V4_FULL, .family = PAL_AF_INET };
-
-	if (v)
-		return v->identity;
-	__builtin_memcpy(k.addr, &addr, sizeof(addr));
-	v = bpf_map_lookup_elem(&pal_ipcache, &k);
-	return v ? v->identity : PAL_ID_WORLD;
-}
-
 /* Whether every pod of the node denies the source; *rule: the deny rule. */
 static __always_inline bool denied_source(const struct prefilter_config *cfg, __u32 saddr, __u32 *rule)
 {
@@ -77,7 +64,7 @@ static __always_inline bool denied_source(const struct prefilter_config *cfg, __
 		*rule = v->rule_id;
 		return true;
 	}
-	if (!(cfg->flags & PAL_PREFILTER_WORLD) || pf_identity(saddr) != PAL_ID_WORLD)
+	if (!(cfg->flags & PAL_PREFILTER_WORLD) || pal_peer_identity(saddr) != PAL_ID_WORLD)
 		return false;
 	*rule = cfg->world_rule;
 	return true;
@@ -119,7 +106,7 @@ static __always_inline void report(const struct pf_pkt *p, __u32 ifindex, __u32 
 	e.daddr = p->daddr;
 	e.sport = p->sport;
 	e.dport = p->dport;
-	e.src_identity = pf_identity(p->saddr);
+	e.src_identity = pal_peer_identity(p->saddr);
 	dst = bpf_map_lookup_elem(&pal_ipcache4, &daddr);
 	e.dst_identity = dst ? dst->identity : 0;
 	e.rule_id = rule;

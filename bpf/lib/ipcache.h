@@ -89,6 +89,21 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } pal_ipcache SEC(".maps");
+
+/* A peer address's identity, as every program judges it. Exact entries
+ * first: pods and nodes are the common peers, and a hash lookup costs the
+ * same at any map size; the LPM trie only for the rest; else world. */
+static __always_inline __u32 pal_peer_identity(__u32 addr)
+{
+	struct ipcache_value *v = bpf_map_lookup_elem(&pal_ipcache4, &addr);
+	struct ipcache_key k = { .prefixlen = PAL_IPCACHE_V4_FULL, .family = PAL_AF_INET };
+
+	if (v)
+		return v->identity;
+	__builtin_memcpy(k.addr, &addr, sizeof(addr));
+	v = bpf_map_lookup_elem(&pal_ipcache, &k);
+	return v ? v->identity : PAL_ID_WORLD;
+}
 #endif
 
 #endif
