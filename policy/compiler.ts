@@ -304,11 +304,6 @@ export class Compiler {
     this.fqdn.setName(name, addresses);
   }
 
-  /** The learned names with their addresses. */
-  dnsNames(): Map<string, readonly string[]> {
-    return this.fqdn.names();
-  }
-
   /** The learned names that resolve to an address (a flow's FQDN explanation). */
   dnsNamesOf(address: string): readonly string[] {
     return this.fqdn.namesOf(address);

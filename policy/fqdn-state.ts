@@ -112,11 +112,6 @@ export class FqdnState {
     this.#recompute(touched);
   }
 
-  /** The learned names, with their addresses. */
-  names(): Map<string, readonly string[]> {
-    return new Map([...this.#names].map(([n, r]) => [n, r.addresses]));
-  }
-
   /** Whether some policy's FQDN selector matches the name (only such names are worth learning). */
   wanted(rawName: string): boolean {
     const name = normalizeName(rawName);

@@ -67,7 +67,6 @@ export class DnsService {
   /** Names learned whose sync is still writing them, for answers about them that teach nothing new. */
   readonly #unwritten = new UnwrittenNames();
   #ticking: Promise<void> = Promise.resolve();
-  learned = 0;
 
   constructor(options: DnsServiceOptions) {
     this.#o = options;
@@ -143,7 +142,6 @@ export class DnsService {
       }
     }
     if (changed.length > 0) {
-      this.learned++;
       const sync = policy.syncNow();
       this.#unwritten.writing(changed, sync);
       waits.add(sync);
@@ -211,9 +209,6 @@ export class DnsService {
     return out;
   }
 
-  get malformed(): number {
-    return this.#proxy?.malformed ?? 0;
-  }
 
   /** The lease ends first (queries go straight to their upstreams), then the proxy stops; the names are saved. */
   async stop(): Promise<void> {
